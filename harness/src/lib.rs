@@ -1,0 +1,1 @@
+//! famfs FUSE test harness library.
