@@ -1,1 +1,33 @@
-//! placeholder
+//! Wire formats for testing famfs over FUSE: FUSE message layouts, the
+//! famfs fmap and daxdev messages, protocol profiles for the famfs kernel
+//! versions, and a model of how the kernel judges an fmap.
+//!
+//! Pure data and byte conversion: no files, sockets or system calls.
+//!
+//! - [`abi`]: fixed-size FUSE/famfs structs, opcodes, INIT flags, reply
+//!   and notification framing, directory records.
+//! - [`profile`]: per-kernel numbers (capability bit, famfs opcodes,
+//!   limits), chosen by name or given explicitly.
+//! - [`fmap`]: typed fmap model, encoder, lenient decoder, raw builder.
+//! - [`verdict`]: what the kernel does with a GET_FMAP / GET_DAXDEV reply.
+//! - [`describe`]: readable dump of fmap bytes.
+//! - [`errno`]: Linux errno numbers.
+
+// The workspace's minimum Rust (1.85) predates `u64::is_multiple_of`.
+#![allow(clippy::manual_is_multiple_of)]
+
+pub mod abi;
+pub mod describe;
+pub mod errno;
+pub mod fmap;
+pub mod profile;
+pub mod verdict;
+
+pub use abi::{AbiError, DaxdevOut, Opcode, OpKind, Wire};
+pub use describe::describe;
+pub use fmap::{DecodeError, Decoded, Extents, Fmap, InterleavedExtent, RawFmap, SimpleExtent};
+pub use profile::{CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile};
+pub use verdict::{
+    daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict, FmapSummary,
+    Rejection, Rule, Unchecked, Verdict,
+};

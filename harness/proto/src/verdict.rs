@@ -1,0 +1,587 @@
+//! What a famfs kernel does with a GET_FMAP or GET_DAXDEV reply, as a pure
+//! function of the profile and the bytes.
+//!
+//! The fmap rules follow the V10 table, checked in this order:
+//!
+//! 1. reply longer than the kernel's buffer: refused by /dev/fuse
+//!    ([`Verdict::ReplyRejected`]: write() EINVAL, open() EIO);
+//! 2. payload under 32 bytes: EINVAL;
+//! 3. (`fmap_size` profiles) `fmap_size` beyond the payload: retry with a
+//!    bigger buffer ([`Verdict::Retry`]), or EFBIG above the retry limit;
+//! 4. `nextents` 0 or above the profile's maximum: ERANGE;
+//! 5. `ext_type` not SIMPLE/INTERLEAVE, or INTERLEAVE where the profile has
+//!    none: EINVAL;
+//! 6. extent by extent, in wire order: the record must be inside the
+//!    payload; an interleaved header needs `chunk_size` a multiple of the
+//!    alignment, `nbytes` non-zero and `nstrips` in 1..=max, then each of its
+//!    strips is checked like a simple extent; a simple extent or strip needs
+//!    `devindex` below the profile's limit and `offset`, `len` aligned
+//!    (all EINVAL);
+//! 7. the sum of extent lengths (`nbytes` for interleaved extents, added
+//!    with 64-bit wrap-around) at least `file_size`: EINVAL.
+//!
+//! Only the errno is observable from user space; the [`Rule`] is the
+//! model's account of which check fired first.
+//!
+//! Not checked (accepted, and listed as [`Unchecked`] notes in the
+//! summary): `fmap_version`, `file_type`, reserved fields, trailing bytes,
+//! `file_size` of 2^63 or more, `offset + len` wrapping, overlapping
+//! extents, `chunk_size` 0 (it is a multiple of anything), zero-length
+//! extents, strips shorter in total than `nbytes`, and (`fmap_size`
+//! profiles) an `fmap_size` that differs from the payload without exceeding
+//! it. Extents past the end of the device are not checked either but need
+//! the device size, which this crate does not know.
+
+use crate::abi::{DaxdevOut, FmapHeader, FmapInterleaveExt, FmapSimpleExt, Wire};
+use crate::errno::{EINVAL, EIO, ERANGE, EFBIG};
+use crate::fmap::{EXT_INTERLEAVE, EXT_SIMPLE, FMAP_VERSION, HEADER_SIZE, RECORD_SIZE};
+use crate::profile::Profile;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A validation rule of the kernel's fmap parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Payload shorter than the 32-byte header.
+    ShortHeader,
+    /// `fmap_size` above the profile's retry limit (EFBIG).
+    FmapTooBig,
+    /// `nextents` is 0 or above `max_extents` (ERANGE).
+    ExtentCount,
+    /// `ext_type` is neither SIMPLE nor INTERLEAVE.
+    ExtType,
+    /// INTERLEAVE under a profile without interleaving.
+    InterleaveUnsupported,
+    /// An extent, interleaved header or strip runs past the payload.
+    PastPayload,
+    /// `chunk_size` not a multiple of the alignment.
+    ChunkSize,
+    /// Interleaved extent with `nbytes` 0.
+    ZeroNbytes,
+    /// `nstrips` 0 or above `max_strips`.
+    StripCount,
+    /// `devindex` at or above the profile's limit. (For values of 32 or
+    /// more the V10 kernel shifts by the index before this check: weak
+    /// spot 3.)
+    DevIndex,
+    /// `offset` not aligned.
+    MisalignedOffset,
+    /// `len` not aligned.
+    MisalignedLen,
+    /// Extent lengths add up to less than `file_size`.
+    ShortOfFileSize,
+}
+
+impl Rule {
+    /// The errno open() sees when this rule fires.
+    pub fn errno(self) -> i32 {
+        match self {
+            Rule::ExtentCount => ERANGE,
+            Rule::FmapTooBig => EFBIG,
+            _ => EINVAL,
+        }
+    }
+
+    /// Stable kebab-case name (for reports and scenario files).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::ShortHeader => "short-header",
+            Rule::FmapTooBig => "fmap-too-big",
+            Rule::ExtentCount => "extent-count",
+            Rule::ExtType => "ext-type",
+            Rule::InterleaveUnsupported => "interleave-unsupported",
+            Rule::PastPayload => "past-payload",
+            Rule::ChunkSize => "chunk-size",
+            Rule::ZeroNbytes => "zero-nbytes",
+            Rule::StripCount => "strip-count",
+            Rule::DevIndex => "devindex",
+            Rule::MisalignedOffset => "misaligned-offset",
+            Rule::MisalignedLen => "misaligned-len",
+            Rule::ShortOfFileSize => "short-of-file-size",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An extent, or a strip of an interleaved extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Place {
+    pub extent: u32,
+    pub strip: Option<u32>,
+}
+
+impl Place {
+    fn extent(extent: u32) -> Self {
+        Place { extent, strip: None }
+    }
+    fn strip(extent: u32, strip: u32) -> Self {
+        Place { extent, strip: Some(strip) }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.strip {
+            None => write!(f, "extent {}", self.extent),
+            Some(s) => write!(f, "extent {} strip {}", self.extent, s),
+        }
+    }
+}
+
+/// Why the kernel refuses an fmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Positive errno that open() returns.
+    pub errno: i32,
+    pub rule: Rule,
+    /// Byte offset of the offending field (for `PastPayload`: of the
+    /// record that does not fit).
+    pub offset: usize,
+    /// The extent or strip concerned, if any.
+    pub place: Option<Place>,
+    /// The offending value (for `PastPayload` and `ShortHeader`: the
+    /// payload length; for `ShortOfFileSize`: the sum of lengths).
+    pub value: u64,
+}
+
+/// Something the kernel accepted without checking; each one is a
+/// condition a fault-injecting case may want to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Unchecked {
+    /// `fmap_version` other than 1.
+    FmapVersion(u16),
+    /// `file_type` other than REG, SUPERBLOCK, LOG.
+    FileType(u8),
+    /// A non-zero reserved field at `offset`.
+    Reserved { offset: usize, value: u64 },
+    /// Bytes after the last record.
+    TrailingBytes { offset: usize, count: usize },
+    /// `fmap_size` that differs from the payload length (but does not
+    /// exceed it, which would have caused a retry).
+    FmapSizeMismatch { fmap_size: u32, len: usize },
+    /// `file_size` of 2^63 or more (weak spot 7).
+    HugeFileSize(u64),
+    /// `offset + len` wraps around 2^64 (weak spot 7).
+    Overflow { place: Place, offset: u64, len: u64 },
+    /// Two ranges on one device overlap (weak spot 9).
+    Overlap { devindex: u32, first: Place, second: Place },
+    /// Interleaved extent with `chunk_size` 0 (weak spot 1).
+    ChunkSizeZero { extent: u32 },
+    /// Extent or strip of length 0.
+    ZeroLength { place: Place },
+    /// An interleaved extent whose strips hold fewer bytes than `nbytes`,
+    /// so some file offsets map past the end of a strip (weak spot 7).
+    StripsShort { extent: u32, nbytes: u64, strips_total: u64 },
+}
+
+impl fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unchecked::FmapVersion(v) => write!(f, "fmap_version {v} (not 1)"),
+            Unchecked::FileType(t) => write!(f, "file_type {t} (undefined)"),
+            Unchecked::Reserved { offset, value } => {
+                write!(f, "reserved field at offset {offset} is {value:#x}")
+            }
+            Unchecked::TrailingBytes { offset, count } => {
+                write!(f, "{count} trailing bytes at offset {offset}")
+            }
+            Unchecked::FmapSizeMismatch { fmap_size, len } => {
+                write!(f, "fmap_size {fmap_size} but payload is {len} bytes")
+            }
+            Unchecked::HugeFileSize(s) => write!(f, "file_size {s:#x} is 2^63 or more"),
+            Unchecked::Overflow { place, offset, len } => {
+                write!(f, "{place}: offset {offset:#x} + len {len:#x} wraps")
+            }
+            Unchecked::Overlap { devindex, first, second } => {
+                write!(f, "{first} and {second} overlap on device {devindex}")
+            }
+            Unchecked::ChunkSizeZero { extent } => write!(f, "extent {extent}: chunk_size 0"),
+            Unchecked::ZeroLength { place } => write!(f, "{place}: length 0"),
+            Unchecked::StripsShort { extent, nbytes, strips_total } => write!(
+                f,
+                "extent {extent}: strips hold {strips_total:#x} bytes, nbytes is {nbytes:#x}"
+            ),
+        }
+    }
+}
+
+/// What an accepted fmap gives the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FmapSummary {
+    pub ext_type: u32,
+    pub nextents: u32,
+    /// Becomes the inode's i_size.
+    pub file_size: u64,
+    /// Sum of extent lengths (wrapping).
+    pub total_len: u64,
+    /// Device indices referenced, ascending: the kernel sends GET_DAXDEV
+    /// for each one it does not know yet.
+    pub devices: Vec<u32>,
+    /// Bytes covered by header and records.
+    pub consumed: usize,
+    /// Accepted oddities, in the order they were found.
+    pub unchecked: Vec<Unchecked>,
+}
+
+/// The kernel's reaction to one GET_FMAP reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// The fmap is installed; open() succeeds.
+    Accept(FmapSummary),
+    /// The fmap is refused; open() fails with `errno`.
+    Reject(Rejection),
+    /// The reply does not fit the kernel's buffer: the server's write()
+    /// fails with EINVAL and the request completes with EIO (open() EIO).
+    ReplyRejected { len: usize, limit: usize },
+    /// `fmap_size` exceeds the reply: the kernel asks again with a buffer
+    /// of `fmap_size` bytes (see [`kernel_verdict_retry`]).
+    Retry { fmap_size: u32 },
+}
+
+impl Verdict {
+    pub fn is_accept(&self) -> bool {
+        matches!(self, Verdict::Accept(_))
+    }
+
+    /// Errno open() returns, or `None` if it succeeds or the exchange is
+    /// not over (retry).
+    pub fn open_errno(&self) -> Option<i32> {
+        match self {
+            Verdict::Accept(_) | Verdict::Retry { .. } => None,
+            Verdict::Reject(r) => Some(r.errno),
+            Verdict::ReplyRejected { .. } => Some(EIO),
+        }
+    }
+
+    /// Errno of the server's write() of the reply, if it fails.
+    pub fn write_errno(&self) -> Option<i32> {
+        match self {
+            Verdict::ReplyRejected { .. } => Some(EINVAL),
+            _ => None,
+        }
+    }
+
+    /// The rule that fired, for fmap rejections.
+    pub fn rule(&self) -> Option<Rule> {
+        self.rejection().map(|r| r.rule)
+    }
+
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Verdict::Reject(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn summary(&self) -> Option<&FmapSummary> {
+        match self {
+            Verdict::Accept(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Short name of the outcome: `accept`, `retry`, `reply-too-long`, or
+    /// the rule name.
+    pub fn outcome_name(&self) -> &'static str {
+        match self {
+            Verdict::Accept(_) => "accept",
+            Verdict::Retry { .. } => "retry",
+            Verdict::ReplyRejected { .. } => "reply-too-long",
+            Verdict::Reject(r) => r.rule.as_str(),
+        }
+    }
+}
+
+fn errno_label(e: i32) -> String {
+    format!("{} ({e})", crate::errno::errno_name(e).unwrap_or("?"))
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept(s) => write!(
+                f,
+                "ACCEPT: {} extent(s), file_size {:#x}, devices {:?}",
+                s.nextents, s.file_size, s.devices
+            ),
+            Verdict::Reject(r) => {
+                write!(f, "REJECT {} by rule {}", errno_label(r.errno), r.rule)?;
+                if let Some(p) = r.place {
+                    write!(f, " at {p}")?;
+                }
+                write!(f, " (offset {}, value {:#x})", r.offset, r.value)
+            }
+            Verdict::ReplyRejected { len, limit } => write!(
+                f,
+                "REPLY REJECTED: {len} bytes > {limit}: write() {}, open() {}",
+                errno_label(EINVAL),
+                errno_label(EIO)
+            ),
+            Verdict::Retry { fmap_size } => {
+                write!(f, "RETRY: kernel asks again with a {fmap_size}-byte buffer")
+            }
+        }
+    }
+}
+
+/// The kernel's reaction to the first GET_FMAP reply payload `bytes`.
+pub fn kernel_verdict(profile: &Profile, bytes: &[u8]) -> Verdict {
+    judge(profile, bytes, profile.max_reply as usize, true)
+}
+
+/// The kernel's reaction to the reply of its single retry, made with a
+/// buffer of `buffer_size` bytes (the first reply's `fmap_size`). There is
+/// no further retry: the payload is parsed as it is.
+pub fn kernel_verdict_retry(profile: &Profile, buffer_size: u32, bytes: &[u8]) -> Verdict {
+    judge(profile, bytes, buffer_size as usize, false)
+}
+
+/// A whole GET_FMAP exchange: the first reply and, if the kernel retries,
+/// the second. Stays `Retry` when a retry is due but `second` is `None`.
+pub fn judge_exchange(profile: &Profile, first: &[u8], second: Option<&[u8]>) -> Verdict {
+    match (kernel_verdict(profile, first), second) {
+        (Verdict::Retry { fmap_size }, Some(b)) => kernel_verdict_retry(profile, fmap_size, b),
+        (v, _) => v,
+    }
+}
+
+fn reject(rule: Rule, offset: usize, place: Option<Place>, value: u64) -> Verdict {
+    Verdict::Reject(Rejection { errno: rule.errno(), rule, offset, place, value })
+}
+
+/// A device range seen while checking, for the overlap scan.
+struct Range {
+    devindex: u32,
+    start: u64,
+    end: u64,
+    place: Place,
+}
+
+fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
+    if b.len() > limit {
+        return Verdict::ReplyRejected { len: b.len(), limit };
+    }
+    let Ok(h) = FmapHeader::decode(b) else {
+        return reject(Rule::ShortHeader, 0, None, b.len() as u64);
+    };
+    if let (true, true, Some(max)) = (may_retry, p.has_fmap_size(), p.retry_limit) {
+        let size = h.reserved0;
+        if size as usize > b.len() {
+            if size > max {
+                return reject(Rule::FmapTooBig, 12, None, u64::from(size));
+            }
+            return Verdict::Retry { fmap_size: size };
+        }
+    }
+    if h.nextents == 0 || h.nextents > p.max_extents {
+        return reject(Rule::ExtentCount, 8, None, u64::from(h.nextents));
+    }
+    match h.ext_type {
+        EXT_SIMPLE => {}
+        EXT_INTERLEAVE if p.interleave => {}
+        EXT_INTERLEAVE => return reject(Rule::InterleaveUnsupported, 4, None, u64::from(h.ext_type)),
+        t => return reject(Rule::ExtType, 4, None, u64::from(t)),
+    }
+
+    let mut notes = Vec::new();
+    let mut ranges = Vec::new();
+    let mut sum = 0u64;
+    let mut at = HEADER_SIZE;
+    let payload = b.len() as u64;
+    let past = |at: usize, place| reject(Rule::PastPayload, at, Some(place), payload);
+
+    // Checks one simple extent or strip; records it for the later notes.
+    let mut range = |e: &FmapSimpleExt, at: usize, place: Place, notes: &mut Vec<Unchecked>| {
+        if e.devindex >= p.devindex_limit {
+            return Some(reject(Rule::DevIndex, at, Some(place), u64::from(e.devindex)));
+        }
+        if e.offset % p.alignment != 0 {
+            return Some(reject(Rule::MisalignedOffset, at + 8, Some(place), e.offset));
+        }
+        if e.len % p.alignment != 0 {
+            return Some(reject(Rule::MisalignedLen, at + 16, Some(place), e.len));
+        }
+        if e.reserved != 0 {
+            notes.push(Unchecked::Reserved { offset: at + 4, value: u64::from(e.reserved) });
+        }
+        if e.len == 0 {
+            notes.push(Unchecked::ZeroLength { place });
+        }
+        match e.offset.checked_add(e.len) {
+            None => notes.push(Unchecked::Overflow { place, offset: e.offset, len: e.len }),
+            Some(end) => ranges.push(Range { devindex: e.devindex, start: e.offset, end, place }),
+        }
+        None
+    };
+
+    if h.ext_type == EXT_SIMPLE {
+        for i in 0..h.nextents {
+            let place = Place::extent(i);
+            let Ok(e) = FmapSimpleExt::decode(&b[at..]) else {
+                return past(at, place);
+            };
+            if let Some(v) = range(&e, at, place, &mut notes) {
+                return v;
+            }
+            sum = sum.wrapping_add(e.len);
+            at += RECORD_SIZE;
+        }
+    } else {
+        for i in 0..h.nextents {
+            let Ok(ih) = FmapInterleaveExt::decode(&b[at..]) else {
+                return past(at, Place::extent(i));
+            };
+            let place = Some(Place::extent(i));
+            if u64::from(ih.chunk_size) % p.alignment != 0 {
+                return reject(Rule::ChunkSize, at + 4, place, u64::from(ih.chunk_size));
+            }
+            if ih.nbytes == 0 {
+                return reject(Rule::ZeroNbytes, at + 8, place, 0);
+            }
+            if ih.nstrips == 0 || ih.nstrips > p.max_strips {
+                return reject(Rule::StripCount, at, place, u64::from(ih.nstrips));
+            }
+            if ih.chunk_size == 0 {
+                notes.push(Unchecked::ChunkSizeZero { extent: i });
+            }
+            if ih.reserved != 0 {
+                notes.push(Unchecked::Reserved { offset: at + 16, value: ih.reserved });
+            }
+            at += RECORD_SIZE;
+            let mut strips_total = 0u64;
+            for s in 0..ih.nstrips {
+                let place = Place::strip(i, s);
+                let Ok(e) = FmapSimpleExt::decode(&b[at..]) else {
+                    return past(at, place);
+                };
+                if let Some(v) = range(&e, at, place, &mut notes) {
+                    return v;
+                }
+                strips_total = strips_total.saturating_add(e.len);
+                at += RECORD_SIZE;
+            }
+            if strips_total < ih.nbytes {
+                notes.push(Unchecked::StripsShort { extent: i, nbytes: ih.nbytes, strips_total });
+            }
+            sum = sum.wrapping_add(ih.nbytes);
+        }
+    }
+
+    if sum < h.file_size {
+        return reject(Rule::ShortOfFileSize, 16, None, sum);
+    }
+
+    // Everything below was accepted without a check.
+    let mut head = Vec::new();
+    if h.fmap_version != FMAP_VERSION {
+        head.push(Unchecked::FmapVersion(h.fmap_version));
+    }
+    if crate::fmap::file_type_name(h.file_type).is_none() {
+        head.push(Unchecked::FileType(h.file_type));
+    }
+    if h.reserved != 0 {
+        head.push(Unchecked::Reserved { offset: 1, value: u64::from(h.reserved) });
+    }
+    if p.has_fmap_size() {
+        if h.reserved0 as usize != b.len() {
+            head.push(Unchecked::FmapSizeMismatch { fmap_size: h.reserved0, len: b.len() });
+        }
+    } else if h.reserved0 != 0 {
+        head.push(Unchecked::Reserved { offset: 12, value: u64::from(h.reserved0) });
+    }
+    if h.reserved1 != 0 {
+        head.push(Unchecked::Reserved { offset: 24, value: h.reserved1 });
+    }
+    if h.file_size >= 1 << 63 {
+        head.push(Unchecked::HugeFileSize(h.file_size));
+    }
+    head.append(&mut notes);
+    head.extend(overlaps(&mut ranges));
+    if at < b.len() {
+        head.push(Unchecked::TrailingBytes { offset: at, count: b.len() - at });
+    }
+
+    let devices: BTreeSet<u32> = ranges.iter().map(|r| r.devindex).collect();
+    Verdict::Accept(FmapSummary {
+        ext_type: h.ext_type,
+        nextents: h.nextents,
+        file_size: h.file_size,
+        total_len: sum,
+        devices: devices.into_iter().collect(),
+        consumed: at,
+        unchecked: head,
+    })
+}
+
+/// Overlapping pairs among non-empty ranges: each range is reported once,
+/// against the earlier range reaching furthest on the same device.
+fn overlaps(ranges: &mut [Range]) -> Vec<Unchecked> {
+    ranges.sort_by_key(|r| (r.devindex, r.start, r.place));
+    let mut out = Vec::new();
+    let mut reach: Option<(u32, u64, Place)> = None;
+    for r in ranges.iter().filter(|r| r.end > r.start) {
+        match reach {
+            Some((dev, end, first)) if dev == r.devindex && r.start < end => {
+                out.push(Unchecked::Overlap { devindex: dev, first, second: r.place });
+                if r.end > end {
+                    reach = Some((dev, r.end, r.place));
+                }
+            }
+            _ => reach = Some((r.devindex, r.end, r.place)),
+        }
+    }
+    out
+}
+
+/// The kernel's reaction to a GET_DAXDEV reply. Failures here never fail
+/// the open() that caused the request; they show up at I/O time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum DaxdevVerdict {
+    /// A NUL-terminated name the kernel goes on to resolve as a path (with
+    /// further errors that depend on the machine).
+    Path(Vec<u8>),
+    /// Empty name: EINVAL, the slot stays unknown and is asked again.
+    EmptyName,
+    /// No NUL in the 256 name bytes: the V10 kernel reads past the reply
+    /// (weak spot 2); the outcome is undefined.
+    Unterminated,
+    /// Wrong reply length: write() EINVAL, the request completes with EIO.
+    ReplyRejected { len: usize, expected: usize },
+}
+
+impl DaxdevVerdict {
+    /// Errno the kernel's device lookup ends with, where the model knows it.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            DaxdevVerdict::EmptyName => Some(EINVAL),
+            DaxdevVerdict::ReplyRejected { .. } => Some(EIO),
+            DaxdevVerdict::Path(_) | DaxdevVerdict::Unterminated => None,
+        }
+    }
+}
+
+/// Judges a GET_DAXDEV reply payload.
+pub fn daxdev_verdict(profile: &Profile, bytes: &[u8]) -> DaxdevVerdict {
+    let expected = profile.daxdev_reply_size as usize;
+    if bytes.len() != expected {
+        return DaxdevVerdict::ReplyRejected { len: bytes.len(), expected };
+    }
+    let Ok(d) = DaxdevOut::decode(bytes) else {
+        // A custom profile may expect fewer bytes than the struct holds.
+        return DaxdevVerdict::ReplyRejected { len: bytes.len(), expected: DaxdevOut::SIZE };
+    };
+    if !d.name_terminated() {
+        DaxdevVerdict::Unterminated
+    } else if d.name[0] == 0 {
+        DaxdevVerdict::EmptyName
+    } else {
+        DaxdevVerdict::Path(d.name_bytes().to_vec())
+    }
+}
