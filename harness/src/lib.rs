@@ -1,1 +1,15 @@
-//! famfs FUSE test harness library.
+//! famfs FUSE test harness: build a kernel from verified config fragments,
+//! boot it in QEMU with emulated dax devices, run fstests-style cases in the
+//! guest and report them as test results.
+//!
+//! Data flows one way: `config` -> `source`/`kbuild` -> `image` -> `vm`
+//! (`qemu`, `vng`) -> `channel` (typed guest messages) -> `verdict` ->
+//! `results`/`ui`. The guest side lives in `guest`.
+
+pub mod cache;
+pub mod config;
+pub mod hostdeps;
+pub mod kbuild;
+pub mod proc;
+pub mod source;
+pub mod ui;

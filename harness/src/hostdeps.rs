@@ -1,0 +1,108 @@
+//! Host programs the harness drives. When root on Debian/Ubuntu the harness
+//! installs what is missing (and says so); otherwise it prints the command.
+
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A program and the Debian package that ships it.
+pub struct Need {
+    pub program: &'static str,
+    pub package: &'static str,
+}
+
+/// Everything for building the default kernel and booting it with direct QEMU.
+pub const BUILD: &[Need] = &[
+    Need { program: "make", package: "make" },
+    Need { program: "gcc", package: "gcc" },
+    Need { program: "flex", package: "flex" },
+    Need { program: "bison", package: "bison" },
+    Need { program: "bc", package: "bc" },
+    Need { program: "pahole", package: "dwarves" },
+    Need { program: "xz", package: "xz-utils" },
+    Need { program: "dpkg-deb", package: "dpkg" },
+];
+/// Header packages have no program; checked by file.
+pub const BUILD_HEADERS: &[(&str, &str)] =
+    &[("/usr/include/libelf.h", "libelf-dev"), ("/usr/include/openssl/ssl.h", "libssl-dev")];
+pub const BOOT: &[Need] = &[
+    Need { program: "qemu-system-x86_64", package: "qemu-system-x86" },
+    Need { program: "busybox", package: "busybox-static" },
+    Need { program: "ndctl", package: "ndctl" },
+    Need { program: "daxctl", package: "daxctl" },
+];
+/// virtme-ng shares the host's user space, so the tools must be on the host.
+pub const VNG: &[Need] = &[Need { program: "udevadm", package: "udev" }];
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.exists().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    for d in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
+        let p = d.join(program);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+pub fn require_tool(program: &str) -> Result<PathBuf> {
+    which(program).ok_or_else(|| anyhow::anyhow!("`{program}` is not installed or not on PATH"))
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn is_debian_like() -> bool {
+    Path::new("/etc/debian_version").exists() && which("apt-get").is_some()
+}
+
+/// Missing packages for the given needs.
+pub fn missing(needs: &[&[Need]], headers: bool) -> Vec<&'static str> {
+    let mut pk: Vec<&'static str> = Vec::new();
+    for set in needs {
+        for n in set.iter() {
+            if which(n.program).is_none() && !pk.contains(&n.package) {
+                pk.push(n.package);
+            }
+        }
+    }
+    if headers {
+        for (f, p) in BUILD_HEADERS {
+            if !Path::new(f).exists() && !pk.contains(p) {
+                pk.push(p);
+            }
+        }
+    }
+    pk
+}
+
+/// Install missing packages when allowed, else explain exactly what to run.
+pub fn ensure(needs: &[&[Need]], headers: bool, log: &mut dyn FnMut(&str)) -> Result<()> {
+    let pk = missing(needs, headers);
+    if pk.is_empty() {
+        return Ok(());
+    }
+    let cmd = format!("apt-get install -y --no-install-recommends {}", pk.join(" "));
+    if is_root() && is_debian_like() && std::env::var_os("FAMFS_HARNESS_NO_INSTALL").is_none() {
+        log(&format!("installing missing host packages: {} (apt-get)", pk.join(" ")));
+        let ok = Command::new("sh")
+            .args(["-c", &format!("(apt-get update -q || true) >/dev/null && DEBIAN_FRONTEND=noninteractive {cmd} -q")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            bail!("installing {} failed; run as root: {cmd}", pk.join(" "));
+        }
+        let still = missing(needs, headers);
+        if !still.is_empty() {
+            bail!("after installing, still missing: {}", still.join(" "));
+        }
+        return Ok(());
+    }
+    bail!("missing host packages: {}. Install them with:\n  sudo {cmd}", pk.join(" "))
+}

@@ -1,0 +1,336 @@
+//! Kernel build: configure from fragments, verify, build out of tree into a
+//! cache directory keyed by (source, merged config, compiler), or take a
+//! prebuilt image.
+//!
+//! The key names the build directory. Inside it a stamp records the source
+//! fingerprint of the last successful build: the same fingerprint means no
+//! `make` at all; a different one (a file edited in a user tree) runs `make`
+//! in the same directory, which rebuilds incrementally.
+
+use crate::cache::Cache;
+use crate::config::{self, DotConfig, KconfigIndex, Problem, Severity};
+use crate::source::{KernelSource, SourceIdentity};
+use crate::ui::{say, Stage};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Bumped when the way the harness configures or builds changes.
+const RECIPE: &str = "allnoconfig+fragments/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KernelArtifacts {
+    pub bzimage: PathBuf,
+    pub vmlinux: Option<PathBuf>,
+    pub config_path: PathBuf,
+    #[serde(skip)]
+    pub config: DotConfig,
+    /// `uname -r` of the kernel.
+    pub release: String,
+    pub source: Option<SourceIdentity>,
+    pub build_dir: Option<PathBuf>,
+    pub build_log: Option<PathBuf>,
+    pub key: Option<String>,
+    pub fragments: Vec<String>,
+    /// Did this run invoke make?
+    pub built: bool,
+    /// Warnings from config verification (optional symbols absent, ...).
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct Meta {
+    key: String,
+    recipe: String,
+    source: Option<SourceIdentity>,
+    merged_config_sha256: String,
+    compiler: String,
+    fragments: Vec<String>,
+    /// Source fingerprint at the last successful build.
+    built_fingerprint: Option<String>,
+    release: Option<String>,
+    warnings: Vec<Problem>,
+}
+
+pub struct BuildRequest<'a> {
+    pub source: &'a KernelSource,
+    pub fragments_dir: &'a Path,
+    pub fragments: Vec<String>,
+    pub cache: &'a Cache,
+    pub jobs: usize,
+}
+
+pub fn compiler_version() -> Result<String> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
+    let out = Command::new(&cc).arg("--version").output().with_context(|| format!("running {cc} --version"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string())
+}
+
+/// Cache key: hash of the recipe, where the source is (content for a Debian
+/// package, location for a user tree), the merged config and the compiler.
+pub fn cache_key(source: &SourceIdentity, merged_hash: &str, compiler: &str) -> String {
+    let loc = match source.kind.as_str() {
+        "debian-package" => format!("pkg:{}", source.content_hash),
+        _ => format!("tree:{}", source.path.display()),
+    };
+    let mut h = Sha256::new();
+    h.update(format!("{RECIPE}\n{loc}\n{merged_hash}\n{compiler}\n").as_bytes());
+    config::hex(&h.finalize())[..16].to_string()
+}
+
+fn read_meta(p: &Path) -> Option<Meta> {
+    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+}
+
+fn write_meta(p: &Path, m: &Meta) -> Result<()> {
+    std::fs::write(p, serde_json::to_string_pretty(m)?)?;
+    Ok(())
+}
+
+pub fn jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Configure and build (or reuse) a kernel.
+pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
+    let frags = config::load_fragments(req.fragments_dir, &req.fragments)?;
+    let merged = config::merge(&frags)?;
+    let compiler = compiler_version()?;
+    let ident = &req.source.identity;
+    let key = cache_key(ident, &merged.hash(), &compiler);
+    let dir = req.cache.dir("builds")?.join(format!("{}-{key}", ident.version));
+    let obj = dir.join("obj");
+    std::fs::create_dir_all(&obj)?;
+    let meta_path = dir.join("meta.json");
+    let log_path = dir.join("build.log");
+    let bzimage = obj.join("arch/x86/boot/bzImage");
+    let mut meta = read_meta(&meta_path).unwrap_or_default();
+
+    let artifacts = |meta: &Meta, built: bool| -> Result<KernelArtifacts> {
+        let config_path = obj.join(".config");
+        Ok(KernelArtifacts {
+            bzimage: bzimage.clone(),
+            vmlinux: Some(obj.join("vmlinux")).filter(|p| p.exists()),
+            config: DotConfig::load(&config_path)?,
+            config_path,
+            release: meta.release.clone().unwrap_or_default(),
+            source: Some(ident.clone()),
+            build_dir: Some(dir.clone()),
+            build_log: Some(log_path.clone()),
+            key: Some(key.clone()),
+            fragments: req.fragments.clone(),
+            built,
+            warnings: meta.warnings.clone(),
+        })
+    };
+
+    if meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str()) && bzimage.exists() {
+        say(&format!("kernel: cached build {} ({}), no make needed", dir.display(), ident.version));
+        return artifacts(&meta, false);
+    }
+
+    say(&format!(
+        "kernel: building {} [{}] with fragments {} into {}",
+        ident.version,
+        ident.package.clone().or(ident.describe.clone()).unwrap_or_else(|| ident.kind.clone()),
+        req.fragments.join(","),
+        dir.display()
+    ));
+    for tool in ["make", "gcc", "flex", "bison", "bc"] {
+        crate::hostdeps::require_tool(tool)?;
+    }
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    writeln!(log, "==== harness build, key {key}, fingerprint {}", ident.content_hash)?;
+
+    // Configure: allnoconfig with the merged fragments preset, so the kernel
+    // contains what the fragments name and little else (fast builds).
+    let merged_path = dir.join("merged.config");
+    std::fs::write(&merged_path, merged.render())?;
+    let stage = Stage::start("kernel config");
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(&req.source.dir).arg(format!("O={}", obj.display()));
+    cmd.arg(format!("KCONFIG_ALLCONFIG={}", merged_path.display())).arg("allnoconfig");
+    run_make(cmd, &mut log, &log_path, stage, "configuring the kernel")?;
+
+    let cfg = DotConfig::load(&obj.join(".config"))?;
+    let index = KconfigIndex::scan(&req.source.dir)?;
+    let problems = config::verify(&merged, &cfg, &index);
+    for p in &problems {
+        writeln!(log, "verify: {p}")?;
+        if p.severity == Severity::Warning {
+            say(&format!("kernel config {p}"));
+        }
+    }
+    config::check_problems(&problems)?;
+
+    let stage = Stage::start("kernel build");
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(&req.source.dir).arg(format!("O={}", obj.display()));
+    cmd.arg(format!("-j{}", req.jobs)).arg("bzImage");
+    run_make(cmd, &mut log, &log_path, stage, "building the kernel")?;
+
+    let release = std::fs::read_to_string(obj.join("include/config/kernel.release"))
+        .context("reading include/config/kernel.release after the build")?
+        .trim()
+        .to_string();
+    meta = Meta {
+        key: key.clone(),
+        recipe: RECIPE.into(),
+        source: Some(ident.clone()),
+        merged_config_sha256: merged.hash(),
+        compiler,
+        fragments: req.fragments.clone(),
+        built_fingerprint: Some(ident.content_hash.clone()),
+        release: Some(release),
+        warnings: problems.into_iter().filter(|p| p.severity == Severity::Warning).collect(),
+    };
+    write_meta(&meta_path, &meta)?;
+    artifacts(&meta, true)
+}
+
+/// Run make, teeing its output into the build log and the progress line.
+fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stage: Stage, what: &str) -> Result<()> {
+    writeln!(log, "$ {cmd:?}")?;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = crate::proc::GroupChild::spawn(&mut cmd, "make")?;
+    let stderr = child.child.stderr.take().unwrap();
+    let stdout = child.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx2 = tx.clone();
+    let t1 = std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let t2 = std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx2.send(l);
+        }
+    });
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    for line in rx {
+        writeln!(log, "{line}")?;
+        stage.update(&line);
+        tail.push_back(line);
+        if tail.len() > 25 {
+            tail.pop_front();
+        }
+    }
+    let _ = t1.join();
+    let _ = t2.join();
+    let status = child.child.wait()?;
+    if !status.success() {
+        stage.finish("failed");
+        let lines: Vec<String> = tail.into_iter().collect();
+        bail!("{what} failed ({status}); full log: {}\n  {}", log_path.display(), lines.join("\n  "));
+    }
+    stage.finish("done");
+    Ok(())
+}
+
+/// A kernel someone else built. Its `.config` drives the requirement checks,
+/// so it must be found beside the image (or in the build tree the image sits
+/// in) or be given.
+pub fn prebuilt(image: &Path, config_path: Option<&Path>, vmlinux: Option<&Path>) -> Result<KernelArtifacts> {
+    if !image.is_file() {
+        bail!("kernel image {} does not exist", image.display());
+    }
+    let image = image.canonicalize()?;
+    let dir = image.parent().unwrap_or(Path::new("/")).to_path_buf();
+    // bzImage usually sits at <build>/arch/x86/boot/bzImage.
+    let build_root = dir.ancestors().nth(3).map(Path::to_path_buf);
+    let candidates = |name: &str| -> Vec<PathBuf> {
+        let mut v = vec![dir.join(name)];
+        if let Some(r) = &build_root {
+            v.push(r.join(name));
+        }
+        v
+    };
+    let config_path = match config_path {
+        Some(p) if p.is_file() => p.to_path_buf(),
+        Some(p) => bail!("kernel config {} does not exist", p.display()),
+        None => candidates(".config").into_iter().chain(candidates("config")).find(|p| p.is_file()).with_context(|| {
+            format!("no .config found beside {} or in its build tree; give --kernel-config FILE", image.display())
+        })?,
+    };
+    let vmlinux = match vmlinux {
+        Some(p) if p.is_file() => Some(p.to_path_buf()),
+        Some(p) => bail!("vmlinux {} does not exist", p.display()),
+        None => candidates("vmlinux").into_iter().find(|p| p.is_file()),
+    };
+    let config = DotConfig::load(&config_path)?;
+    let release = read_release_from_bzimage(&image).unwrap_or_default();
+    Ok(KernelArtifacts {
+        bzimage: image,
+        vmlinux,
+        config,
+        config_path,
+        release,
+        source: None,
+        build_dir: None,
+        build_log: None,
+        key: None,
+        fragments: vec![],
+        built: false,
+        warnings: vec![],
+    })
+}
+
+/// The bzImage header carries a pointer to the version string (boot
+/// protocol >= 2.00: u16 at 0x20E, offset from 0x200).
+pub fn read_release_from_bzimage(p: &Path) -> Option<String> {
+    let data = std::fs::read(p).ok()?;
+    if data.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let off = u16::from_le_bytes([data[0x20E], data[0x20F]]) as usize + 0x200;
+    let s = data.get(off..off + 256)?;
+    let end = s.iter().position(|&b| b == 0 || b == b' ')?;
+    Some(String::from_utf8_lossy(&s[..end]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(kind: &str, hash: &str, path: &str) -> SourceIdentity {
+        SourceIdentity {
+            kind: kind.into(),
+            version: "7.3.4".into(),
+            package: None,
+            describe: None,
+            content_hash: hash.into(),
+            path: PathBuf::from(path),
+        }
+    }
+
+    #[test]
+    fn key_follows_inputs() {
+        let a = cache_key(&ident("debian-package", "h1", "/x"), "cfg", "gcc 12");
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, cache_key(&ident("debian-package", "h1", "/y"), "cfg", "gcc 12"));
+        assert_ne!(a, cache_key(&ident("debian-package", "h2", "/x"), "cfg", "gcc 12"));
+        assert_ne!(a, cache_key(&ident("debian-package", "h1", "/x"), "cfg2", "gcc 12"));
+        assert_ne!(a, cache_key(&ident("debian-package", "h1", "/x"), "cfg", "gcc 13"));
+        // A user tree keeps its build directory across edits (incremental).
+        let t = cache_key(&ident("git", "e1", "/src/linux"), "cfg", "gcc 12");
+        assert_eq!(t, cache_key(&ident("git", "e2", "/src/linux"), "cfg", "gcc 12"));
+    }
+
+    #[test]
+    fn prebuilt_needs_a_config() {
+        let t = tempfile::tempdir().unwrap();
+        let img = t.path().join("bzImage");
+        std::fs::write(&img, b"x").unwrap();
+        let e = prebuilt(&img, None, None).unwrap_err().to_string();
+        assert!(e.contains("--kernel-config"), "{e}");
+        std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\n").unwrap();
+        let k = prebuilt(&img, None, None).unwrap();
+        assert!(k.config.enabled("FUSE_FS"));
+        let e = prebuilt(&t.path().join("nope"), None, None).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}
