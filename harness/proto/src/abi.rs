@@ -26,11 +26,19 @@ pub const MIN_READ_BUFFER: usize = 8192;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AbiError {
     /// `what` needs `need` bytes but only `got` were available.
-    Short { what: &'static str, need: usize, got: usize },
+    Short {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
     /// The request header's `len` does not match the bytes read.
     LenMismatch { declared: u32, got: usize },
     /// A directory record at `offset` declares a name running past the buffer.
-    DirentName { offset: usize, namelen: u32, available: usize },
+    DirentName {
+        offset: usize,
+        namelen: u32,
+        available: usize,
+    },
 }
 
 impl fmt::Display for AbiError {
@@ -42,9 +50,16 @@ impl fmt::Display for AbiError {
                 need - got
             ),
             AbiError::LenMismatch { declared, got } => {
-                write!(f, "fuse_in_header.len is {declared} but {got} bytes were read")
+                write!(
+                    f,
+                    "fuse_in_header.len is {declared} but {got} bytes were read"
+                )
             }
-            AbiError::DirentName { offset, namelen, available } => write!(
+            AbiError::DirentName {
+                offset,
+                namelen,
+                available,
+            } => write!(
                 f,
                 "dirent at offset {offset}: namelen {namelen} but only {available} bytes follow"
             ),
@@ -789,7 +804,11 @@ pub fn parse_batch_forget(payload: &[u8]) -> Result<Vec<ForgetOne>, AbiError> {
     let (hdr, rest) = BatchForgetIn::split(payload)?;
     let need = hdr.count as usize * ForgetOne::SIZE;
     if rest.len() < need {
-        return Err(AbiError::Short { what: ForgetOne::NAME, need, got: rest.len() });
+        return Err(AbiError::Short {
+            what: ForgetOne::NAME,
+            need,
+            got: rest.len(),
+        });
     }
     Ok(rest[..need]
         .chunks_exact(ForgetOne::SIZE)
@@ -917,7 +936,13 @@ pub const fn dirent_type(mode: u32) -> u32 {
 /// Appends a READDIR record (header, name, zero padding).
 pub fn push_dirent(buf: &mut Vec<u8>, ino: u64, off: u64, typ: u32, name: &[u8]) {
     let start = buf.len();
-    DirentHeader { ino, off, namelen: name.len() as u32, typ }.write_to(buf);
+    DirentHeader {
+        ino,
+        off,
+        namelen: name.len() as u32,
+        typ,
+    }
+    .write_to(buf);
     buf.extend_from_slice(name);
     buf.resize(start + dirent_size(name.len()), 0);
 }
@@ -927,7 +952,13 @@ pub fn push_dirent(buf: &mut Vec<u8>, ino: u64, off: u64, typ: u32, name: &[u8])
 pub fn push_direntplus(buf: &mut Vec<u8>, entry: &EntryOut, off: u64, typ: u32, name: &[u8]) {
     let start = buf.len();
     entry.write_to(buf);
-    DirentHeader { ino: entry.attr.ino, off, namelen: name.len() as u32, typ }.write_to(buf);
+    DirentHeader {
+        ino: entry.attr.ino,
+        off,
+        namelen: name.len() as u32,
+        typ,
+    }
+    .write_to(buf);
     buf.extend_from_slice(name);
     buf.resize(start + direntplus_size(name.len()), 0);
 }
@@ -959,10 +990,26 @@ fn parse_records<T>(
         let (h, rest) = DirentHeader::split(rest)?;
         let n = h.namelen as usize;
         if rest.len() < n {
-            return Err(AbiError::DirentName { offset: at, namelen: h.namelen, available: rest.len() });
+            return Err(AbiError::DirentName {
+                offset: at,
+                namelen: h.namelen,
+                available: rest.len(),
+            });
         }
-        out.push(each(entry, Dirent { ino: h.ino, off: h.off, typ: h.typ, name: rest[..n].to_vec() }));
-        let size = if plus { direntplus_size(n) } else { dirent_size(n) };
+        out.push(each(
+            entry,
+            Dirent {
+                ino: h.ino,
+                off: h.off,
+                typ: h.typ,
+                name: rest[..n].to_vec(),
+            },
+        ));
+        let size = if plus {
+            direntplus_size(n)
+        } else {
+            dirent_size(n)
+        };
         at += size;
     }
     Ok(out)
@@ -975,7 +1022,9 @@ pub fn parse_dirents(bytes: &[u8]) -> Result<Vec<Dirent>, AbiError> {
 
 /// Decodes a READDIRPLUS reply payload.
 pub fn parse_direntplus(bytes: &[u8]) -> Result<Vec<(EntryOut, Dirent)>, AbiError> {
-    parse_records(bytes, true, |e, d| (e.expect("plus records carry an entry"), d))
+    parse_records(bytes, true, |e, d| {
+        (e.expect("plus records carry an entry"), d)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1112,18 +1161,30 @@ impl DaxdevOut {
         }
         let mut name = [0u8; DAXDEV_NAME_LEN];
         name[..b.len()].copy_from_slice(b);
-        Ok(DaxdevOut { index, name, ..Default::default() })
+        Ok(DaxdevOut {
+            index,
+            name,
+            ..Default::default()
+        })
     }
 
     /// A reply with exactly these 256 name bytes, NUL or not (fault
     /// injection: a name without NUL makes the kernel read past it).
     pub fn with_raw_name(index: u16, name: [u8; DAXDEV_NAME_LEN]) -> Self {
-        DaxdevOut { index, name, ..Default::default() }
+        DaxdevOut {
+            index,
+            name,
+            ..Default::default()
+        }
     }
 
     /// The name up to its first NUL, or all 256 bytes if there is none.
     pub fn name_bytes(&self) -> &[u8] {
-        let end = self.name.iter().position(|&c| c == 0).unwrap_or(DAXDEV_NAME_LEN);
+        let end = self
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(DAXDEV_NAME_LEN);
         &self.name[..end]
     }
 
@@ -1142,7 +1203,10 @@ impl DaxdevOut {
 pub fn split_request(bytes: &[u8]) -> Result<(InHeader, &[u8]), AbiError> {
     let (h, rest) = InHeader::split(bytes)?;
     if h.len as usize != bytes.len() {
-        return Err(AbiError::LenMismatch { declared: h.len, got: bytes.len() });
+        return Err(AbiError::LenMismatch {
+            declared: h.len,
+            got: bytes.len(),
+        });
     }
     Ok((h, rest))
 }
@@ -1150,7 +1214,12 @@ pub fn split_request(bytes: &[u8]) -> Result<(InHeader, &[u8]), AbiError> {
 fn message(unique: u64, error: i32, payload: &[u8]) -> Vec<u8> {
     let len = OutHeader::SIZE + payload.len();
     let mut v = Vec::with_capacity(len);
-    OutHeader { len: len as u32, error, unique }.write_to(&mut v);
+    OutHeader {
+        len: len as u32,
+        error,
+        unique,
+    }
+    .write_to(&mut v);
     v.extend_from_slice(payload);
     v
 }

@@ -28,7 +28,11 @@ pub fn describe(profile: &Profile, bytes: &[u8]) -> String {
     if let Some(h) = layout.header {
         let ft = file_type_name(h.file_type).unwrap_or("undefined");
         let et = ext_type_name(h.ext_type).unwrap_or("undefined");
-        let word12 = if profile.has_fmap_size() { "fmap_size" } else { "reserved0" };
+        let word12 = if profile.has_fmap_size() {
+            "fmap_size"
+        } else {
+            "reserved0"
+        };
         let _ = writeln!(
             s,
             "header: file_type {} ({ft}), version {}, ext_type {} ({et}), nextents {}",
@@ -89,7 +93,12 @@ pub fn describe(profile: &Profile, bytes: &[u8]) -> String {
             let _ = writeln!(s, "decode error: {e}");
         }
         None if layout.end < bytes.len() => {
-            let _ = writeln!(s, "trailing: {} bytes at offset {}", bytes.len() - layout.end, layout.end);
+            let _ = writeln!(
+                s,
+                "trailing: {} bytes at offset {}",
+                bytes.len() - layout.end,
+                layout.end
+            );
         }
         None => {}
     }

@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn linux_numbers() {
-        assert_eq!((EINVAL, ERANGE, EFBIG, EIO, EOPNOTSUPP), (22, 34, 27, 5, 95));
+        assert_eq!(
+            (EINVAL, ERANGE, EFBIG, EIO, EOPNOTSUPP),
+            (22, 34, 27, 5, 95)
+        );
         assert_eq!(errno_name(-ERANGE), Some("ERANGE"));
         assert_eq!(errno_name(EFBIG), Some("EFBIG"));
         assert_eq!(errno_name(1000), None);

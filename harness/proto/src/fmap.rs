@@ -64,17 +64,32 @@ pub struct SimpleExtent {
 impl SimpleExtent {
     /// An extent on device 0.
     pub fn new(offset: u64, len: u64) -> Self {
-        SimpleExtent { devindex: 0, reserved: 0, offset, len }
+        SimpleExtent {
+            devindex: 0,
+            reserved: 0,
+            offset,
+            len,
+        }
     }
 
     fn to_abi(self) -> FmapSimpleExt {
-        FmapSimpleExt { devindex: self.devindex, reserved: self.reserved, offset: self.offset, len: self.len }
+        FmapSimpleExt {
+            devindex: self.devindex,
+            reserved: self.reserved,
+            offset: self.offset,
+            len: self.len,
+        }
     }
 }
 
 impl From<FmapSimpleExt> for SimpleExtent {
     fn from(e: FmapSimpleExt) -> Self {
-        SimpleExtent { devindex: e.devindex, reserved: e.reserved, offset: e.offset, len: e.len }
+        SimpleExtent {
+            devindex: e.devindex,
+            reserved: e.reserved,
+            offset: e.offset,
+            len: e.len,
+        }
     }
 }
 
@@ -92,7 +107,12 @@ pub struct InterleavedExtent {
 
 impl InterleavedExtent {
     pub fn new(chunk_size: u32, nbytes: u64, strips: Vec<SimpleExtent>) -> Self {
-        InterleavedExtent { chunk_size, nbytes, reserved: 0, strips }
+        InterleavedExtent {
+            chunk_size,
+            nbytes,
+            reserved: 0,
+            strips,
+        }
     }
 
     /// Number of strips as encoded.
@@ -177,7 +197,10 @@ impl Fmap {
 
     /// A regular file made of interleaved extents.
     pub fn interleaved(file_size: u64, extents: Vec<InterleavedExtent>) -> Self {
-        Fmap { extents: Extents::Interleave(extents), ..Fmap::simple(file_size, Vec::new()) }
+        Fmap {
+            extents: Extents::Interleave(extents),
+            ..Fmap::simple(file_size, Vec::new())
+        }
     }
 
     /// `nextents` as encoded.
@@ -234,16 +257,21 @@ impl Fmap {
                         reserved: ih.reserved,
                         strips: Vec::with_capacity(ih.nstrips as usize),
                     }),
-                    Record::Strip(s) => {
-                        v.last_mut().expect("strips follow their extent").strips.push(s.into())
-                    }
+                    Record::Strip(s) => v
+                        .last_mut()
+                        .expect("strips follow their extent")
+                        .strips
+                        .push(s.into()),
                     Record::Extent(_) => unreachable!("no simple extents in an interleaved fmap"),
                 }
             }
             Extents::Interleave(v)
         };
-        let (reserved0, fmap_size) =
-            if profile.has_fmap_size() { (0, Some(h.reserved0)) } else { (h.reserved0, None) };
+        let (reserved0, fmap_size) = if profile.has_fmap_size() {
+            (0, Some(h.reserved0))
+        } else {
+            (h.reserved0, None)
+        };
         Ok(Decoded {
             fmap: Fmap {
                 file_type: h.file_type,
@@ -280,9 +308,20 @@ pub enum DecodeError {
     BadExtType { ext_type: u32, offset: usize },
     /// Extent `index` (a simple extent or an interleaved extent header)
     /// starts at `offset` but only `got` of its `need` bytes are there.
-    TruncatedExtent { index: u32, offset: usize, need: usize, got: usize },
+    TruncatedExtent {
+        index: u32,
+        offset: usize,
+        need: usize,
+        got: usize,
+    },
     /// Strip `strip` of interleaved extent `extent` is cut short likewise.
-    TruncatedStrip { extent: u32, strip: u32, offset: usize, need: usize, got: usize },
+    TruncatedStrip {
+        extent: u32,
+        strip: u32,
+        offset: usize,
+        need: usize,
+        got: usize,
+    },
 }
 
 impl DecodeError {
@@ -306,10 +345,24 @@ impl fmt::Display for DecodeError {
             DecodeError::BadExtType { ext_type, offset } => {
                 write!(f, "ext_type {ext_type} at offset {offset} is neither SIMPLE (0) nor INTERLEAVE (1)")
             }
-            DecodeError::TruncatedExtent { index, offset, need, got } => {
-                write!(f, "extent {index} at offset {offset}: need {need} bytes, got {got}")
+            DecodeError::TruncatedExtent {
+                index,
+                offset,
+                need,
+                got,
+            } => {
+                write!(
+                    f,
+                    "extent {index} at offset {offset}: need {need} bytes, got {got}"
+                )
             }
-            DecodeError::TruncatedStrip { extent, strip, offset, need, got } => write!(
+            DecodeError::TruncatedStrip {
+                extent,
+                strip,
+                offset,
+                need,
+                got,
+            } => write!(
                 f,
                 "extent {extent} strip {strip} at offset {offset}: need {need} bytes, got {got}"
             ),
@@ -364,11 +417,19 @@ pub struct Layout {
 /// error. Never allocates by the announced counts, so hostile counts are
 /// cheap.
 pub fn walk(bytes: &[u8]) -> Layout {
-    let mut layout = Layout { header: None, items: Vec::new(), end: 0, error: None };
+    let mut layout = Layout {
+        header: None,
+        items: Vec::new(),
+        end: 0,
+        error: None,
+    };
     let h = match FmapHeader::decode(bytes) {
         Ok(h) => h,
         Err(_) => {
-            layout.error = Some(DecodeError::Short { need: HEADER_SIZE, got: bytes.len() });
+            layout.error = Some(DecodeError::Short {
+                need: HEADER_SIZE,
+                got: bytes.len(),
+            });
             return layout;
         }
     };
@@ -388,7 +449,12 @@ pub fn walk(bytes: &[u8]) -> Layout {
                     });
                     return layout;
                 };
-                layout.items.push(Item { offset: at, extent: index, strip: None, record: Record::Extent(e) });
+                layout.items.push(Item {
+                    offset: at,
+                    extent: index,
+                    strip: None,
+                    record: Record::Extent(e),
+                });
                 layout.end += RECORD_SIZE;
             }
         }
@@ -404,7 +470,12 @@ pub fn walk(bytes: &[u8]) -> Layout {
                     });
                     return layout;
                 };
-                layout.items.push(Item { offset: at, extent: index, strip: None, record: Record::Interleave(ih) });
+                layout.items.push(Item {
+                    offset: at,
+                    extent: index,
+                    strip: None,
+                    record: Record::Interleave(ih),
+                });
                 layout.end += RECORD_SIZE;
                 for strip in 0..ih.nstrips {
                     let at = layout.end;
@@ -418,13 +489,21 @@ pub fn walk(bytes: &[u8]) -> Layout {
                         });
                         return layout;
                     };
-                    layout.items.push(Item { offset: at, extent: index, strip: Some(strip), record: Record::Strip(s) });
+                    layout.items.push(Item {
+                        offset: at,
+                        extent: index,
+                        strip: Some(strip),
+                        record: Record::Strip(s),
+                    });
                     layout.end += RECORD_SIZE;
                 }
             }
         }
         other => {
-            layout.error = Some(DecodeError::BadExtType { ext_type: other, offset: 4 });
+            layout.error = Some(DecodeError::BadExtType {
+                ext_type: other,
+                offset: 4,
+            });
         }
     }
     layout
@@ -447,7 +526,13 @@ pub struct RawFmap {
 impl RawFmap {
     /// Just a header, no records.
     pub fn new(header: FmapHeader) -> Self {
-        RawFmap { header, records: Vec::new(), trailing: Vec::new(), patches: Vec::new(), truncate: None }
+        RawFmap {
+            header,
+            records: Vec::new(),
+            trailing: Vec::new(),
+            patches: Vec::new(),
+            truncate: None,
+        }
     }
 
     /// The faithful encoding of `fmap` for `profile` (a starting point for
@@ -473,7 +558,10 @@ impl RawFmap {
             file_size: fmap.file_size,
             reserved1: fmap.reserved1,
         };
-        let mut raw = RawFmap { records, ..RawFmap::new(header) };
+        let mut raw = RawFmap {
+            records,
+            ..RawFmap::new(header)
+        };
         if profile.has_fmap_size() {
             raw.sync_fmap_size();
         }

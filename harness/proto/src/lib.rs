@@ -10,8 +10,22 @@
 //!   limits), chosen by name or given explicitly.
 //! - [`fmap`]: typed fmap model, encoder, lenient decoder, raw builder.
 //! - [`verdict`]: what the kernel does with a GET_FMAP / GET_DAXDEV reply.
-//! - [`describe`]: readable dump of fmap bytes.
+//! - [`describe`](mod@describe): readable dump of fmap bytes.
 //! - [`errno`]: Linux errno numbers.
+//!
+//! ```
+//! use famfs_proto::{errno, kernel_verdict, Fmap, Profile, Rule, SimpleExtent};
+//!
+//! let v10 = Profile::by_name("v10").unwrap();
+//! let fmap = Fmap::simple(4 << 20, vec![SimpleExtent::new(0, 4 << 20)]);
+//! assert!(kernel_verdict(&v10, &fmap.encode(&v10)).is_accept());
+//!
+//! // Claim two extents but send one: open() would fail with EINVAL.
+//! let bytes = fmap.to_raw(&v10).set_nextents(2).to_bytes();
+//! let verdict = kernel_verdict(&v10, &bytes);
+//! assert_eq!(verdict.open_errno(), Some(errno::EINVAL));
+//! assert_eq!(verdict.rule(), Some(Rule::PastPayload));
+//! ```
 
 // The workspace's minimum Rust (1.85) predates `u64::is_multiple_of`.
 #![allow(clippy::manual_is_multiple_of)]
@@ -23,11 +37,13 @@ pub mod fmap;
 pub mod profile;
 pub mod verdict;
 
-pub use abi::{AbiError, DaxdevOut, Opcode, OpKind, Wire};
+pub use abi::{AbiError, DaxdevOut, OpKind, Opcode, Wire};
 pub use describe::describe;
 pub use fmap::{DecodeError, Decoded, Extents, Fmap, InterleavedExtent, RawFmap, SimpleExtent};
-pub use profile::{CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile};
+pub use profile::{
+    CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
+};
 pub use verdict::{
-    daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict, FmapSummary,
-    Rejection, Rule, Unchecked, Verdict,
+    daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict,
+    FmapSummary, Rejection, Rule, Unchecked, Verdict,
 };

@@ -109,11 +109,19 @@ impl std::error::Error for UnknownProfile {}
 pub enum ProfileError {
     Unknown(UnknownProfile),
     /// A `custom:` key that does not exist.
-    BadKey { key: String },
+    BadKey {
+        key: String,
+    },
     /// A `custom:` value that does not parse for its key.
-    BadValue { key: String, value: String },
+    BadValue {
+        key: String,
+        value: String,
+    },
     /// The numbers parse but do not make a usable profile.
-    Invalid { name: String, why: String },
+    Invalid {
+        name: String,
+        why: String,
+    },
 }
 
 impl fmt::Display for ProfileError {
@@ -206,7 +214,11 @@ impl Profile {
 
     /// All built-in profiles.
     pub fn builtins() -> Vec<Profile> {
-        vec![Profile::famfs_6_14(), Profile::v10(), Profile::post_v10_simple()]
+        vec![
+            Profile::famfs_6_14(),
+            Profile::v10(),
+            Profile::post_v10_simple(),
+        ]
     }
 
     /// A built-in profile by name.
@@ -215,7 +227,9 @@ impl Profile {
             "famfs-6.14" => Ok(Profile::famfs_6_14()),
             "v10" => Ok(Profile::v10()),
             "post-v10-simple" => Ok(Profile::post_v10_simple()),
-            _ => Err(UnknownProfile { name: name.to_string() }),
+            _ => Err(UnknownProfile {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -292,6 +306,12 @@ impl Profile {
         1u64 << self.flag_bit
     }
 
+    /// Whether a 64-bit INIT flag set (the kernel's offer or the server's
+    /// reply) carries this profile's famfs capability.
+    pub fn has_flag(&self, flags: u64) -> bool {
+        flags & self.flag_mask() != 0
+    }
+
     /// Whether the header word at offset 12 is `fmap_size`.
     pub fn has_fmap_size(&self) -> bool {
         self.header == HeaderVariant::FmapSize
@@ -315,7 +335,10 @@ impl Profile {
             None
         };
         match why {
-            Some(why) => Err(ProfileError::Invalid { name: self.name.clone(), why }),
+            Some(why) => Err(ProfileError::Invalid {
+                name: self.name.clone(),
+                why,
+            }),
             None => Ok(()),
         }
     }
@@ -345,7 +368,10 @@ impl fmt::Display for Profile {
 }
 
 fn bad(k: &str, v: &str) -> ProfileError {
-    ProfileError::BadValue { key: k.to_string(), value: v.to_string() }
+    ProfileError::BadValue {
+        key: k.to_string(),
+        value: v.to_string(),
+    }
 }
 
 fn parse_num(v: &str) -> Option<u64> {

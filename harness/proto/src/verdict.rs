@@ -33,7 +33,7 @@
 //! the device size, which this crate does not know.
 
 use crate::abi::{DaxdevOut, FmapHeader, FmapInterleaveExt, FmapSimpleExt, Wire};
-use crate::errno::{EINVAL, EIO, ERANGE, EFBIG};
+use crate::errno::{EFBIG, EINVAL, EIO, ERANGE};
 use crate::fmap::{EXT_INTERLEAVE, EXT_SIMPLE, FMAP_VERSION, HEADER_SIZE, RECORD_SIZE};
 use crate::profile::Profile;
 use serde::Serialize;
@@ -119,10 +119,16 @@ pub struct Place {
 
 impl Place {
     fn extent(extent: u32) -> Self {
-        Place { extent, strip: None }
+        Place {
+            extent,
+            strip: None,
+        }
     }
     fn strip(extent: u32, strip: u32) -> Self {
-        Place { extent, strip: Some(strip) }
+        Place {
+            extent,
+            strip: Some(strip),
+        }
     }
 }
 
@@ -171,14 +177,22 @@ pub enum Unchecked {
     /// `offset + len` wraps around 2^64 (weak spot 7).
     Overflow { place: Place, offset: u64, len: u64 },
     /// Two ranges on one device overlap (weak spot 9).
-    Overlap { devindex: u32, first: Place, second: Place },
+    Overlap {
+        devindex: u32,
+        first: Place,
+        second: Place,
+    },
     /// Interleaved extent with `chunk_size` 0 (weak spot 1).
     ChunkSizeZero { extent: u32 },
     /// Extent or strip of length 0.
     ZeroLength { place: Place },
     /// An interleaved extent whose strips hold fewer bytes than `nbytes`,
     /// so some file offsets map past the end of a strip (weak spot 7).
-    StripsShort { extent: u32, nbytes: u64, strips_total: u64 },
+    StripsShort {
+        extent: u32,
+        nbytes: u64,
+        strips_total: u64,
+    },
 }
 
 impl fmt::Display for Unchecked {
@@ -199,12 +213,20 @@ impl fmt::Display for Unchecked {
             Unchecked::Overflow { place, offset, len } => {
                 write!(f, "{place}: offset {offset:#x} + len {len:#x} wraps")
             }
-            Unchecked::Overlap { devindex, first, second } => {
+            Unchecked::Overlap {
+                devindex,
+                first,
+                second,
+            } => {
                 write!(f, "{first} and {second} overlap on device {devindex}")
             }
             Unchecked::ChunkSizeZero { extent } => write!(f, "extent {extent}: chunk_size 0"),
             Unchecked::ZeroLength { place } => write!(f, "{place}: length 0"),
-            Unchecked::StripsShort { extent, nbytes, strips_total } => write!(
+            Unchecked::StripsShort {
+                extent,
+                nbytes,
+                strips_total,
+            } => write!(
                 f,
                 "extent {extent}: strips hold {strips_total:#x} bytes, nbytes is {nbytes:#x}"
             ),
@@ -308,15 +330,19 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Accept(s) => write!(
                 f,
-                "ACCEPT: {} extent(s), file_size {:#x}, devices {:?}",
-                s.nextents, s.file_size, s.devices
+                "ACCEPT: {} extent(s), file_size {:#x}, total length {:#x}, devices {:?}",
+                s.nextents, s.file_size, s.total_len, s.devices
             ),
             Verdict::Reject(r) => {
                 write!(f, "REJECT {} by rule {}", errno_label(r.errno), r.rule)?;
                 if let Some(p) = r.place {
                     write!(f, " at {p}")?;
                 }
-                write!(f, " (offset {}, value {:#x})", r.offset, r.value)
+                if r.value < 0x10000 {
+                    write!(f, " (offset {}, value {})", r.offset, r.value)
+                } else {
+                    write!(f, " (offset {}, value {:#x})", r.offset, r.value)
+                }
             }
             Verdict::ReplyRejected { len, limit } => write!(
                 f,
@@ -353,7 +379,13 @@ pub fn judge_exchange(profile: &Profile, first: &[u8], second: Option<&[u8]>) ->
 }
 
 fn reject(rule: Rule, offset: usize, place: Option<Place>, value: u64) -> Verdict {
-    Verdict::Reject(Rejection { errno: rule.errno(), rule, offset, place, value })
+    Verdict::Reject(Rejection {
+        errno: rule.errno(),
+        rule,
+        offset,
+        place,
+        value,
+    })
 }
 
 /// A device range seen while checking, for the overlap scan.
@@ -366,7 +398,10 @@ struct Range {
 
 fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
     if b.len() > limit {
-        return Verdict::ReplyRejected { len: b.len(), limit };
+        return Verdict::ReplyRejected {
+            len: b.len(),
+            limit,
+        };
     }
     let Ok(h) = FmapHeader::decode(b) else {
         return reject(Rule::ShortHeader, 0, None, b.len() as u64);
@@ -386,7 +421,9 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
     match h.ext_type {
         EXT_SIMPLE => {}
         EXT_INTERLEAVE if p.interleave => {}
-        EXT_INTERLEAVE => return reject(Rule::InterleaveUnsupported, 4, None, u64::from(h.ext_type)),
+        EXT_INTERLEAVE => {
+            return reject(Rule::InterleaveUnsupported, 4, None, u64::from(h.ext_type))
+        }
         t => return reject(Rule::ExtType, 4, None, u64::from(t)),
     }
 
@@ -400,23 +437,45 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
     // Checks one simple extent or strip; records it for the later notes.
     let mut range = |e: &FmapSimpleExt, at: usize, place: Place, notes: &mut Vec<Unchecked>| {
         if e.devindex >= p.devindex_limit {
-            return Some(reject(Rule::DevIndex, at, Some(place), u64::from(e.devindex)));
+            return Some(reject(
+                Rule::DevIndex,
+                at,
+                Some(place),
+                u64::from(e.devindex),
+            ));
         }
         if e.offset % p.alignment != 0 {
-            return Some(reject(Rule::MisalignedOffset, at + 8, Some(place), e.offset));
+            return Some(reject(
+                Rule::MisalignedOffset,
+                at + 8,
+                Some(place),
+                e.offset,
+            ));
         }
         if e.len % p.alignment != 0 {
             return Some(reject(Rule::MisalignedLen, at + 16, Some(place), e.len));
         }
         if e.reserved != 0 {
-            notes.push(Unchecked::Reserved { offset: at + 4, value: u64::from(e.reserved) });
+            notes.push(Unchecked::Reserved {
+                offset: at + 4,
+                value: u64::from(e.reserved),
+            });
         }
         if e.len == 0 {
             notes.push(Unchecked::ZeroLength { place });
         }
         match e.offset.checked_add(e.len) {
-            None => notes.push(Unchecked::Overflow { place, offset: e.offset, len: e.len }),
-            Some(end) => ranges.push(Range { devindex: e.devindex, start: e.offset, end, place }),
+            None => notes.push(Unchecked::Overflow {
+                place,
+                offset: e.offset,
+                len: e.len,
+            }),
+            Some(end) => ranges.push(Range {
+                devindex: e.devindex,
+                start: e.offset,
+                end,
+                place,
+            }),
         }
         None
     };
@@ -452,7 +511,10 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
                 notes.push(Unchecked::ChunkSizeZero { extent: i });
             }
             if ih.reserved != 0 {
-                notes.push(Unchecked::Reserved { offset: at + 16, value: ih.reserved });
+                notes.push(Unchecked::Reserved {
+                    offset: at + 16,
+                    value: ih.reserved,
+                });
             }
             at += RECORD_SIZE;
             let mut strips_total = 0u64;
@@ -468,7 +530,11 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
                 at += RECORD_SIZE;
             }
             if strips_total < ih.nbytes {
-                notes.push(Unchecked::StripsShort { extent: i, nbytes: ih.nbytes, strips_total });
+                notes.push(Unchecked::StripsShort {
+                    extent: i,
+                    nbytes: ih.nbytes,
+                    strips_total,
+                });
             }
             sum = sum.wrapping_add(ih.nbytes);
         }
@@ -487,17 +553,29 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
         head.push(Unchecked::FileType(h.file_type));
     }
     if h.reserved != 0 {
-        head.push(Unchecked::Reserved { offset: 1, value: u64::from(h.reserved) });
+        head.push(Unchecked::Reserved {
+            offset: 1,
+            value: u64::from(h.reserved),
+        });
     }
     if p.has_fmap_size() {
         if h.reserved0 as usize != b.len() {
-            head.push(Unchecked::FmapSizeMismatch { fmap_size: h.reserved0, len: b.len() });
+            head.push(Unchecked::FmapSizeMismatch {
+                fmap_size: h.reserved0,
+                len: b.len(),
+            });
         }
     } else if h.reserved0 != 0 {
-        head.push(Unchecked::Reserved { offset: 12, value: u64::from(h.reserved0) });
+        head.push(Unchecked::Reserved {
+            offset: 12,
+            value: u64::from(h.reserved0),
+        });
     }
     if h.reserved1 != 0 {
-        head.push(Unchecked::Reserved { offset: 24, value: h.reserved1 });
+        head.push(Unchecked::Reserved {
+            offset: 24,
+            value: h.reserved1,
+        });
     }
     if h.file_size >= 1 << 63 {
         head.push(Unchecked::HugeFileSize(h.file_size));
@@ -505,7 +583,10 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
     head.append(&mut notes);
     head.extend(overlaps(&mut ranges));
     if at < b.len() {
-        head.push(Unchecked::TrailingBytes { offset: at, count: b.len() - at });
+        head.push(Unchecked::TrailingBytes {
+            offset: at,
+            count: b.len() - at,
+        });
     }
 
     let devices: BTreeSet<u32> = ranges.iter().map(|r| r.devindex).collect();
@@ -529,7 +610,11 @@ fn overlaps(ranges: &mut [Range]) -> Vec<Unchecked> {
     for r in ranges.iter().filter(|r| r.end > r.start) {
         match reach {
             Some((dev, end, first)) if dev == r.devindex && r.start < end => {
-                out.push(Unchecked::Overlap { devindex: dev, first, second: r.place });
+                out.push(Unchecked::Overlap {
+                    devindex: dev,
+                    first,
+                    second: r.place,
+                });
                 if r.end > end {
                     reach = Some((dev, r.end, r.place));
                 }
@@ -571,11 +656,17 @@ impl DaxdevVerdict {
 pub fn daxdev_verdict(profile: &Profile, bytes: &[u8]) -> DaxdevVerdict {
     let expected = profile.daxdev_reply_size as usize;
     if bytes.len() != expected {
-        return DaxdevVerdict::ReplyRejected { len: bytes.len(), expected };
+        return DaxdevVerdict::ReplyRejected {
+            len: bytes.len(),
+            expected,
+        };
     }
     let Ok(d) = DaxdevOut::decode(bytes) else {
         // A custom profile may expect fewer bytes than the struct holds.
-        return DaxdevVerdict::ReplyRejected { len: bytes.len(), expected: DaxdevOut::SIZE };
+        return DaxdevVerdict::ReplyRejected {
+            len: bytes.len(),
+            expected: DaxdevOut::SIZE,
+        };
     };
     if !d.name_terminated() {
         DaxdevVerdict::Unterminated

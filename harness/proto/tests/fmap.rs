@@ -8,13 +8,20 @@ use famfs_proto::{DecodeError, Extents, Fmap, InterleavedExtent, Profile, RawFma
 const MIB: u64 = 1 << 20;
 
 fn simple_n(n: u64) -> Fmap {
-    let ext = (0..n).map(|i| SimpleExtent::new((2 * i + 1) * 2 * MIB, 2 * MIB)).collect();
+    let ext = (0..n)
+        .map(|i| SimpleExtent::new((2 * i + 1) * 2 * MIB, 2 * MIB))
+        .collect();
     Fmap::simple(n * 2 * MIB, ext)
 }
 
 fn interleaved(nstrips: u64) -> Fmap {
-    let strips = (0..nstrips).map(|i| SimpleExtent::new(i * 64 * MIB, 8 * MIB)).collect();
-    Fmap::interleaved(nstrips * 8 * MIB, vec![InterleavedExtent::new(2 << 20, nstrips * 8 * MIB, strips)])
+    let strips = (0..nstrips)
+        .map(|i| SimpleExtent::new(i * 64 * MIB, 8 * MIB))
+        .collect();
+    Fmap::interleaved(
+        nstrips * 8 * MIB,
+        vec![InterleavedExtent::new(2 << 20, nstrips * 8 * MIB, strips)],
+    )
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
@@ -64,12 +71,24 @@ fn round_trip_every_class_under_every_profile() {
             Fmap::interleaved(
                 8 * MIB,
                 vec![
-                    InterleavedExtent::new(2 << 20, 4 * MIB, vec![SimpleExtent::new(0, 2 * MIB); 2]),
+                    InterleavedExtent::new(
+                        2 << 20,
+                        4 * MIB,
+                        vec![SimpleExtent::new(0, 2 * MIB); 2],
+                    ),
                     InterleavedExtent {
                         chunk_size: 4 << 20,
                         nbytes: 4 * MIB,
                         reserved: 9,
-                        strips: vec![SimpleExtent { devindex: 1, reserved: 5, offset: 0, len: 2 * MIB }; 2],
+                        strips: vec![
+                            SimpleExtent {
+                                devindex: 1,
+                                reserved: 5,
+                                offset: 0,
+                                len: 2 * MIB
+                            };
+                            2
+                        ],
                     },
                 ],
             ),
@@ -133,10 +152,18 @@ fn decode_is_lenient_about_validity() {
     assert_eq!(d.fmap, f);
     // nextents 0 decodes to no extents.
     let b = Fmap::simple(0, vec![]).encode(&Profile::v10());
-    assert_eq!(Fmap::decode(&Profile::v10(), &b).unwrap().fmap.nextents(), 0);
+    assert_eq!(
+        Fmap::decode(&Profile::v10(), &b).unwrap().fmap.nextents(),
+        0
+    );
     // Interleave decodes even under a profile that rejects it.
     let f = interleaved(2);
-    assert_eq!(Fmap::decode(&Profile::post_v10_simple(), &f.encode(&Profile::v10())).unwrap().fmap, f);
+    assert_eq!(
+        Fmap::decode(&Profile::post_v10_simple(), &f.encode(&Profile::v10()))
+            .unwrap()
+            .fmap,
+        f
+    );
 }
 
 #[test]
@@ -156,7 +183,10 @@ fn decode_error_short_header() {
     let e = Fmap::decode(&p, &b[..31]).unwrap_err();
     assert_eq!(e, DecodeError::Short { need: 32, got: 31 });
     assert_eq!(e.offset(), 0);
-    assert_eq!(Fmap::decode(&p, &[]).unwrap_err(), DecodeError::Short { need: 32, got: 0 });
+    assert_eq!(
+        Fmap::decode(&p, &[]).unwrap_err(),
+        DecodeError::Short { need: 32, got: 0 }
+    );
 }
 
 #[test]
@@ -164,7 +194,13 @@ fn decode_error_bad_ext_type() {
     let p = Profile::v10();
     let b = simple_n(1).to_raw(&p).set_ext_type(7).to_bytes();
     let e = Fmap::decode(&p, &b).unwrap_err();
-    assert_eq!(e, DecodeError::BadExtType { ext_type: 7, offset: 4 });
+    assert_eq!(
+        e,
+        DecodeError::BadExtType {
+            ext_type: 7,
+            offset: 4
+        }
+    );
     assert_eq!(e.offset(), 4);
     assert!(e.to_string().contains("ext_type 7"));
 }
@@ -175,19 +211,37 @@ fn decode_error_truncated_extent() {
     // Three announced, two present: the third starts at 32 + 2*24 = 80.
     let b = simple_n(2).to_raw(&p).set_nextents(3).to_bytes();
     let e = Fmap::decode(&p, &b).unwrap_err();
-    assert_eq!(e, DecodeError::TruncatedExtent { index: 2, offset: 80, need: 24, got: 0 });
+    assert_eq!(
+        e,
+        DecodeError::TruncatedExtent {
+            index: 2,
+            offset: 80,
+            need: 24,
+            got: 0
+        }
+    );
     assert_eq!(e.to_string(), "extent 2 at offset 80: need 24 bytes, got 0");
     // Cut in the middle of the second extent.
     let b = simple_n(2).to_raw(&p).truncate(66).to_bytes();
     assert_eq!(
         Fmap::decode(&p, &b).unwrap_err(),
-        DecodeError::TruncatedExtent { index: 1, offset: 56, need: 24, got: 10 }
+        DecodeError::TruncatedExtent {
+            index: 1,
+            offset: 56,
+            need: 24,
+            got: 10
+        }
     );
     // Huge counts cost nothing.
     let b = simple_n(1).to_raw(&p).set_nextents(u32::MAX).to_bytes();
     assert_eq!(
         Fmap::decode(&p, &b).unwrap_err(),
-        DecodeError::TruncatedExtent { index: 1, offset: 56, need: 24, got: 0 }
+        DecodeError::TruncatedExtent {
+            index: 1,
+            offset: 56,
+            need: 24,
+            got: 0
+        }
     );
 }
 
@@ -197,18 +251,38 @@ fn decode_error_truncated_interleave_header_and_strip() {
     let b = interleaved(1).to_raw(&p).truncate(40).to_bytes();
     assert_eq!(
         Fmap::decode(&p, &b).unwrap_err(),
-        DecodeError::TruncatedExtent { index: 0, offset: 32, need: 24, got: 8 }
+        DecodeError::TruncatedExtent {
+            index: 0,
+            offset: 32,
+            need: 24,
+            got: 8
+        }
     );
     // Strip 2 of extent 0 would start at 32 + 24 + 2*24 = 104.
     let mut raw = interleaved(2).to_raw(&p);
     raw.interleave_mut(0).unwrap().nstrips = 3;
     let e = Fmap::decode(&p, &raw.to_bytes()).unwrap_err();
-    assert_eq!(e, DecodeError::TruncatedStrip { extent: 0, strip: 2, offset: 104, need: 24, got: 0 });
+    assert_eq!(
+        e,
+        DecodeError::TruncatedStrip {
+            extent: 0,
+            strip: 2,
+            offset: 104,
+            need: 24,
+            got: 0
+        }
+    );
     assert_eq!(e.offset(), 104);
     raw.append(&[0; 5]);
     assert_eq!(
         Fmap::decode(&p, &raw.to_bytes()).unwrap_err(),
-        DecodeError::TruncatedStrip { extent: 0, strip: 2, offset: 104, need: 24, got: 5 }
+        DecodeError::TruncatedStrip {
+            extent: 0,
+            strip: 2,
+            offset: 104,
+            need: 24,
+            got: 5
+        }
     );
 }
 
@@ -220,11 +294,22 @@ fn walk_reports_partial_structure() {
     assert_eq!(l.items.len(), 2);
     assert_eq!(l.items[1].offset, 56);
     assert_eq!(l.end, 80);
-    assert_eq!(l.error, Some(DecodeError::TruncatedExtent { index: 2, offset: 80, need: 24, got: 10 }));
+    assert_eq!(
+        l.error,
+        Some(DecodeError::TruncatedExtent {
+            index: 2,
+            offset: 80,
+            need: 24,
+            got: 10
+        })
+    );
     let l = walk(&interleaved(2).encode(&p));
     assert_eq!(l.items.len(), 3);
     assert_eq!((l.items[2].extent, l.items[2].strip), (0, Some(1)));
-    assert!(matches!(l.items[0].record, Record::Interleave(FmapInterleaveExt { nstrips: 2, .. })));
+    assert!(matches!(
+        l.items[0].record,
+        Record::Interleave(FmapInterleaveExt { nstrips: 2, .. })
+    ));
 }
 
 #[test]
@@ -238,11 +323,20 @@ fn raw_builder_tampering() {
     assert!(raw.extent_mut(0).is_none());
     let b = raw.to_bytes();
     assert_eq!(le32(&b, 36), 0, "chunk_size");
-    assert_eq!(le32(&b, RawFmap::record_offset(2)), 40, "second strip devindex");
+    assert_eq!(
+        le32(&b, RawFmap::record_offset(2)),
+        40,
+        "second strip devindex"
+    );
 
     let mut raw = simple_n(1).to_raw(&p);
     raw.extent_mut(0).unwrap().len = 12345;
-    raw.push(Record::Extent(FmapSimpleExt { devindex: 1, reserved: 0, offset: 0, len: 0 }));
+    raw.push(Record::Extent(FmapSimpleExt {
+        devindex: 1,
+        reserved: 0,
+        offset: 0,
+        len: 0,
+    }));
     raw.set_file_size(1 << 63).set_fmap_size(99);
     raw.patch(0, &[0xff]).patch(100, &[0xaa, 0xbb]);
     let b = raw.to_bytes();

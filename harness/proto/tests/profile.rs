@@ -1,7 +1,9 @@
 //! Profile selection, custom specs and their errors.
 
 use famfs_proto::profile::{CUSTOM_KEYS, CUSTOM_PREFIX};
-use famfs_proto::{CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile};
+use famfs_proto::{
+    CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
+};
 use serde::de::{self, value::MapDeserializer, Deserialize, IntoDeserializer, Visitor};
 
 #[test]
@@ -14,12 +16,24 @@ fn builtin_names_and_numbers() {
     }
     let old = Profile::by_name("famfs-6.14").unwrap();
     assert_eq!(
-        (old.flag_bit, old.get_fmap, old.get_daxdev, old.max_extents, old.max_strips),
+        (
+            old.flag_bit,
+            old.get_fmap,
+            old.get_daxdev,
+            old.max_extents,
+            old.max_strips
+        ),
         (42, 53, 54, 2, 16)
     );
     let v10 = Profile::by_name("v10").unwrap();
     assert_eq!(
-        (v10.flag_bit, v10.get_fmap, v10.get_daxdev, v10.max_extents, v10.max_strips),
+        (
+            v10.flag_bit,
+            v10.get_fmap,
+            v10.get_daxdev,
+            v10.max_extents,
+            v10.max_strips
+        ),
         (43, 54, 55, 32, 32)
     );
     assert_eq!(v10.alignment, 2 << 20);
@@ -32,14 +46,20 @@ fn builtin_names_and_numbers() {
     assert!(v10.interleave);
 
     let post = Profile::by_name("post-v10-simple").unwrap();
-    assert_eq!((post.flag_bit, post.get_fmap, post.get_daxdev), (43, 54, 55));
+    assert_eq!(
+        (post.flag_bit, post.get_fmap, post.get_daxdev),
+        (43, 54, 55)
+    );
     assert_eq!(post.header, HeaderVariant::FmapSize);
     assert_eq!(post.get_fmap_in_size, 8);
     assert_eq!(post.retry_limit, Some(16 << 20));
     assert!(!post.interleave);
     // As many simple extents as a 16 MiB buffer holds after the header.
     assert_eq!(post.max_extents, 699_049);
-    assert!(32 + 699_049 * 24 <= 16 << 20 && 32 + 699_050 * 24 > 16 << 20);
+    let limit = u64::from(post.retry_limit.unwrap());
+    let fmap_len = |n: u64| 32 + n * 24;
+    assert!(fmap_len(u64::from(post.max_extents)) <= limit);
+    assert!(fmap_len(u64::from(post.max_extents) + 1) > limit);
 }
 
 #[test]
@@ -91,18 +111,29 @@ fn custom_spec_with_base_and_all_kinds_of_values() {
 #[test]
 fn custom_spec_errors() {
     let e = Profile::parse("custom:flag=44,colour=blue").unwrap_err();
-    assert_eq!(e, ProfileError::BadKey { key: "colour".into() });
+    assert_eq!(
+        e,
+        ProfileError::BadKey {
+            key: "colour".into()
+        }
+    );
     let msg = e.to_string();
     for k in CUSTOM_KEYS {
         assert!(msg.contains(k), "{msg} lacks {k}");
     }
     assert_eq!(
         Profile::parse("custom:get_fmap=five").unwrap_err(),
-        ProfileError::BadValue { key: "get_fmap".into(), value: "five".into() }
+        ProfileError::BadValue {
+            key: "get_fmap".into(),
+            value: "five".into()
+        }
     );
     assert_eq!(
         Profile::parse("custom:max_strips=0x1_0000_0000").unwrap_err(),
-        ProfileError::BadValue { key: "max_strips".into(), value: "0x1_0000_0000".into() }
+        ProfileError::BadValue {
+            key: "max_strips".into(),
+            value: "0x1_0000_0000".into()
+        }
     );
     assert!(matches!(
         Profile::parse("custom:flag"),
@@ -112,10 +143,22 @@ fn custom_spec_errors() {
         Profile::parse("custom:get_fmap=55"),
         Err(ProfileError::Invalid { why, .. }) if why.contains("differ")
     ));
-    assert!(matches!(Profile::parse("custom:flag=64"), Err(ProfileError::Invalid { .. })));
-    assert!(matches!(Profile::parse("custom:alignment=3"), Err(ProfileError::Invalid { .. })));
-    assert!(matches!(Profile::parse("custom:max_extents=0"), Err(ProfileError::Invalid { .. })));
-    assert!(matches!(Profile::parse("custom:base=v9"), Err(ProfileError::Unknown(_))));
+    assert!(matches!(
+        Profile::parse("custom:flag=64"),
+        Err(ProfileError::Invalid { .. })
+    ));
+    assert!(matches!(
+        Profile::parse("custom:alignment=3"),
+        Err(ProfileError::Invalid { .. })
+    ));
+    assert!(matches!(
+        Profile::parse("custom:max_extents=0"),
+        Err(ProfileError::Invalid { .. })
+    ));
+    assert!(matches!(
+        Profile::parse("custom:base=v9"),
+        Err(ProfileError::Unknown(_))
+    ));
     assert!(matches!(
         Profile::parse("custom:retry_limit=65536"),
         Err(ProfileError::Invalid { why, .. }) if why.contains("fmap_size")
@@ -176,7 +219,9 @@ impl<'de> IntoDeserializer<'de, de::value::Error> for V {
     }
 }
 
-fn from_map<T: for<'de> Deserialize<'de>>(pairs: Vec<(&'static str, V)>) -> Result<T, de::value::Error> {
+fn from_map<T: for<'de> Deserialize<'de>>(
+    pairs: Vec<(&'static str, V)>,
+) -> Result<T, de::value::Error> {
     T::deserialize(MapDeserializer::new(pairs.into_iter()))
 }
 
@@ -200,12 +245,19 @@ fn custom_profile_from_fields() {
     assert_eq!(p.name, "custom");
 
     // Explicit null clears the base's retry limit; absence keeps it.
-    let c: CustomProfile = from_map(vec![("base", V::S("post-v10-simple")), ("retry_limit", V::Null)]).unwrap();
+    let c: CustomProfile = from_map(vec![
+        ("base", V::S("post-v10-simple")),
+        ("retry_limit", V::Null),
+    ])
+    .unwrap();
     assert_eq!(c.resolve().unwrap().retry_limit, None);
     let c: CustomProfile = from_map(vec![("base", V::S("post-v10-simple"))]).unwrap();
     assert_eq!(c.resolve().unwrap().retry_limit, Some(16 << 20));
 
-    assert!(from_map::<CustomProfile>(vec![("flags", V::U(1))]).is_err(), "unknown field");
+    assert!(
+        from_map::<CustomProfile>(vec![("flags", V::U(1))]).is_err(),
+        "unknown field"
+    );
 }
 
 #[test]

@@ -7,20 +7,27 @@ use famfs_proto::errno::{EFBIG, EINVAL, EIO, ERANGE};
 use famfs_proto::fmap::Record;
 use famfs_proto::verdict::Place;
 use famfs_proto::{
-    daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict, Fmap, InterleavedExtent,
-    Profile, RawFmap, Rule, SimpleExtent, Unchecked, Verdict,
+    daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict, Fmap,
+    InterleavedExtent, Profile, RawFmap, Rule, SimpleExtent, Unchecked, Verdict,
 };
 
 const MIB: u64 = 1 << 20;
 
 fn simple_n(n: u64) -> Fmap {
-    let ext = (0..n).map(|i| SimpleExtent::new(i * 4 * MIB, 2 * MIB)).collect();
+    let ext = (0..n)
+        .map(|i| SimpleExtent::new(i * 4 * MIB, 2 * MIB))
+        .collect();
     Fmap::simple(n * 2 * MIB, ext)
 }
 
 fn interleaved(nstrips: u64) -> Fmap {
-    let strips = (0..nstrips).map(|i| SimpleExtent::new(i * 64 * MIB, 8 * MIB)).collect();
-    Fmap::interleaved(nstrips * 8 * MIB, vec![InterleavedExtent::new(2 << 20, nstrips * 8 * MIB, strips)])
+    let strips = (0..nstrips)
+        .map(|i| SimpleExtent::new(i * 64 * MIB, 8 * MIB))
+        .collect();
+    Fmap::interleaved(
+        nstrips * 8 * MIB,
+        vec![InterleavedExtent::new(2 << 20, nstrips * 8 * MIB, strips)],
+    )
 }
 
 fn v10() -> Profile {
@@ -34,7 +41,10 @@ fn assert_reject(v: &Verdict, errno: i32, rule: Rule) -> Place {
             assert_eq!((r.errno, r.rule), (errno, rule), "{v}");
             assert_eq!(v.open_errno(), Some(errno));
             assert_eq!(v.write_errno(), None);
-            r.place.unwrap_or(Place { extent: u32::MAX, strip: None })
+            r.place.unwrap_or(Place {
+                extent: u32::MAX,
+                strip: None,
+            })
         }
         other => panic!("expected {rule} rejection, got {other}"),
     }
@@ -102,7 +112,11 @@ fn row_nextents_above_32_is_erange() {
         let e = v[0].clone();
         v.resize(33, e);
     }
-    assert_reject(&kernel_verdict(&v10(), &f.encode(&v10())), ERANGE, Rule::ExtentCount);
+    assert_reject(
+        &kernel_verdict(&v10(), &f.encode(&v10())),
+        ERANGE,
+        Rule::ExtentCount,
+    );
     let b = simple_n(1).to_raw(&v10()).set_nextents(u32::MAX).to_bytes();
     assert_reject(&kernel_verdict(&v10(), &b), ERANGE, Rule::ExtentCount);
     // 32 is the last accepted count.
@@ -115,7 +129,10 @@ fn row_ext_type_not_0_or_1_is_einval() {
         let b = simple_n(1).to_raw(&v10()).set_ext_type(t).to_bytes();
         let v = kernel_verdict(&v10(), &b);
         assert_reject(&v, EINVAL, Rule::ExtType);
-        assert_eq!((v.rejection().unwrap().offset, v.rejection().unwrap().value), (4, u64::from(t)));
+        assert_eq!(
+            (v.rejection().unwrap().offset, v.rejection().unwrap().value),
+            (4, u64::from(t))
+        );
     }
 }
 
@@ -128,10 +145,16 @@ fn row_extents_past_payload_is_einval() {
     assert_eq!(v.rejection().unwrap().offset, 56);
     // Last extent cut short by one byte.
     let b = simple_n(2).to_raw(&v10()).truncate(79).to_bytes();
-    assert_eq!(assert_reject(&kernel_verdict(&v10(), &b), EINVAL, Rule::PastPayload), pl(1, None));
+    assert_eq!(
+        assert_reject(&kernel_verdict(&v10(), &b), EINVAL, Rule::PastPayload),
+        pl(1, None)
+    );
     // Interleaved header missing.
     let b = interleaved(1).to_raw(&v10()).truncate(50).to_bytes();
-    assert_eq!(assert_reject(&kernel_verdict(&v10(), &b), EINVAL, Rule::PastPayload), pl(0, None));
+    assert_eq!(
+        assert_reject(&kernel_verdict(&v10(), &b), EINVAL, Rule::PastPayload),
+        pl(0, None)
+    );
     // A strip missing.
     let mut raw = interleaved(2).to_raw(&v10());
     raw.interleave_mut(0).unwrap().nstrips = 3;
@@ -146,7 +169,11 @@ fn row_interleave_chunk_size_not_multiple_of_2mib_is_einval() {
         let mut raw = interleaved(2).to_raw(&v10());
         raw.interleave_mut(0).unwrap().chunk_size = cs;
         let v = kernel_verdict(&v10(), &raw.to_bytes());
-        assert_eq!(assert_reject(&v, EINVAL, Rule::ChunkSize), pl(0, None), "chunk {cs}");
+        assert_eq!(
+            assert_reject(&v, EINVAL, Rule::ChunkSize),
+            pl(0, None),
+            "chunk {cs}"
+        );
         assert_eq!(v.rejection().unwrap().offset, 36);
     }
     // Larger multiples are fine.
@@ -160,7 +187,11 @@ fn row_interleave_nbytes_zero_is_einval() {
     let mut raw = interleaved(2).to_raw(&v10());
     raw.interleave_mut(0).unwrap().nbytes = 0;
     raw.set_file_size(0);
-    assert_reject(&kernel_verdict(&v10(), &raw.to_bytes()), EINVAL, Rule::ZeroNbytes);
+    assert_reject(
+        &kernel_verdict(&v10(), &raw.to_bytes()),
+        EINVAL,
+        Rule::ZeroNbytes,
+    );
 }
 
 #[test]
@@ -181,7 +212,11 @@ fn row_interleave_nstrips_above_32_is_einval() {
     // Rejected from the count alone, before any strip is read.
     let mut raw = interleaved(1).to_raw(&v10());
     raw.interleave_mut(0).unwrap().nstrips = 1000;
-    assert_reject(&kernel_verdict(&v10(), &raw.to_bytes()), EINVAL, Rule::StripCount);
+    assert_reject(
+        &kernel_verdict(&v10(), &raw.to_bytes()),
+        EINVAL,
+        Rule::StripCount,
+    );
     accepted(&kernel_verdict(&v10(), &interleaved(32).encode(&v10())));
 }
 
@@ -192,11 +227,21 @@ fn row_devindex_not_0_is_einval() {
         raw.extent_mut(1).unwrap().devindex = dev;
         let v = kernel_verdict(&v10(), &raw.to_bytes());
         assert_eq!(assert_reject(&v, EINVAL, Rule::DevIndex), pl(1, None));
-        assert_eq!((v.rejection().unwrap().offset, v.rejection().unwrap().value), (56, u64::from(dev)));
+        assert_eq!(
+            (v.rejection().unwrap().offset, v.rejection().unwrap().value),
+            (56, u64::from(dev))
+        );
     }
     let mut raw = interleaved(3).to_raw(&v10());
     raw.strip_mut(0, 2).unwrap().devindex = 1;
-    assert_eq!(assert_reject(&kernel_verdict(&v10(), &raw.to_bytes()), EINVAL, Rule::DevIndex), pl(0, Some(2)));
+    assert_eq!(
+        assert_reject(
+            &kernel_verdict(&v10(), &raw.to_bytes()),
+            EINVAL,
+            Rule::DevIndex
+        ),
+        pl(0, Some(2))
+    );
 }
 
 #[test]
@@ -206,12 +251,19 @@ fn row_offset_not_2mib_aligned_is_einval() {
         raw.extent_mut(0).unwrap().offset = off;
         let v = kernel_verdict(&v10(), &raw.to_bytes());
         assert_reject(&v, EINVAL, Rule::MisalignedOffset);
-        assert_eq!((v.rejection().unwrap().offset, v.rejection().unwrap().value), (40, off));
+        assert_eq!(
+            (v.rejection().unwrap().offset, v.rejection().unwrap().value),
+            (40, off)
+        );
     }
     let mut raw = interleaved(2).to_raw(&v10());
     raw.strip_mut(0, 1).unwrap().offset = 4096;
     assert_eq!(
-        assert_reject(&kernel_verdict(&v10(), &raw.to_bytes()), EINVAL, Rule::MisalignedOffset),
+        assert_reject(
+            &kernel_verdict(&v10(), &raw.to_bytes()),
+            EINVAL,
+            Rule::MisalignedOffset
+        ),
         pl(0, Some(1))
     );
 }
@@ -227,24 +279,44 @@ fn row_len_not_2mib_aligned_is_einval() {
     let mut raw = interleaved(2).to_raw(&v10());
     raw.strip_mut(0, 0).unwrap().len = 4096;
     assert_eq!(
-        assert_reject(&kernel_verdict(&v10(), &raw.to_bytes()), EINVAL, Rule::MisalignedLen),
+        assert_reject(
+            &kernel_verdict(&v10(), &raw.to_bytes()),
+            EINVAL,
+            Rule::MisalignedLen
+        ),
         pl(0, Some(0))
     );
 }
 
 #[test]
 fn row_sum_of_lengths_below_file_size_is_einval() {
-    let b = simple_n(2).to_raw(&v10()).set_file_size(4 * MIB + 1).to_bytes();
+    let b = simple_n(2)
+        .to_raw(&v10())
+        .set_file_size(4 * MIB + 1)
+        .to_bytes();
     let v = kernel_verdict(&v10(), &b);
     assert_reject(&v, EINVAL, Rule::ShortOfFileSize);
-    assert_eq!((v.rejection().unwrap().offset, v.rejection().unwrap().value), (16, 4 * MIB));
+    assert_eq!(
+        (v.rejection().unwrap().offset, v.rejection().unwrap().value),
+        (16, 4 * MIB)
+    );
     // Equal is enough; file_size may also be smaller than the extents.
-    accepted(&kernel_verdict(&v10(), &simple_n(2).to_raw(&v10()).set_file_size(4 * MIB).to_bytes()));
-    accepted(&kernel_verdict(&v10(), &simple_n(2).to_raw(&v10()).set_file_size(1).to_bytes()));
+    accepted(&kernel_verdict(
+        &v10(),
+        &simple_n(2).to_raw(&v10()).set_file_size(4 * MIB).to_bytes(),
+    ));
+    accepted(&kernel_verdict(
+        &v10(),
+        &simple_n(2).to_raw(&v10()).set_file_size(1).to_bytes(),
+    ));
     // For interleave the lengths are nbytes, not strip lengths.
     let mut raw = interleaved(2).to_raw(&v10());
     raw.interleave_mut(0).unwrap().nbytes = 2 * MIB;
-    assert_reject(&kernel_verdict(&v10(), &raw.to_bytes()), EINVAL, Rule::ShortOfFileSize);
+    assert_reject(
+        &kernel_verdict(&v10(), &raw.to_bytes()),
+        EINVAL,
+        Rule::ShortOfFileSize,
+    );
 }
 
 #[test]
@@ -255,7 +327,13 @@ fn reply_above_4096_is_refused_by_dev_fuse() {
     accepted(&kernel_verdict(&p, &raw.to_bytes()));
     raw.append(&[0]);
     let v = kernel_verdict(&p, &raw.to_bytes());
-    assert_eq!(v, Verdict::ReplyRejected { len: 4097, limit: 4096 });
+    assert_eq!(
+        v,
+        Verdict::ReplyRejected {
+            len: 4097,
+            limit: 4096
+        }
+    );
     assert_eq!((v.write_errno(), v.open_errno()), (Some(EINVAL), Some(EIO)));
     assert_eq!(v.rule(), None);
     assert_eq!(v.outcome_name(), "reply-too-long");
@@ -268,23 +346,46 @@ fn checks_happen_in_kernel_order() {
     let p = v10();
     // Length limit before everything.
     let b = vec![0u8; 5000];
-    assert!(matches!(kernel_verdict(&p, &b), Verdict::ReplyRejected { .. }));
+    assert!(matches!(
+        kernel_verdict(&p, &b),
+        Verdict::ReplyRejected { .. }
+    ));
     // Count before ext_type.
-    let b = Fmap::simple(0, vec![]).to_raw(&p).set_ext_type(9).to_bytes();
+    let b = Fmap::simple(0, vec![])
+        .to_raw(&p)
+        .set_ext_type(9)
+        .to_bytes();
     assert_reject(&kernel_verdict(&p, &b), ERANGE, Rule::ExtentCount);
     // ext_type before the extents are looked at.
-    let b = Fmap::simple(0, vec![]).to_raw(&p).set_nextents(1).set_ext_type(9).to_bytes();
+    let b = Fmap::simple(0, vec![])
+        .to_raw(&p)
+        .set_nextents(1)
+        .set_ext_type(9)
+        .to_bytes();
     assert_reject(&kernel_verdict(&p, &b), EINVAL, Rule::ExtType);
     // Within an extent: devindex, then offset, then len.
     let mut raw = simple_n(1).to_raw(&p);
-    *raw.extent_mut(0).unwrap() = FmapSimpleExt { devindex: 1, reserved: 0, offset: 1, len: 1 };
+    *raw.extent_mut(0).unwrap() = FmapSimpleExt {
+        devindex: 1,
+        reserved: 0,
+        offset: 1,
+        len: 1,
+    };
     assert_reject(&kernel_verdict(&p, &raw.to_bytes()), EINVAL, Rule::DevIndex);
     raw.extent_mut(0).unwrap().devindex = 0;
-    assert_reject(&kernel_verdict(&p, &raw.to_bytes()), EINVAL, Rule::MisalignedOffset);
+    assert_reject(
+        &kernel_verdict(&p, &raw.to_bytes()),
+        EINVAL,
+        Rule::MisalignedOffset,
+    );
     // Earlier extents first: a bad extent 0 wins over a missing extent 2.
     let mut raw = simple_n(2).to_raw(&p);
     raw.set_nextents(3).extent_mut(0).unwrap().len = 1;
-    assert_reject(&kernel_verdict(&p, &raw.to_bytes()), EINVAL, Rule::MisalignedLen);
+    assert_reject(
+        &kernel_verdict(&p, &raw.to_bytes()),
+        EINVAL,
+        Rule::MisalignedLen,
+    );
     // Interleave header: chunk_size, then nbytes, then nstrips.
     let mut raw = interleaved(1).to_raw(&p);
     {
@@ -293,11 +394,23 @@ fn checks_happen_in_kernel_order() {
         h.nbytes = 0;
         h.nstrips = 0;
     }
-    assert_reject(&kernel_verdict(&p, &raw.to_bytes()), EINVAL, Rule::ChunkSize);
+    assert_reject(
+        &kernel_verdict(&p, &raw.to_bytes()),
+        EINVAL,
+        Rule::ChunkSize,
+    );
     raw.interleave_mut(0).unwrap().chunk_size = 0;
-    assert_reject(&kernel_verdict(&p, &raw.to_bytes()), EINVAL, Rule::ZeroNbytes);
+    assert_reject(
+        &kernel_verdict(&p, &raw.to_bytes()),
+        EINVAL,
+        Rule::ZeroNbytes,
+    );
     raw.interleave_mut(0).unwrap().nbytes = 1;
-    assert_reject(&kernel_verdict(&p, &raw.to_bytes()), EINVAL, Rule::StripCount);
+    assert_reject(
+        &kernel_verdict(&p, &raw.to_bytes()),
+        EINVAL,
+        Rule::StripCount,
+    );
     // File size is checked last.
     let mut raw = simple_n(1).to_raw(&p);
     raw.set_file_size(u64::MAX).extent_mut(0).unwrap().devindex = 2;
@@ -312,7 +425,10 @@ fn unchecked_fmap_version_and_file_type() {
     f.version = 0;
     f.file_type = 9;
     let notes = accepted(&kernel_verdict(&v10(), &f.encode(&v10())));
-    assert_eq!(notes, vec![Unchecked::FmapVersion(0), Unchecked::FileType(9)]);
+    assert_eq!(
+        notes,
+        vec![Unchecked::FmapVersion(0), Unchecked::FileType(9)]
+    );
 }
 
 #[test]
@@ -329,11 +445,26 @@ fn unchecked_reserved_fields() {
     assert_eq!(
         notes,
         vec![
-            Unchecked::Reserved { offset: 1, value: 1 },
-            Unchecked::Reserved { offset: 12, value: 2 },
-            Unchecked::Reserved { offset: 24, value: 3 },
-            Unchecked::Reserved { offset: 48, value: 4 },
-            Unchecked::Reserved { offset: 60, value: 5 },
+            Unchecked::Reserved {
+                offset: 1,
+                value: 1
+            },
+            Unchecked::Reserved {
+                offset: 12,
+                value: 2
+            },
+            Unchecked::Reserved {
+                offset: 24,
+                value: 3
+            },
+            Unchecked::Reserved {
+                offset: 48,
+                value: 4
+            },
+            Unchecked::Reserved {
+                offset: 60,
+                value: 5
+            },
         ]
     );
 }
@@ -341,7 +472,13 @@ fn unchecked_reserved_fields() {
 #[test]
 fn unchecked_trailing_bytes() {
     let b = simple_n(1).to_raw(&v10()).append(&[0xee; 10]).to_bytes();
-    assert_eq!(accepted(&kernel_verdict(&v10(), &b)), vec![Unchecked::TrailingBytes { offset: 56, count: 10 }]);
+    assert_eq!(
+        accepted(&kernel_verdict(&v10(), &b)),
+        vec![Unchecked::TrailingBytes {
+            offset: 56,
+            count: 10
+        }]
+    );
 }
 
 #[test]
@@ -357,12 +494,23 @@ fn unchecked_offset_plus_len_overflow() {
     let off = u64::MAX - (2 * MIB - 1); // 2 MiB aligned, 2 MiB below 2^64
     let f = Fmap::simple(4 * MIB, vec![SimpleExtent::new(off, 4 * MIB)]);
     let notes = accepted(&kernel_verdict(&v10(), &f.encode(&v10())));
-    assert_eq!(notes, vec![Unchecked::Overflow { place: pl(0, None), offset: off, len: 4 * MIB }]);
+    assert_eq!(
+        notes,
+        vec![Unchecked::Overflow {
+            place: pl(0, None),
+            offset: off,
+            len: 4 * MIB
+        }]
+    );
     // Same through a strip.
     let mut raw = interleaved(2).to_raw(&v10());
     raw.strip_mut(0, 1).unwrap().offset = off;
     let notes = accepted(&kernel_verdict(&v10(), &raw.to_bytes()));
-    assert!(notes.contains(&Unchecked::Overflow { place: pl(0, Some(1)), offset: off, len: 8 * MIB }));
+    assert!(notes.contains(&Unchecked::Overflow {
+        place: pl(0, Some(1)),
+        offset: off,
+        len: 8 * MIB
+    }));
 }
 
 #[test]
@@ -376,17 +524,41 @@ fn unchecked_overlapping_extents() {
         ],
     );
     let notes = accepted(&kernel_verdict(&v10(), &f.encode(&v10())));
-    assert_eq!(notes, vec![Unchecked::Overlap { devindex: 0, first: pl(0, None), second: pl(2, None) }]);
+    assert_eq!(
+        notes,
+        vec![Unchecked::Overlap {
+            devindex: 0,
+            first: pl(0, None),
+            second: pl(2, None)
+        }]
+    );
     // Adjacent is not overlapping.
-    let f = Fmap::simple(4 * MIB, vec![SimpleExtent::new(0, 2 * MIB), SimpleExtent::new(2 * MIB, 2 * MIB)]);
+    let f = Fmap::simple(
+        4 * MIB,
+        vec![
+            SimpleExtent::new(0, 2 * MIB),
+            SimpleExtent::new(2 * MIB, 2 * MIB),
+        ],
+    );
     assert_eq!(accepted(&kernel_verdict(&v10(), &f.encode(&v10()))), vec![]);
     // Strips of one interleaved extent on the same range.
     let f = Fmap::interleaved(
         4 * MIB,
-        vec![InterleavedExtent::new(2 << 20, 4 * MIB, vec![SimpleExtent::new(0, 2 * MIB); 2])],
+        vec![InterleavedExtent::new(
+            2 << 20,
+            4 * MIB,
+            vec![SimpleExtent::new(0, 2 * MIB); 2],
+        )],
     );
     let notes = accepted(&kernel_verdict(&v10(), &f.encode(&v10())));
-    assert_eq!(notes, vec![Unchecked::Overlap { devindex: 0, first: pl(0, Some(0)), second: pl(0, Some(1)) }]);
+    assert_eq!(
+        notes,
+        vec![Unchecked::Overlap {
+            devindex: 0,
+            first: pl(0, Some(0)),
+            second: pl(0, Some(1))
+        }]
+    );
 }
 
 #[test]
@@ -399,7 +571,10 @@ fn unchecked_chunk_size_zero() {
 
 #[test]
 fn unchecked_zero_length_and_short_strips() {
-    let f = Fmap::simple(2 * MIB, vec![SimpleExtent::new(0, 2 * MIB), SimpleExtent::new(4 * MIB, 0)]);
+    let f = Fmap::simple(
+        2 * MIB,
+        vec![SimpleExtent::new(0, 2 * MIB), SimpleExtent::new(4 * MIB, 0)],
+    );
     assert_eq!(
         accepted(&kernel_verdict(&v10(), &f.encode(&v10()))),
         vec![Unchecked::ZeroLength { place: pl(1, None) }]
@@ -408,7 +583,11 @@ fn unchecked_zero_length_and_short_strips() {
     raw.interleave_mut(0).unwrap().nbytes = 64 * MIB;
     assert_eq!(
         accepted(&kernel_verdict(&v10(), &raw.to_bytes())),
-        vec![Unchecked::StripsShort { extent: 0, nbytes: 64 * MIB, strips_total: 16 * MIB }]
+        vec![Unchecked::StripsShort {
+            extent: 0,
+            nbytes: 64 * MIB,
+            strips_total: 16 * MIB
+        }]
     );
 }
 
@@ -462,11 +641,20 @@ fn post_v10_fmap_size_mismatch_below_payload_is_unchecked() {
     let b = simple_n(1).to_raw(&p).set_fmap_size(40).to_bytes();
     assert_eq!(
         accepted(&kernel_verdict(&p, &b)),
-        vec![Unchecked::FmapSizeMismatch { fmap_size: 40, len: 56 }]
+        vec![Unchecked::FmapSizeMismatch {
+            fmap_size: 40,
+            len: 56
+        }]
     );
     // The same word under V10 is just a reserved field.
     let b = simple_n(1).to_raw(&v10()).set_fmap_size(40).to_bytes();
-    assert_eq!(accepted(&kernel_verdict(&v10(), &b)), vec![Unchecked::Reserved { offset: 12, value: 40 }]);
+    assert_eq!(
+        accepted(&kernel_verdict(&v10(), &b)),
+        vec![Unchecked::Reserved {
+            offset: 12,
+            value: 40
+        }]
+    );
 }
 
 #[test]
@@ -476,7 +664,13 @@ fn post_v10_retry_with_fmap_size() {
     // the full size, the kernel asks again with that buffer.
     let full = simple_n(300).encode(&p);
     assert_eq!(full.len(), 32 + 300 * 24);
-    assert!(matches!(kernel_verdict(&p, &full), Verdict::ReplyRejected { len: 7232, limit: 4096 }));
+    assert!(matches!(
+        kernel_verdict(&p, &full),
+        Verdict::ReplyRejected {
+            len: 7232,
+            limit: 4096
+        }
+    ));
     let first = &full[..32];
     let v = kernel_verdict(&p, first);
     assert_eq!(v, Verdict::Retry { fmap_size: 7232 });
@@ -490,45 +684,89 @@ fn post_v10_retry_with_fmap_size() {
     longer.push(0);
     assert_eq!(
         judge_exchange(&p, first, Some(&longer)),
-        Verdict::ReplyRejected { len: 7233, limit: 7232 }
+        Verdict::ReplyRejected {
+            len: 7233,
+            limit: 7232
+        }
     );
     // A retry reply that again falls short is parsed as it is: no second retry.
     let v = judge_exchange(&p, first, Some(&full[..4000]));
     assert_reject(&v, EINVAL, Rule::PastPayload);
     // V10 has no retry: the same header-only reply is a missing-extent error.
-    let b = simple_n(300).to_raw(&v10()).set_fmap_size(7232).truncate(32).to_bytes();
+    let b = simple_n(300)
+        .to_raw(&v10())
+        .set_fmap_size(7232)
+        .truncate(32)
+        .to_bytes();
     assert_reject(&kernel_verdict(&v10(), &b), ERANGE, Rule::ExtentCount);
 }
 
 #[test]
 fn post_v10_fmap_size_above_16mib_is_efbig() {
     let p = Profile::post_v10_simple();
-    let b = simple_n(1).to_raw(&p).set_fmap_size((16 << 20) + 1).to_bytes();
+    let b = simple_n(1)
+        .to_raw(&p)
+        .set_fmap_size((16 << 20) + 1)
+        .to_bytes();
     let v = kernel_verdict(&p, &b);
     assert_reject(&v, EFBIG, Rule::FmapTooBig);
-    assert_eq!((v.rejection().unwrap().offset, v.rejection().unwrap().value), (12, (16 << 20) + 1));
+    assert_eq!(
+        (v.rejection().unwrap().offset, v.rejection().unwrap().value),
+        (12, (16 << 20) + 1)
+    );
     let b = simple_n(1).to_raw(&p).set_fmap_size(16 << 20).to_bytes();
-    assert_eq!(kernel_verdict(&p, &b), Verdict::Retry { fmap_size: 16 << 20 });
+    assert_eq!(
+        kernel_verdict(&p, &b),
+        Verdict::Retry {
+            fmap_size: 16 << 20
+        }
+    );
 }
 
 // ---- custom profiles use their own numbers ------------------------------
 
 #[test]
 fn custom_profile_numbers_drive_the_verdict() {
-    let p = Profile::parse("custom:max_extents=4,max_strips=3,alignment=4096,devindex_limit=2,max_reply=8192").unwrap();
-    assert_reject(&kernel_verdict(&p, &simple_n(5).encode(&p)), ERANGE, Rule::ExtentCount);
-    assert_reject(&kernel_verdict(&p, &interleaved(4).encode(&p)), EINVAL, Rule::StripCount);
-    let f = Fmap::simple(8192, vec![SimpleExtent { devindex: 1, reserved: 0, offset: 4096, len: 8192 }]);
+    let p = Profile::parse(
+        "custom:max_extents=4,max_strips=3,alignment=4096,devindex_limit=2,max_reply=8192",
+    )
+    .unwrap();
+    assert_reject(
+        &kernel_verdict(&p, &simple_n(5).encode(&p)),
+        ERANGE,
+        Rule::ExtentCount,
+    );
+    assert_reject(
+        &kernel_verdict(&p, &interleaved(4).encode(&p)),
+        EINVAL,
+        Rule::StripCount,
+    );
+    let f = Fmap::simple(
+        8192,
+        vec![SimpleExtent {
+            devindex: 1,
+            reserved: 0,
+            offset: 4096,
+            len: 8192,
+        }],
+    );
     let v = kernel_verdict(&p, &f.encode(&p));
     assert_eq!(v.summary().unwrap().devices, vec![1]);
     // The same fmap is three kinds of wrong under V10.
-    assert_reject(&kernel_verdict(&v10(), &f.encode(&v10())), EINVAL, Rule::DevIndex);
+    assert_reject(
+        &kernel_verdict(&v10(), &f.encode(&v10())),
+        EINVAL,
+        Rule::DevIndex,
+    );
     let mut raw = simple_n(1).to_raw(&p);
     raw.append(&vec![0; 5000]);
     accepted(&kernel_verdict(&p, &raw.to_bytes()));
     let mut raw2 = raw.clone();
     raw2.push(Record::Extent(FmapSimpleExt::default()));
-    assert!(matches!(kernel_verdict(&v10(), &raw2.to_bytes()), Verdict::ReplyRejected { limit: 4096, .. }));
+    assert!(matches!(
+        kernel_verdict(&v10(), &raw2.to_bytes()),
+        Verdict::ReplyRejected { limit: 4096, .. }
+    ));
 }
 
 // ---- GET_DAXDEV replies -------------------------------------------------
@@ -537,18 +775,33 @@ fn custom_profile_numbers_drive_the_verdict() {
 fn daxdev_reply_verdicts() {
     let p = v10();
     let good = DaxdevOut::with_path(0, "/dev/dax0.0").unwrap().to_bytes();
-    assert_eq!(daxdev_verdict(&p, &good), DaxdevVerdict::Path(b"/dev/dax0.0".to_vec()));
+    assert_eq!(
+        daxdev_verdict(&p, &good),
+        DaxdevVerdict::Path(b"/dev/dax0.0".to_vec())
+    );
     assert_eq!(daxdev_verdict(&p, &good).errno(), None);
     let empty = DaxdevOut::default().to_bytes();
     assert_eq!(daxdev_verdict(&p, &empty), DaxdevVerdict::EmptyName);
     assert_eq!(DaxdevVerdict::EmptyName.errno(), Some(EINVAL));
     let raw = DaxdevOut::with_raw_name(0, [b'/'; 256]).to_bytes();
     assert_eq!(daxdev_verdict(&p, &raw), DaxdevVerdict::Unterminated);
-    assert_eq!(daxdev_verdict(&p, &good[..279]), DaxdevVerdict::ReplyRejected { len: 279, expected: 280 });
+    assert_eq!(
+        daxdev_verdict(&p, &good[..279]),
+        DaxdevVerdict::ReplyRejected {
+            len: 279,
+            expected: 280
+        }
+    );
     let mut long = good.clone();
     long.push(0);
     let v = daxdev_verdict(&p, &long);
-    assert_eq!(v, DaxdevVerdict::ReplyRejected { len: 281, expected: 280 });
+    assert_eq!(
+        v,
+        DaxdevVerdict::ReplyRejected {
+            len: 281,
+            expected: 280
+        }
+    );
     assert_eq!(v.errno(), Some(EIO));
     assert_eq!(DaxdevOut::SIZE, 280);
 }
