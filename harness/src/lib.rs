@@ -13,3 +13,7 @@ pub mod kbuild;
 pub mod proc;
 pub mod source;
 pub mod ui;
+pub mod channel;
+pub mod guest;
+pub mod kmsg;
+pub mod topology;

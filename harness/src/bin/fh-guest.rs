@@ -1,0 +1,125 @@
+//! The harness's program inside the guest: the case runner (`run`) and the
+//! small tools cases call. One static binary keeps the initramfs simple and
+//! runs unchanged under virtme-ng.
+
+use anyhow::{bail, Context, Result};
+use famfs_harness::guest::{dax, fuseprobe, runner, sys};
+use std::path::PathBuf;
+
+const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
+  run --plan FILE [--channel DEV]     run the cases of a plan (the runner)
+  exit CODE                           leave QEMU through isa-debug-exit
+  dax-info NAME                       print size, align and driver of a dax device
+  dax-bind NAME device_dax|fsdev_dax  bind a dax device to a driver through sysfs
+  dax-mmap DEV LEN [OFFSET]           mmap DEV, write a pattern, read it back
+  fuse-probe MNT INIT_JSON LOG_JSONL [PROFILE]   serve a one-file FUSE mount and record INIT
+  fuse-report INIT_JSON LOG_JSONL     print what the probe saw";
+
+fn parse_len(s: &str) -> Result<usize> {
+    let (n, m) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1usize << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    Ok(n.parse::<usize>().with_context(|| format!("bad length `{s}`"))? * m)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let is_init = std::process::id() == 1;
+    let r = real_main(&args);
+    match r {
+        Ok(code) => {
+            if is_init {
+                sys::leave_guest(sys::EXIT_RUNNER_DONE);
+            }
+            std::process::exit(code)
+        }
+        Err(e) => {
+            eprintln!("fh-guest: {e:#}");
+            if is_init {
+                sys::kmsg_write(&format!("fh-guest: runner failed: {e:#}\n"));
+                sys::leave_guest(sys::EXIT_RUNNER_ERROR);
+            }
+            std::process::exit(2)
+        }
+    }
+}
+
+fn real_main(args: &[String]) -> Result<i32> {
+    let cmd = args.get(1).map(String::as_str).unwrap_or("");
+    let rest = &args[args.len().min(2)..];
+    match cmd {
+        "run" => {
+            let mut plan = None;
+            let mut channel = None;
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--plan" => plan = it.next().cloned(),
+                    "--channel" => channel = it.next().cloned(),
+                    other => bail!("run: unknown argument `{other}`\n{USAGE}"),
+                }
+            }
+            let plan = plan.context("run: --plan FILE is required")?;
+            let tool = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/fh-guest"));
+            runner::main(&plan, channel.as_deref(), &tool)?;
+            // Under virtme-ng the runner is not PID 1; leave through the
+            // debug-exit device if present so the host sees the status.
+            sys::debug_exit(sys::EXIT_RUNNER_DONE);
+            Ok(0)
+        }
+        "exit" => {
+            let code: u8 = rest.first().context("exit CODE")?.parse()?;
+            sys::leave_guest(code)
+        }
+        "dax-info" => {
+            let d = dax::device_info(rest.first().context("dax-info NAME")?)?;
+            println!("size {} align {} driver {}", d.size, d.align, if d.driver.is_empty() { "(none)" } else { &d.driver });
+            Ok(0)
+        }
+        "dax-bind" => {
+            let (name, drv) = (rest.first().context("dax-bind NAME DRIVER")?, rest.get(1).context("dax-bind NAME DRIVER")?);
+            dax::bind(name, drv)?;
+            Ok(0)
+        }
+        "dax-mmap" => {
+            let dev = rest.first().context("dax-mmap DEV LEN [OFFSET]")?;
+            let len = parse_len(rest.get(1).context("dax-mmap DEV LEN [OFFSET]")?)?;
+            let off = rest.get(2).map(|s| parse_len(s)).transpose()?.unwrap_or(0) as i64;
+            println!("{}", dax::mmap_pattern(dev, len, off)?);
+            Ok(0)
+        }
+        "fuse-probe" => {
+            let [mnt, init, log] = [0, 1, 2].map(|i| rest.get(i).cloned());
+            let profile = famfs_proto::Profile::by_name(rest.get(3).map(String::as_str).unwrap_or("v10")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let opts = fuseprobe::ProbeOptions {
+                mountpoint: mnt.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
+                init_path: init.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
+                log_path: log.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
+                profile,
+            };
+            fuseprobe::serve(&opts)?;
+            Ok(0)
+        }
+        "fuse-report" => {
+            let init_p = rest.first().context("fuse-report INIT_JSON LOG_JSONL")?;
+            let log_p = rest.get(1).context("fuse-report INIT_JSON LOG_JSONL")?;
+            let init: fuseprobe::InitRecord =
+                serde_json::from_str(&std::fs::read_to_string(init_p).with_context(|| format!("reading {init_p}"))?)?;
+            let reqs = std::fs::read_to_string(log_p)
+                .with_context(|| format!("reading {log_p}"))?
+                .lines()
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<fuseprobe::RequestRecord>, _>>()?;
+            print!("{}", fuseprobe::report(&init, &reqs)?);
+            Ok(0)
+        }
+        "" | "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}

@@ -1,0 +1,165 @@
+//! The host/guest boundary as typed data: the plan the host hands the guest
+//! runner, and the messages the runner sends back. Both sides use these
+//! types; nothing crosses the boundary as ad-hoc text.
+//!
+//! Framing: one message a line, `FH1 <json>\n`. JSON escapes newlines, so a
+//! line is a message; the prefix lets the same stream share a console with
+//! kernel output, and a line cut short by a crash fails to parse and is
+//! dropped rather than misread.
+
+use crate::kmsg::Finding;
+use crate::topology::Topology;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const PREFIX: &str = "FH1 ";
+/// Name of the virtio-serial port the runner writes to.
+pub const PORT_NAME: &str = "org.famfs.harness.0";
+
+/// What the guest runner is asked to do in one boot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunPlan {
+    pub run_id: String,
+    pub boot: u32,
+    pub topology: Topology,
+    /// Guest path of the directory holding the case files.
+    pub cases_root: String,
+    pub cases: Vec<PlannedCase>,
+    /// Case timeouts are multiplied by this (TCG runs guest code slower).
+    pub timeout_scale: f64,
+    /// famfs protocol profile the cases should use.
+    pub profile: String,
+    /// Extra environment for every case.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedCase {
+    pub id: String,
+    /// Script path relative to `cases_root`.
+    pub script: String,
+    pub timeout_s: u64,
+}
+
+/// A dax device as the guest set it up for the cases.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DaxDevice {
+    pub path: String,
+    pub size: u64,
+    pub align: u64,
+    pub driver: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum GuestMsg {
+    Hello { release: String, cmdline: String, uptime_ms: u64, runner: String },
+    Setup { ok: bool, detail: String, devices: Vec<DaxDevice> },
+    CaseStart { id: String, uptime_ms: u64 },
+    CaseEnd(CaseReport),
+    /// Runner diagnostics worth keeping in the run log.
+    Note { text: String },
+    Done { cases: u32 },
+}
+
+/// How the case process ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaseExit {
+    Exited { code: i32 },
+    Signaled { signal: i32 },
+    /// Killed by the runner after this many seconds.
+    TimedOut { after_s: f64 },
+    /// The runner could not start it.
+    SpawnFailed { error: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseReport {
+    pub id: String,
+    pub exit: CaseExit,
+    /// stdout and stderr of the case, interleaved as written.
+    pub output: String,
+    /// Set by `_notrun REASON` inside the case.
+    pub notrun: Option<String>,
+    /// Kernel log records written while the case ran.
+    pub kmsg: Vec<String>,
+    pub findings: Vec<Finding>,
+    pub duration_ms: u64,
+    /// Files the case left in its artifact directory: name -> content
+    /// (small text files only; see the runner).
+    pub artifacts: BTreeMap<String, String>,
+}
+
+pub fn encode(msg: &GuestMsg) -> String {
+    format!("{PREFIX}{}\n", serde_json::to_string(msg).expect("guest messages serialize"))
+}
+
+/// Parse one line of the stream; lines without the prefix (kernel output on
+/// a shared console) and damaged lines give `None`.
+pub fn decode_line(line: &str) -> Option<GuestMsg> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let idx = line.find(PREFIX)?;
+    serde_json::from_str(&line[idx + PREFIX.len()..]).ok()
+}
+
+/// Incremental decoder for a growing stream (the port's backing file).
+#[derive(Default)]
+pub struct StreamDecoder {
+    partial: String,
+}
+
+impl StreamDecoder {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<GuestMsg> {
+        self.partial.push_str(&String::from_utf8_lossy(bytes));
+        let mut out = Vec::new();
+        while let Some(pos) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=pos).collect();
+            if let Some(m) = decode_line(&line) {
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_framing() {
+        let m = GuestMsg::CaseEnd(CaseReport {
+            id: "dax/001".into(),
+            exit: CaseExit::Exited { code: 0 },
+            output: "line1\nline2 \"quoted\"\n".into(),
+            notrun: None,
+            kmsg: vec!["a".into()],
+            findings: vec![],
+            duration_ms: 12,
+            artifacts: Default::default(),
+        });
+        let s = encode(&m);
+        assert_eq!(s.matches('\n').count(), 1, "one message, one line");
+        assert_eq!(decode_line(&s), Some(m.clone()));
+        // A console line with CR and kernel noise before the prefix still decodes.
+        let noisy = format!("[    1.0] x {}\r\n", s.trim_end());
+        assert_eq!(decode_line(&noisy), Some(m));
+        assert_eq!(decode_line("FH1 {\"msg\":\"done\",\"cas"), None);
+        assert_eq!(decode_line("random kernel line"), None);
+    }
+
+    #[test]
+    fn stream_decoder_handles_split_writes() {
+        let a = encode(&GuestMsg::Done { cases: 3 });
+        let b = encode(&GuestMsg::Note { text: "x".into() });
+        let all = format!("{a}{b}");
+        let mut d = StreamDecoder::default();
+        let (p1, p2) = all.split_at(7);
+        assert!(d.feed(p1.as_bytes()).is_empty());
+        let got = d.feed(p2.as_bytes());
+        assert_eq!(got, vec![GuestMsg::Done { cases: 3 }, GuestMsg::Note { text: "x".into() }]);
+    }
+}

@@ -1,0 +1,168 @@
+//! Dax device helpers for the guest: set up devdax on emulated pmem, switch
+//! a device between `device_dax` and `fsdev_dax` through sysfs, and mmap it.
+
+use crate::channel::DaxDevice;
+use crate::topology::{DaxMode, PmemSpec};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const DAX_BUS: &str = "/sys/bus/dax";
+
+fn read_trim(p: &str) -> Result<String> {
+    Ok(std::fs::read_to_string(p).with_context(|| format!("reading {p}"))?.trim().to_string())
+}
+
+fn write_sysfs(p: &str, v: &str) -> Result<()> {
+    std::fs::write(p, v).with_context(|| format!("writing `{v}` to {p}"))
+}
+
+/// Name of the driver a dax device is bound to ("" when unbound).
+pub fn driver_of(name: &str) -> String {
+    std::fs::read_link(format!("{DAX_BUS}/devices/{name}/driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+}
+
+pub fn device_info(name: &str) -> Result<DaxDevice> {
+    let base = format!("{DAX_BUS}/devices/{name}");
+    if !Path::new(&base).exists() {
+        bail!("no dax device {name} ({base} missing)");
+    }
+    Ok(DaxDevice {
+        path: format!("/dev/{name}"),
+        size: read_trim(&format!("{base}/size"))?.parse().context("dax size")?,
+        align: read_trim(&format!("{base}/align")).ok().and_then(|s| s.parse().ok()).unwrap_or(0),
+        driver: driver_of(name),
+    })
+}
+
+fn wait_for(path: &str, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if Path::new(path).exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Path::new(path).exists()
+}
+
+/// Turn the first pmem namespace into a devdax device with the requested
+/// alignment, then bind it as the topology asks.
+pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
+    if !wait_for("/sys/bus/nd/devices/namespace0.0", Duration::from_secs(20)) {
+        bail!("no pmem namespace appeared (/sys/bus/nd/devices/namespace0.0); is the NVDIMM/memmap pmem configured and CONFIG_ACPI_NFIT / X86_PMEM_LEGACY built in?");
+    }
+    let align = format!("{}", spec.align);
+    let out = Command::new("ndctl")
+        .args(["create-namespace", "-f", "-e", "namespace0.0", "--mode=devdax", "--align", &align])
+        .output()
+        .context("running ndctl create-namespace (is ndctl in the image / on the host for vng?)")?;
+    if !out.status.success() {
+        bail!(
+            "ndctl create-namespace failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let name = first_dax_device().context("ndctl succeeded but no dax device appeared")?;
+    if !wait_for(&format!("/dev/{name}"), Duration::from_secs(10)) {
+        bail!("/dev/{name} did not appear");
+    }
+    if spec.mode == DaxMode::Fsdev {
+        bind(&name, "fsdev_dax")?;
+    }
+    Ok(vec![device_info(&name)?])
+}
+
+/// The lowest-numbered daxN.M device on the bus.
+pub fn first_dax_device() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("{DAX_BUS}/devices"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dax"))
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+/// Bind a dax device to `device_dax` or `fsdev_dax` through sysfs.
+pub fn bind(name: &str, driver: &str) -> Result<()> {
+    if !matches!(driver, "device_dax" | "fsdev_dax") {
+        bail!("unknown dax driver `{driver}` (device_dax or fsdev_dax)");
+    }
+    let cur = driver_of(name);
+    if cur == driver {
+        return Ok(());
+    }
+    if !cur.is_empty() {
+        write_sysfs(&format!("{DAX_BUS}/drivers/{cur}/unbind"), name)?;
+        if cur == "fsdev_dax" {
+            // Drop the id added by new_id so device_dax may claim it again.
+            let _ = write_sysfs(&format!("{DAX_BUS}/drivers/fsdev_dax/remove_id"), name);
+        }
+    }
+    if driver == "fsdev_dax" {
+        write_sysfs(&format!("{DAX_BUS}/drivers/fsdev_dax/new_id"), name)?;
+    } else {
+        write_sysfs(&format!("{DAX_BUS}/drivers/{driver}/bind"), name)?;
+    }
+    let now = driver_of(name);
+    if now != driver {
+        bail!("after binding {name} to {driver}, its driver is `{now}`");
+    }
+    Ok(())
+}
+
+/// mmap `len` bytes of `dev` at `offset`, write a pattern, read it back.
+/// Returns a one-line result suitable for golden output.
+pub fn mmap_pattern(dev: &str, len: usize, offset: i64) -> Result<String> {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(dev).with_context(|| format!("opening {dev}"))?;
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), offset)
+    };
+    if p == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return Ok(format!("mmap {dev} len {len}: failed {}", super::sys::errno_name(e)));
+    }
+    let words = len / 8;
+    let seed = 0x9e37_79b9_7f4a_7c15u64 ^ (offset as u64);
+    let s = unsafe { std::slice::from_raw_parts_mut(p as *mut u64, words) };
+    for (i, w) in s.iter_mut().enumerate() {
+        *w = seed.wrapping_mul(i as u64 + 1) ^ (i as u64);
+    }
+    let mut bad = 0usize;
+    let mut first_bad = None;
+    for (i, w) in s.iter().enumerate() {
+        if *w != seed.wrapping_mul(i as u64 + 1) ^ (i as u64) {
+            bad += 1;
+            first_bad.get_or_insert(i * 8);
+        }
+    }
+    unsafe { libc::munmap(p, len) };
+    // Read back through a fresh mapping too: the data must be in the device,
+    // not only in this mapping.
+    let p2 = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), offset) };
+    if p2 == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return Ok(format!("second mmap {dev}: failed {}", super::sys::errno_name(e)));
+    }
+    let s2 = unsafe { std::slice::from_raw_parts(p2 as *const u64, words) };
+    for (i, w) in s2.iter().enumerate() {
+        if *w != seed.wrapping_mul(i as u64 + 1) ^ (i as u64) {
+            bad += 1;
+            first_bad.get_or_insert(i * 8);
+        }
+    }
+    unsafe { libc::munmap(p2, len) };
+    Ok(match first_bad {
+        None => format!("mmap {len} bytes at offset {offset}: pattern ok"),
+        Some(o) => format!("mmap {len} bytes at offset {offset}: {bad} bad words, first at byte {o}"),
+    })
+}
