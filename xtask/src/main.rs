@@ -1,1 +1,207 @@
-fn main() {}
+//! `cargo xtask ...`: a thin command line over the famfs-harness library.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use famfs_harness::run::{KernelChoice, Options};
+use famfs_harness::trials::{self, Selection};
+use famfs_harness::vm::Backend;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "famfs FUSE test harness")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel, boot it in QEMU with emulated pmem, run the cases.
+    TestVm(TestVm),
+    /// Configure, verify and build the kernel only.
+    Kernel(KernelArgs),
+    /// Benchmarks of the harness itself.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Boot to first result and per-case overhead, direct QEMU vs virtme-ng.
+    Boot {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Boots per backend.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Trivial cases per boot (for the per-case overhead).
+        #[arg(long, default_value_t = 20)]
+        cases: u32,
+    },
+}
+
+#[derive(Args, Clone)]
+struct KernelArgs {
+    /// A kernel tree to build out of tree (default: Debian's linux-source-7.3).
+    #[arg(long, value_name = "DIR", conflicts_with = "kernel_image")]
+    kernel_src: Option<PathBuf>,
+    /// A prebuilt bzImage; its .config and vmlinux are looked for beside it.
+    #[arg(long, value_name = "BZIMAGE")]
+    kernel_image: Option<PathBuf>,
+    /// The .config of --kernel-image.
+    #[arg(long, value_name = "FILE", requires = "kernel_image")]
+    kernel_config: Option<PathBuf>,
+    /// The vmlinux of --kernel-image.
+    #[arg(long, value_name = "FILE", requires = "kernel_image")]
+    vmlinux: Option<PathBuf>,
+    /// Config fragments from kernel-configs/ (comma separated names or paths;
+    /// default: kernel-configs/default).
+    #[arg(long, value_delimiter = ',')]
+    fragments: Option<Vec<String>>,
+    /// Cache for kernel sources, builds and images.
+    #[arg(long, value_name = "DIR", env = "FAMFS_HARNESS_CACHE")]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TestVm {
+    /// Run cases whose name contains any of these (all when none).
+    filters: Vec<String>,
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// Launch backend.
+    #[arg(long, default_value = "qemu", value_parser = ["qemu", "vng"])]
+    backend: String,
+    /// Only cases in this group (repeatable).
+    #[arg(long = "group", short = 'g')]
+    groups: Vec<String>,
+    /// famfs protocol profile the cases use.
+    #[arg(long, default_value = "v10")]
+    profile: String,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 2)]
+    cpus: u32,
+    /// Where run directories go (default: target/famfs-harness).
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
+    // ---- libtest options ----
+    /// List the cases and exit.
+    #[arg(long)]
+    list: bool,
+    /// Filters match case names exactly.
+    #[arg(long)]
+    exact: bool,
+    /// Skip cases whose name contains this (repeatable).
+    #[arg(long)]
+    skip: Vec<String>,
+    /// Run only ignored cases.
+    #[arg(long)]
+    ignored: bool,
+    /// Run ignored and not ignored cases.
+    #[arg(long)]
+    include_ignored: bool,
+    /// Output format: pretty, terse or json.
+    #[arg(long, value_parser = ["pretty", "terse", "json"])]
+    format: Option<String>,
+    /// Less output.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Colour: auto, always, never.
+    #[arg(long, value_parser = ["auto", "always", "never"])]
+    color: Option<String>,
+}
+
+fn options(k: &KernelArgs) -> Result<Options> {
+    let mut o = Options::new(&famfs_harness::guestbuild::workspace_root());
+    o.kernel = match (&k.kernel_src, &k.kernel_image) {
+        (Some(src), _) => KernelChoice::Src(src.clone()),
+        (None, Some(img)) => KernelChoice::Image { image: img.clone(), config: k.kernel_config.clone(), vmlinux: k.vmlinux.clone() },
+        (None, None) => KernelChoice::Default,
+    };
+    o.fragments = k.fragments.clone();
+    o.cache_root = k.cache.clone();
+    Ok(o)
+}
+
+fn libtest_args(t: &TestVm) -> libtest_mimic::Arguments {
+    let mut a = libtest_mimic::Arguments::from_iter(["test-vm"]);
+    a.list = t.list;
+    a.ignored = t.ignored;
+    a.include_ignored = t.include_ignored;
+    a.quiet = t.quiet;
+    a.format = match t.format.as_deref() {
+        Some("terse") => Some(libtest_mimic::FormatSetting::Terse),
+        Some("json") => Some(libtest_mimic::FormatSetting::Json),
+        Some("pretty") => Some(libtest_mimic::FormatSetting::Pretty),
+        _ => None,
+    };
+    a.color = match t.color.as_deref() {
+        Some("always") => Some(libtest_mimic::ColorSetting::Always),
+        Some("never") => Some(libtest_mimic::ColorSetting::Never),
+        Some("auto") => Some(libtest_mimic::ColorSetting::Auto),
+        _ => None,
+    };
+    a
+}
+
+fn main() {
+    match real_main() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn real_main() -> Result<i32> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::TestVm(t) => {
+            let mut opts = options(&t.kernel)?;
+            opts.backend = t.backend.parse::<Backend>()?;
+            opts.profile = t.profile.clone();
+            famfs_proto::Profile::by_name(&opts.profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+            opts.cpus = t.cpus;
+            if let Some(r) = &t.results {
+                opts.results_root = r.clone();
+            }
+            let sel = Selection { filters: t.filters.clone(), exact: t.exact, skip: t.skip.clone(), groups: t.groups.clone() };
+            let args = libtest_args(&t);
+            let cases = trials::select(&opts.cases_dir(), &sel)?;
+            if t.list {
+                let _ = trials::list(&cases, &args);
+                return Ok(0);
+            }
+            let prepared = famfs_harness::run::prepare(&opts)?;
+            let (conclusion, summary) = trials::run(prepared, cases, &args)?;
+            if let Some(s) = &summary {
+                let c = &s.counts;
+                eprintln!(
+                    "[harness] {} passed, {} failed, {} not run, {} expected failures; results in {}",
+                    c.passed,
+                    c.failed,
+                    c.notrun,
+                    c.expected_fail,
+                    opts.results_root.join("runs").join(&s.run_id).display()
+                );
+            }
+            Ok(if conclusion.has_failed() || summary.is_none() { 101 } else { 0 })
+        }
+        Cmd::Kernel(k) => {
+            let opts = options(&k)?;
+            famfs_harness::run::ensure_host(&opts)?;
+            let cache = famfs_harness::cache::Cache::open(opts.cache_root.as_deref())?;
+            let art = famfs_harness::run::kernel(&opts, &cache)?;
+            println!("{}", serde_json::to_string_pretty(&art).context("printing the kernel description")?);
+            Ok(0)
+        }
+        Cmd::Bench { what: BenchCmd::Boot { kernel, rounds, cases } } => {
+            let opts = options(&kernel)?;
+            famfs_harness::bench::boot(&opts, rounds, cases)?;
+            Ok(0)
+        }
+    }
+}

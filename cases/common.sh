@@ -1,0 +1,45 @@
+# Helpers shared by the cases; each case starts with `. "$FH_COMMON"`.
+# The runner sets: FH_CASE_ID, FH_CASE_DIR (cwd, scratch), FH_ARTIFACTS
+# (files kept with the results), FH_TOOL (the guest tool), FH_PROFILE,
+# FH_DAX / FH_DAX_NAME (when the case asked for pmem), FH_NOTRUN_FILE.
+
+# Stop here and report the case as not run, with the reason.
+_notrun() {
+	echo "$*" > "$FH_NOTRUN_FILE"
+	exit 0
+}
+
+# Stop here and fail the case.
+_fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+_require_dax() {
+	[ -n "$FH_DAX" ] && [ -c "$FH_DAX" ] || _notrun "no dax device (the case must ask for requires.pmem)"
+}
+
+_require_dax_driver() {
+	[ -d "/sys/bus/dax/drivers/$1" ] || _notrun "dax driver $1 is not in this kernel"
+}
+
+# Current driver of the case's dax device.
+_dax_driver() {
+	d=$(readlink "/sys/bus/dax/devices/$FH_DAX_NAME/driver") || { echo "(none)"; return; }
+	basename "$d"
+}
+
+_dax_bind() {
+	"$FH_TOOL" dax-bind "$FH_DAX_NAME" "$1"
+}
+
+# _wait_for PATH SECONDS: wait until PATH exists.
+_wait_for() {
+	n=0
+	while [ ! -e "$1" ]; do
+		n=$((n + 1))
+		[ "$n" -gt $(($2 * 20)) ] && return 1
+		sleep 0.05
+	done
+	return 0
+}

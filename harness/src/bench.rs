@@ -1,0 +1,107 @@
+//! Benchmarks of the harness itself, printed (never asserted): boot to the
+//! first case result and per-case overhead for both launch backends on the
+//! same kernel in one run, and how long a fully cached run takes to reach
+//! QEMU.
+
+use crate::results::CaseResult;
+use crate::run::{self, Options};
+use crate::ui::say;
+use crate::vm::Backend;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::Instant;
+
+/// Write `n` trivial cases (they only exit 0) into `dir`.
+pub fn trivial_cases(dir: &Path, n: u32) -> Result<()> {
+    let g = dir.join("bench");
+    std::fs::create_dir_all(&g)?;
+    for i in 1..=n {
+        let p = g.join(format!("{i:03}"));
+        std::fs::write(&p, "#!/bin/sh\n# ---\n# description: does nothing (overhead probe)\n# groups: [bench]\n# timeout: 30\n# ---\nexit 0\n")?;
+        std::fs::write(g.join(format!("{i:03}.out")), "")?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BootSample {
+    pub first_result_s: f64,
+    /// Mean gap between consecutive results minus the cases' own run time.
+    pub per_case_overhead_ms: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn sample(p: &run::Prepared, cases: &[crate::case::Case]) -> Result<BootSample> {
+    let mut stamps: Vec<(Instant, u64)> = Vec::new();
+    let mut sink = |r: &CaseResult| stamps.push((Instant::now(), r.duration_ms));
+    let summary = run::execute(p, cases, &mut sink)?;
+    let boot = summary.boots.first().context("no boot recorded")?;
+    if summary.counts.failed > 0 {
+        anyhow::bail!("benchmark cases failed; see {}", p.opts.results_root.display());
+    }
+    let first = boot.first_result_ms.context("no case result")? as f64 / 1000.0;
+    let overhead = if stamps.len() >= 2 {
+        let span = stamps.last().unwrap().0.duration_since(stamps[0].0).as_secs_f64() * 1000.0;
+        let own: u64 = stamps[1..].iter().map(|s| s.1).sum();
+        (span - own as f64) / (stamps.len() - 1) as f64
+    } else {
+        f64::NAN
+    };
+    Ok(BootSample { first_result_s: first, per_case_overhead_ms: overhead })
+}
+
+pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    trivial_cases(tmp.path(), ncases.max(2))?;
+    let cases = crate::case::discover(tmp.path())?;
+    let mut o = opts.clone();
+    o.results_root = opts.root.join("target/famfs-harness/bench");
+
+    // Prepare once (builds what is missing), then again to time the cached path.
+    let _ = run::prepare(&o)?;
+    let t = Instant::now();
+    let mut p = run::prepare(&o)?;
+    let cached_prepare = t.elapsed().as_secs_f64();
+
+    let vng_ok = crate::vng::vng_program().is_ok();
+    let mut rows = Vec::new();
+    for backend in [Backend::Qemu, Backend::Vng] {
+        if backend == Backend::Vng && !vng_ok {
+            say("bench: vng not installed; skipping the virtme-ng column");
+            continue;
+        }
+        p.opts.backend = backend;
+        // Plan paths differ per backend: cases live in the temp dir.
+        p.opts.root = tmp.path().to_path_buf();
+        let mut firsts = Vec::new();
+        let mut overheads = Vec::new();
+        for r in 0..rounds {
+            let s = sample(&p, &cases)?;
+            say(&format!("bench {backend:?} round {}: first result {:.2}s, per-case overhead {:.1} ms", r + 1, s.first_result_s, s.per_case_overhead_ms));
+            firsts.push(s.first_result_s);
+            overheads.push(s.per_case_overhead_ms);
+        }
+        rows.push((backend, median(&mut firsts), median(&mut overheads)));
+    }
+    println!("\nboot benchmark: {} rounds, {} trivial cases per boot, accelerator {:?}, kernel {}", rounds, ncases, p.accel, p.kernel.release);
+    println!("{:<8} {:>22} {:>22}", "backend", "boot->first result", "per-case overhead");
+    for (b, f, o) in &rows {
+        println!("{:<8} {:>20.2} s {:>19.1} ms", format!("{b:?}").to_lowercase(), f, o);
+    }
+    if let (Some(q), Some(v)) = (rows.iter().find(|r| r.0 == Backend::Qemu), rows.iter().find(|r| r.0 == Backend::Vng)) {
+        println!("ratio qemu/vng boot->first result: {:.2} (target <= 0.30)", q.1 / v.1);
+    }
+    if let Some(q) = rows.iter().find(|r| r.0 == Backend::Qemu) {
+        println!("targets: direct QEMU boot->first result <= 4 s: {:.2} s; per-case overhead <= 50 ms: {:.1} ms", q.1, q.2);
+    }
+    println!("cached run, start to ready-to-launch QEMU: {cached_prepare:.2} s (target <= 1 s)");
+    Ok(())
+}

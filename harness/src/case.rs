@@ -1,0 +1,298 @@
+//! Case files: a numbered POSIX shell script under `cases/<group>/` with a
+//! YAML header in comments, beside its golden output `NNN.out`.
+//!
+//! ```text
+//! #!/bin/sh
+//! # ---
+//! # description: what the case checks
+//! # groups: [quick, dax]
+//! # requires: { pmem: 256M, kconfig: [DEV_DAX] }
+//! # timeout: 60
+//! # ---
+//! . "$FH_COMMON"
+//! ```
+//! See cases/README.md for every field.
+
+use crate::config::DotConfig;
+use crate::topology::{parse_size_mib, DaxMode, PmemKind, PmemSpec, Topology, ALIGN_2M};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// Size of the emulated pmem the case needs (e.g. `256M`).
+    pub pmem: Option<String>,
+    /// `nvdimm` (default) or `memmap`.
+    pub pmem_kind: Option<PmemKind>,
+    /// Driver the device is bound to when the case starts (default devdax).
+    pub dax_mode: Option<DaxMode>,
+    /// Kernel options that must be enabled (`FOO`) or disabled (`!FOO`),
+    /// checked against the kernel's .config before booting.
+    #[serde(default)]
+    pub kconfig: Vec<String>,
+}
+
+/// A failure the harness must see for the case to count as passing: used
+/// by self-checks of the harness (a provoked WARNING must be caught).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// A kernel-log finding kind (`WARNING`, `BUG`, `KASAN`, ...) or a
+    /// substring of its title.
+    pub fail: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// A regular expression applied to each output line...
+    pub regex: String,
+    /// ...replaced by this (`$1` refers to groups).
+    pub replace: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CaseMeta {
+    pub description: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub requires: Requires,
+    /// Seconds, before scaling for TCG.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    pub expect: Option<Expect>,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    /// `group/NNN`, also the test name.
+    pub id: String,
+    pub path: PathBuf,
+    pub golden_path: PathBuf,
+    pub golden: String,
+    pub meta: CaseMeta,
+    pub topology: Topology,
+    #[serde(skip)]
+    pub filters: Vec<(regex::Regex, String)>,
+}
+
+/// Extract the YAML header: the comment lines between two `# ---` lines.
+/// Returns (yaml text, line number of its first line - 1).
+pub fn header(path: &Path, text: &str) -> Result<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == "# ---")
+        .with_context(|| format!("{}: no `# ---` header (see cases/README.md)", path.display()))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_end() == "# ---")
+        .map(|i| i + start + 1)
+        .with_context(|| format!("{}:{}: header not closed by a second `# ---` line", path.display(), start + 1))?;
+    let mut yaml = String::new();
+    for (i, l) in lines[start + 1..end].iter().enumerate() {
+        let body = if let Some(r) = l.strip_prefix("# ") {
+            r
+        } else if let Some(r) = l.strip_prefix('#') {
+            r
+        } else {
+            bail!("{}:{}: header line does not start with `#`", path.display(), start + 2 + i);
+        };
+        yaml.push_str(body);
+        yaml.push('\n');
+    }
+    Ok((yaml, start + 1))
+}
+
+pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
+    let (yaml, offset) = header(path, text)?;
+    let meta: CaseMeta = crate::yaml::parse(path, &yaml, offset)?;
+    if meta.timeout == 0 {
+        bail!("{}: timeout must be at least 1 second", path.display());
+    }
+    for k in &meta.requires.kconfig {
+        let sym = k.strip_prefix('!').unwrap_or(k);
+        let sym = sym.strip_prefix("CONFIG_").unwrap_or(sym);
+        if sym.is_empty() || !sym.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+            bail!("{}: requires.kconfig entry `{k}` is not a config symbol (FOO or !FOO)", path.display());
+        }
+    }
+    Ok(meta)
+}
+
+fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
+    let Some(size) = &r.pmem else {
+        if r.pmem_kind.is_some() || r.dax_mode.is_some() {
+            bail!("{}: requires.pmem_kind/dax_mode need requires.pmem (a size)", path.display());
+        }
+        return Ok(Topology::default());
+    };
+    let size_mib = parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
+    Ok(Topology {
+        pmem: Some(PmemSpec {
+            kind: r.pmem_kind.unwrap_or(PmemKind::Nvdimm),
+            size_mib,
+            mode: r.dax_mode.unwrap_or(DaxMode::Devdax),
+            align: ALIGN_2M,
+        }),
+    })
+}
+
+fn is_case_name(name: &str) -> bool {
+    name.len() >= 3 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Load one case file (with its golden output).
+pub fn load(root: &Path, path: &Path) -> Result<Case> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading case {}", path.display()))?;
+    let meta = parse_meta(path, &text)?;
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let id = rel.to_string_lossy().into_owned();
+    let golden_path = path.with_file_name(format!("{}.out", path.file_name().unwrap().to_string_lossy()));
+    let golden = std::fs::read_to_string(&golden_path)
+        .with_context(|| format!("case {id}: golden output {} is missing", golden_path.display()))?;
+    let mut filters = Vec::new();
+    for f in &meta.filters {
+        let re = regex::Regex::new(&f.regex).with_context(|| format!("{}: bad filter regex `{}`", path.display(), f.regex))?;
+        filters.push((re, f.replace.clone()));
+    }
+    let topology = topology_of(path, &meta.requires)?;
+    Ok(Case { id, path: path.to_path_buf(), golden_path, golden, meta, topology, filters })
+}
+
+/// Every case under `root`: files named by three or more digits in the
+/// group directories, sorted by id.
+pub fn discover(root: &Path) -> Result<Vec<Case>> {
+    let mut out = Vec::new();
+    let mut groups: Vec<_> = std::fs::read_dir(root)
+        .with_context(|| format!("reading cases directory {}", root.display()))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    groups.sort_by_key(|e| e.file_name());
+    for g in groups {
+        let mut files: Vec<_> = std::fs::read_dir(g.path())?.flatten().collect();
+        files.sort_by_key(|e| e.file_name());
+        for f in files {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if is_case_name(&name) && f.path().is_file() {
+                out.push(load(root, &f.path())?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Case {
+    /// Why this kernel cannot run the case, judged from its .config.
+    pub fn unmet_kconfig(&self, cfg: &DotConfig) -> Option<String> {
+        let mut unmet = Vec::new();
+        for k in &self.meta.requires.kconfig {
+            let (neg, sym) = match k.strip_prefix('!') {
+                Some(s) => (true, s),
+                None => (false, k.as_str()),
+            };
+            let sym = sym.strip_prefix("CONFIG_").unwrap_or(sym);
+            let on = cfg.enabled(sym);
+            if on == neg {
+                unmet.push(if neg { format!("CONFIG_{sym} is enabled") } else { format!("CONFIG_{sym} is not set") });
+            }
+        }
+        if unmet.is_empty() {
+            None
+        } else {
+            Some(format!("kernel config: {}", unmet.join(", ")))
+        }
+    }
+
+    pub fn in_group(&self, g: &str) -> bool {
+        self.meta.groups.iter().any(|x| x == g)
+    }
+
+    /// Apply the case's filters, line by line.
+    pub fn filter(&self, text: &str) -> String {
+        let mut out = String::new();
+        for line in text.lines() {
+            let mut l = line.to_string();
+            for (re, rep) in &self.filters {
+                l = re.replace_all(&l, rep.as_str()).into_owned();
+            }
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "#!/bin/sh\n# SPDX-License-Identifier: MIT\n# ---\n# description: checks a thing\n# groups: [quick, dax]\n# requires:\n#   pmem: 256M\n#   kconfig: [DEV_DAX, \"!FUSE_FAMFS_DAX\"]\n# timeout: 30\n# filters:\n#   - { regex: '\\d+ ms', replace: 'N ms' }\n# ---\necho hi\n";
+
+    fn write_case(dir: &Path, rel: &str, text: &str, golden: Option<&str>) -> PathBuf {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        if let Some(g) = golden {
+            std::fs::write(p.with_file_name(format!("{}.out", p.file_name().unwrap().to_string_lossy())), g).unwrap();
+        }
+        p
+    }
+
+    #[test]
+    fn loads_a_case() {
+        let t = tempfile::tempdir().unwrap();
+        write_case(t.path(), "dax/001", GOOD, Some("hi\n"));
+        write_case(t.path(), "dax/README", "not a case", None);
+        let cases = discover(t.path()).unwrap();
+        assert_eq!(cases.len(), 1);
+        let c = &cases[0];
+        assert_eq!(c.id, "dax/001");
+        assert_eq!(c.meta.timeout, 30);
+        assert!(c.in_group("quick"));
+        assert_eq!(c.topology.pmem.as_ref().unwrap().size_mib, 256);
+        assert_eq!(c.filter("took 12 ms\n"), "took N ms\n");
+        let cfg = DotConfig::parse("CONFIG_DEV_DAX=y\n");
+        assert_eq!(c.unmet_kconfig(&cfg), None);
+        let cfg = DotConfig::parse("CONFIG_FUSE_FAMFS_DAX=y\n");
+        assert_eq!(
+            c.unmet_kconfig(&cfg).unwrap(),
+            "kernel config: CONFIG_DEV_DAX is not set, CONFIG_FUSE_FAMFS_DAX is enabled"
+        );
+    }
+
+    #[test]
+    fn header_errors_point_at_the_line() {
+        let t = tempfile::tempdir().unwrap();
+        let p = write_case(t.path(), "x/001", "#!/bin/sh\n# ---\n# description: x\n# grups: [a]\n# ---\n", Some(""));
+        let e = format!("{:#}", load(t.path(), &p).unwrap_err());
+        assert!(e.contains("x/001:4:"), "{e}");
+        assert!(e.contains("grups"), "{e}");
+        let p = write_case(t.path(), "x/002", "#!/bin/sh\n# ---\n# description: x\n", Some(""));
+        assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("not closed"));
+        let p = write_case(t.path(), "x/003", "#!/bin/sh\n# ---\n# description: x\n# ---\n", None);
+        assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("golden output"));
+        let p = write_case(t.path(), "x/004", "# ---\n# description: x\n# requires: { pmem: 3M }\n# ---\n", Some(""));
+        assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("multiple of 2M"));
+        let p = write_case(t.path(), "x/005", "# ---\n# description: x\n# requires: { kconfig: [lower] }\n# ---\n", Some(""));
+        assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("not a config symbol"));
+    }
+
+    #[test]
+    fn the_shipped_cases_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
+        let cases = discover(&root).unwrap();
+        assert!(cases.len() >= 4, "{}", cases.len());
+    }
+}

@@ -1,0 +1,190 @@
+//! The results directory of a run: a JUnit XML for CI, a JSON summary for
+//! tools, and per case its output, expected output, diff, kernel log slice
+//! and the console log of its boot. Nothing is deleted on failure.
+
+use crate::case::Case;
+use crate::channel::CaseReport;
+use crate::verdict::{Outcome, Verdict};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub outcome: Outcome,
+    pub raw_outcome: Outcome,
+    pub reasons: Vec<String>,
+    pub duration_ms: u64,
+    /// Boot number (1-based) the case ran in; None when it never ran.
+    pub boot: Option<u32>,
+    pub findings: Vec<crate::kmsg::Finding>,
+    /// Directory with the case's files, relative to the run directory.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootRecord {
+    pub index: u32,
+    pub topology: String,
+    pub backend: crate::vm::Backend,
+    pub accel: crate::vm::Accel,
+    pub end: crate::vm::BootEnd,
+    /// Launch to the runner's Hello, and to the first case result.
+    pub hello_ms: Option<u64>,
+    pub first_result_ms: Option<u64>,
+    pub duration_ms: u64,
+    pub console_log: String,
+    pub kernel_findings_outside_cases: Vec<crate::kmsg::Finding>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Counts {
+    pub passed: u32,
+    pub failed: u32,
+    pub notrun: u32,
+    pub expected_fail: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub kernel: serde_json::Value,
+    pub backend: crate::vm::Backend,
+    pub accel: crate::vm::Accel,
+    pub profile: String,
+    pub boots: Vec<BootRecord>,
+    pub cases: Vec<CaseResult>,
+    pub counts: Counts,
+    pub duration_ms: u64,
+}
+
+impl Summary {
+    pub fn count(&mut self) {
+        let mut c = Counts::default();
+        for r in &self.cases {
+            match r.outcome {
+                Outcome::Pass => c.passed += 1,
+                Outcome::Fail => c.failed += 1,
+                Outcome::NotRun => c.notrun += 1,
+                Outcome::ExpectedFail => c.expected_fail += 1,
+            }
+        }
+        self.counts = c;
+    }
+}
+
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+pub fn case_dir_name(id: &str) -> String {
+    id.replace('/', "-")
+}
+
+impl RunDir {
+    /// `results_root/runs/<run_id>`, with `results_root/latest` pointing at it.
+    pub fn create(results_root: &Path, run_id: &str) -> Result<RunDir> {
+        let root = results_root.join("runs").join(run_id);
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let latest = results_root.join("latest");
+        let _ = std::fs::remove_file(&latest);
+        let _ = std::os::unix::fs::symlink(Path::new("runs").join(run_id), &latest);
+        Ok(RunDir { root })
+    }
+
+    pub fn boot_dir(&self, n: u32) -> PathBuf {
+        self.root.join("boots").join(n.to_string())
+    }
+
+    pub fn case_dir(&self, id: &str) -> PathBuf {
+        self.root.join("cases").join(case_dir_name(id))
+    }
+
+    /// Write everything known about one case; returns the result record.
+    pub fn write_case(&self, case: &Case, verdict: &Verdict, report: Option<&CaseReport>, boot: Option<u32>) -> Result<CaseResult> {
+        let dir = self.case_dir(&case.id);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("expected.out"), &case.golden)?;
+        std::fs::write(dir.join("verdict.txt"), format!("{:?}\n{}\n", verdict.outcome, verdict.message()))?;
+        if let Some(d) = &verdict.diff {
+            std::fs::write(dir.join("output.diff"), d)?;
+        }
+        if let Some(r) = report {
+            std::fs::write(dir.join("output"), &r.output)?;
+            std::fs::write(dir.join("kmsg.log"), r.kmsg.join("\n") + "\n")?;
+            if !r.artifacts.is_empty() {
+                let a = dir.join("artifacts");
+                std::fs::create_dir_all(&a)?;
+                for (name, body) in &r.artifacts {
+                    // Names come from the guest; keep them inside the directory.
+                    let safe = name.replace(['/', '\\'], "_");
+                    std::fs::write(a.join(safe), body)?;
+                }
+            }
+        }
+        if let Some(b) = boot {
+            let link = dir.join("console.log");
+            let _ = std::fs::remove_file(&link);
+            let _ = std::os::unix::fs::symlink(Path::new("../../boots").join(b.to_string()).join("console.log"), &link);
+        }
+        Ok(CaseResult {
+            id: case.id.clone(),
+            outcome: verdict.outcome.clone(),
+            raw_outcome: verdict.raw_outcome.clone(),
+            reasons: verdict.reasons.clone(),
+            duration_ms: report.map(|r| r.duration_ms).unwrap_or(0),
+            boot,
+            findings: report.map(|r| r.findings.clone()).unwrap_or_default(),
+            dir: dir.strip_prefix(&self.root).unwrap_or(&dir).display().to_string(),
+        })
+    }
+
+    pub fn write_summary(&self, s: &Summary) -> Result<()> {
+        std::fs::write(self.root.join("summary.json"), serde_json::to_string_pretty(s)?)?;
+        std::fs::write(self.root.join("junit.xml"), junit(s, self)?)?;
+        Ok(())
+    }
+}
+
+fn read_opt(p: &Path) -> Option<String> {
+    std::fs::read(p).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// JUnit XML: one suite, one test case per case; not-run cases are skipped
+/// with the reason; expected failures pass with the reason as output.
+pub fn junit(s: &Summary, dir: &RunDir) -> Result<String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("famfs-harness");
+    let mut suite = TestSuite::new("famfs-harness");
+    for c in &s.cases {
+        let status = match c.outcome {
+            Outcome::Pass | Outcome::ExpectedFail => TestCaseStatus::success(),
+            Outcome::NotRun => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(c.reasons.join("; "));
+                st
+            }
+            Outcome::Fail => {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(c.reasons.first().cloned().unwrap_or_default());
+                let diff = read_opt(&dir.root.join(&c.dir).join("output.diff")).unwrap_or_default();
+                st.set_description(format!("{}\n{diff}", c.reasons.join("\n")));
+                st
+            }
+        };
+        let mut tc = TestCase::new(c.id.clone(), status);
+        let (group, _) = c.id.split_once('/').unwrap_or(("cases", ""));
+        tc.set_classname(format!("famfs-harness.{group}"));
+        tc.set_time(std::time::Duration::from_millis(c.duration_ms));
+        if let Some(out) = read_opt(&dir.root.join(&c.dir).join("output")) {
+            tc.set_system_out(out);
+        }
+        if let Some(k) = read_opt(&dir.root.join(&c.dir).join("kmsg.log")) {
+            tc.set_system_err(k);
+        }
+        suite.add_test_case(tc);
+    }
+    report.add_test_suite(suite);
+    Ok(report.to_string()?)
+}

@@ -1,0 +1,491 @@
+//! A whole run: kernel -> guest program -> image -> accelerator -> boots ->
+//! verdicts -> results directory. The planner groups cases by topology (one
+//! boot per topology), restarts the VM after a crash for the cases that did
+//! not run yet, and retries a boot that never reached the runner once.
+
+use crate::cache::Cache;
+use crate::case::Case;
+use crate::channel::{GuestMsg, PlannedCase, RunPlan};
+use crate::kbuild::{self, KernelArtifacts};
+use crate::results::{BootRecord, CaseResult, RunDir, Summary};
+use crate::topology::Topology;
+use crate::ui::say;
+use crate::verdict::{self, Outcome, Verdict};
+use crate::vm::{self, Accel, Backend, BootEnd, Running, Timeouts, VmSpec};
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Which kernel to test.
+#[derive(Debug, Clone)]
+pub enum KernelChoice {
+    /// Debian's linux-source package, fetched into the cache.
+    Default,
+    /// A kernel tree, built out of tree.
+    Src(PathBuf),
+    /// A prebuilt bzImage (with its .config and vmlinux).
+    Image { image: PathBuf, config: Option<PathBuf>, vmlinux: Option<PathBuf> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The checkout: cases/, images/, kernel-configs/.
+    pub root: PathBuf,
+    pub kernel: KernelChoice,
+    /// Fragment names; None means kernel-configs/default.
+    pub fragments: Option<Vec<String>>,
+    pub backend: Backend,
+    pub cpus: u32,
+    pub profile: String,
+    pub cache_root: Option<PathBuf>,
+    /// Where run directories go (`<root>/target/famfs-harness` by default).
+    pub results_root: PathBuf,
+    /// Restarts allowed after crashes, per topology.
+    pub max_restarts: u32,
+}
+
+impl Options {
+    pub fn new(root: &Path) -> Options {
+        Options {
+            root: root.to_path_buf(),
+            kernel: KernelChoice::Default,
+            fragments: None,
+            backend: Backend::Qemu,
+            cpus: 2,
+            profile: "v10".into(),
+            cache_root: None,
+            results_root: root.join("target/famfs-harness"),
+            max_restarts: 3,
+        }
+    }
+    pub fn cases_dir(&self) -> PathBuf {
+        self.root.join("cases")
+    }
+}
+
+/// Host packages the chosen backend and kernel need.
+pub fn ensure_host(opts: &Options) -> Result<()> {
+    use crate::hostdeps::{ensure, BOOT, BUILD, VNG};
+    let mut needs: Vec<&[crate::hostdeps::Need]> = vec![BOOT];
+    let building = !matches!(opts.kernel, KernelChoice::Image { .. });
+    if building {
+        needs.push(BUILD);
+    }
+    if opts.backend == Backend::Vng {
+        needs.push(VNG);
+    }
+    ensure(&needs, building, &mut |m| say(m))?;
+    if opts.backend == Backend::Vng {
+        crate::vng::vng_program()?;
+    }
+    Ok(())
+}
+
+/// Build or find the kernel.
+pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
+    let frag_dir = opts.root.join("kernel-configs");
+    let fragments = match &opts.fragments {
+        Some(f) => f.clone(),
+        None => crate::config::default_fragment_names(&frag_dir)?,
+    };
+    match &opts.kernel {
+        KernelChoice::Image { image, config, vmlinux } => {
+            let k = kbuild::prebuilt(image, config.as_deref(), vmlinux.as_deref())?;
+            say(&format!("kernel: prebuilt {} ({}), config {}", k.bzimage.display(), k.release, k.config_path.display()));
+            Ok(k)
+        }
+        KernelChoice::Src(dir) => {
+            let src = crate::source::open_tree(dir)?;
+            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs() })
+        }
+        KernelChoice::Default => {
+            // Without network access a cached source still works.
+            let src = crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut |m| say(m))?;
+            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs() })
+        }
+    }
+}
+
+/// Everything a run needs before the first boot.
+pub struct Prepared {
+    pub opts: Options,
+    pub kernel: KernelArtifacts,
+    pub accel: Accel,
+    pub guest_bin_dir: PathBuf,
+    pub base_image: PathBuf,
+    pub cache: Cache,
+    /// Time from the start of `prepare` to ready-to-boot.
+    pub prepare_time: Duration,
+}
+
+pub fn prepare(opts: &Options) -> Result<Prepared> {
+    let start = Instant::now();
+    ensure_host(opts)?;
+    let cache = Cache::open(opts.cache_root.as_deref())?;
+    let kernel = kernel(opts, &cache)?;
+    if !kernel.config.enabled("X86_IOPL_IOPERM") {
+        say("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
+    }
+    let stage = crate::ui::Stage::start("guest program");
+    let guest_bin_dir = crate::guestbuild::build(&opts.root)?;
+    stage.finish("built");
+    let base_image = crate::image::build_base(&opts.root.join("images/default.yaml"), &guest_bin_dir, &cache)?;
+    let probe_initrd = cache.dir("images")?.join("probe.cpio");
+    crate::image::assemble(&base_image, &crate::image::overlay("{}", &opts.cases_dir(), "")?, &probe_initrd)?;
+    let accel = crate::accel::probe(&kernel.bzimage, &probe_initrd, &cache)?;
+    Ok(Prepared { opts: opts.clone(), kernel, accel, guest_bin_dir, base_image, cache, prepare_time: start.elapsed() })
+}
+
+/// One boot's worth of cases with a topology that serves them all.
+#[derive(Debug, Clone)]
+pub struct BootGroup {
+    pub topology: Topology,
+    pub cases: Vec<String>,
+}
+
+/// Group cases into as few topologies as possible, keeping case order
+/// within each group.
+pub fn plan_groups(cases: &[&Case]) -> Vec<BootGroup> {
+    let mut groups: Vec<BootGroup> = Vec::new();
+    for c in cases {
+        let slot = groups.iter_mut().find_map(|g| g.topology.merge(&c.topology).map(|t| (g, t)));
+        match slot {
+            Some((g, t)) => {
+                g.topology = t;
+                g.cases.push(c.id.clone());
+            }
+            None => groups.push(BootGroup { topology: c.topology.clone(), cases: vec![c.id.clone()] }),
+        }
+    }
+    groups
+}
+
+/// Something a caller wants to hear about as the run goes.
+pub trait Sink {
+    fn result(&mut self, r: &CaseResult);
+}
+
+impl<F: FnMut(&CaseResult)> Sink for F {
+    fn result(&mut self, r: &CaseResult) {
+        self(r)
+    }
+}
+
+pub fn run_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    // UTC date-time without a date crate: days since epoch -> civil date.
+    let (d, s) = (secs / 86400, secs % 86400);
+    let (y, m, dd) = civil(d as i64);
+    format!("{y:04}{m:02}{dd:02}-{:02}{:02}{:02}-{}", s / 3600, s % 3600 / 60, s % 60, std::process::id())
+}
+
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
+}
+
+/// Run `selected` cases (in this order; host-side not-run cases included)
+/// and report each result to `sink` as soon as it is known.
+pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
+    let start = Instant::now();
+    let id = run_id();
+    let dir = RunDir::create(&p.opts.results_root, &id)?;
+    say(&format!("results: {}", dir.root.display()));
+    let mut summary = Summary {
+        run_id: id.clone(),
+        kernel: serde_json::to_value(&p.kernel)?,
+        backend: p.opts.backend,
+        accel: p.accel,
+        profile: p.opts.profile.clone(),
+        boots: vec![],
+        cases: vec![],
+        counts: Default::default(),
+        duration_ms: 0,
+    };
+    let by_id: BTreeMap<&str, &Case> = selected.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut runnable: Vec<&Case> = Vec::new();
+    for c in selected {
+        if let Some(why) = c.unmet_kconfig(&p.kernel.config) {
+            let v = Verdict { outcome: Outcome::NotRun, reasons: vec![why], raw_outcome: Outcome::NotRun, diff: None };
+            let r = dir.write_case(c, &v, None, None)?;
+            sink.result(&r);
+            summary.cases.push(r);
+        } else {
+            runnable.push(c);
+        }
+    }
+    let mut boot_no = 0u32;
+    for group in plan_groups(&runnable) {
+        run_group(p, &dir, &group, &by_id, &mut boot_no, &mut summary, sink)?;
+    }
+    summary.duration_ms = start.elapsed().as_millis() as u64;
+    summary.count();
+    dir.write_summary(&summary)?;
+    Ok(summary)
+}
+
+fn fail_verdict(reasons: Vec<String>) -> Verdict {
+    Verdict { outcome: Outcome::Fail, reasons, raw_outcome: Outcome::Fail, diff: None }
+}
+
+/// Boot (and re-boot after crashes) until every case of the group has a result.
+fn run_group(
+    p: &Prepared,
+    dir: &RunDir,
+    group: &BootGroup,
+    by_id: &BTreeMap<&str, &Case>,
+    boot_no: &mut u32,
+    summary: &mut Summary,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let mut pending: VecDeque<String> = group.cases.iter().cloned().collect();
+    let mut restarts = 0;
+    let mut infra_retry_used = false;
+    while !pending.is_empty() {
+        *boot_no += 1;
+        let n = *boot_no;
+        let bdir = dir.boot_dir(n);
+        std::fs::create_dir_all(&bdir)?;
+        let plan = make_plan(p, &summary.run_id, n, &group.topology, &pending, by_id);
+        let spec = make_spec(p, &bdir, &group.topology, &plan)?;
+        say(&format!("boot {n}: {} cases, {} ({:?}, {:?})", pending.len(), group.topology.describe(), p.opts.backend, p.accel));
+        let launched = Instant::now();
+        let mut child: Box<dyn Running> = match p.opts.backend {
+            Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
+            Backend::Vng => Box::new(crate::vng::launch(&spec)?),
+        };
+        let scale = p.accel.timeout_scale();
+        let timeouts = Timeouts {
+            boot: Duration::from_secs_f64(match p.opts.backend {
+                Backend::Qemu => 60.0,
+                Backend::Vng => 120.0,
+            } * if p.accel == Accel::Tcg { 2.0 } else { 1.0 }),
+            setup: Duration::from_secs_f64(60.0 * scale),
+            grace: Duration::from_secs(30),
+        };
+        let case_timeout = |id: &str| -> Duration {
+            Duration::from_secs_f64(by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale)
+        };
+        let mut current: Option<String> = None;
+        let mut hello_ms = None;
+        let mut first_result_ms = None;
+        let mut setup_failure: Option<String> = None;
+        let mut write_error: Option<anyhow::Error> = None;
+        // Results are judged, written and reported as they arrive.
+        let mut on_msg = |m: &GuestMsg| match m {
+            GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
+            GuestMsg::Setup { ok: false, detail, .. } => setup_failure = Some(detail.clone()),
+            GuestMsg::Setup { .. } => {}
+            GuestMsg::CaseStart { id, .. } => current = Some(id.clone()),
+            GuestMsg::CaseEnd(r) => {
+                first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
+                current = None;
+                let Some(case) = by_id.get(r.id.as_str()) else { return };
+                let v = verdict::judge(case, r);
+                match dir.write_case(case, &v, Some(r), Some(n)) {
+                    Ok(res) => {
+                        sink.result(&res);
+                        summary.cases.push(res);
+                    }
+                    Err(e) => write_error = Some(e),
+                }
+                pending.retain(|x| *x != r.id);
+            }
+            GuestMsg::Note { text } => say(&format!("guest: {text}")),
+            GuestMsg::Done { .. } => {}
+        };
+        let end = vm::monitor(child.as_mut(), &spec, &timeouts, &case_timeout, &mut on_msg)?;
+        drop(child);
+        if let Some(e) = write_error {
+            return Err(e.context("writing case results"));
+        }
+        let console = spec.console_log();
+        let console_text = std::fs::read(&console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let outside = findings_outside_cases(&console_text);
+        summary.boots.push(BootRecord {
+            index: n,
+            topology: group.topology.describe(),
+            backend: p.opts.backend,
+            accel: p.accel,
+            end: end.clone(),
+            hello_ms,
+            first_result_ms,
+            duration_ms: launched.elapsed().as_millis() as u64,
+            console_log: console.strip_prefix(&dir.root).unwrap_or(&console).display().to_string(),
+            kernel_findings_outside_cases: outside,
+        });
+        // The pmem backing file can be large; the logs are what we keep.
+        let _ = std::fs::remove_file(bdir.join("nvdimm0.img"));
+        if pending.is_empty() {
+            break;
+        }
+        match end {
+            BootEnd::Completed => {
+                let why = match &setup_failure {
+                    Some(d) => format!("device setup in the guest failed: {d}"),
+                    None => "the guest runner finished without running this case".into(),
+                };
+                for id in pending.drain(..) {
+                    fail_case(dir, by_id, &id, vec![why.clone()], Some(n), summary, sink)?;
+                }
+            }
+            BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => {
+                let tail = vm::tail(&console, 40);
+                if hello_ms.is_none() {
+                    if !infra_retry_used {
+                        infra_retry_used = true;
+                        say(&format!("boot {n}: {reason}; this is an infrastructure failure, retrying the boot once. Console tail:\n{tail}"));
+                        continue;
+                    }
+                    let why = format!("boot failed twice before the guest runner started: {reason}; console log kept at {}", console.display());
+                    for id in pending.drain(..) {
+                        fail_case(dir, by_id, &id, vec![why.clone(), format!("console tail:\n{tail}")], Some(n), summary, sink)?;
+                    }
+                    bail!("{why}\n--- console tail ---\n{tail}");
+                }
+                if let Some(cur) = current.take() {
+                    let mut reasons = vec![format!("VM ended while the case ran: {reason}")];
+                    for f in findings_for_case(&console_text, &cur) {
+                        reasons.push(format!("kernel log: {}: {}", f.kind.label(), f.title));
+                    }
+                    reasons.push(format!("console tail:\n{tail}"));
+                    fail_case(dir, by_id, &cur, reasons, Some(n), summary, sink)?;
+                    pending.retain(|x| *x != cur);
+                }
+                if pending.is_empty() {
+                    break;
+                }
+                if restarts >= p.opts.max_restarts {
+                    let why = format!("not run: the VM died {} times; giving up on this topology", restarts + 1);
+                    for id in pending.drain(..) {
+                        fail_case(dir, by_id, &id, vec![why.clone()], None, summary, sink)?;
+                    }
+                    break;
+                }
+                restarts += 1;
+                say(&format!("boot {n}: {reason}; restarting the VM for {} remaining cases", pending.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fail_case(
+    dir: &RunDir,
+    by_id: &BTreeMap<&str, &Case>,
+    id: &str,
+    reasons: Vec<String>,
+    boot: Option<u32>,
+    summary: &mut Summary,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let case = by_id.get(id).with_context(|| format!("unknown case {id}"))?;
+    let res = dir.write_case(case, &fail_verdict(reasons), None, boot)?;
+    sink.result(&res);
+    summary.cases.push(res);
+    Ok(())
+}
+
+/// Kernel-log findings on the console after the case's start marker.
+pub fn findings_for_case(console: &str, id: &str) -> Vec<crate::kmsg::Finding> {
+    let marker = format!("fh: case {id} start");
+    let from = console.find(&marker).map(|i| i + marker.len()).unwrap_or(0);
+    crate::kmsg::scan(console[from..].lines())
+}
+
+/// Findings on the console outside any case's markers (boot, shutdown).
+pub fn findings_outside_cases(console: &str) -> Vec<crate::kmsg::Finding> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for l in console.lines() {
+        if l.contains("fh: case ") && l.trim_end_matches('\r').ends_with(" start") {
+            inside = true;
+        } else if l.contains("fh: case ") && l.trim_end_matches('\r').ends_with(" end") {
+            inside = false;
+        } else if !inside {
+            lines.push(l);
+        }
+    }
+    crate::kmsg::scan(lines)
+}
+
+fn make_plan(p: &Prepared, run_id: &str, n: u32, topo: &Topology, pending: &VecDeque<String>, by_id: &BTreeMap<&str, &Case>) -> RunPlan {
+    let cases_root = match p.opts.backend {
+        Backend::Qemu => "/harness/cases".to_string(),
+        Backend::Vng => p.opts.cases_dir().canonicalize().unwrap_or(p.opts.cases_dir()).display().to_string(),
+    };
+    RunPlan {
+        run_id: run_id.into(),
+        boot: n,
+        topology: topo.clone(),
+        cases_root,
+        cases: pending
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()))
+            .map(|c| PlannedCase { id: c.id.clone(), script: c.id.clone(), timeout_s: c.meta.timeout })
+            .collect(),
+        timeout_scale: p.accel.timeout_scale(),
+        profile: p.opts.profile.clone(),
+        env: Default::default(),
+    }
+}
+
+fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Result<VmSpec> {
+    let plan_json = serde_json::to_string_pretty(plan)?;
+    std::fs::write(bdir.join("plan.json"), &plan_json)?;
+    let (initrd, guest_command) = match p.opts.backend {
+        Backend::Qemu => {
+            let overlay = crate::image::overlay(&plan_json, &p.opts.cases_dir(), &p.kernel.release)?;
+            let path = bdir.join("initramfs.cpio");
+            crate::image::assemble(&p.base_image, &overlay, &path)?;
+            (Some(path), vec![])
+        }
+        Backend::Vng => {
+            let tool = p.guest_bin_dir.join("fh-guest").canonicalize()?;
+            let plan_path = bdir.join("plan.json").canonicalize()?;
+            (None, vec![tool.display().to_string(), "run".into(), "--plan".into(), plan_path.display().to_string()])
+        }
+    };
+    Ok(VmSpec {
+        backend: p.opts.backend,
+        accel: p.accel,
+        kernel: p.kernel.bzimage.clone(),
+        initrd,
+        cpus: p.opts.cpus,
+        topology: topo.clone(),
+        kernel_args: vec![],
+        dir: bdir.canonicalize()?,
+        guest_command,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(20_413), (2025, 11, 21));
+    }
+
+    #[test]
+    fn console_findings_are_attributed() {
+        let con = "[ 1.0] WARNING: a.c:1 at boot_fn+0x1/0x2, CPU#0: swapper/1\r\n[ 2.0] fh: case x/001 start\r\n[ 2.1] WARNING: b.c:2 at case_fn+0x1/0x2, CPU#0: sh/5\r\n[ 2.2] fh: case x/001 end\r\n";
+        let inside = findings_for_case(con, "x/001");
+        assert_eq!(inside.len(), 1);
+        assert_eq!(inside[0].title, "WARNING in case_fn");
+        let outside = findings_outside_cases(con);
+        assert_eq!(outside.len(), 1);
+        assert_eq!(outside[0].title, "WARNING in boot_fn");
+    }
+}

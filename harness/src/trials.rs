@@ -1,0 +1,190 @@
+//! Cases as libtest-mimic trials: the usual test CLI (`--list`, `--exact`,
+//! `--skip`, `--format`, exit status) over results that come from a VM.
+//!
+//! The VM runs in a background thread; each trial waits for its case's
+//! result, so results print as the guest produces them.
+
+use crate::case::Case;
+use crate::results::CaseResult;
+use crate::run::{self, Options, Prepared};
+use crate::verdict::Outcome;
+use anyhow::{bail, Result};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Which cases to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Substrings (or exact names with `exact`); a case matching any runs.
+    pub filters: Vec<String>,
+    pub exact: bool,
+    pub skip: Vec<String>,
+    /// Only cases in one of these groups.
+    pub groups: Vec<String>,
+}
+
+impl Selection {
+    pub fn matches(&self, c: &Case) -> bool {
+        let hit = |f: &String| if self.exact { &c.id == f } else { c.id.contains(f.as_str()) };
+        (self.filters.is_empty() || self.filters.iter().any(hit))
+            && !self.skip.iter().any(|s| if self.exact { &c.id == s } else { c.id.contains(s.as_str()) })
+            && (self.groups.is_empty() || self.groups.iter().any(|g| c.in_group(g)))
+    }
+}
+
+/// Cases selected from `cases_dir`, in id order; an error when a filter or
+/// group selects nothing.
+pub fn select(cases_dir: &std::path::Path, sel: &Selection) -> Result<Vec<Case>> {
+    let all = crate::case::discover(cases_dir)?;
+    let chosen: Vec<Case> = all.iter().filter(|c| sel.matches(c)).cloned().collect();
+    if chosen.is_empty() {
+        let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        let mut groups: Vec<&str> = all.iter().flat_map(|c| c.meta.groups.iter().map(String::as_str)).collect();
+        groups.sort();
+        groups.dedup();
+        bail!(
+            "no case matches filter {:?}{}{}; cases: {}; groups: {}",
+            sel.filters,
+            if sel.groups.is_empty() { String::new() } else { format!(" in groups {:?}", sel.groups) },
+            if sel.skip.is_empty() { String::new() } else { format!(" minus {:?}", sel.skip) },
+            ids.join(" "),
+            groups.join(" ")
+        );
+    }
+    Ok(chosen)
+}
+
+#[derive(Default)]
+struct Board {
+    results: HashMap<String, CaseResult>,
+    finished: Option<Result<(), String>>,
+}
+
+fn to_trial_outcome(r: &CaseResult, run_dir: &str) -> Result<Completion, Failed> {
+    match r.outcome {
+        Outcome::Pass | Outcome::ExpectedFail => Ok(Completion::Completed),
+        Outcome::NotRun => Ok(Completion::ignored_with(format!("notrun: {}", r.reasons.join("; ")))),
+        Outcome::Fail => {
+            let mut msg = r.reasons.join("\n");
+            let diff = std::path::Path::new(run_dir).join(&r.dir).join("output.diff");
+            if let Ok(d) = std::fs::read_to_string(&diff) {
+                msg.push('\n');
+                msg.push_str(&d);
+            }
+            msg.push_str(&format!("\nfiles: {}/{}", run_dir, r.dir));
+            Err(msg.into())
+        }
+    }
+}
+
+/// List the trials without building or booting anything.
+pub fn list(cases: &[Case], args: &Arguments) -> libtest_mimic::Conclusion {
+    let trials = cases.iter().map(|c| Trial::test(c.id.clone(), || Ok(()))).collect();
+    libtest_mimic::run(args, trials)
+}
+
+/// Run the cases as trials. `args` carries output options (format, color,
+/// quiet); filtering was done by `select`.
+pub fn run(prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+    let mut args = args.clone();
+    args.filter = None;
+    args.skip.clear();
+    args.exact = false;
+    args.test_threads = Some(1); // keep VM order, stream as results arrive
+
+    // Execution order: host-side not-run first, then one boot group after another.
+    let mut order: Vec<String> = cases.iter().filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_some()).map(|c| c.id.clone()).collect();
+    let runnable: Vec<&Case> = cases.iter().filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_none()).collect();
+    for g in run::plan_groups(&runnable) {
+        order.extend(g.cases);
+    }
+    let board = Arc::new((Mutex::new(Board::default()), Condvar::new()));
+    let run_dir = Arc::new(Mutex::new(String::new()));
+    let results_root = prepared.opts.results_root.clone();
+
+    let worker = {
+        let board = board.clone();
+        let cases = cases.clone();
+        std::thread::spawn(move || {
+            let b2 = board.clone();
+            let mut sink = move |r: &CaseResult| {
+                let (m, cv) = &*b2;
+                m.lock().unwrap().results.insert(r.id.clone(), r.clone());
+                cv.notify_all();
+            };
+            let out = run::execute(&prepared, &cases, &mut sink);
+            let (m, cv) = &*board;
+            m.lock().unwrap().finished = Some(out.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+            cv.notify_all();
+            out
+        })
+    };
+
+    let mut trials = Vec::new();
+    for id in order {
+        let board = board.clone();
+        let run_dir = run_dir.clone();
+        let results_root = results_root.clone();
+        trials.push(Trial::ignorable_test(id.clone(), move || {
+            let (m, cv) = &*board;
+            let mut g = m.lock().unwrap();
+            loop {
+                if let Some(r) = g.results.get(&id) {
+                    let mut rd = run_dir.lock().unwrap();
+                    if rd.is_empty() {
+                        *rd = results_root.join("latest").display().to_string();
+                    }
+                    return to_trial_outcome(r, &rd);
+                }
+                if let Some(done) = &g.finished {
+                    return Err(match done {
+                        Err(e) => format!("harness error before this case ran: {e}"),
+                        Ok(()) => "the harness finished without a result for this case".into(),
+                    }
+                    .into());
+                }
+                g = cv.wait(g).unwrap();
+            }
+        }));
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    let summary = match worker.join() {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            None
+        }
+        Err(_) => None,
+    };
+    Ok((conclusion, summary))
+}
+
+/// Convenience for callers that have options and a selection.
+pub fn prepare_and_run(opts: &Options, sel: &Selection, args: &Arguments) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+    let cases = select(&opts.cases_dir(), sel)?;
+    let prepared = run::prepare(opts)?;
+    run(prepared, cases, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_by_filter_group_and_skip() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
+        let all = crate::case::discover(&root).unwrap();
+        let sel = Selection { filters: vec!["dax/".into()], ..Default::default() };
+        let got = select(&root, &sel).unwrap();
+        assert!(!got.is_empty() && got.iter().all(|c| c.id.starts_with("dax/")));
+        let sel = Selection { filters: vec!["dax/001".into()], exact: true, ..Default::default() };
+        assert_eq!(select(&root, &sel).unwrap().len(), 1);
+        let sel = Selection { skip: vec!["dax/".into()], ..Default::default() };
+        assert_eq!(select(&root, &sel).unwrap().len(), all.iter().filter(|c| !c.id.starts_with("dax/")).count());
+        let e = select(&root, &Selection { filters: vec!["nomatch".into()], ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("no case matches filter") && e.contains("dax/001"), "{e}");
+        let e = select(&root, &Selection { groups: vec!["nogroup".into()], ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("in groups"), "{e}");
+    }
+}

@@ -1,0 +1,187 @@
+//! Judge a case: its exit, its output against the golden file, and the
+//! kernel log. A clean exit with matching output still fails when the
+//! kernel complained while the case ran.
+
+use crate::case::Case;
+use crate::channel::{CaseExit, CaseReport};
+use crate::kmsg::Finding;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    NotRun,
+    /// Failed the way the case declares it must (a harness self-check).
+    ExpectedFail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    /// Why it failed (each reason one line), or why it did not run.
+    pub reasons: Vec<String>,
+    /// What the case would be without its `expect:` (for self-checks).
+    pub raw_outcome: Outcome,
+    pub diff: Option<String>,
+}
+
+impl Verdict {
+    pub fn message(&self) -> String {
+        self.reasons.join("\n")
+    }
+}
+
+fn finding_matches(f: &Finding, want: &str) -> bool {
+    f.kind.label().eq_ignore_ascii_case(want) || f.title.contains(want)
+}
+
+pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
+    let mut reasons = Vec::new();
+    let mut diff = None;
+    match &r.exit {
+        CaseExit::Exited { code: 0 } => {}
+        CaseExit::Exited { code } => reasons.push(format!("exit status {code}")),
+        CaseExit::Signaled { signal } => reasons.push(format!("killed by signal {signal}")),
+        CaseExit::TimedOut { after_s } => reasons.push(format!("timed out after {after_s:.1}s (killed)")),
+        CaseExit::SpawnFailed { error } => reasons.push(format!("could not start: {error}")),
+    }
+    let kernel: Vec<String> = r.findings.iter().map(|f| format!("kernel log: {}: {}", f.kind.label(), f.title)).collect();
+    if let Some(why) = &r.notrun {
+        if reasons.is_empty() && kernel.is_empty() {
+            return Verdict { outcome: Outcome::NotRun, reasons: vec![why.clone()], raw_outcome: Outcome::NotRun, diff: None };
+        }
+    } else if reasons.is_empty() {
+        let got = case.filter(&r.output);
+        let want = case.filter(&case.golden);
+        if got != want {
+            let d = unified_diff(&want, &got, &format!("{}.out", case.id), "output");
+            reasons.push("output differs from the golden file".into());
+            diff = Some(d);
+        }
+    }
+    let other_reasons = reasons.len();
+    reasons.extend(kernel);
+    let raw = if reasons.is_empty() { Outcome::Pass } else { Outcome::Fail };
+    if let Some(exp) = &case.meta.expect {
+        let matched = r.findings.iter().any(|f| finding_matches(f, &exp.fail));
+        if matched && other_reasons == 0 {
+            return Verdict {
+                outcome: Outcome::ExpectedFail,
+                reasons: std::iter::once(format!("expected failure seen: {}", exp.fail)).chain(reasons).collect(),
+                raw_outcome: raw,
+                diff,
+            };
+        }
+        let mut rs = vec![format!("expected the harness to fail this case with `{}`, but it did not", exp.fail)];
+        rs.extend(reasons);
+        return Verdict { outcome: Outcome::Fail, reasons: rs, raw_outcome: raw, diff };
+    }
+    Verdict { outcome: raw.clone(), reasons, raw_outcome: raw, diff }
+}
+
+/// A small unified diff (LCS over lines); golden files are short.
+pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
+    let a: Vec<&str> = a.lines().collect();
+    let b: Vec<&str> = b.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let mut out = format!("--- {a_name}\n+++ {b_name}\n");
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            out.push_str(&format!(" {}\n", a[i]));
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push_str(&format!("-{}\n", a[i]));
+            i += 1;
+        } else {
+            out.push_str(&format!("+{}\n", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmsg::FindingKind;
+
+    fn case(expect: Option<&str>) -> Case {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("g/001");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let exp = expect.map(|e| format!("# expect: {{ fail: {e} }}\n")).unwrap_or_default();
+        std::fs::write(&p, format!("# ---\n# description: d\n{exp}# filters: [{{ regex: 'pid \\d+', replace: 'pid N' }}]\n# ---\n")).unwrap();
+        std::fs::write(t.path().join("g/001.out"), "hello pid 1\n").unwrap();
+        crate::case::load(t.path(), &p).unwrap()
+    }
+
+    fn report(code: i32, out: &str, findings: Vec<Finding>) -> CaseReport {
+        CaseReport {
+            id: "g/001".into(),
+            exit: CaseExit::Exited { code },
+            output: out.into(),
+            notrun: None,
+            kmsg: vec![],
+            findings,
+            duration_ms: 1,
+            artifacts: Default::default(),
+        }
+    }
+
+    fn warn() -> Finding {
+        Finding { kind: FindingKind::Warning, title: "WARNING in lkdtm_WARNING".into(), line: "WARNING: x".into() }
+    }
+
+    #[test]
+    fn pass_fail_and_kernel_findings() {
+        let c = case(None);
+        assert_eq!(judge(&c, &report(0, "hello pid 42\n", vec![])).outcome, Outcome::Pass);
+        let v = judge(&c, &report(0, "bye\n", vec![]));
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.diff.unwrap().contains("-hello pid N\n+bye\n"));
+        let v = judge(&c, &report(0, "hello pid 42\n", vec![warn()]));
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.reasons, vec!["kernel log: WARNING: WARNING in lkdtm_WARNING".to_string()]);
+        let v = judge(&c, &report(3, "", vec![]));
+        assert_eq!(v.reasons, vec!["exit status 3".to_string()], "no golden diff noise after a failed exit");
+    }
+
+    #[test]
+    fn notrun_unless_the_kernel_complained() {
+        let c = case(None);
+        let mut r = report(0, "", vec![]);
+        r.notrun = Some("no famfs".into());
+        assert_eq!(judge(&c, &r).outcome, Outcome::NotRun);
+        r.findings.push(warn());
+        assert_eq!(judge(&c, &r).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn expected_failures() {
+        let c = case(Some("WARNING"));
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![warn()]));
+        assert_eq!(v.outcome, Outcome::ExpectedFail);
+        assert_eq!(v.raw_outcome, Outcome::Fail);
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![]));
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.raw_outcome, Outcome::Pass);
+        // Failing for another reason is not the expected failure.
+        let v = judge(&c, &report(0, "other\n", vec![warn()]));
+        assert_eq!(v.outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn diff_shape() {
+        assert_eq!(unified_diff("a\nb\nc\n", "a\nc\nd\n", "x", "y"), "--- x\n+++ y\n a\n-b\n c\n+d\n");
+    }
+}

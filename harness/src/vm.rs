@@ -1,0 +1,361 @@
+//! The VM description both launch backends read, the QEMU arguments it
+//! means, and the monitor that follows a boot: the typed channel, the
+//! console, timeouts and the exit status.
+
+use crate::channel::{GuestMsg, StreamDecoder, PORT_NAME};
+use crate::proc::GroupChild;
+use crate::topology::{PmemKind, Topology, ALIGN_2M};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// qemu-system-x86_64 with the harness initramfs (default).
+    Qemu,
+    /// virtme-ng: the host's user space over 9p/virtiofs.
+    Vng,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "qemu" => Ok(Backend::Qemu),
+            "vng" => Ok(Backend::Vng),
+            _ => anyhow::bail!("unknown backend `{s}` (qemu, vng)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// Case timeouts are stretched by this factor.
+    pub fn timeout_scale(self) -> f64 {
+        match self {
+            Accel::Kvm => 1.0,
+            Accel::Tcg => 4.0,
+        }
+    }
+}
+
+/// Everything needed to boot one VM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmSpec {
+    pub backend: Backend,
+    pub accel: Accel,
+    pub kernel: PathBuf,
+    /// Initramfs (direct QEMU only).
+    pub initrd: Option<PathBuf>,
+    pub cpus: u32,
+    pub topology: Topology,
+    pub kernel_args: Vec<String>,
+    /// Per-boot directory: console and channel logs, pmem backing files.
+    pub dir: PathBuf,
+    /// Command the guest runs (virtme-ng only; the initramfs has its /init).
+    pub guest_command: Vec<String>,
+}
+
+impl VmSpec {
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    pub fn channel_log(&self) -> PathBuf {
+        self.dir.join("channel.log")
+    }
+
+    /// Kernel command line (backend-independent part).
+    pub fn cmdline(&self) -> Vec<String> {
+        let mut a = vec!["console=ttyS0".to_string(), "panic=-1".into(), "nokaslr".into()];
+        if self.accel == Accel::Tcg {
+            // -cpu max enables 5-level paging; KASAN kernels misbehave with it under TCG.
+            a.push("no5lvl".into());
+        }
+        if let Some(p) = &self.topology.pmem {
+            if p.kind == PmemKind::Memmap {
+                a.push(format!("memmap={}M!4G", p.size_mib));
+            }
+        }
+        a.extend(self.kernel_args.iter().cloned());
+        a
+    }
+
+    /// Machine, memory, device and channel arguments, shared by both
+    /// backends (virtme-ng gets them through --qemu-opts).
+    pub fn device_args(&self) -> Result<Vec<String>> {
+        let mut a: Vec<String> = Vec::new();
+        let mem = self.topology.memory_mib();
+        match &self.topology.pmem {
+            Some(p) if p.kind == PmemKind::Nvdimm => {
+                a.extend(["-machine".into(), "pc,nvdimm=on".into()]);
+                a.extend(["-m".into(), format!("{mem}M,slots=2,maxmem={}M", mem + p.size_mib + 1024)]);
+                let backing = self.dir.join("nvdimm0.img");
+                let f = std::fs::File::create(&backing).with_context(|| format!("creating {}", backing.display()))?;
+                f.set_len(p.size_mib << 20)?;
+                a.extend([
+                    "-object".into(),
+                    format!("memory-backend-file,id=nvmem0,share=on,mem-path={},size={}M,align={}", backing.display(), p.size_mib, ALIGN_2M),
+                    "-device".into(),
+                    "nvdimm,id=nvdimm0,memdev=nvmem0".into(),
+                ]);
+            }
+            _ => {
+                a.extend(["-machine".into(), "pc".into()]);
+                a.extend(["-m".into(), format!("{mem}M")]);
+            }
+        }
+        a.extend([
+            "-device".into(),
+            "virtio-serial-pci,id=fhser0".into(),
+            "-chardev".into(),
+            format!("file,id=fhchan0,path={}", self.channel_log().display()),
+            "-device".into(),
+            format!("virtserialport,bus=fhser0.0,chardev=fhchan0,name={PORT_NAME}"),
+            "-device".into(),
+            "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
+        ]);
+        Ok(a)
+    }
+
+    pub fn accel_args(&self) -> Vec<String> {
+        match self.accel {
+            Accel::Kvm => vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()],
+            // One TCG thread: multi-threaded TCG oopsed during boot about
+            // once in 13 boots on these hosts (code patching races).
+            Accel::Tcg => vec!["-accel".into(), "tcg,thread=single".into(), "-cpu".into(), "max".into()],
+        }
+    }
+
+    /// Full argv for direct QEMU.
+    pub fn qemu_argv(&self) -> Result<Vec<String>> {
+        let mut a = vec!["qemu-system-x86_64".to_string()];
+        a.extend(self.accel_args());
+        a.extend(["-smp".into(), self.cpus.to_string()]);
+        a.extend(self.device_args()?);
+        a.extend(["-kernel".into(), self.kernel.display().to_string()]);
+        if let Some(i) = &self.initrd {
+            a.extend(["-initrd".into(), i.display().to_string()]);
+        }
+        a.extend(["-append".into(), self.cmdline().join(" ")]);
+        a.extend([
+            "-nodefaults".into(),
+            "-display".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-serial".into(),
+            format!("file:{}", self.console_log().display()),
+        ]);
+        Ok(a)
+    }
+}
+
+/// How a boot ended, as far as the host can tell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BootEnd {
+    /// The runner said Done and left through isa-debug-exit.
+    Completed,
+    /// The VM ended without the runner finishing (crash, panic, runner error).
+    Died { status: Option<i32>, reason: String },
+    /// The host killed it.
+    TimedOut { reason: String },
+}
+
+/// Timeouts the monitor enforces, already scaled for the accelerator.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// From launch to the runner's Hello.
+    pub boot: Duration,
+    /// From Hello to Setup.
+    pub setup: Duration,
+    /// A case may run this long past its own (scaled) timeout before the
+    /// host gives up on the guest runner.
+    pub grace: Duration,
+}
+
+/// Follow a running VM: decode channel messages (calling `on_msg` for each),
+/// enforce timeouts, and return how it ended. `case_timeout` maps a case id
+/// to its scaled timeout.
+pub fn monitor(
+    child: &mut dyn Running,
+    spec: &VmSpec,
+    t: &Timeouts,
+    case_timeout: &dyn Fn(&str) -> Duration,
+    on_msg: &mut dyn FnMut(&GuestMsg),
+) -> Result<BootEnd> {
+    let start = Instant::now();
+    let mut dec = StreamDecoder::default();
+    let mut pos = 0u64;
+    let mut hello = false;
+    let mut done = false;
+    // (what we wait for, deadline)
+    let mut deadline: (String, Instant) = ("the guest runner to start (no Hello)".into(), start + t.boot);
+    let chan_path = spec.channel_log();
+    let read_new = |pos: &mut u64, dec: &mut StreamDecoder| -> Vec<GuestMsg> {
+        let Ok(mut f) = std::fs::File::open(&chan_path) else { return vec![] };
+        if f.seek(SeekFrom::Start(*pos)).is_err() {
+            return vec![];
+        }
+        let mut buf = Vec::new();
+        let _ = f.read_to_end(&mut buf);
+        *pos += buf.len() as u64;
+        dec.feed(&buf)
+    };
+    loop {
+        let exited = child.poll()?;
+        for m in read_new(&mut pos, &mut dec) {
+            match &m {
+                GuestMsg::Hello { .. } => {
+                    hello = true;
+                    deadline = ("device setup in the guest".into(), Instant::now() + t.setup);
+                }
+                GuestMsg::Setup { .. } | GuestMsg::CaseEnd(_) => {
+                    deadline = ("the next case to start".into(), Instant::now() + t.setup);
+                }
+                GuestMsg::CaseStart { id, .. } => {
+                    deadline = (format!("case {id} to finish"), Instant::now() + case_timeout(id) + t.grace);
+                }
+                GuestMsg::Done { .. } => {
+                    done = true;
+                    deadline = ("QEMU to exit after the runner finished".into(), Instant::now() + Duration::from_secs(30));
+                }
+                GuestMsg::Note { .. } => {}
+            }
+            on_msg(&m);
+        }
+        if let Some(code) = exited {
+            // isa-debug-exit: runner's 0 -> 1. virtme-ng exits on its own
+            // after the command, so Done is what counts there.
+            let ok_status = match spec.backend {
+                Backend::Qemu => code == Some(crate::guest::sys::qemu_status_for(crate::guest::sys::EXIT_RUNNER_DONE)),
+                Backend::Vng => true,
+            };
+            if done && ok_status {
+                return Ok(BootEnd::Completed);
+            }
+            let reason = if !hello {
+                "the VM exited before the guest runner started".to_string()
+            } else if done {
+                format!("the runner finished but the VM exit status was {code:?}")
+            } else if code == Some(crate::guest::sys::qemu_status_for(crate::guest::sys::EXIT_RUNNER_ERROR)) {
+                "the guest runner failed (see the console log)".to_string()
+            } else {
+                "the VM stopped while cases were running (kernel crash or panic?)".to_string()
+            };
+            return Ok(BootEnd::Died { status: code, reason });
+        }
+        if Instant::now() > deadline.1 {
+            child.kill();
+            // Pick up anything written just before the kill.
+            for m in read_new(&mut pos, &mut dec) {
+                on_msg(&m);
+            }
+            return Ok(BootEnd::TimedOut { reason: format!("timed out after {:.0}s waiting for {}", start.elapsed().as_secs_f64(), deadline.0) });
+        }
+        std::thread::sleep(Duration::from_millis(if hello { 10 } else { 20 }));
+    }
+}
+
+/// A launched VM, whatever started it.
+pub trait Running {
+    /// `Some(exit code)` once the process has ended (`None` inside for a signal).
+    fn poll(&mut self) -> Result<Option<Option<i32>>>;
+    /// Kill the whole process group.
+    fn kill(&mut self);
+}
+
+impl Running for GroupChild {
+    fn poll(&mut self) -> Result<Option<Option<i32>>> {
+        Ok(self.child.try_wait()?.map(|s| s.code()))
+    }
+    fn kill(&mut self) {
+        GroupChild::kill(self)
+    }
+}
+
+/// Start direct QEMU for `spec`.
+pub fn launch_qemu(spec: &VmSpec) -> Result<GroupChild> {
+    std::fs::create_dir_all(&spec.dir)?;
+    let argv = spec.qemu_argv()?;
+    std::fs::write(spec.dir.join("qemu.cmdline"), shell_words(&argv))?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd.stdin(std::process::Stdio::null());
+    cmd.stdout(std::fs::File::create(spec.dir.join("qemu.stdout"))?);
+    cmd.stderr(std::fs::File::create(spec.dir.join("qemu.stderr"))?);
+    GroupChild::spawn(&mut cmd, "qemu-system-x86_64")
+}
+
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c)) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Last `n` lines of a log file, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{DaxMode, PmemSpec};
+
+    fn spec(dir: &Path, topo: Topology, accel: Accel) -> VmSpec {
+        VmSpec {
+            backend: Backend::Qemu,
+            accel,
+            kernel: "/k/bzImage".into(),
+            initrd: Some("/k/initrd".into()),
+            cpus: 2,
+            topology: topo,
+            kernel_args: vec!["fh.x=1".into()],
+            dir: dir.to_path_buf(),
+            guest_command: vec![],
+        }
+    }
+
+    #[test]
+    fn nvdimm_topology_becomes_devices() {
+        let t = tempfile::tempdir().unwrap();
+        let topo = Topology { pmem: Some(PmemSpec { kind: PmemKind::Nvdimm, size_mib: 256, mode: DaxMode::Devdax, align: ALIGN_2M }) };
+        let s = spec(t.path(), topo, Accel::Tcg);
+        let argv = s.qemu_argv().unwrap().join(" ");
+        assert!(argv.contains("-machine pc,nvdimm=on"), "{argv}");
+        assert!(argv.contains("-m 1536M,slots=2,maxmem=2816M"), "{argv}");
+        assert!(argv.contains("size=256M,align=2097152"), "{argv}");
+        assert!(argv.contains("-device nvdimm,id=nvdimm0,memdev=nvmem0"), "{argv}");
+        assert!(argv.contains("isa-debug-exit,iobase=0xf4"), "{argv}");
+        assert!(argv.contains("tcg,thread=single"), "{argv}");
+        assert!(argv.contains("no5lvl") && argv.contains("fh.x=1"), "{argv}");
+        let backing = std::fs::metadata(t.path().join("nvdimm0.img")).unwrap();
+        assert_eq!(backing.len(), 256 << 20);
+    }
+
+    #[test]
+    fn memmap_and_plain_topologies() {
+        let t = tempfile::tempdir().unwrap();
+        let topo = Topology { pmem: Some(PmemSpec { kind: PmemKind::Memmap, size_mib: 512, mode: DaxMode::Devdax, align: ALIGN_2M }) };
+        let s = spec(t.path(), topo, Accel::Kvm);
+        assert!(s.cmdline().contains(&"memmap=512M!4G".to_string()));
+        assert!(!s.cmdline().contains(&"no5lvl".to_string()));
+        let argv = s.qemu_argv().unwrap().join(" ");
+        assert!(argv.contains("-m 4608M") && argv.contains("-accel kvm -cpu host"), "{argv}");
+        let plain = spec(t.path(), Topology::default(), Accel::Tcg).qemu_argv().unwrap().join(" ");
+        assert!(plain.contains("-machine pc ") && !plain.contains("nvdimm"), "{plain}");
+    }
+}
