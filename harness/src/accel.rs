@@ -27,8 +27,11 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
         say("accelerator: TCG (no /dev/kvm); timeouts scaled x4");
         return Ok(Accel::Tcg);
     }
+    // Keyed by host boot and kernel: a kernel that cannot boot at all must
+    // not make a working KVM look broken for other kernels.
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let stamp = cache.dir("probe")?.join(format!("kvm-{}", boot_id.trim()));
+    let kernel_hash = crate::source::sha256_file(kernel)?;
+    let stamp = cache.dir("probe")?.join(format!("kvm-{}-{}", boot_id.trim(), &kernel_hash[..16]));
     let result = match std::fs::read_to_string(&stamp).ok().as_deref().map(str::trim) {
         Some("kvm") => Accel::Kvm,
         Some("tcg") => Accel::Tcg,

@@ -22,7 +22,7 @@ pub fn build(root: &Path) -> Result<PathBuf> {
     cmd.current_dir(root)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
-        .args(["build", "--quiet", "--profile", "guest", "-p", "famfs-harness", "--bin", "fh-guest", "--target", TARGET])
+        .args(["build", "--quiet", "--profile", "guest", "-p", "famfs-harness", "--no-default-features", "--bin", "fh-guest", "--target", TARGET])
         .args(["--config", &format!("target.{TARGET}.rustflags=[\"-C\",\"target-feature=+crt-static\"]")]);
     run_logged(&mut cmd, "building the guest program (fh-guest, static)")?;
     Ok(target_dir.join(TARGET).join("guest"))

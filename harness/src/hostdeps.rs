@@ -81,14 +81,24 @@ pub fn missing(needs: &[&[Need]], headers: bool) -> Vec<&'static str> {
     pk
 }
 
+/// May the harness install packages itself? Root on Debian/Ubuntu, unless
+/// FAMFS_HARNESS_NO_INSTALL is set.
+pub fn may_install() -> bool {
+    is_root() && is_debian_like() && std::env::var_os("FAMFS_HARNESS_NO_INSTALL").is_none()
+}
+
 /// Install missing packages when allowed, else explain exactly what to run.
 pub fn ensure(needs: &[&[Need]], headers: bool, log: &mut dyn FnMut(&str)) -> Result<()> {
+    ensure_with(needs, headers, may_install(), log)
+}
+
+pub fn ensure_with(needs: &[&[Need]], headers: bool, install: bool, log: &mut dyn FnMut(&str)) -> Result<()> {
     let pk = missing(needs, headers);
     if pk.is_empty() {
         return Ok(());
     }
     let cmd = format!("apt-get install -y --no-install-recommends {}", pk.join(" "));
-    if is_root() && is_debian_like() && std::env::var_os("FAMFS_HARNESS_NO_INSTALL").is_none() {
+    if install {
         log(&format!("installing missing host packages: {} (apt-get)", pk.join(" ")));
         let ok = Command::new("sh")
             .args(["-c", &format!("(apt-get update -q || true) >/dev/null && DEBIAN_FRONTEND=noninteractive {cmd} -q")])
@@ -105,4 +115,37 @@ pub fn ensure(needs: &[&[Need]], headers: bool, log: &mut dyn FnMut(&str)) -> Re
         return Ok(());
     }
     bail!("missing host packages: {}. Install them with:\n  sudo {cmd}", pk.join(" "))
+}
+
+/// virtme-ng is on PyPI, not in Debian 12: install it with pip when allowed.
+pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
+    if which("vng").is_some() {
+        return Ok(());
+    }
+    let cmd = "python3 -m pip install virtme-ng";
+    if may_install() {
+        log(&format!("installing virtme-ng: {cmd}"));
+        let ok = Command::new("sh").args(["-c", &format!("{cmd} -q")]).status().map(|s| s.success()).unwrap_or(false);
+        if ok && which("vng").is_some() {
+            return Ok(());
+        }
+        bail!("`{cmd}` did not give a `vng` on PATH; install virtme-ng and make sure vng is on PATH");
+    }
+    bail!("virtme-ng (vng) is not installed. Install it with:\n  {cmd}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_program_names_the_package_and_command() {
+        let needs: &[Need] = &[Need { program: "qemu-system-does-not-exist", package: "qemu-system-x86" }];
+        assert_eq!(missing(&[needs], false), vec!["qemu-system-x86"]);
+        let e = ensure_with(&[needs], false, false, &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("missing host packages: qemu-system-x86"), "{e}");
+        assert!(e.contains("apt-get install -y --no-install-recommends qemu-system-x86"), "{e}");
+        let present: &[Need] = &[Need { program: "sh", package: "dash" }];
+        assert!(ensure_with(&[present], false, false, &mut |_| {}).is_ok());
+    }
 }

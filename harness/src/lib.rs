@@ -4,29 +4,52 @@
 //!
 //! Data flows one way: `config` -> `source`/`kbuild` -> `image` -> `vm`
 //! (`qemu`, `vng`) -> `channel` (typed guest messages) -> `verdict` ->
-//! `results`/`ui`. The guest side lives in `guest`.
+//! `results`/`trials`/`ui`. The guest side lives in `guest`; the modules
+//! without the `host` feature are what the static guest program is built from.
 
-pub mod cache;
-pub mod config;
-pub mod hostdeps;
-pub mod kbuild;
-pub mod proc;
-pub mod source;
-pub mod ui;
+// Shared by host and guest.
 pub mod channel;
 pub mod guest;
 pub mod kmsg;
 pub mod topology;
-pub mod cpio;
-pub mod image;
 pub mod yaml;
+
+// Host side.
+#[cfg(feature = "host")]
 pub mod accel;
-pub mod case;
-pub mod guestbuild;
-pub mod verdict;
-pub mod vm;
-pub mod vng;
-pub mod results;
-pub mod run;
-pub mod trials;
+#[cfg(feature = "host")]
 pub mod bench;
+#[cfg(feature = "host")]
+pub mod cache;
+#[cfg(feature = "host")]
+pub mod case;
+#[cfg(feature = "host")]
+pub mod config;
+#[cfg(feature = "host")]
+pub mod cpio;
+#[cfg(feature = "host")]
+pub mod guestbuild;
+#[cfg(feature = "host")]
+pub mod hostdeps;
+#[cfg(feature = "host")]
+pub mod image;
+#[cfg(feature = "host")]
+pub mod kbuild;
+#[cfg(feature = "host")]
+pub mod proc;
+#[cfg(feature = "host")]
+pub mod results;
+#[cfg(feature = "host")]
+pub mod run;
+#[cfg(feature = "host")]
+pub mod source;
+#[cfg(feature = "host")]
+pub mod trials;
+#[cfg(feature = "host")]
+pub mod ui;
+#[cfg(feature = "host")]
+pub mod verdict;
+#[cfg(feature = "host")]
+pub mod vm;
+#[cfg(feature = "host")]
+pub mod vng;

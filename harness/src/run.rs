@@ -77,7 +77,7 @@ pub fn ensure_host(opts: &Options) -> Result<()> {
     }
     ensure(&needs, building, &mut |m| say(m))?;
     if opts.backend == Backend::Vng {
-        crate::vng::vng_program()?;
+        crate::hostdeps::ensure_vng(&mut |m| say(m))?;
     }
     Ok(())
 }

@@ -1,0 +1,101 @@
+//! End-to-end: build (or reuse) the default kernel, boot it under QEMU, and
+//! run the shipped cases on both launch backends. Also the harness's own
+//! checks of its failure paths that need a real QEMU.
+//!
+//! These boot real VMs; the first run builds a kernel (about 10 minutes on
+//! two cores), later runs reuse the cache (a few seconds per boot).
+
+use famfs_harness::case::Case;
+use famfs_harness::kmsg::FindingKind;
+use famfs_harness::results::Summary;
+use famfs_harness::run::{self, KernelChoice, Options};
+use famfs_harness::verdict::Outcome;
+use famfs_harness::vm::Backend;
+use std::sync::Mutex;
+
+/// One VM test at a time: they share the kernel cache and the machine's cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> std::path::PathBuf {
+    famfs_harness::guestbuild::workspace_root()
+}
+
+fn shipped_cases() -> Vec<Case> {
+    famfs_harness::case::discover(&root().join("cases")).unwrap()
+}
+
+fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::results::CaseResult {
+    s.cases.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no result for {id}: {:#?}", s.cases))
+}
+
+fn check_shipped_results(s: &Summary, backend: &str) {
+    for id in ["dax/001", "dax/002", "fuse/001"] {
+        let r = outcome(s, id);
+        assert_eq!(r.outcome, Outcome::Pass, "{backend}: {id} did not pass: {:#?}", r.reasons);
+    }
+    // The detector self-check: the script passed, the harness failed it for
+    // the WARNING it provoked, and the expectation turned that into a pass.
+    let st = outcome(s, "selftest/001");
+    assert_eq!(st.outcome, Outcome::ExpectedFail, "{backend}: {:#?}", st.reasons);
+    assert_eq!(st.raw_outcome, Outcome::Fail);
+    assert!(
+        st.findings.iter().any(|f| f.kind == FindingKind::Warning && f.title.contains("lkdtm")),
+        "{backend}: WARNING not named: {:#?}",
+        st.findings
+    );
+    assert!(st.reasons.iter().any(|r| r.contains("kernel log: WARNING")), "{:#?}", st.reasons);
+    assert_eq!(s.boots.len(), 1, "{backend}: one boot expected for one topology: {:#?}", s.boots);
+    assert!(s.boots[0].kernel_findings_outside_cases.is_empty(), "{backend}: {:#?}", s.boots[0].kernel_findings_outside_cases);
+}
+
+#[test]
+fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let results = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(&root());
+    opts.results_root = results.path().to_path_buf();
+    let mut p = run::prepare(&opts).expect("prepare (kernel, guest program, image)");
+    let cases = shipped_cases();
+
+    let mut streamed = Vec::new();
+    let s = run::execute(&p, &cases, &mut |r: &famfs_harness::results::CaseResult| streamed.push(r.id.clone())).unwrap();
+    check_shipped_results(&s, "qemu");
+    assert_eq!(streamed.len(), cases.len(), "every case reported to the sink");
+    // The run directory has what a person or CI needs.
+    let run_dir = results.path().join("runs").join(&s.run_id);
+    for f in ["summary.json", "junit.xml", "boots/1/console.log", "cases/selftest-001/kmsg.log", "cases/dax-001/output"] {
+        assert!(run_dir.join(f).exists(), "missing {f}");
+    }
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("dax/001") && junit.contains("tests=\"4\""), "{junit}");
+    let kmsg = std::fs::read_to_string(run_dir.join("cases/selftest-001/kmsg.log")).unwrap();
+    assert!(kmsg.contains("WARNING:") && kmsg.contains("fh: case selftest/001 start"), "{kmsg}");
+
+    p.opts.backend = Backend::Vng;
+    run::ensure_host(&p.opts).expect("virtme-ng available");
+    let s = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap();
+    check_shipped_results(&s, "vng");
+}
+
+#[test]
+fn a_kernel_that_never_boots_fails_clearly_and_keeps_the_console() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    // Not a kernel: QEMU refuses it, nothing reaches the runner.
+    let img = t.path().join("bzImage");
+    std::fs::write(&img, vec![0u8; 4096]).unwrap();
+    std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\nCONFIG_DEV_DAX=y\nCONFIG_DEV_DAX_PMEM=y\n").unwrap();
+    let mut opts = Options::new(&root());
+    opts.results_root = t.path().join("results");
+    opts.kernel = KernelChoice::Image { image: img, config: None, vmlinux: None };
+    let p = run::prepare(&opts).unwrap();
+    let cases: Vec<Case> = shipped_cases().into_iter().filter(|c| c.id == "dax/001").collect();
+    let err = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("boot failed twice before the guest runner started"), "{msg}");
+    assert!(msg.contains("console log kept at"), "{msg}");
+    // Both attempts left their logs.
+    let runs: Vec<_> = std::fs::read_dir(t.path().join("results/runs")).unwrap().flatten().collect();
+    let boots = runs[0].path().join("boots");
+    assert!(boots.join("1/qemu.stderr").exists() && boots.join("2/qemu.stderr").exists());
+}
