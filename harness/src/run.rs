@@ -323,8 +323,12 @@ fn run_group(
             console_log: console.strip_prefix(&dir.root).unwrap_or(&console).display().to_string(),
             kernel_findings_outside_cases: outside,
         });
-        // The pmem backing file can be large; the logs are what we keep.
+        // The pmem backing file can be large and the initramfs is rebuilt
+        // from plan.json and the cached base; the logs are what we keep.
         let _ = std::fs::remove_file(bdir.join("nvdimm0.img"));
+        if matches!(end, BootEnd::Completed) {
+            let _ = std::fs::remove_file(bdir.join("initramfs.cpio"));
+        }
         if pending.is_empty() {
             break;
         }
