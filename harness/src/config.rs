@@ -497,27 +497,30 @@ impl KconfigIndex {
         self.symbols.contains_key(sym)
     }
 
-    /// Explain why `sym` could not be set: each dependency expression with
-    /// the current value of every symbol it names, like menuconfig's help.
+    /// Explain why `sym` could not be set: each dependency expression that
+    /// evaluates to n on the final config, with the value of every symbol it
+    /// names (like menuconfig's help).
     pub fn explain(&self, sym: &str, cfg: &DotConfig) -> Option<String> {
         let defs = self.symbols.get(sym)?;
         let ident = regex::Regex::new(r"[A-Za-z0-9_]+").expect("static regex");
         let mut parts = Vec::new();
         for def in defs {
             for expr in &def.depends {
-                let mut unmet = Vec::new();
+                if eval_expr(expr, cfg) != Some(0) {
+                    continue; // met, or beyond this light evaluator
+                }
+                let mut vals: Vec<String> = Vec::new();
                 for m in ident.find_iter(expr) {
                     let t = m.as_str();
-                    if matches!(t, "y" | "n" | "m" | "if") || t.chars().all(|c| c.is_ascii_digit()) {
+                    if matches!(t, "y" | "n" | "m") || t.chars().all(|c| c.is_ascii_digit()) {
                         continue;
                     }
-                    if !cfg.enabled(t) && !unmet.iter().any(|u: &String| u.starts_with(&format!("{t}="))) {
-                        unmet.push(format!("{t}={}", cfg.get(t)));
+                    let v = format!("{t}={}", cfg.get(t));
+                    if !vals.contains(&v) {
+                        vals.push(v);
                     }
                 }
-                if !unmet.is_empty() {
-                    parts.push(format!("depends on {expr} [{}] ({}:{})", unmet.join(", "), def.file.display(), def.line));
-                }
+                parts.push(format!("depends on {expr} [{}] ({}:{})", vals.join(", "), def.file.display(), def.line));
             }
         }
         if parts.is_empty() {
@@ -525,6 +528,126 @@ impl KconfigIndex {
         } else {
             Some(parts.join("; "))
         }
+    }
+}
+
+/// Evaluate a Kconfig dependency expression on a final config, as a
+/// tristate (n=0, m=1, y=2). `None` when the expression is beyond this
+/// evaluator (it then isn't reported rather than reported wrongly).
+pub fn eval_expr(expr: &str, cfg: &DotConfig) -> Option<u8> {
+    let mut toks = Vec::new();
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i] as char;
+        if c.is_whitespace() {
+            i += 1;
+        } else if expr[i..].starts_with("&&") || expr[i..].starts_with("||") || expr[i..].starts_with("!=") {
+            toks.push(expr[i..i + 2].to_string());
+            i += 2;
+        } else if "!()=".contains(c) {
+            toks.push(c.to_string());
+            i += 1;
+        } else if c == '"' {
+            let end = expr[i + 1..].find('"')? + i + 1;
+            toks.push(expr[i..=end].to_string());
+            i = end + 1;
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let start = i;
+            while i < b.len() && ((b[i] as char).is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            toks.push(expr[start..i].to_string());
+        } else {
+            return None;
+        }
+    }
+    let mut p = Parser { toks, pos: 0, cfg };
+    let v = p.or()?;
+    (p.pos == p.toks.len()).then_some(v)
+}
+
+struct Parser<'a> {
+    toks: Vec<String>,
+    pos: usize,
+    cfg: &'a DotConfig,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.toks.get(self.pos).map(String::as_str)
+    }
+    fn or(&mut self) -> Option<u8> {
+        let mut v = self.and()?;
+        while self.peek() == Some("||") {
+            self.pos += 1;
+            v = v.max(self.and()?);
+        }
+        Some(v)
+    }
+    fn and(&mut self) -> Option<u8> {
+        let mut v = self.unary()?;
+        while self.peek() == Some("&&") {
+            self.pos += 1;
+            v = v.min(self.unary()?);
+        }
+        Some(v)
+    }
+    fn unary(&mut self) -> Option<u8> {
+        match self.peek()? {
+            "!" => {
+                self.pos += 1;
+                Some(2 - self.unary()?)
+            }
+            "(" => {
+                self.pos += 1;
+                let v = self.or()?;
+                (self.peek() == Some(")")).then(|| self.pos += 1)?;
+                Some(v)
+            }
+            _ => {
+                let a = self.atom_text()?;
+                match self.peek() {
+                    Some("=") | Some("!=") => {
+                        let neg = self.peek() == Some("!=");
+                        self.pos += 1;
+                        let b = self.atom_text()?;
+                        let eq = a == b;
+                        Some(if eq != neg { 2 } else { 0 })
+                    }
+                    _ => Some(tristate(&a)),
+                }
+            }
+        }
+    }
+    /// A symbol's value as text (`y`, `m`, `n`, a string or number).
+    fn atom_text(&mut self) -> Option<String> {
+        let t = self.toks.get(self.pos)?.clone();
+        if matches!(t.as_str(), "&&" | "||" | "!" | "(" | ")" | "=" | "!=") {
+            return None;
+        }
+        self.pos += 1;
+        if let Some(s) = t.strip_prefix('"') {
+            return Some(s.trim_end_matches('"').to_string());
+        }
+        if matches!(t.as_str(), "y" | "m" | "n") || t.chars().all(|c| c.is_ascii_digit()) {
+            return Some(t);
+        }
+        Some(match self.cfg.get(&t) {
+            Value::Yes => "y".into(),
+            Value::Module => "m".into(),
+            Value::No => "n".into(),
+            Value::Str(s) => s,
+            Value::Num(n) => n,
+        })
+    }
+}
+
+fn tristate(v: &str) -> u8 {
+    match v {
+        "y" => 2,
+        "m" => 1,
+        _ => 0,
     }
 }
 
@@ -718,7 +841,7 @@ config FREE
         let text: Vec<String> = probs.iter().map(|p| p.to_string()).collect();
         assert_eq!(probs.len(), 3, "{text:#?}");
         assert!(text[0].contains("f.config:1: error: CONFIG_FOO=y was requested but the final .config has n"), "{}", text[0]);
-        assert!(text[0].contains("depends on BAR && BAZ [BAZ=n]"), "{}", text[0]);
+        assert!(text[0].contains("depends on BAR && BAZ [BAR=y, BAZ=n]"), "{}", text[0]);
         assert!(!text[0].contains("NOT_A_DEP"), "help text must not count: {}", text[0]);
         assert!(text[1].contains("error: CONFIG_GHOST does not exist"), "{}", text[1]);
         assert!(text[2].contains("warning: CONFIG_MAYBE does not exist") && text[2].contains("optional"), "{}", text[2]);
@@ -734,6 +857,24 @@ config FREE
         let m = merge(&[frag("f", "CONFIG_A=m\n")]).unwrap();
         assert!(verify(&m, &DotConfig::parse("CONFIG_A=y\n"), &idx).is_empty());
         assert_eq!(verify(&m, &DotConfig::parse("CONFIG_A=y\nCONFIG_MODULES=y\n"), &idx).len(), 1);
+    }
+
+    #[test]
+    fn dependency_expressions_evaluate_as_tristates() {
+        let cfg = DotConfig::parse("CONFIG_A=y\nCONFIG_M=m\nCONFIG_S=\"x\"\n");
+        assert_eq!(eval_expr("A && B", &cfg), Some(0));
+        assert_eq!(eval_expr("A || B", &cfg), Some(2));
+        assert_eq!(eval_expr("B || !B", &cfg), Some(2));
+        assert_eq!(eval_expr("A && M", &cfg), Some(1));
+        assert_eq!(eval_expr("!(A && B)", &cfg), Some(2));
+        assert_eq!(eval_expr("S = \"x\"", &cfg), Some(2));
+        assert_eq!(eval_expr("A != y", &cfg), Some(0));
+        assert_eq!(eval_expr("A &&", &cfg), None);
+        // A met `X || !X` must not be blamed for a dropped option.
+        let mut idx = KconfigIndex::default();
+        idx.add_file(Path::new("K"), "config C\n\tbool \"c\"\n\tdepends on D\n\tdepends on E || !E\n");
+        let why = idx.explain("C", &DotConfig::parse("")).unwrap();
+        assert_eq!(why, "depends on D [D=n] (K:1)");
     }
 
     #[test]
