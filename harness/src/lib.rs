@@ -53,3 +53,4 @@ pub mod verdict;
 pub mod vm;
 #[cfg(feature = "host")]
 pub mod vng;
+pub mod server;

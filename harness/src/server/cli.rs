@@ -1,0 +1,322 @@
+//! `famfsd`: mount a scenario on /dev/fuse and serve it until SIGTERM.
+
+use super::dispatch::Server;
+use super::scenario::{Config, NodeKind};
+use super::transport::{spawn, Channel, ExitMode, ServeEnd, Wake};
+use anyhow::{anyhow, bail, Context, Result};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const USAGE: &str = "usage: famfsd --scenario FILE --mountpoint DIR [options]
+  --scenario FILE      scenario YAML (see cases/scenarios/README.md)
+  --mountpoint DIR     where to mount (must exist)
+  --log FILE           request log, one JSON line per request
+  --init-record FILE   JSON record of the INIT exchange
+  --threads N          reader threads sharing /dev/fuse (default 1)
+  --profile NAME       protocol profile, overrides the scenario's
+  --ready FILE         written once mounted and serving
+  --fsname NAME        mount source shown in /proc/mounts (default fh-famfsd)
+  --check              only parse and resolve the scenario, print a summary
+Exits 0 after SIGTERM/SIGINT (unmounting first) or when the mount goes away.";
+
+/// Parsed command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    pub scenario: PathBuf,
+    pub mountpoint: PathBuf,
+    pub log: Option<PathBuf>,
+    pub init_record: Option<PathBuf>,
+    pub threads: usize,
+    pub profile: Option<String>,
+    pub ready: Option<PathBuf>,
+    pub fsname: String,
+    pub check: bool,
+}
+
+impl Args {
+    /// Parses the arguments that follow the command name; both `--opt V`
+    /// and `--opt=V` are accepted.
+    pub fn parse(args: &[String]) -> Result<Args> {
+        let mut a = Args {
+            threads: 1,
+            fsname: "fh-famfsd".into(),
+            ..Default::default()
+        };
+        let (mut scenario, mut mountpoint) = (None, None);
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let (key, inline) = match arg.split_once('=') {
+                Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            if key == "--check" {
+                a.check = true;
+                continue;
+            }
+            if key == "--help" || key == "-h" {
+                bail!("{USAGE}");
+            }
+            let mut value = || -> Result<String> {
+                match &inline {
+                    Some(v) => Ok(v.clone()),
+                    None => it.next().cloned().ok_or_else(|| anyhow!("{key} needs a value\n{USAGE}")),
+                }
+            };
+            match key {
+                "--scenario" => scenario = Some(PathBuf::from(value()?)),
+                "--mountpoint" => mountpoint = Some(PathBuf::from(value()?)),
+                "--log" => a.log = Some(PathBuf::from(value()?)),
+                "--init-record" => a.init_record = Some(PathBuf::from(value()?)),
+                "--ready" => a.ready = Some(PathBuf::from(value()?)),
+                "--profile" => a.profile = Some(value()?),
+                "--fsname" => a.fsname = value()?,
+                "--threads" => {
+                    let v = value()?;
+                    a.threads = match v.parse::<usize>() {
+                        Ok(n) if (1..=64).contains(&n) => n,
+                        _ => bail!("--threads takes a number from 1 to 64, not '{v}'"),
+                    };
+                }
+                other => bail!("unknown argument '{other}'\n{USAGE}"),
+            }
+        }
+        a.scenario = scenario.ok_or_else(|| anyhow!("--scenario FILE is required\n{USAGE}"))?;
+        match mountpoint {
+            Some(m) => a.mountpoint = m,
+            None if a.check => {}
+            None => bail!("--mountpoint DIR is required\n{USAGE}"),
+        }
+        Ok(a)
+    }
+}
+
+/// Entry point of `fh-guest famfsd ARGS`: `args` are the arguments after
+/// the command name. Setup problems are errors (the caller prints them and
+/// exits non-zero); a served-and-unmounted run returns 0.
+pub fn cli_main(args: &[String]) -> Result<i32> {
+    let a = Args::parse(args)?;
+    let cfg = Config::load(&a.scenario, a.profile.as_deref())?;
+    if a.check {
+        print!("{}", summary(&cfg));
+        return Ok(0);
+    }
+    serve_mount(&a, cfg)
+}
+
+/// One paragraph about a resolved scenario (for `--check`).
+pub fn summary(cfg: &Config) -> String {
+    let mut s = format!("{}: profile {}\n", cfg.source.display(), cfg.profile);
+    for n in &cfg.nodes {
+        let what = match &n.kind {
+            NodeKind::Dir { .. } => "dir".to_string(),
+            NodeKind::File { fmap: Some(f), .. } => format!("file, fmap of {} extent(s)", f.nextents()),
+            NodeKind::File { content: Some(_), .. } => "file, content".to_string(),
+            NodeKind::File { .. } => "file".to_string(),
+        };
+        s += &format!("  node {:>3} {} ({what}, size {}, mode {:o})\n", n.nodeid, n.path, n.size, n.perm);
+    }
+    for (i, d) in &cfg.daxdevs {
+        s += &format!("  daxdev {i}: {d}\n");
+    }
+    for r in &cfg.rules {
+        let on = r.node.and_then(|id| cfg.node(id)).map_or(String::new(), |n| format!(" on {}", n.path));
+        s += &format!("  rule: {} {}{on} ({:?}{})\n", r.name, r.op.name(), r.when, r.times.map_or(String::new(), |t| format!(", at most {t}")));
+    }
+    s
+}
+
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // Keep errno intact for the code the signal interrupted.
+        unsafe {
+            let saved = *libc::__errno_location();
+            let b = b's';
+            libc::write(fd, (&b as *const u8).cast(), 1);
+            *libc::__errno_location() = saved;
+        }
+    }
+}
+
+fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> Result<()> {
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error()).context("sigaction");
+        }
+    }
+    Ok(())
+}
+
+fn os_error(e: &std::io::Error) -> String {
+    let code = e.raw_os_error().unwrap_or(0);
+    match famfs_proto::errno::errno_name(code) {
+        Some(name) => format!("{name}: {e}"),
+        None => e.to_string(),
+    }
+}
+
+/// Opens /dev/fuse and mounts it on `mountpoint`.
+fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
+    let dev = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+        Ok(f) => OwnedFd::from(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("no /dev/fuse: the kernel has no FUSE support, or devtmpfs is not mounted")
+        }
+        Err(e) => bail!("opening /dev/fuse: {}", os_error(&e)),
+    };
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let data = format!(
+        "fd={},rootmode=40000,user_id={uid},group_id={gid},allow_other",
+        dev.as_raw_fd()
+    );
+    let c = |s: &str| CString::new(s).map_err(|_| anyhow!("'{s}' contains a NUL byte"));
+    let target = c(&mountpoint.to_string_lossy())?;
+    let (src, fstype, data) = (c(fsname)?, c("fuse")?, c(&data)?);
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        let hint = match e.raw_os_error() {
+            Some(libc::EPERM) => " (mounting FUSE directly needs root / CAP_SYS_ADMIN)",
+            Some(libc::ENODEV) => " (the kernel has no fuse file system type)",
+            _ => "",
+        };
+        bail!("mount(2) of fuse on {} failed: {}{hint}", mountpoint.display(), os_error(&e));
+    }
+    Ok(dev)
+}
+
+/// Detaches the mount; a mount that is already gone is fine.
+pub fn unmount(mountpoint: &Path) -> Result<()> {
+    let target = CString::new(mountpoint.to_string_lossy().as_bytes())?;
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
+            bail!("umount2({}): {}", mountpoint.display(), os_error(&e));
+        }
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
+    if !a.mountpoint.is_dir() {
+        bail!("mount point {} is not an existing directory", a.mountpoint.display());
+    }
+    let profile = cfg.profile.name.clone();
+    let mut server = Server::new(cfg);
+    if let Some(p) = &a.log {
+        let f = std::fs::File::create(p).with_context(|| format!("creating the request log {}", p.display()))?;
+        server.set_log(Box::new(std::io::LineWriter::new(f)));
+    }
+    if let Some(p) = &a.init_record {
+        // A stale record from an earlier run must not pass for this one.
+        let _ = std::fs::remove_file(p);
+        server.set_init_record(p.clone());
+    }
+    let dev = mount_fuse(&a.mountpoint, &a.fsname)?;
+    let running = match spawn(Arc::new(Mutex::new(server)), Channel::new(dev), a.threads, ExitMode::Process) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = unmount(&a.mountpoint);
+            return Err(e);
+        }
+    };
+    WAKE_FD.store(running.wake_fd(), Ordering::SeqCst);
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    set_handler(libc::SIGTERM, handler)?;
+    set_handler(libc::SIGINT, handler)?;
+    if let Some(p) = &a.ready {
+        let text = serde_json::json!({
+            "pid": std::process::id(),
+            "mountpoint": a.mountpoint,
+            "profile": profile,
+            "threads": a.threads,
+        });
+        write_atomically(p, &format!("{text}\n"))?;
+    }
+
+    let why = running.wait();
+    // Unmount while the readers still answer: the kernel may need replies
+    // to finish with the mount. Then stop them and close the device.
+    let um = unmount(&a.mountpoint);
+    running.stop();
+    let ends = running.join();
+    WAKE_FD.store(-1, Ordering::SeqCst);
+    let _ = set_handler(libc::SIGTERM, libc::SIG_DFL);
+    let _ = set_handler(libc::SIGINT, libc::SIG_DFL);
+    um?;
+    if let Some(ServeEnd::Failed(msg)) = ends.iter().find(|e| matches!(e, ServeEnd::Failed(_))) {
+        bail!("serving {} failed: {msg}", a.mountpoint.display());
+    }
+    if why == Wake::Signal {
+        eprintln!("famfsd: signal received, {} unmounted", a.mountpoint.display());
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn args() {
+        let a = Args::parse(&s(&["--scenario", "x.yaml", "--mountpoint=/mnt", "--threads", "4", "--profile", "famfs-6.14"])).unwrap();
+        assert_eq!(a.scenario, PathBuf::from("x.yaml"));
+        assert_eq!(a.mountpoint, PathBuf::from("/mnt"));
+        assert_eq!(a.threads, 4);
+        assert_eq!(a.profile.as_deref(), Some("famfs-6.14"));
+        assert_eq!(a.fsname, "fh-famfsd");
+        let e = Args::parse(&s(&["--scenario", "x"])).unwrap_err().to_string();
+        assert!(e.contains("--mountpoint DIR is required"), "{e}");
+        let e = Args::parse(&s(&["--scenario", "x", "--mountpoint", "/m", "--bogus"])).unwrap_err().to_string();
+        assert!(e.contains("unknown argument '--bogus'"), "{e}");
+        let e = Args::parse(&s(&["--scenario", "x", "--mountpoint", "/m", "--threads", "0"])).unwrap_err().to_string();
+        assert!(e.contains("1 to 64"), "{e}");
+        let e = Args::parse(&s(&["--scenario"])).unwrap_err().to_string();
+        assert!(e.contains("--scenario needs a value"), "{e}");
+        assert!(Args::parse(&s(&["--scenario", "x", "--check"])).unwrap().check);
+    }
+
+    #[test]
+    fn scenario_errors_surface_before_mounting() {
+        let dir = std::env::temp_dir().join(format!("famfsd-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.yaml");
+        std::fs::write(&f, "profile: v99\n").unwrap();
+        let args = s(&["--scenario", f.to_str().unwrap(), "--mountpoint", "/nonexistent"]);
+        let e = format!("{:#}", cli_main(&args).unwrap_err());
+        assert!(e.contains("bad.yaml:1:10") && e.contains("v99"), "{e}");
+        let e = format!("{:#}", cli_main(&s(&["--scenario", "/nonexistent.yaml", "--mountpoint", "/"])).unwrap_err());
+        assert!(e.contains("reading scenario /nonexistent.yaml"), "{e}");
+        std::fs::write(&f, "tree: []\n").unwrap();
+        let args = s(&["--scenario", f.to_str().unwrap(), "--mountpoint", "/nonexistent-dir"]);
+        let e = format!("{:#}", cli_main(&args).unwrap_err());
+        assert!(e.contains("not an existing directory"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,848 @@
+//! The request dispatcher: one request in, a list of [`Action`]s out.
+//!
+//! It knows nothing about file descriptors, so the same code answers
+//! /dev/fuse and a simulated kernel. Every request leaves one JSON line in
+//! the request log; INIT also leaves an [`InitRecord`].
+
+use super::fault::{finish_fmap, Fault, FaultClass, FmapPost};
+use super::scenario::{Config, FamfsMode, InitMalformed, Node, NodeKind, Occurrence};
+use famfs_proto::abi::{
+    self, fattr, init_flags, notify, AttrOut, DaxdevOut, EntryOut, GetFmapIn, GetxattrIn,
+    GetxattrOut, InHeader, InitIn, InitOut, NotifyInvalInodeOut, NotifyStoreOut, OpKind, OpenOut,
+    OutHeader, ReadIn, SetattrIn, StatfsOut, Wire,
+};
+use famfs_proto::errno::{
+    EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP,
+};
+use famfs_proto::{Opcode, Profile, RawFmap};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What a transport does for one request, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write one message (a reply or a notification) to the device.
+    Write(Vec<u8>),
+    /// Sleep before the next action (transports do it outside any lock).
+    Sleep(Duration),
+    /// Leave the request unanswered on purpose.
+    Withhold { unique: u64 },
+    /// Exit with this status while the request is still pending.
+    Exit(i32),
+}
+
+/// One line of the request log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// `request` (or `write_failed` for [`WriteFailure`] lines).
+    pub event: String,
+    /// Microseconds since the server started (monotonic).
+    pub t_us: u64,
+    pub unique: u64,
+    pub opcode: u32,
+    /// Opcode name under the profile (`GET_FMAP`, `LOOKUP`, `UNKNOWN`).
+    pub name: String,
+    pub nodeid: u64,
+    /// Path the request is about (LOOKUP: the name looked up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Pid of the process that caused the request.
+    pub pid: u32,
+    /// `data`, `error`, `none` (no reply by protocol), `withheld`, `exit`.
+    pub reply: String,
+    /// Payload bytes of a data reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
+    /// Negated header `error` of an error reply (22 for -EINVAL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+    /// Names of the faults applied, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+}
+
+/// Log line for a reply the device refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteFailure {
+    pub event: String,
+    pub t_us: u64,
+    pub unique: u64,
+    /// errno of the failed write() (EINVAL: malformed reply; ENOENT: the
+    /// request was already gone).
+    pub errno: i32,
+}
+
+/// What INIT offered and what the server answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitRecord {
+    pub profile: String,
+    pub famfs_bit: u32,
+    pub kernel_major: u32,
+    pub kernel_minor: u32,
+    pub flags: u32,
+    pub flags2: u32,
+    /// The 64-bit offer.
+    pub offered: u64,
+    pub offered_names: Vec<String>,
+    pub famfs_offered: bool,
+    pub famfs_mode: FamfsMode,
+    /// The famfs bit is set in the reply.
+    pub famfs_echoed: bool,
+    /// The kernel will run famfs: offered, echoed, a well-formed reply
+    /// with `INIT_EXT`.
+    pub famfs_enabled: bool,
+    pub reply_major: u32,
+    pub reply_minor: u32,
+    pub replied: u64,
+    pub replied_names: Vec<String>,
+    /// Payload bytes of the reply (0 for an error reply).
+    pub reply_len: usize,
+    #[serde(default)]
+    pub malformed: Option<InitMalformed>,
+    #[serde(default)]
+    pub faults: Vec<String>,
+}
+
+/// The reply before generic faults are applied.
+enum Out {
+    Data(Vec<u8>),
+    /// Header `error` value as sent.
+    Error(i32),
+    /// Requests that take no reply.
+    None,
+}
+
+/// The transport-independent server.
+pub struct Server {
+    cfg: Config,
+    nodes: Vec<Node>,
+    /// Per node: the faithful fmap for the profile, and its bytes.
+    fmaps: Vec<Option<(RawFmap, Vec<u8>)>>,
+    /// Per rule: matching requests seen, and firings.
+    seen: Vec<u64>,
+    fired: Vec<u64>,
+    famfs: bool,
+    init: Option<InitRecord>,
+    start: Instant,
+    wall: u64,
+    next_fh: u64,
+    log: Option<Box<dyn Write + Send>>,
+    log_failed: bool,
+    init_path: Option<PathBuf>,
+}
+
+fn message(unique: u64, error: i32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(OutHeader::SIZE + payload.len());
+    OutHeader {
+        len: (OutHeader::SIZE + payload.len()) as u32,
+        error,
+        unique,
+    }
+    .write_to(&mut v);
+    v.extend_from_slice(payload);
+    v
+}
+
+fn err(errno: i32) -> Out {
+    Out::Error(-errno)
+}
+
+fn split_ms(ms: u64) -> (u64, u32) {
+    (ms / 1000, ((ms % 1000) * 1_000_000) as u32)
+}
+
+impl Server {
+    pub fn new(cfg: Config) -> Server {
+        let fmaps = cfg
+            .nodes
+            .iter()
+            .map(|n| {
+                n.fmap().map(|f| {
+                    let raw = f.to_raw(&cfg.profile);
+                    let bytes = raw.to_bytes();
+                    (raw, bytes)
+                })
+            })
+            .collect();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Server {
+            nodes: cfg.nodes.clone(),
+            fmaps,
+            seen: vec![0; cfg.rules.len()],
+            fired: vec![0; cfg.rules.len()],
+            famfs: false,
+            init: None,
+            start: Instant::now(),
+            wall,
+            next_fh: 1,
+            log: None,
+            log_failed: false,
+            init_path: None,
+            cfg,
+        }
+    }
+
+    /// Writes one JSON line per request to `w` (give it a `LineWriter` so
+    /// lines reach the file even if the process is killed).
+    pub fn set_log(&mut self, w: Box<dyn Write + Send>) {
+        self.log = Some(w);
+    }
+
+    /// Writes the [`InitRecord`] to this file when INIT is answered.
+    pub fn set_init_record(&mut self, path: PathBuf) {
+        self.init_path = Some(path);
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.cfg.profile
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The INIT exchange, once it happened.
+    pub fn init_record(&self) -> Option<&InitRecord> {
+        self.init.as_ref()
+    }
+
+    /// Whether INIT turned famfs on.
+    pub fn famfs_enabled(&self) -> bool {
+        self.famfs
+    }
+
+    fn node(&self, nodeid: u64) -> Option<&Node> {
+        nodeid.checked_sub(1).and_then(|i| self.nodes.get(i as usize))
+    }
+
+    /// The meaning of an opcode: by the profile once famfs is on; before
+    /// that, standard numbers win and the famfs numbers only name what is
+    /// otherwise unknown (a kernel sending them anyway is worth logging).
+    pub fn classify(&self, opcode: u32) -> OpKind {
+        let p = &self.cfg.profile;
+        if self.famfs {
+            return abi::classify_opcode(opcode, Some(p));
+        }
+        match abi::classify_opcode(opcode, None) {
+            OpKind::Unknown(_) => abi::classify_opcode(opcode, Some(p)),
+            k => k,
+        }
+    }
+
+    fn kind_name(kind: OpKind) -> &'static str {
+        match kind {
+            OpKind::Std(op) => op.name(),
+            OpKind::GetFmap => "GET_FMAP",
+            OpKind::GetDaxdev => "GET_DAXDEV",
+            OpKind::Unknown(_) => "UNKNOWN",
+        }
+    }
+
+    fn t_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn write_log<T: Serialize>(&mut self, rec: &T) {
+        let Some(log) = self.log.as_mut() else { return };
+        let mut line = serde_json::to_vec(rec).expect("records serialize");
+        line.push(b'\n');
+        if let Err(e) = log.write_all(&line) {
+            if !self.log_failed {
+                eprintln!("famfsd: writing the request log failed: {e}");
+                self.log_failed = true;
+            }
+        }
+    }
+
+    /// Logs a reply that the device refused.
+    pub fn note_write_failure(&mut self, unique: u64, errno: i32) {
+        let rec = WriteFailure {
+            event: "write_failed".into(),
+            t_us: self.t_us(),
+            unique,
+            errno,
+        };
+        self.write_log(&rec);
+    }
+
+    /// Handles one request read from the device and logs it.
+    pub fn handle(&mut self, request: &[u8]) -> Vec<Action> {
+        let (actions, rec) = self.handle_logged(request);
+        self.write_log(&rec);
+        actions
+    }
+
+    /// Handles one request and returns its log record instead of writing it.
+    pub fn handle_logged(&mut self, request: &[u8]) -> (Vec<Action>, RequestRecord) {
+        let t_us = self.t_us();
+        let (h, payload) = match abi::split_request(request) {
+            Ok(x) => x,
+            Err(e) => return self.malformed_request(request, t_us, &e.to_string()),
+        };
+        let kind = self.classify(h.opcode);
+
+        // The node a rule's `path` refers to.
+        let mut path = None;
+        let subject = match kind {
+            OpKind::Std(Opcode::Lookup) => {
+                let name = cstr(payload);
+                let parent = self.node(h.nodeid);
+                path = parent.map(|p| join(&p.path, &String::from_utf8_lossy(name)));
+                parent.and_then(|p| child(p, name))
+            }
+            OpKind::GetDaxdev => None,
+            _ => {
+                let n = self.node(h.nodeid);
+                path = n.map(|n| n.path.clone());
+                n.map(|n| n.nodeid)
+            }
+        };
+        let fired = self.match_rules(h.opcode, kind, subject, h.nodeid);
+        let mut applied: Vec<String> = Vec::new();
+
+        let mut pending_init = None;
+        let out = match kind {
+            OpKind::Std(Opcode::Init) => {
+                let (out, rec) = self.init(payload);
+                pending_init = rec;
+                out
+            }
+            OpKind::GetFmap => self.get_fmap(&h, payload, &fired, &mut applied),
+            OpKind::GetDaxdev => self.get_daxdev(&h, &fired, &mut applied),
+            OpKind::Std(op) => self.standard(op, &h, payload, &fired, &mut applied),
+            OpKind::Unknown(_) => err(ENOSYS),
+        };
+
+        // Faults that replace or wrap whatever the handler produced.
+        let mut actions = Vec::new();
+        let mut after = Vec::new();
+        let (mut error_payload, mut len_delta) = (false, 0i64);
+        let mut out = Some(out);
+        let mut end: Option<Action> = None;
+        for &i in &fired {
+            let rule = &self.cfg.rules[i];
+            let mut used = true;
+            match &rule.fault {
+                Fault::Delay(ms) => actions.push(Action::Sleep(Duration::from_millis(*ms))),
+                Fault::Error(e) => out = Some(Out::Error(e.0.wrapping_neg())),
+                Fault::RawError(v) => out = Some(Out::Error(*v)),
+                Fault::ErrorWithPayload(e) => {
+                    out = Some(Out::Error(e.0.wrapping_neg()));
+                    error_payload = true;
+                }
+                Fault::LenMismatch(d) => len_delta += i64::from(*d),
+                Fault::NeverReply => end = Some(Action::Withhold { unique: h.unique }),
+                Fault::Exit(code) => end = Some(Action::Exit(*code)),
+                Fault::NotifyStore(n) => {
+                    let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
+                    let data = match (&n.data, n.len) {
+                        (Some(d), _) => d.as_bytes().to_vec(),
+                        (None, Some(l)) => vec![0x5a; l.0 as usize],
+                        (None, None) => vec![0x5a; 4096],
+                    };
+                    let mut p = NotifyStoreOut {
+                        nodeid: node,
+                        offset: n.offset.map_or(0, |o| o.0),
+                        size: data.len() as u32,
+                        padding: 0,
+                    }
+                    .to_bytes();
+                    p.extend_from_slice(&data);
+                    if let Some(ms) = n.after_ms {
+                        after.push(Action::Sleep(Duration::from_millis(ms)));
+                    }
+                    after.push(Action::Write(abi::notification(notify::STORE, &p)));
+                }
+                Fault::NotifyInvalInode(n) => {
+                    let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
+                    let p = NotifyInvalInodeOut {
+                        ino: node,
+                        off: n.offset,
+                        len: n.len,
+                    }
+                    .to_bytes();
+                    if let Some(ms) = n.after_ms {
+                        after.push(Action::Sleep(Duration::from_millis(ms)));
+                    }
+                    after.push(Action::Write(abi::notification(notify::INVAL_INODE, &p)));
+                }
+                _ => used = false,
+            }
+            if used {
+                applied.push(rule.name.clone());
+            }
+        }
+
+        let mut rec = RequestRecord {
+            event: "request".into(),
+            t_us,
+            unique: h.unique,
+            opcode: h.opcode,
+            name: Self::kind_name(kind).into(),
+            nodeid: h.nodeid,
+            path,
+            pid: h.pid,
+            reply: String::new(),
+            bytes: None,
+            errno: None,
+            faults: Vec::new(),
+        };
+        let mut reply_bytes = None;
+        match end {
+            Some(a) => {
+                rec.reply = if matches!(a, Action::Exit(_)) { "exit" } else { "withheld" }.into();
+                actions.push(a);
+            }
+            None => match out.take().expect("set above") {
+                Out::None => rec.reply = "none".into(),
+                Out::Data(p) => {
+                    rec.reply = "data".into();
+                    rec.bytes = Some(p.len());
+                    reply_bytes = Some(message(h.unique, 0, &p));
+                }
+                Out::Error(e) => {
+                    rec.reply = "error".into();
+                    rec.errno = Some(e.wrapping_neg());
+                    let p: &[u8] = if error_payload { &[0u8; 8] } else { &[] };
+                    rec.bytes = error_payload.then_some(p.len());
+                    reply_bytes = Some(message(h.unique, e, p));
+                }
+            },
+        }
+        if let Some(mut m) = reply_bytes {
+            if len_delta != 0 {
+                let len = (m.len() as i64 + len_delta) as u32;
+                m[..4].copy_from_slice(&len.to_le_bytes());
+            }
+            actions.push(Action::Write(m));
+        }
+        actions.extend(after);
+
+        if let Some(mut ir) = pending_init {
+            if rec.reply != "data" {
+                ir.famfs_enabled = false;
+                ir.reply_len = 0;
+                ir.replied = 0;
+                ir.replied_names.clear();
+            }
+            ir.faults = applied.clone();
+            self.famfs = ir.famfs_enabled;
+            if let Some(p) = &self.init_path {
+                let text = serde_json::to_string_pretty(&ir).expect("records serialize");
+                if let Err(e) = std::fs::write(p, text + "\n") {
+                    eprintln!("famfsd: writing the INIT record {} failed: {e}", p.display());
+                }
+            }
+            self.init = Some(ir);
+        }
+        rec.faults = applied;
+        (actions, rec)
+    }
+
+    fn malformed_request(&mut self, req: &[u8], t_us: u64, why: &str) -> (Vec<Action>, RequestRecord) {
+        eprintln!("famfsd: malformed request ({} bytes): {why}", req.len());
+        let h = InHeader::decode(req).ok();
+        let mut rec = RequestRecord {
+            event: "request".into(),
+            t_us,
+            unique: h.map_or(0, |h| h.unique),
+            opcode: h.map_or(0, |h| h.opcode),
+            name: "MALFORMED".into(),
+            nodeid: h.map_or(0, |h| h.nodeid),
+            path: None,
+            pid: h.map_or(0, |h| h.pid),
+            reply: "none".into(),
+            bytes: None,
+            errno: None,
+            faults: Vec::new(),
+        };
+        let mut actions = Vec::new();
+        if let Some(h) = h {
+            rec.reply = "error".into();
+            rec.errno = Some(EIO);
+            actions.push(Action::Write(message(h.unique, -EIO, &[])));
+        }
+        (actions, rec)
+    }
+
+    fn match_rules(&mut self, opcode: u32, kind: OpKind, subject: Option<u64>, nodeid: u64) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, r) in self.cfg.rules.iter().enumerate() {
+            if !r.op.matches(opcode, kind) {
+                continue;
+            }
+            if r.node.is_some() && r.node != subject {
+                continue;
+            }
+            if r.index.is_some_and(|ix| u64::from(ix) != nodeid) {
+                continue;
+            }
+            self.seen[i] += 1;
+            let n = self.seen[i];
+            let due = match r.when {
+                Occurrence::Every => true,
+                Occurrence::Nth(k) => n == k,
+                Occurrence::From(k) => n >= k,
+            };
+            if due && r.times.is_none_or(|t| self.fired[i] < t) {
+                self.fired[i] += 1;
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    fn attr(&self, n: &Node) -> abi::Attr {
+        let nlink = match &n.kind {
+            NodeKind::Dir { children } => {
+                2 + children
+                    .values()
+                    .filter(|&&c| self.node(c).is_some_and(Node::is_dir))
+                    .count() as u32
+            }
+            NodeKind::File { .. } => 1,
+        };
+        abi::Attr {
+            ino: n.nodeid,
+            size: n.size,
+            blocks: n.size.div_ceil(512),
+            atime: self.wall,
+            mtime: self.wall,
+            ctime: self.wall,
+            mode: n.mode(),
+            nlink,
+            uid: n.uid,
+            gid: n.gid,
+            blksize: 4096,
+            ..Default::default()
+        }
+    }
+
+    fn entry(&self, n: &Node) -> EntryOut {
+        let (es, ens) = split_ms(self.cfg.ttl.entry_ms);
+        let (as_, ans) = split_ms(self.cfg.ttl.attr_ms);
+        EntryOut {
+            nodeid: n.nodeid,
+            generation: 1,
+            entry_valid: es,
+            attr_valid: as_,
+            entry_valid_nsec: ens,
+            attr_valid_nsec: ans,
+            attr: self.attr(n),
+        }
+    }
+
+    fn attr_out(&self, n: &Node) -> AttrOut {
+        let (s, ns) = split_ms(self.cfg.ttl.attr_ms);
+        AttrOut {
+            attr_valid: s,
+            attr_valid_nsec: ns,
+            dummy: 0,
+            attr: self.attr(n),
+        }
+    }
+
+    /// Applies `attr_size` faults to an attribute set.
+    fn attr_faults(&self, attr: &mut abi::Attr, fired: &[usize], applied: &mut Vec<String>) {
+        for &i in fired {
+            if let Fault::AttrSize(s) = self.cfg.rules[i].fault {
+                attr.size = s.0;
+                attr.blocks = s.0.div_ceil(512);
+                applied.push(self.cfg.rules[i].name.clone());
+            }
+        }
+    }
+
+    fn init(&mut self, payload: &[u8]) -> (Out, Option<InitRecord>) {
+        let Ok(init) = InitIn::decode_compat(payload) else {
+            return (err(EINVAL), None);
+        };
+        let p = &self.cfg.profile;
+        let ic = &self.cfg.init;
+        let offered = init.flags64();
+        let famfs_offered = p.has_flag(offered);
+        let mut flags = ((ic.want | init_flags::INIT_EXT) & offered) | ic.force;
+        match ic.famfs {
+            FamfsMode::Echo if famfs_offered => flags |= p.flag_mask(),
+            FamfsMode::Force => flags |= p.flag_mask(),
+            _ => flags &= !p.flag_mask(),
+        }
+        if ic.malformed == Some(InitMalformed::NoInitExt) {
+            flags &= !init_flags::INIT_EXT;
+        }
+        let mut out = InitOut {
+            major: if ic.malformed == Some(InitMalformed::BadMajor) {
+                abi::KERNEL_VERSION + 1
+            } else {
+                abi::KERNEL_VERSION
+            },
+            minor: ic
+                .minor
+                .unwrap_or_else(|| init.minor.min(abi::KERNEL_MINOR_VERSION)),
+            max_readahead: init.max_readahead,
+            max_background: 16,
+            congestion_threshold: 12,
+            max_write: ic.max_write,
+            time_gran: 1,
+            ..Default::default()
+        };
+        if flags & init_flags::MAX_PAGES != 0 {
+            out.max_pages = (ic.max_write / 4096).clamp(1, u32::from(u16::MAX)) as u16;
+        }
+        out.set_flags64(flags);
+        let mut bytes = out.to_bytes();
+        match ic.malformed {
+            Some(InitMalformed::TooShort) => bytes.truncate(8),
+            Some(InitMalformed::Oversize) => bytes.resize(128, 0),
+            _ => {}
+        }
+        let echoed = p.has_flag(flags);
+        let well_formed = matches!(ic.malformed, None | Some(InitMalformed::NoInitExt));
+        let rec = InitRecord {
+            profile: p.name.clone(),
+            famfs_bit: p.flag_bit,
+            kernel_major: init.major,
+            kernel_minor: init.minor,
+            flags: init.flags,
+            flags2: init.flags2,
+            offered,
+            offered_names: abi::init_flag_names(offered, Some(p)),
+            famfs_offered,
+            famfs_mode: ic.famfs,
+            famfs_echoed: echoed,
+            famfs_enabled: famfs_offered
+                && echoed
+                && well_formed
+                && flags & init_flags::INIT_EXT != 0,
+            reply_major: out.major,
+            reply_minor: out.minor,
+            replied: flags,
+            replied_names: abi::init_flag_names(flags, Some(p)),
+            reply_len: bytes.len(),
+            malformed: ic.malformed,
+            faults: Vec::new(),
+        };
+        (Out::Data(bytes), Some(rec))
+    }
+
+    fn standard(&mut self, op: Opcode, h: &InHeader, payload: &[u8], fired: &[usize], applied: &mut Vec<String>) -> Out {
+        match op {
+            Opcode::Lookup => {
+                let Some(parent) = self.node(h.nodeid) else { return err(ENOENT) };
+                if !parent.is_dir() {
+                    return err(ENOTDIR);
+                }
+                let Some(c) = child(parent, cstr(payload)).and_then(|c| self.node(c)) else {
+                    return err(ENOENT);
+                };
+                let mut e = self.entry(c);
+                self.attr_faults(&mut e.attr, fired, applied);
+                Out::Data(e.to_bytes())
+            }
+            Opcode::Getattr => {
+                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                let mut a = self.attr_out(n);
+                self.attr_faults(&mut a.attr, fired, applied);
+                Out::Data(a.to_bytes())
+            }
+            Opcode::Setattr => self.setattr(h, payload, fired, applied),
+            Opcode::Open | Opcode::Opendir => {
+                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                match (op, n.is_dir()) {
+                    (Opcode::Open, true) => return err(EISDIR),
+                    (Opcode::Opendir, false) => return err(ENOTDIR),
+                    _ => {}
+                }
+                let fh = self.next_fh;
+                self.next_fh += 1;
+                Out::Data(OpenOut { fh, open_flags: 0, backing_id: 0 }.to_bytes())
+            }
+            Opcode::Read => {
+                let Ok(r) = ReadIn::decode(payload) else { return err(EINVAL) };
+                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                match &n.kind {
+                    NodeKind::Dir { .. } => err(EISDIR),
+                    // famfs data never goes through READ; like famfs_fused,
+                    // there is no handler for it.
+                    NodeKind::File { fmap: Some(_), .. } => err(ENOSYS),
+                    NodeKind::File { content, .. } => {
+                        let end = n.size.min(r.offset.saturating_add(u64::from(r.size)));
+                        let start = r.offset.min(end);
+                        let mut data = vec![0u8; (end - start) as usize];
+                        if let Some(c) = content {
+                            let cs = (start as usize).min(c.len());
+                            let ce = (end as usize).min(c.len());
+                            data[..ce - cs].copy_from_slice(&c[cs..ce]);
+                        }
+                        Out::Data(data)
+                    }
+                }
+            }
+            Opcode::Readdir | Opcode::Readdirplus => {
+                let Ok(r) = ReadIn::decode(payload) else { return err(EINVAL) };
+                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                let NodeKind::Dir { children } = &n.kind else { return err(ENOTDIR) };
+                let mut list: Vec<(&str, &Node)> = vec![(".", n), ("..", self.node(n.parent).unwrap_or(n))];
+                list.extend(children.iter().filter_map(|(name, id)| Some((name.as_str(), self.node(*id)?))));
+                let mut buf = Vec::new();
+                for (i, (name, c)) in list.iter().enumerate().skip(r.offset as usize) {
+                    let mut one = Vec::new();
+                    let typ = abi::dirent_type(c.mode());
+                    if op == Opcode::Readdir {
+                        abi::push_dirent(&mut one, c.nodeid, i as u64 + 1, typ, name.as_bytes());
+                    } else {
+                        let mut e = self.entry(c);
+                        if i < 2 {
+                            // No lookup reference for "." and "..".
+                            e.nodeid = 0;
+                        }
+                        abi::push_direntplus(&mut one, &e, i as u64 + 1, typ, name.as_bytes());
+                    }
+                    if buf.len() + one.len() > r.size as usize {
+                        break;
+                    }
+                    buf.extend_from_slice(&one);
+                }
+                Out::Data(buf)
+            }
+            Opcode::Release | Opcode::Releasedir | Opcode::Flush | Opcode::Fsync | Opcode::Fsyncdir => {
+                Out::Data(Vec::new())
+            }
+            Opcode::Statfs => {
+                let used: u64 = self.nodes.iter().map(|n| n.size.div_ceil(4096)).sum();
+                let mut s = StatfsOut::default();
+                s.st.blocks = used.max(1);
+                s.st.files = self.nodes.len() as u64;
+                s.st.bsize = 4096;
+                s.st.frsize = 4096;
+                s.st.namelen = 255;
+                Out::Data(s.to_bytes())
+            }
+            Opcode::Getxattr => err(ENODATA),
+            Opcode::Listxattr => match GetxattrIn::decode(payload) {
+                Ok(g) if g.size == 0 => Out::Data(GetxattrOut { size: 0, padding: 0 }.to_bytes()),
+                Ok(_) => Out::Data(Vec::new()),
+                Err(_) => err(EINVAL),
+            },
+            // famfs_fused refuses to create files (ENOTSUP).
+            Opcode::Create => err(EOPNOTSUPP),
+            Opcode::Forget | Opcode::BatchForget | Opcode::Interrupt | Opcode::NotifyReply => Out::None,
+            Opcode::Destroy => Out::Data(Vec::new()),
+            _ => err(ENOSYS),
+        }
+    }
+
+    fn setattr(&mut self, h: &InHeader, payload: &[u8], fired: &[usize], applied: &mut Vec<String>) -> Out {
+        let Ok(s) = SetattrIn::decode(payload) else { return err(EINVAL) };
+        let Some(idx) = h.nodeid.checked_sub(1).filter(|&i| (i as usize) < self.nodes.len()) else {
+            return err(ENOENT);
+        };
+        let n = &mut self.nodes[idx as usize];
+        // famfs files have a fixed allocation: size changes are refused
+        // like famfs_fused does.
+        if s.valid & fattr::SIZE != 0 && s.size != n.size {
+            return err(EINVAL);
+        }
+        if s.valid & fattr::MODE != 0 {
+            n.perm = s.mode & 0o7777;
+        }
+        if s.valid & fattr::UID != 0 {
+            n.uid = s.uid;
+        }
+        if s.valid & fattr::GID != 0 {
+            n.gid = s.gid;
+        }
+        let n = &self.nodes[idx as usize];
+        let mut a = self.attr_out(n);
+        self.attr_faults(&mut a.attr, fired, applied);
+        Out::Data(a.to_bytes())
+    }
+
+    fn get_fmap(&mut self, h: &InHeader, payload: &[u8], fired: &[usize], applied: &mut Vec<String>) -> Out {
+        let p = &self.cfg.profile;
+        let Some(idx) = h.nodeid.checked_sub(1).filter(|&i| (i as usize) < self.nodes.len()) else {
+            return err(EINVAL);
+        };
+        let Some((tmpl, bytes)) = &self.fmaps[idx as usize] else {
+            return err(ENOENT);
+        };
+        let buffer = if p.get_fmap_in_size > 0 {
+            GetFmapIn::decode(payload).map_or(p.max_reply, |g| g.size) as usize
+        } else {
+            p.max_reply as usize
+        };
+        let fmap_faults: Vec<usize> = fired
+            .iter()
+            .copied()
+            .filter(|&i| self.cfg.rules[i].fault.class() == FaultClass::Fmap)
+            .collect();
+        if fmap_faults.is_empty() && (p.retry_limit.is_none() || bytes.len() <= buffer) {
+            return Out::Data(bytes.clone());
+        }
+        let mut raw = tmpl.clone();
+        let mut post = FmapPost::default();
+        for i in fmap_faults {
+            let rule = &self.cfg.rules[i];
+            if rule.fault.apply_fmap(&mut raw, p, &mut post) {
+                applied.push(rule.name.clone());
+            } else {
+                applied.push(format!("{} (no target)", rule.name));
+            }
+        }
+        Out::Data(finish_fmap(&mut raw, p, post, buffer))
+    }
+
+    fn get_daxdev(&mut self, h: &InHeader, fired: &[usize], applied: &mut Vec<String>) -> Out {
+        let p = &self.cfg.profile;
+        let configured = u32::try_from(h.nodeid)
+            .ok()
+            .and_then(|i| self.cfg.daxdevs.get(&i))
+            .map(String::as_str);
+        let faults: Vec<usize> = fired
+            .iter()
+            .copied()
+            .filter(|&i| self.cfg.rules[i].fault.class() == FaultClass::Daxdev)
+            .collect();
+        if configured.is_none() && faults.is_empty() {
+            // famfs_fused: no device configured at all is EOPNOTSUPP.
+            return err(if self.cfg.daxdevs.is_empty() { EOPNOTSUPP } else { EINVAL });
+        }
+        let index = h.nodeid as u16;
+        let mut out = DaxdevOut::with_path(index, configured.unwrap_or(""))
+            .expect("daxdev paths are checked when the scenario is resolved")
+            .to_bytes();
+        out.resize(p.daxdev_reply_size as usize, 0);
+        for i in faults {
+            let rule = &self.cfg.rules[i];
+            if rule.fault.apply_daxdev(&mut out, index, configured) {
+                applied.push(rule.name.clone());
+            }
+        }
+        Out::Data(out)
+    }
+}
+
+/// Bytes up to the first NUL.
+fn cstr(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+fn child(dir: &Node, name: &[u8]) -> Option<u64> {
+    match &dir.kind {
+        NodeKind::Dir { children } => std::str::from_utf8(name).ok().and_then(|n| children.get(n).copied()),
+        NodeKind::File { .. } => None,
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
