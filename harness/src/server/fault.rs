@@ -154,7 +154,8 @@ pub enum Fault {
     ShortOfFileSize,
     /// Header `file_size` set to this value.
     FileSize(Size),
-    /// Header `file_size` of 2^63.
+    /// Header `file_size` of 2^63, the last extent (or `nbytes`) stretched
+    /// so the lengths still add up to it.
     HugeFileSize,
     /// An offset of 2^64 minus the alignment, so offset + len wraps.
     OffsetWrap(Target),
@@ -427,7 +428,29 @@ impl Fault {
                 raw.set_file_size(s.0);
             }
             Fault::HugeFileSize => {
-                raw.set_file_size(1u64 << 63);
+                // Stretch the last extent so the lengths still cover the
+                // size: otherwise the sum check rejects the fmap first and
+                // the unchecked size never reaches the kernel.
+                let huge = 1u64 << 63;
+                let others = {
+                    let mut r = raw.clone();
+                    match r.records.iter_mut().rev().find(|r| !matches!(r, Record::Strip(_))) {
+                        Some(Record::Extent(e)) => e.len = 0,
+                        Some(Record::Interleave(h)) => h.nbytes = 0,
+                        _ => {}
+                    }
+                    records_total(&r)
+                };
+                let need = huge
+                    .wrapping_sub(others)
+                    .checked_next_multiple_of(p.alignment)
+                    .unwrap_or(huge);
+                match raw.records.iter_mut().rev().find(|r| !matches!(r, Record::Strip(_))) {
+                    Some(Record::Extent(e)) => e.len = need,
+                    Some(Record::Interleave(h)) => h.nbytes = need,
+                    _ => {}
+                }
+                raw.set_file_size(huge);
             }
             Fault::Oversize => post.oversize = true,
             Fault::Overlap => {
