@@ -74,6 +74,9 @@ pub enum CaseExit {
     TimedOut { after_s: f64 },
     /// The runner could not start it.
     SpawnFailed { error: String },
+    /// The VM went down while the case ran (set by the host, never sent by
+    /// the guest): a panic, a crash of the runner, a host timeout.
+    Lost { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

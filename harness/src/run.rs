@@ -275,7 +275,7 @@ fn run_group(
         let case_timeout = |id: &str| -> Duration {
             Duration::from_secs_f64(by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale)
         };
-        let mut current: Option<String> = None;
+        let mut current: Option<(String, Instant)> = None;
         let mut hello_ms = None;
         let mut first_result_ms = None;
         let mut setup_failure: Option<String> = None;
@@ -285,7 +285,7 @@ fn run_group(
             GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
             GuestMsg::Setup { ok: false, detail, .. } => setup_failure = Some(detail.clone()),
             GuestMsg::Setup { .. } => {}
-            GuestMsg::CaseStart { id, .. } => current = Some(id.clone()),
+            GuestMsg::CaseStart { id, .. } => current = Some((id.clone(), Instant::now())),
             GuestMsg::CaseEnd(r) => {
                 first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
                 current = None;
@@ -356,13 +356,17 @@ fn run_group(
                     }
                     bail!("{why}\n--- console tail ---\n{tail}");
                 }
-                if let Some(cur) = current.take() {
-                    let mut reasons = vec![format!("VM ended while the case ran: {reason}")];
-                    for f in findings_for_case(&console_text, &cur) {
-                        reasons.push(format!("kernel log: {}: {}", f.kind.label(), f.title));
+                if let Some((cur, started)) = current.take() {
+                    if let Some(case) = by_id.get(cur.as_str()) {
+                        let report = lost_report(&cur, &reason, &console_text, started.elapsed());
+                        let mut v = verdict::judge(case, &report);
+                        if v.outcome == Outcome::Fail {
+                            v.reasons.push(format!("console tail:\n{tail}"));
+                        }
+                        let res = dir.write_case(case, &v, Some(&report), Some(n))?;
+                        sink.result(&res);
+                        summary.cases.push(res);
                     }
-                    reasons.push(format!("console tail:\n{tail}"));
-                    fail_case(dir, by_id, &cur, reasons, Some(n), summary, sink)?;
                     pending.retain(|x| *x != cur);
                 }
                 if pending.is_empty() {
@@ -397,6 +401,24 @@ fn fail_case(
     sink.result(&res);
     summary.cases.push(res);
     Ok(())
+}
+
+/// What the host knows of a case whose VM went down under it: the console
+/// from the case's start marker on, and the findings in it.
+fn lost_report(id: &str, reason: &str, console: &str, ran: Duration) -> crate::channel::CaseReport {
+    let marker = format!("fh: case {id} start");
+    let from = console.find(&marker).map(|i| console[..i].rfind('\n').map(|j| j + 1).unwrap_or(0)).unwrap_or(0);
+    let slice: Vec<String> = console[from..].lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    crate::channel::CaseReport {
+        id: id.into(),
+        exit: crate::channel::CaseExit::Lost { reason: reason.into() },
+        output: String::new(),
+        notrun: None,
+        findings: findings_for_case(console, id),
+        kmsg: slice,
+        duration_ms: ran.as_millis() as u64,
+        artifacts: Default::default(),
+    }
 }
 
 /// Kernel-log findings on the console after the case's start marker.

@@ -46,7 +46,11 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
         CaseExit::Signaled { signal } => reasons.push(format!("killed by signal {signal}")),
         CaseExit::TimedOut { after_s } => reasons.push(format!("timed out after {after_s:.1}s (killed)")),
         CaseExit::SpawnFailed { error } => reasons.push(format!("could not start: {error}")),
+        CaseExit::Lost { reason } => reasons.push(format!("the VM went down while the case ran: {reason}")),
     }
+    // Losing the VM is what a crash looks like; it does not stand in the way
+    // of an expected crash.
+    let lost = matches!(r.exit, CaseExit::Lost { .. }) as usize;
     let kernel: Vec<String> = r.findings.iter().map(|f| format!("kernel log: {}: {}", f.kind.label(), f.title)).collect();
     if let Some(why) = &r.notrun {
         if reasons.is_empty() && kernel.is_empty() {
@@ -61,7 +65,7 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
             diff = Some(d);
         }
     }
-    let other_reasons = reasons.len();
+    let other_reasons = reasons.len() - lost;
     reasons.extend(kernel);
     let raw = if reasons.is_empty() { Outcome::Pass } else { Outcome::Fail };
     if let Some(exp) = &case.meta.expect {
@@ -178,6 +182,19 @@ mod tests {
         // Failing for another reason is not the expected failure.
         let v = judge(&c, &report(0, "other\n", vec![warn()]));
         assert_eq!(v.outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn an_expected_crash_may_take_the_vm_down() {
+        let c = case(Some("BUG"));
+        let mut r = report(0, "", vec![Finding { kind: FindingKind::Bug, title: "kernel BUG at x.c:1".into(), line: String::new() }]);
+        r.exit = CaseExit::Lost { reason: "panic".into() };
+        let v = judge(&c, &r);
+        assert_eq!(v.outcome, Outcome::ExpectedFail, "{:?}", v.reasons);
+        // Without the expectation it is a plain failure naming both.
+        let v = judge(&case(None), &r);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.reasons[0].contains("VM went down") && v.reasons[1].contains("kernel BUG"), "{:?}", v.reasons);
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub fn argv(spec: &VmSpec) -> Result<Vec<String>> {
     if spec.guest_command.is_empty() {
         bail!("virtme-ng needs a guest command");
     }
-    let mut a = vec![vng_program()?.display().to_string(), "--run".into(), spec.kernel.display().to_string()];
+    // --verbose: without it vng hides the kernel console, and the console is
+    // where a crash that kills the VM is read from.
+    let mut a = vec![vng_program()?.display().to_string(), "--verbose".into(), "--run".into(), spec.kernel.display().to_string()];
     if spec.accel == Accel::Tcg {
         a.push("--disable-kvm".into());
     }
@@ -66,8 +68,10 @@ pub fn launch(spec: &VmSpec) -> Result<VngChild> {
     let console = spec.console_log();
     let expr = duct::cmd(&argv[0], &argv[1..])
         .stdin_null()
-        .stdout_path(&console)
+        // Outer modifiers apply first in duct: send stderr to stdout, then
+        // stdout (both) to the console file. vng prints the console on stderr.
         .stderr_to_stdout()
+        .stdout_path(&console)
         .unchecked()
         .before_spawn(|c| {
             c.process_group(0);

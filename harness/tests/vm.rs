@@ -44,8 +44,21 @@ fn check_shipped_results(s: &Summary, backend: &str) {
         st.findings
     );
     assert!(st.reasons.iter().any(|r| r.contains("kernel log: WARNING")), "{:#?}", st.reasons);
-    assert_eq!(s.boots.len(), 1, "{backend}: one boot expected for one topology: {:#?}", s.boots);
-    assert!(s.boots[0].kernel_findings_outside_cases.is_empty(), "{backend}: {:#?}", s.boots[0].kernel_findings_outside_cases);
+    // The crash self-check: the BUG panics the kernel, the case is failed
+    // with the BUG named from the console, the VM restarts for the rest.
+    let bug = outcome(s, "selftest/002");
+    assert_eq!(bug.outcome, Outcome::ExpectedFail, "{backend}: {:#?}", bug.reasons);
+    assert!(bug.findings.iter().any(|f| f.kind == FindingKind::Bug && f.title.contains("lkdtm")), "{:#?}", bug.findings);
+    assert!(bug.findings.iter().any(|f| f.kind == FindingKind::Panic), "{:#?}", bug.findings);
+    let after = outcome(s, "selftest/003");
+    assert_eq!(after.outcome, Outcome::Pass, "{backend}: {:#?}", after.reasons);
+    assert_eq!(s.boots.len(), 2, "{backend}: one topology, one restart after the crash: {:#?}", s.boots);
+    assert!(matches!(s.boots[0].end, famfs_harness::vm::BootEnd::Died { .. }), "{:#?}", s.boots[0].end);
+    assert_eq!(s.boots[1].end, famfs_harness::vm::BootEnd::Completed);
+    assert_eq!(after.boot, Some(2));
+    for b in &s.boots {
+        assert!(b.kernel_findings_outside_cases.is_empty(), "{backend}: {:#?}", b.kernel_findings_outside_cases);
+    }
 }
 
 #[test]
@@ -67,7 +80,7 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
         assert!(run_dir.join(f).exists(), "missing {f}");
     }
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("dax/001") && junit.contains("tests=\"4\""), "{junit}");
+    assert!(junit.contains("dax/001") && junit.contains(&format!("tests=\"{}\"", cases.len())), "{junit}");
     let kmsg = std::fs::read_to_string(run_dir.join("cases/selftest-001/kmsg.log")).unwrap();
     assert!(kmsg.contains("WARNING:") && kmsg.contains("fh: case selftest/001 start"), "{kmsg}");
 
