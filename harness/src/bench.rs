@@ -60,8 +60,9 @@ fn sample(p: &run::Prepared, cases: &[crate::case::Case]) -> Result<BootSample> 
 
 pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    trivial_cases(tmp.path(), ncases.max(2))?;
-    let cases = crate::case::discover(tmp.path())?;
+    let cases_dir = tmp.path().join("cases");
+    trivial_cases(&cases_dir, ncases.max(2))?;
+    let cases = crate::case::discover(&cases_dir)?;
     let mut o = opts.clone();
     o.results_root = opts.root.join("target/famfs-harness/bench");
 
