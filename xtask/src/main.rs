@@ -20,10 +20,27 @@ enum Cmd {
     TestVm(TestVm),
     /// Configure, verify and build the kernel only.
     Kernel(KernelArgs),
+    /// famfs fmap tools.
+    Fmap {
+        #[command(subcommand)]
+        what: FmapCmd,
+    },
     /// Benchmarks of the harness itself.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum FmapCmd {
+    /// Decode and pretty-print an fmap (a GET_FMAP reply payload): raw bytes,
+    /// or hex text; `-` reads standard input. Shows the kernel's verdict.
+    Decode {
+        file: PathBuf,
+        /// Protocol profile: famfs-6.14, v10, post-v10-simple, or custom:KEY=VAL,...
+        #[arg(long, default_value = "v10")]
+        profile: String,
     },
 }
 
@@ -198,10 +215,40 @@ fn real_main() -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&art).context("printing the kernel description")?);
             Ok(0)
         }
+        Cmd::Fmap { what: FmapCmd::Decode { file, profile } } => {
+            let profile = famfs_proto::Profile::parse(&profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let raw = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                b
+            } else {
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let bytes = hex_or_raw(&raw).with_context(|| format!("{}", file.display()))?;
+            print!("{}", famfs_proto::describe(&profile, &bytes));
+            Ok(0)
+        }
         Cmd::Bench { what: BenchCmd::Boot { kernel, rounds, cases } } => {
             let opts = options(&kernel)?;
             famfs_harness::bench::boot(&opts, rounds, cases)?;
             Ok(0)
         }
     }
+}
+
+/// Input that is only hex digits and white space (an `xxd -p` dump, a log
+/// excerpt) is hex; anything else is the bytes themselves.
+fn hex_or_raw(raw: &[u8]) -> Result<Vec<u8>> {
+    let text_hex = !raw.is_empty() && raw.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace());
+    if !text_hex {
+        return Ok(raw.to_vec());
+    }
+    let digits: Vec<u8> = raw.iter().copied().filter(|b| b.is_ascii_hexdigit()).collect();
+    if digits.len() % 2 != 0 {
+        anyhow::bail!("hex input has an odd number of digits ({})", digits.len());
+    }
+    Ok(digits
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect())
 }
