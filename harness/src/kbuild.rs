@@ -61,6 +61,8 @@ pub struct BuildRequest<'a> {
     pub fragments: Vec<String>,
     pub cache: &'a Cache,
     pub jobs: usize,
+    /// Stop after configuring and verifying (no make of the kernel itself).
+    pub config_only: bool,
 }
 
 pub fn compiler_version() -> Result<String> {
@@ -127,7 +129,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         })
     };
 
-    if meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str()) && bzimage.exists() {
+    if !req.config_only && meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str()) && bzimage.exists() {
         say(&format!("kernel: cached build {} ({}), no make needed", dir.display(), ident.version));
         return artifacts(&meta, false);
     }
@@ -165,6 +167,11 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         }
     }
     config::check_problems(&problems)?;
+    if req.config_only {
+        say(&format!("kernel config: every requested option holds ({} checked); .config at {}", merged.settings.len(), obj.join(".config").display()));
+        let m = Meta { warnings: problems.into_iter().filter(|p| p.severity == Severity::Warning).collect(), ..meta };
+        return artifacts(&m, false);
+    }
 
     let stage = Stage::start("kernel build");
     let mut cmd = Command::new("make");

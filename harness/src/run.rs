@@ -43,6 +43,8 @@ pub struct Options {
     pub results_root: PathBuf,
     /// Restarts allowed after crashes, per topology.
     pub max_restarts: u32,
+    /// Configure and verify the kernel but do not build it.
+    pub config_only: bool,
 }
 
 impl Options {
@@ -57,6 +59,7 @@ impl Options {
             cache_root: None,
             results_root: root.join("target/famfs-harness"),
             max_restarts: 3,
+            config_only: false,
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
@@ -97,12 +100,12 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         }
         KernelChoice::Src(dir) => {
             let src = crate::source::open_tree(dir)?;
-            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs() })
+            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs(), config_only: opts.config_only })
         }
         KernelChoice::Default => {
             // Without network access a cached source still works.
             let src = crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut |m| say(m))?;
-            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs() })
+            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs(), config_only: opts.config_only })
         }
     }
 }

@@ -19,7 +19,13 @@ enum Cmd {
     /// Build the kernel, boot it in QEMU with emulated pmem, run the cases.
     TestVm(TestVm),
     /// Configure, verify and build the kernel only.
-    Kernel(KernelArgs),
+    Kernel {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Only configure and verify the fragments (no kernel build).
+        #[arg(long)]
+        check: bool,
+    },
     /// famfs fmap tools.
     Fmap {
         #[command(subcommand)]
@@ -207,8 +213,9 @@ fn real_main() -> Result<i32> {
             }
             Ok(if conclusion.has_failed() || summary.is_none() { 101 } else { 0 })
         }
-        Cmd::Kernel(k) => {
-            let opts = options(&k)?;
+        Cmd::Kernel { kernel: k, check } => {
+            let mut opts = options(&k)?;
+            opts.config_only = check;
             famfs_harness::run::ensure_host(&opts)?;
             let cache = famfs_harness::cache::Cache::open(opts.cache_root.as_deref())?;
             let art = famfs_harness::run::kernel(&opts, &cache)?;
