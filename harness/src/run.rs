@@ -227,13 +227,21 @@ pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<S
         }
     }
     let mut boot_no = 0u32;
+    let mut failure = None;
     for group in plan_groups(&runnable) {
-        run_group(p, &dir, &group, &by_id, &mut boot_no, &mut summary, sink)?;
+        if let Err(e) = run_group(p, &dir, &group, &by_id, &mut boot_no, &mut summary, sink) {
+            failure = Some(e);
+            break;
+        }
     }
+    // Written even when the run stops early: what happened so far is kept.
     summary.duration_ms = start.elapsed().as_millis() as u64;
     summary.count();
     dir.write_summary(&summary)?;
-    Ok(summary)
+    match failure {
+        Some(e) => Err(e.context(format!("run stopped; partial results in {}", dir.root.display()))),
+        None => Ok(summary),
+    }
 }
 
 fn fail_verdict(reasons: Vec<String>) -> Verdict {

@@ -111,4 +111,8 @@ fn a_kernel_that_never_boots_fails_clearly_and_keeps_the_console() {
     let runs: Vec<_> = std::fs::read_dir(t.path().join("results/runs")).unwrap().flatten().collect();
     let boots = runs[0].path().join("boots");
     assert!(boots.join("1/qemu.stderr").exists() && boots.join("2/qemu.stderr").exists());
+    // The summary is written for a run that stopped, with the failed case.
+    let summary: Summary = serde_json::from_str(&std::fs::read_to_string(runs[0].path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.counts.failed, 1);
+    assert_eq!(summary.boots.len(), 2);
 }
