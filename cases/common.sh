@@ -43,3 +43,15 @@ _wait_for() {
 	done
 	return 0
 }
+
+# Gate for famfs cases: the kernel must offer the DAX-fmap capability of the
+# run's protocol profile in FUSE INIT. Anything else (a kernel without famfs,
+# or one whose numbering differs from the profile) is "not run", with why.
+_require_famfs_cap() {
+	msg=$("$FH_TOOL" famfs-cap "$FH_PROFILE" 2>&1)
+	case $? in
+	0) ;;
+	3) _notrun "$msg" ;;
+	*) _fail "capability probe failed: $msg" ;;
+	esac
+}

@@ -29,7 +29,7 @@ fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::results::CaseResu
 }
 
 fn check_shipped_results(s: &Summary, backend: &str) {
-    for id in ["dax/001", "dax/002", "fuse/001"] {
+    for id in ["dax/001", "dax/002", "fuse/001", "fuse/002"] {
         let r = outcome(s, id);
         assert_eq!(r.outcome, Outcome::Pass, "{backend}: {id} did not pass: {:#?}", r.reasons);
     }

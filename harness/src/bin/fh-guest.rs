@@ -13,7 +13,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   dax-bind NAME device_dax|fsdev_dax  bind a dax device to a driver through sysfs
   dax-mmap DEV LEN [OFFSET]           mmap DEV, write a pattern, read it back
   fuse-probe MNT INIT_JSON LOG_JSONL [PROFILE]   serve a one-file FUSE mount and record INIT
-  fuse-report INIT_JSON LOG_JSONL     print what the probe saw";
+  fuse-report INIT_JSON LOG_JSONL     print what the probe saw
+  famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not";
 
 fn parse_len(s: &str) -> Result<usize> {
     let (n, m) = match s.chars().last() {
@@ -115,6 +116,15 @@ fn real_main(args: &[String]) -> Result<i32> {
                 .collect::<Result<Vec<fuseprobe::RequestRecord>, _>>()?;
             print!("{}", fuseprobe::report(&init, &reqs)?);
             Ok(0)
+        }
+        "famfs-cap" => {
+            let profile = famfs_proto::Profile::parse(rest.first().map(String::as_str).unwrap_or("v10")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let scratch = std::env::temp_dir().join(format!("fh-famfs-cap-{}", std::process::id()));
+            let rec = fuseprobe::famfs_capability(&profile, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            let cap = rec?;
+            println!("{}", cap.describe());
+            Ok(if cap.usable() { 0 } else { 3 })
         }
         "" | "-h" | "--help" | "help" => {
             println!("{USAGE}");

@@ -270,3 +270,86 @@ pub fn report(init: &InitRecord, requests: &[RequestRecord]) -> Result<String> {
     }
     Ok(s)
 }
+
+/// What the capability gate found.
+#[derive(Debug, Clone)]
+pub struct Capability {
+    pub init: InitRecord,
+    /// Opening a regular file produced the profile's GET_FMAP request.
+    pub get_fmap_seen: bool,
+}
+
+impl Capability {
+    /// famfs is usable with this profile: the bit is offered AND the kernel
+    /// acts on it. A bit alone is ambiguous: upstream uses 42 and 43 for
+    /// other features (FUSE_REQUEST_TIMEOUT, FUSE_HAS_IO_URING_BUFPOOL).
+    pub fn usable(&self) -> bool {
+        self.init.famfs_offered && self.get_fmap_seen
+    }
+
+    pub fn describe(&self) -> String {
+        let r = &self.init;
+        match (r.famfs_offered, self.get_fmap_seen) {
+            (true, true) => format!("famfs capability offered and used ({} profile, INIT bit {})", r.profile, r.famfs_bit),
+            (false, _) => format!("famfs capability not offered ({} profile, INIT bit {})", r.profile, r.famfs_bit),
+            (true, false) => format!(
+                "INIT bit {} is offered but opening a file sends no GET_FMAP (opcode of the {} profile): the bit means something else on this kernel",
+                r.famfs_bit, r.profile
+            ),
+        }
+    }
+}
+
+/// Mount the probe on a scratch directory, see INIT, open a regular file,
+/// and say whether the kernel offers and uses `profile`'s famfs capability.
+/// This is the gate every famfs case passes before it runs.
+pub fn famfs_capability(profile: &Profile, scratch: &std::path::Path) -> Result<Capability> {
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir_all(&mnt)?;
+    let init_path = scratch.join("init.json");
+    let _ = std::fs::remove_file(&init_path);
+    let opts = ProbeOptions {
+        mountpoint: mnt.display().to_string(),
+        profile: profile.clone(),
+        init_path: init_path.display().to_string(),
+        log_path: scratch.join("requests.jsonl").display().to_string(),
+    };
+    let server = std::thread::spawn(move || serve(&opts));
+    let start = std::time::Instant::now();
+    while !init_path.exists() {
+        if server.is_finished() {
+            return match server.join() {
+                Ok(Err(e)) => Err(e.context("the capability probe failed")),
+                _ => bail!("the capability probe exited before INIT"),
+            };
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            bail!("no INIT from the kernel within 30 s of mounting the capability probe");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let rec: InitRecord = serde_json::from_str(&std::fs::read_to_string(&init_path)?)?;
+    if rec.famfs_offered {
+        // The probe echoed the bit; a famfs kernel now asks for the fmap on
+        // open (the probe refuses it, so the open may fail: that is fine).
+        let _ = std::fs::File::open(mnt.join(FILE_NAME));
+    }
+    let c = CString::new(mnt.display().to_string())?;
+    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        return Err(e).context("unmounting the capability probe");
+    }
+    match server.join() {
+        Ok(r) => {
+            r?;
+        }
+        Err(_) => bail!("the capability probe thread panicked"),
+    }
+    let log = std::fs::read_to_string(scratch.join("requests.jsonl")).unwrap_or_default();
+    let get_fmap_seen = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<RequestRecord>(l).ok())
+        .any(|r| r.opcode == profile.get_fmap);
+    Ok(Capability { init: rec, get_fmap_seen })
+}
