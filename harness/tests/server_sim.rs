@@ -941,3 +941,11 @@ fn example_scenarios_resolve_under_every_profile() {
     }
     assert!(seen >= 5, "expected example scenarios in {}", dir.display());
 }
+
+#[test]
+fn bench_runs_every_row() {
+    let table = famfs_harness::server::bench(2000);
+    println!("{table}");
+    assert_eq!(table.lines().count(), 2 + 6, "{table}");
+    assert!(!table.contains("failed"), "{table}");
+}
