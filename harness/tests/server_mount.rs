@@ -43,14 +43,24 @@ fn mount_serves_plain_files_and_unmounts_on_sigterm() {
     std::fs::create_dir_all(&mnt).unwrap();
     let _cleanup = Cleanup(mnt.clone());
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/scenarios/plain.yaml");
-    let (log, init, ready) = (dir.join("requests.jsonl"), dir.join("init.json"), dir.join("ready.json"));
+    let (log, init, ready) = (
+        dir.join("requests.jsonl"),
+        dir.join("init.json"),
+        dir.join("ready.json"),
+    );
     let args: Vec<String> = [
-        "--scenario", scenario.to_str().unwrap(),
-        "--mountpoint", mnt.to_str().unwrap(),
-        "--log", log.to_str().unwrap(),
-        "--init-record", init.to_str().unwrap(),
-        "--ready", ready.to_str().unwrap(),
-        "--threads", "2",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--mountpoint",
+        mnt.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        "--init-record",
+        init.to_str().unwrap(),
+        "--ready",
+        ready.to_str().unwrap(),
+        "--threads",
+        "2",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -60,22 +70,41 @@ fn mount_serves_plain_files_and_unmounts_on_sigterm() {
     let t = Instant::now();
     while !ready.exists() {
         if server.is_finished() {
-            panic!("famfsd ended before it was ready: {:?}", server.join().unwrap());
+            panic!(
+                "famfsd ended before it was ready: {:?}",
+                server.join().unwrap()
+            );
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "famfsd not ready after 10 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "famfsd not ready after 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
     assert_eq!(r["pid"], std::process::id());
     let line = mounted(&mnt).expect("mount listed in mountinfo");
     assert!(line.contains(" - fuse fh-famfsd "), "{line}");
 
     // Data, attributes and directories through the kernel.
-    assert_eq!(std::fs::read_to_string(mnt.join("hello.txt")).unwrap(), "hello from famfsd\n");
-    assert_eq!(std::fs::read_to_string(mnt.join("docs/readme")).unwrap(), "line one\nline two\n");
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("hello.txt")).unwrap(),
+        "hello from famfsd\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("docs/readme")).unwrap(),
+        "line one\nline two\n"
+    );
     let md = std::fs::metadata(mnt.join("docs/readme")).unwrap();
-    assert_eq!((md.len(), md.permissions().mode() & 0o7777, md.is_file()), (18, 0o444, true));
-    assert_eq!(std::fs::read(mnt.join("docs/zeros")).unwrap(), vec![0u8; 8192]);
+    assert_eq!(
+        (md.len(), md.permissions().mode() & 0o7777, md.is_file()),
+        (18, 0o444, true)
+    );
+    assert_eq!(
+        std::fs::read(mnt.join("docs/zeros")).unwrap(),
+        vec![0u8; 8192]
+    );
     assert_eq!(std::fs::read(mnt.join("docs/empty")).unwrap(), b"");
     let names = |p: &Path| {
         let mut v: Vec<String> = std::fs::read_dir(p)
@@ -98,10 +127,21 @@ fn mount_serves_plain_files_and_unmounts_on_sigterm() {
     // profile (43) may be offered by a kernel for another feature, so the
     // record is checked for consistency rather than for a fixed answer.
     let rec: InitRecord = serde_json::from_str(&std::fs::read_to_string(&init).unwrap()).unwrap();
-    assert_eq!((rec.profile.as_str(), rec.famfs_bit, rec.kernel_major, rec.reply_major), ("v10", 43, 7, 7));
+    assert_eq!(
+        (
+            rec.profile.as_str(),
+            rec.famfs_bit,
+            rec.kernel_major,
+            rec.reply_major
+        ),
+        ("v10", 43, 7, 7)
+    );
     assert_ne!(rec.offered & init_flags::INIT_EXT, 0);
     assert_eq!(rec.famfs_offered, rec.offered & (1 << 43) != 0);
-    assert_eq!(rec.famfs_echoed, rec.famfs_offered, "echo mode answers what was offered");
+    assert_eq!(
+        rec.famfs_echoed, rec.famfs_offered,
+        "echo mode answers what was offered"
+    );
     assert_eq!(rec.reply_minor, rec.kernel_minor.min(46));
     assert_ne!(rec.replied & init_flags::INIT_EXT, 0);
     eprintln!(
@@ -122,13 +162,27 @@ fn mount_serves_plain_files_and_unmounts_on_sigterm() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(recs[0].name, "INIT");
-    let has = |name: &str, path: &str| recs.iter().any(|r| r.name == name && r.path.as_deref() == Some(path));
+    let has = |name: &str, path: &str| {
+        recs.iter()
+            .any(|r| r.name == name && r.path.as_deref() == Some(path))
+    };
     assert!(has("LOOKUP", "/hello.txt"));
     assert!(has("LOOKUP", "/nope"));
     assert!(has("OPEN", "/hello.txt"));
-    assert!(recs.iter().any(|r| r.name == "READ" && r.path.as_deref() == Some("/hello.txt") && r.bytes == Some(18)));
-    assert!(recs.iter().any(|r| r.name.starts_with("READDIR") && r.path.as_deref() == Some("/docs")));
-    assert!(recs.iter().any(|r| r.name == "CREATE" && r.errno == Some(libc::EOPNOTSUPP)));
-    assert!(!recs.iter().any(|r| r.name == "GET_FMAP" || r.name == "GET_DAXDEV"), "no famfs requests without famfs");
+    assert!(recs.iter().any(|r| r.name == "READ"
+        && r.path.as_deref() == Some("/hello.txt")
+        && r.bytes == Some(18)));
+    assert!(recs
+        .iter()
+        .any(|r| r.name.starts_with("READDIR") && r.path.as_deref() == Some("/docs")));
+    assert!(recs
+        .iter()
+        .any(|r| r.name == "CREATE" && r.errno == Some(libc::EOPNOTSUPP)));
+    assert!(
+        !recs
+            .iter()
+            .any(|r| r.name == "GET_FMAP" || r.name == "GET_DAXDEV"),
+        "no famfs requests without famfs"
+    );
     assert!(recs.windows(2).all(|w| w[0].t_us <= w[1].t_us));
 }

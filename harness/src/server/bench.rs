@@ -16,19 +16,27 @@ use std::time::{Duration, Instant};
 const WINDOW: u64 = 64;
 
 fn scenario(profile: &Profile) -> Config {
-    let mut y = String::from("daxdevs: {0: /dev/dax0.0}\ntree:\n  - path: /big\n    fmap:\n      extents:\n");
+    let mut y = String::from(
+        "daxdevs: {0: /dev/dax0.0}\ntree:\n  - path: /big\n    fmap:\n      extents:\n",
+    );
     for i in 0..profile.max_extents.min(32) {
         let _ = writeln!(y, "        - {{offset: {}M, len: 2M}}", i * 4);
     }
     for i in 0..16 {
         let _ = writeln!(y, "  - path: /d/file{i}\n    content: \"{i}\"");
     }
-    Config::from_text(Path::new("<bench>"), &y, Some(profile.clone())).expect("the bench scenario is valid")
+    Config::from_text(Path::new("<bench>"), &y, Some(profile.clone()))
+        .expect("the bench scenario is valid")
 }
 
 fn started(cfg: &Config) -> Result<Server> {
     let mut s = Server::new(cfg.clone());
-    let init = sim::request(Opcode::Init as u32, 1, 0, &sim::init_payload(46, sim::KERNEL_OFFER | cfg.profile.flag_mask()));
+    let init = sim::request(
+        Opcode::Init as u32,
+        1,
+        0,
+        &sim::init_payload(46, sim::KERNEL_OFFER | cfg.profile.flag_mask()),
+    );
     s.handle(&init);
     if !s.famfs_enabled() {
         bail!("INIT did not enable famfs");
@@ -87,7 +95,10 @@ pub fn bench(n: u64) -> String {
     let cfg = scenario(&p);
     let big = cfg.lookup_path("/big").expect("bench tree").nodeid;
     let dir = cfg.lookup_path("/d").expect("bench tree").nodeid;
-    let fmap_len = cfg.lookup_path("/big").and_then(|b| b.fmap()).map_or(0, |f| f.encoded_len());
+    let fmap_len = cfg
+        .lookup_path("/big")
+        .and_then(|b| b.fmap())
+        .map_or(0, |f| f.encoded_len());
     let get_fmap = sim::request(p.get_fmap, 2, big, &[]);
     let lookup = sim::request(Opcode::Lookup as u32, 2, dir, &sim::name_payload("file7"));
 
@@ -95,7 +106,11 @@ pub fn bench(n: u64) -> String {
         "famfsd request throughput (profile {}, GET_FMAP reply {} bytes = 32 extents)\n",
         p.name, fmap_len
     );
-    let _ = writeln!(out, "{:<10} {:<28} {:>10} {:>10} {:>12}", "request", "path", "requests", "seconds", "req/s");
+    let _ = writeln!(
+        out,
+        "{:<10} {:<28} {:>10} {:>10} {:>12}",
+        "request", "path", "requests", "seconds", "req/s"
+    );
     let runs: [(&str, &[u8], &str, u64); 6] = [
         ("GET_FMAP", &get_fmap, "dispatcher only", 0),
         ("GET_FMAP", &get_fmap, "socketpair, 1 in flight", 1),
@@ -105,11 +120,19 @@ pub fn bench(n: u64) -> String {
         ("LOOKUP", &lookup, "socketpair, 64 in flight", WINDOW),
     ];
     for (name, req, how, window) in runs {
-        let r = if window == 0 { direct(&cfg, req, n) } else { channel(&cfg, req, n, window) };
+        let r = if window == 0 {
+            direct(&cfg, req, n)
+        } else {
+            channel(&cfg, req, n, window)
+        };
         match r {
             Ok(d) => {
                 let secs = d.as_secs_f64();
-                let _ = writeln!(out, "{name:<10} {how:<28} {n:>10} {secs:>10.3} {:>12.0}", n as f64 / secs.max(1e-9));
+                let _ = writeln!(
+                    out,
+                    "{name:<10} {how:<28} {n:>10} {secs:>10.3} {:>12.0}",
+                    n as f64 / secs.max(1e-9)
+                );
             }
             Err(e) => {
                 let _ = writeln!(out, "{name:<10} {how:<28} failed: {e:#}");

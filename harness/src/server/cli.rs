@@ -62,7 +62,10 @@ impl Args {
             let mut value = || -> Result<String> {
                 match &inline {
                     Some(v) => Ok(v.clone()),
-                    None => it.next().cloned().ok_or_else(|| anyhow!("{key} needs a value\n{USAGE}")),
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| anyhow!("{key} needs a value\n{USAGE}")),
                 }
             };
             match key {
@@ -112,18 +115,34 @@ pub fn summary(cfg: &Config) -> String {
     for n in &cfg.nodes {
         let what = match &n.kind {
             NodeKind::Dir { .. } => "dir".to_string(),
-            NodeKind::File { fmap: Some(f), .. } => format!("file, fmap of {} extent(s)", f.nextents()),
-            NodeKind::File { content: Some(_), .. } => "file, content".to_string(),
+            NodeKind::File { fmap: Some(f), .. } => {
+                format!("file, fmap of {} extent(s)", f.nextents())
+            }
+            NodeKind::File {
+                content: Some(_), ..
+            } => "file, content".to_string(),
             NodeKind::File { .. } => "file".to_string(),
         };
-        s += &format!("  node {:>3} {} ({what}, size {}, mode {:o})\n", n.nodeid, n.path, n.size, n.perm);
+        s += &format!(
+            "  node {:>3} {} ({what}, size {}, mode {:o})\n",
+            n.nodeid, n.path, n.size, n.perm
+        );
     }
     for (i, d) in &cfg.daxdevs {
         s += &format!("  daxdev {i}: {d}\n");
     }
     for r in &cfg.rules {
-        let on = r.node.and_then(|id| cfg.node(id)).map_or(String::new(), |n| format!(" on {}", n.path));
-        s += &format!("  rule: {} {}{on} ({:?}{})\n", r.name, r.op.name(), r.when, r.times.map_or(String::new(), |t| format!(", at most {t}")));
+        let on = r
+            .node
+            .and_then(|id| cfg.node(id))
+            .map_or(String::new(), |n| format!(" on {}", n.path));
+        s += &format!(
+            "  rule: {} {}{on} ({:?}{})\n",
+            r.name,
+            r.op.name(),
+            r.when,
+            r.times.map_or(String::new(), |t| format!(", at most {t}"))
+        );
     }
     s
 }
@@ -165,7 +184,11 @@ fn os_error(e: &std::io::Error) -> String {
 
 /// Opens /dev/fuse and mounts it on `mountpoint`.
 fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
-    let dev = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse") {
+    let dev = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
         Ok(f) => OwnedFd::from(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("no /dev/fuse: the kernel has no FUSE support, or devtmpfs is not mounted")
@@ -196,7 +219,11 @@ fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
             Some(libc::ENODEV) => " (the kernel has no fuse file system type)",
             _ => "",
         };
-        bail!("mount(2) of fuse on {} failed: {}{hint}", mountpoint.display(), os_error(&e));
+        bail!(
+            "mount(2) of fuse on {} failed: {}{hint}",
+            mountpoint.display(),
+            os_error(&e)
+        );
     }
     Ok(dev)
 }
@@ -216,17 +243,22 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
     if !a.mountpoint.is_dir() {
-        bail!("mount point {} is not an existing directory", a.mountpoint.display());
+        bail!(
+            "mount point {} is not an existing directory",
+            a.mountpoint.display()
+        );
     }
     let profile = cfg.profile.name.clone();
     let mut server = Server::new(cfg);
     if let Some(p) = &a.log {
-        let f = std::fs::File::create(p).with_context(|| format!("creating the request log {}", p.display()))?;
+        let f = std::fs::File::create(p)
+            .with_context(|| format!("creating the request log {}", p.display()))?;
         server.set_log(Box::new(std::io::LineWriter::new(f)));
     }
     if let Some(p) = &a.init_record {
@@ -235,7 +267,12 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         server.set_init_record(p.clone());
     }
     let dev = mount_fuse(&a.mountpoint, &a.fsname)?;
-    let running = match spawn(Arc::new(Mutex::new(server)), Channel::new(dev), a.threads, ExitMode::Process) {
+    let running = match spawn(
+        Arc::new(Mutex::new(server)),
+        Channel::new(dev),
+        a.threads,
+        ExitMode::Process,
+    ) {
         Ok(r) => r,
         Err(e) => {
             let _ = unmount(&a.mountpoint);
@@ -270,7 +307,10 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         bail!("serving {} failed: {msg}", a.mountpoint.display());
     }
     if why == Wake::Signal {
-        eprintln!("famfsd: signal received, {} unmounted", a.mountpoint.display());
+        eprintln!(
+            "famfsd: signal received, {} unmounted",
+            a.mountpoint.display()
+        );
     }
     Ok(0)
 }
@@ -285,21 +325,47 @@ mod tests {
 
     #[test]
     fn args() {
-        let a = Args::parse(&s(&["--scenario", "x.yaml", "--mountpoint=/mnt", "--threads", "4", "--profile", "famfs-6.14"])).unwrap();
+        let a = Args::parse(&s(&[
+            "--scenario",
+            "x.yaml",
+            "--mountpoint=/mnt",
+            "--threads",
+            "4",
+            "--profile",
+            "famfs-6.14",
+        ]))
+        .unwrap();
         assert_eq!(a.scenario, PathBuf::from("x.yaml"));
         assert_eq!(a.mountpoint, PathBuf::from("/mnt"));
         assert_eq!(a.threads, 4);
         assert_eq!(a.profile.as_deref(), Some("famfs-6.14"));
         assert_eq!(a.fsname, "fh-famfsd");
-        let e = Args::parse(&s(&["--scenario", "x"])).unwrap_err().to_string();
+        let e = Args::parse(&s(&["--scenario", "x"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--mountpoint DIR is required"), "{e}");
-        let e = Args::parse(&s(&["--scenario", "x", "--mountpoint", "/m", "--bogus"])).unwrap_err().to_string();
+        let e = Args::parse(&s(&["--scenario", "x", "--mountpoint", "/m", "--bogus"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown argument '--bogus'"), "{e}");
-        let e = Args::parse(&s(&["--scenario", "x", "--mountpoint", "/m", "--threads", "0"])).unwrap_err().to_string();
+        let e = Args::parse(&s(&[
+            "--scenario",
+            "x",
+            "--mountpoint",
+            "/m",
+            "--threads",
+            "0",
+        ]))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("1 to 64"), "{e}");
         let e = Args::parse(&s(&["--scenario"])).unwrap_err().to_string();
         assert!(e.contains("--scenario needs a value"), "{e}");
-        assert!(Args::parse(&s(&["--scenario", "x", "--check"])).unwrap().check);
+        assert!(
+            Args::parse(&s(&["--scenario", "x", "--check"]))
+                .unwrap()
+                .check
+        );
     }
 
     #[test]
@@ -308,13 +374,32 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.yaml");
         std::fs::write(&f, "profile: v99\n").unwrap();
-        let args = s(&["--scenario", f.to_str().unwrap(), "--mountpoint", "/nonexistent"]);
+        let args = s(&[
+            "--scenario",
+            f.to_str().unwrap(),
+            "--mountpoint",
+            "/nonexistent",
+        ]);
         let e = format!("{:#}", cli_main(&args).unwrap_err());
         assert!(e.contains("bad.yaml:1:10") && e.contains("v99"), "{e}");
-        let e = format!("{:#}", cli_main(&s(&["--scenario", "/nonexistent.yaml", "--mountpoint", "/"])).unwrap_err());
+        let e = format!(
+            "{:#}",
+            cli_main(&s(&[
+                "--scenario",
+                "/nonexistent.yaml",
+                "--mountpoint",
+                "/"
+            ]))
+            .unwrap_err()
+        );
         assert!(e.contains("reading scenario /nonexistent.yaml"), "{e}");
         std::fs::write(&f, "tree: []\n").unwrap();
-        let args = s(&["--scenario", f.to_str().unwrap(), "--mountpoint", "/nonexistent-dir"]);
+        let args = s(&[
+            "--scenario",
+            f.to_str().unwrap(),
+            "--mountpoint",
+            "/nonexistent-dir",
+        ]);
         let e = format!("{:#}", cli_main(&args).unwrap_err());
         assert!(e.contains("not an existing directory"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -11,9 +11,7 @@ use famfs_proto::abi::{
     GetxattrOut, InHeader, InitIn, InitOut, NotifyInvalInodeOut, NotifyStoreOut, OpKind, OpenOut,
     OutHeader, ReadIn, SetattrIn, StatfsOut, Wire,
 };
-use famfs_proto::errno::{
-    EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP,
-};
+use famfs_proto::errno::{EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP};
 use famfs_proto::{Opcode, Profile, RawFmap};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -216,7 +214,9 @@ impl Server {
     }
 
     fn node(&self, nodeid: u64) -> Option<&Node> {
-        nodeid.checked_sub(1).and_then(|i| self.nodes.get(i as usize))
+        nodeid
+            .checked_sub(1)
+            .and_then(|i| self.nodes.get(i as usize))
     }
 
     /// The meaning of an opcode: by the profile once famfs is on; before
@@ -394,7 +394,12 @@ impl Server {
         let mut reply_bytes = None;
         match end {
             Some(a) => {
-                rec.reply = if matches!(a, Action::Exit(_)) { "exit" } else { "withheld" }.into();
+                rec.reply = if matches!(a, Action::Exit(_)) {
+                    "exit"
+                } else {
+                    "withheld"
+                }
+                .into();
                 actions.push(a);
             }
             None => match out.take().expect("set above") {
@@ -434,7 +439,10 @@ impl Server {
             if let Some(p) = &self.init_path {
                 let text = serde_json::to_string_pretty(&ir).expect("records serialize");
                 if let Err(e) = std::fs::write(p, text + "\n") {
-                    eprintln!("famfsd: writing the INIT record {} failed: {e}", p.display());
+                    eprintln!(
+                        "famfsd: writing the INIT record {} failed: {e}",
+                        p.display()
+                    );
                 }
             }
             self.init = Some(ir);
@@ -443,7 +451,12 @@ impl Server {
         (actions, rec)
     }
 
-    fn malformed_request(&mut self, req: &[u8], t_us: u64, why: &str) -> (Vec<Action>, RequestRecord) {
+    fn malformed_request(
+        &mut self,
+        req: &[u8],
+        t_us: u64,
+        why: &str,
+    ) -> (Vec<Action>, RequestRecord) {
         eprintln!("famfsd: malformed request ({} bytes): {why}", req.len());
         let h = InHeader::decode(req).ok();
         let mut rec = RequestRecord {
@@ -469,7 +482,13 @@ impl Server {
         (actions, rec)
     }
 
-    fn match_rules(&mut self, opcode: u32, kind: OpKind, subject: Option<u64>, nodeid: u64) -> Vec<usize> {
+    fn match_rules(
+        &mut self,
+        opcode: u32,
+        kind: OpKind,
+        subject: Option<u64>,
+        nodeid: u64,
+    ) -> Vec<usize> {
         let mut out = Vec::new();
         for (i, r) in self.cfg.rules.iter().enumerate() {
             if !r.op.matches(opcode, kind) {
@@ -629,10 +648,19 @@ impl Server {
         (Out::Data(bytes), Some(rec))
     }
 
-    fn standard(&mut self, op: Opcode, h: &InHeader, payload: &[u8], fired: &[usize], applied: &mut Vec<String>) -> Out {
+    fn standard(
+        &mut self,
+        op: Opcode,
+        h: &InHeader,
+        payload: &[u8],
+        fired: &[usize],
+        applied: &mut Vec<String>,
+    ) -> Out {
         match op {
             Opcode::Lookup => {
-                let Some(parent) = self.node(h.nodeid) else { return err(ENOENT) };
+                let Some(parent) = self.node(h.nodeid) else {
+                    return err(ENOENT);
+                };
                 if !parent.is_dir() {
                     return err(ENOTDIR);
                 }
@@ -644,14 +672,18 @@ impl Server {
                 Out::Data(e.to_bytes())
             }
             Opcode::Getattr => {
-                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                let Some(n) = self.node(h.nodeid) else {
+                    return err(ENOENT);
+                };
                 let mut a = self.attr_out(n);
                 self.attr_faults(&mut a.attr, fired, applied);
                 Out::Data(a.to_bytes())
             }
             Opcode::Setattr => self.setattr(h, payload, fired, applied),
             Opcode::Open | Opcode::Opendir => {
-                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                let Some(n) = self.node(h.nodeid) else {
+                    return err(ENOENT);
+                };
                 match (op, n.is_dir()) {
                     (Opcode::Open, true) => return err(EISDIR),
                     (Opcode::Opendir, false) => return err(ENOTDIR),
@@ -659,11 +691,22 @@ impl Server {
                 }
                 let fh = self.next_fh;
                 self.next_fh += 1;
-                Out::Data(OpenOut { fh, open_flags: 0, backing_id: 0 }.to_bytes())
+                Out::Data(
+                    OpenOut {
+                        fh,
+                        open_flags: 0,
+                        backing_id: 0,
+                    }
+                    .to_bytes(),
+                )
             }
             Opcode::Read => {
-                let Ok(r) = ReadIn::decode(payload) else { return err(EINVAL) };
-                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
+                let Ok(r) = ReadIn::decode(payload) else {
+                    return err(EINVAL);
+                };
+                let Some(n) = self.node(h.nodeid) else {
+                    return err(ENOENT);
+                };
                 match &n.kind {
                     NodeKind::Dir { .. } => err(EISDIR),
                     // famfs data never goes through READ; like famfs_fused,
@@ -683,11 +726,22 @@ impl Server {
                 }
             }
             Opcode::Readdir | Opcode::Readdirplus => {
-                let Ok(r) = ReadIn::decode(payload) else { return err(EINVAL) };
-                let Some(n) = self.node(h.nodeid) else { return err(ENOENT) };
-                let NodeKind::Dir { children } = &n.kind else { return err(ENOTDIR) };
-                let mut list: Vec<(&str, &Node)> = vec![(".", n), ("..", self.node(n.parent).unwrap_or(n))];
-                list.extend(children.iter().filter_map(|(name, id)| Some((name.as_str(), self.node(*id)?))));
+                let Ok(r) = ReadIn::decode(payload) else {
+                    return err(EINVAL);
+                };
+                let Some(n) = self.node(h.nodeid) else {
+                    return err(ENOENT);
+                };
+                let NodeKind::Dir { children } = &n.kind else {
+                    return err(ENOTDIR);
+                };
+                let mut list: Vec<(&str, &Node)> =
+                    vec![(".", n), ("..", self.node(n.parent).unwrap_or(n))];
+                list.extend(
+                    children
+                        .iter()
+                        .filter_map(|(name, id)| Some((name.as_str(), self.node(*id)?))),
+                );
                 let mut buf = Vec::new();
                 for (i, (name, c)) in list.iter().enumerate().skip(r.offset as usize) {
                     let mut one = Vec::new();
@@ -709,9 +763,11 @@ impl Server {
                 }
                 Out::Data(buf)
             }
-            Opcode::Release | Opcode::Releasedir | Opcode::Flush | Opcode::Fsync | Opcode::Fsyncdir => {
-                Out::Data(Vec::new())
-            }
+            Opcode::Release
+            | Opcode::Releasedir
+            | Opcode::Flush
+            | Opcode::Fsync
+            | Opcode::Fsyncdir => Out::Data(Vec::new()),
             Opcode::Statfs => {
                 let used: u64 = self.nodes.iter().map(|n| n.size.div_ceil(4096)).sum();
                 let mut s = StatfsOut::default();
@@ -724,21 +780,41 @@ impl Server {
             }
             Opcode::Getxattr => err(ENODATA),
             Opcode::Listxattr => match GetxattrIn::decode(payload) {
-                Ok(g) if g.size == 0 => Out::Data(GetxattrOut { size: 0, padding: 0 }.to_bytes()),
+                Ok(g) if g.size == 0 => Out::Data(
+                    GetxattrOut {
+                        size: 0,
+                        padding: 0,
+                    }
+                    .to_bytes(),
+                ),
                 Ok(_) => Out::Data(Vec::new()),
                 Err(_) => err(EINVAL),
             },
             // famfs_fused refuses to create files (ENOTSUP).
             Opcode::Create => err(EOPNOTSUPP),
-            Opcode::Forget | Opcode::BatchForget | Opcode::Interrupt | Opcode::NotifyReply => Out::None,
+            Opcode::Forget | Opcode::BatchForget | Opcode::Interrupt | Opcode::NotifyReply => {
+                Out::None
+            }
             Opcode::Destroy => Out::Data(Vec::new()),
             _ => err(ENOSYS),
         }
     }
 
-    fn setattr(&mut self, h: &InHeader, payload: &[u8], fired: &[usize], applied: &mut Vec<String>) -> Out {
-        let Ok(s) = SetattrIn::decode(payload) else { return err(EINVAL) };
-        let Some(idx) = h.nodeid.checked_sub(1).filter(|&i| (i as usize) < self.nodes.len()) else {
+    fn setattr(
+        &mut self,
+        h: &InHeader,
+        payload: &[u8],
+        fired: &[usize],
+        applied: &mut Vec<String>,
+    ) -> Out {
+        let Ok(s) = SetattrIn::decode(payload) else {
+            return err(EINVAL);
+        };
+        let Some(idx) = h
+            .nodeid
+            .checked_sub(1)
+            .filter(|&i| (i as usize) < self.nodes.len())
+        else {
             return err(ENOENT);
         };
         let n = &mut self.nodes[idx as usize];
@@ -762,9 +838,19 @@ impl Server {
         Out::Data(a.to_bytes())
     }
 
-    fn get_fmap(&mut self, h: &InHeader, payload: &[u8], fired: &[usize], applied: &mut Vec<String>) -> Out {
+    fn get_fmap(
+        &mut self,
+        h: &InHeader,
+        payload: &[u8],
+        fired: &[usize],
+        applied: &mut Vec<String>,
+    ) -> Out {
         let p = &self.cfg.profile;
-        let Some(idx) = h.nodeid.checked_sub(1).filter(|&i| (i as usize) < self.nodes.len()) else {
+        let Some(idx) = h
+            .nodeid
+            .checked_sub(1)
+            .filter(|&i| (i as usize) < self.nodes.len())
+        else {
             return err(EINVAL);
         };
         let Some((tmpl, bytes)) = &self.fmaps[idx as usize] else {
@@ -809,7 +895,11 @@ impl Server {
             .collect();
         if configured.is_none() && faults.is_empty() {
             // famfs_fused: no device configured at all is EOPNOTSUPP.
-            return err(if self.cfg.daxdevs.is_empty() { EOPNOTSUPP } else { EINVAL });
+            return err(if self.cfg.daxdevs.is_empty() {
+                EOPNOTSUPP
+            } else {
+                EINVAL
+            });
         }
         let index = h.nodeid as u16;
         let mut out = DaxdevOut::with_path(index, configured.unwrap_or(""))
@@ -834,7 +924,9 @@ fn cstr(b: &[u8]) -> &[u8] {
 
 fn child(dir: &Node, name: &[u8]) -> Option<u64> {
     match &dir.kind {
-        NodeKind::Dir { children } => std::str::from_utf8(name).ok().and_then(|n| children.get(n).copied()),
+        NodeKind::Dir { children } => std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| children.get(n).copied()),
         NodeKind::File { .. } => None,
     }
 }

@@ -233,8 +233,15 @@ pub struct FmapPost {
     pub fmap_size_set: bool,
 }
 
-fn target_record<'a>(raw: &'a mut RawFmap, extent: u32, strip: Option<u32>) -> Option<&'a mut famfs_proto::abi::FmapSimpleExt> {
-    let interleaved = raw.records.iter().any(|r| matches!(r, Record::Interleave(_)));
+fn target_record(
+    raw: &mut RawFmap,
+    extent: u32,
+    strip: Option<u32>,
+) -> Option<&mut famfs_proto::abi::FmapSimpleExt> {
+    let interleaved = raw
+        .records
+        .iter()
+        .any(|r| matches!(r, Record::Interleave(_)));
     if interleaved {
         raw.strip_mut(extent as usize, strip.unwrap_or(0) as usize)
     } else if strip.is_some() {
@@ -246,7 +253,7 @@ fn target_record<'a>(raw: &'a mut RawFmap, extent: u32, strip: Option<u32>) -> O
 
 fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
+    if s.len() & 1 != 0 {
         return Err(format!("hex '{s}' has an odd number of digits"));
     }
     (0..s.len())
@@ -338,16 +345,25 @@ impl Fault {
                     return Err("`strip` needs an interleaved fmap".into());
                 }
                 if extent as usize >= v.len() {
-                    return Err(format!("extent {extent} does not exist ({} extents)", v.len()));
+                    return Err(format!(
+                        "extent {extent} does not exist ({} extents)",
+                        v.len()
+                    ));
                 }
             }
             Extents::Interleave(v) => {
                 let Some(e) = v.get(extent as usize) else {
-                    return Err(format!("extent {extent} does not exist ({} extents)", v.len()));
+                    return Err(format!(
+                        "extent {extent} does not exist ({} extents)",
+                        v.len()
+                    ));
                 };
                 let s = strip.unwrap_or(0) as usize;
                 if !interleave_only && s >= e.strips.len() {
-                    return Err(format!("extent {extent} has no strip {s} ({} strips)", e.strips.len()));
+                    return Err(format!(
+                        "extent {extent} has no strip {s} ({} strips)",
+                        e.strips.len()
+                    ));
                 }
             }
         }
@@ -385,39 +401,55 @@ impl Fault {
             }
             Fault::MisalignedOffset(m) => {
                 let by = m.by.map_or(4096, |b| b.0);
-                let Some(e) = target_record(raw, m.extent, m.strip) else { return false };
+                let Some(e) = target_record(raw, m.extent, m.strip) else {
+                    return false;
+                };
                 e.offset = e.offset.wrapping_add(by);
             }
             Fault::MisalignedLen(m) => {
                 let by = m.by.map_or(4096, |b| b.0);
-                let Some(e) = target_record(raw, m.extent, m.strip) else { return false };
+                let Some(e) = target_record(raw, m.extent, m.strip) else {
+                    return false;
+                };
                 e.len = e.len.wrapping_add(by);
             }
             Fault::Devindex(v) => {
-                let Some(e) = target_record(raw, v.extent, v.strip) else { return false };
+                let Some(e) = target_record(raw, v.extent, v.strip) else {
+                    return false;
+                };
                 e.devindex = v.value.0 as u32;
             }
             Fault::OffsetWrap(t) => {
-                let Some(e) = target_record(raw, t.extent, t.strip) else { return false };
+                let Some(e) = target_record(raw, t.extent, t.strip) else {
+                    return false;
+                };
                 e.offset = 0u64.wrapping_sub(p.alignment);
                 if e.len == 0 {
                     e.len = p.alignment;
                 }
             }
             Fault::Nstrips(v) => {
-                let Some(h) = raw.interleave_mut(v.extent as usize) else { return false };
+                let Some(h) = raw.interleave_mut(v.extent as usize) else {
+                    return false;
+                };
                 h.nstrips = v.value.0 as u32;
             }
             Fault::NstripsOverMax(e) => {
-                let Some(h) = raw.interleave_mut(e.extent as usize) else { return false };
+                let Some(h) = raw.interleave_mut(e.extent as usize) else {
+                    return false;
+                };
                 h.nstrips = p.max_strips.saturating_add(1);
             }
             Fault::ChunkSize(v) => {
-                let Some(h) = raw.interleave_mut(v.extent as usize) else { return false };
+                let Some(h) = raw.interleave_mut(v.extent as usize) else {
+                    return false;
+                };
                 h.chunk_size = v.value.0 as u32;
             }
             Fault::Nbytes(v) => {
-                let Some(h) = raw.interleave_mut(v.extent as usize) else { return false };
+                let Some(h) = raw.interleave_mut(v.extent as usize) else {
+                    return false;
+                };
                 h.nbytes = v.value.0;
             }
             Fault::ShortOfFileSize => {
@@ -434,7 +466,12 @@ impl Fault {
                 let huge = 1u64 << 63;
                 let others = {
                     let mut r = raw.clone();
-                    match r.records.iter_mut().rev().find(|r| !matches!(r, Record::Strip(_))) {
+                    match r
+                        .records
+                        .iter_mut()
+                        .rev()
+                        .find(|r| !matches!(r, Record::Strip(_)))
+                    {
                         Some(Record::Extent(e)) => e.len = 0,
                         Some(Record::Interleave(h)) => h.nbytes = 0,
                         _ => {}
@@ -445,7 +482,12 @@ impl Fault {
                     .wrapping_sub(others)
                     .checked_next_multiple_of(p.alignment)
                     .unwrap_or(huge);
-                match raw.records.iter_mut().rev().find(|r| !matches!(r, Record::Strip(_))) {
+                match raw
+                    .records
+                    .iter_mut()
+                    .rev()
+                    .find(|r| !matches!(r, Record::Strip(_)))
+                {
                     Some(Record::Extent(e)) => e.len = need,
                     Some(Record::Interleave(h)) => h.nbytes = need,
                     _ => {}
@@ -462,9 +504,13 @@ impl Fault {
                         raw.header.nextents = raw.header.nextents.wrapping_add(1);
                     }
                     Some(Record::Interleave(_)) => {
-                        let Some(Record::Strip(s)) = raw.records.get(1).copied() else { return false };
+                        let Some(Record::Strip(s)) = raw.records.get(1).copied() else {
+                            return false;
+                        };
                         raw.records.insert(2, Record::Strip(s));
-                        let h = raw.interleave_mut(0).expect("record 0 is an interleaved header");
+                        let h = raw
+                            .interleave_mut(0)
+                            .expect("record 0 is an interleaved header");
                         h.nstrips = h.nstrips.wrapping_add(1);
                     }
                     _ => return false,
@@ -490,8 +536,17 @@ impl Fault {
 
     /// Applies a GET_DAXDEV fault to the reply payload. `configured` is the
     /// path of the index, if any.
-    pub fn apply_daxdev(&self, payload: &mut Vec<u8>, index: u16, configured: Option<&str>) -> bool {
-        let with = |path: &str| DaxdevOut::with_path(index, path).expect("checked length").to_bytes();
+    pub fn apply_daxdev(
+        &self,
+        payload: &mut Vec<u8>,
+        index: u16,
+        configured: Option<&str>,
+    ) -> bool {
+        let with = |path: &str| {
+            DaxdevOut::with_path(index, path)
+                .expect("checked length")
+                .to_bytes()
+        };
         match self {
             Fault::DaxdevEmptyName => *payload = with(""),
             Fault::DaxdevNonexistent => *payload = with(NONEXISTENT_DAXDEV),

@@ -34,7 +34,8 @@ impl Size {
     /// Parses the text form; the error says what was wrong.
     pub fn parse(text: &str) -> Result<u64, String> {
         let t = text.trim();
-        let bad = || format!("bad size '{text}': expected a number like 4096, 0x1000, 4K, 2M or 1G");
+        let bad =
+            || format!("bad size '{text}': expected a number like 4096, 0x1000, 4K, 2M or 1G");
         if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
             return u64::from_str_radix(hex, 16).map_err(|_| bad());
         }
@@ -112,7 +113,9 @@ pub struct Errno(pub i32);
 
 /// Errno names the scenario accepts (those famfs-proto knows).
 pub fn errno_names() -> Vec<&'static str> {
-    (1..4096).filter_map(famfs_proto::errno::errno_name).collect()
+    (1..4096)
+        .filter_map(famfs_proto::errno::errno_name)
+        .collect()
 }
 
 impl<'de> Deserialize<'de> for Errno {
@@ -306,7 +309,9 @@ impl<'de> Deserialize<'de> for ProfileField {
         impl<'de> Visitor<'de> for V {
             type Value = ProfileField;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a profile name (famfs-6.14, v10, post-v10-simple, custom:...) or a table")
+                f.write_str(
+                    "a profile name (famfs-6.14, v10, post-v10-simple, custom:...) or a table",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ProfileField, E> {
                 Profile::parse(v).map(ProfileField).map_err(E::custom)
@@ -544,8 +549,13 @@ pub struct Node {
 
 #[derive(Debug, Clone)]
 pub enum NodeKind {
-    Dir { children: BTreeMap<String, u64> },
-    File { content: Option<Vec<u8>>, fmap: Option<Fmap> },
+    Dir {
+        children: BTreeMap<String, u64>,
+    },
+    File {
+        content: Option<Vec<u8>>,
+        fmap: Option<Fmap>,
+    },
 }
 
 impl Node {
@@ -555,7 +565,11 @@ impl Node {
 
     /// `st_mode` with the type bits.
     pub fn mode(&self) -> u32 {
-        let t = if self.is_dir() { libc::S_IFDIR } else { libc::S_IFREG };
+        let t = if self.is_dir() {
+            libc::S_IFDIR
+        } else {
+            libc::S_IFREG
+        };
         t | self.perm
     }
 
@@ -743,7 +757,10 @@ fn normalize(path: &str) -> Option<String> {
         return None;
     }
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.iter().any(|p| *p == "." || *p == ".." || p.len() > 255) {
+    if parts
+        .iter()
+        .any(|p| *p == "." || *p == ".." || p.len() > 255)
+    {
         return None;
     }
     Some(format!("/{}", parts.join("/")))
@@ -763,13 +780,26 @@ fn build_fmap(file: &Path, spec: &Spanned<FmapSpec>, size: Option<u64>) -> Resul
             let mut out = Vec::new();
             for ie in v {
                 let Ok(chunk) = u32::try_from(ie.chunk_size.value.0) else {
-                    fail_at!(file, &ie.chunk_size.referenced, "chunk_size {} does not fit in 32 bits", ie.chunk_size.value.0);
+                    fail_at!(
+                        file,
+                        &ie.chunk_size.referenced,
+                        "chunk_size {} does not fit in 32 bits",
+                        ie.chunk_size.value.0
+                    );
                 };
-                out.push(InterleavedExtent::new(chunk, ie.nbytes.0, ie.strips.iter().map(simple).collect()));
+                out.push(InterleavedExtent::new(
+                    chunk,
+                    ie.nbytes.0,
+                    ie.strips.iter().map(simple).collect(),
+                ));
             }
             Extents::Interleave(out)
         }
-        _ => fail_at!(file, &spec.referenced, "an fmap needs exactly one of `extents` (simple) and `interleave`"),
+        _ => fail_at!(
+            file,
+            &spec.referenced,
+            "an fmap needs exactly one of `extents` (simple) and `interleave`"
+        ),
     };
     let total = match &extents {
         Extents::Simple(v) => v.iter().fold(0u64, |a, e| a.wrapping_add(e.len)),
@@ -792,10 +822,19 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
     entries.insert("/".into(), None);
     for spec in specs {
         let Some(path) = normalize(&spec.path.value) else {
-            fail_at!(file, &spec.path.referenced, "path '{}' must be absolute, without '.' or '..' components", spec.path.value);
+            fail_at!(
+                file,
+                &spec.path.referenced,
+                "path '{}' must be absolute, without '.' or '..' components",
+                spec.path.value
+            );
         };
         if let Some(Some(_)) = entries.get(&path) {
-            fail_at!(file, &spec.path.referenced, "path '{path}' appears twice in the tree");
+            fail_at!(
+                file,
+                &spec.path.referenced,
+                "path '{path}' appears twice in the tree"
+            );
         }
         entries.insert(path, Some(spec));
     }
@@ -806,7 +845,11 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
             let mut cur = p.as_str();
             while let Some(i) = cur.rfind('/') {
                 cur = &cur[..i];
-                parents.push(if cur.is_empty() { "/".to_string() } else { cur.to_string() });
+                parents.push(if cur.is_empty() {
+                    "/".to_string()
+                } else {
+                    cur.to_string()
+                });
                 if cur.is_empty() {
                     break;
                 }
@@ -837,7 +880,11 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
                 Some(NodeType::File) => true,
                 Some(NodeType::Dir) => {
                     if s.size.is_some() || s.fmap.is_some() || s.content.is_some() {
-                        fail_at!(file, &s.path.referenced, "'{path}' is a directory but has size, fmap or content");
+                        fail_at!(
+                            file,
+                            &s.path.referenced,
+                            "'{path}' is a directory but has size, fmap or content"
+                        );
                     }
                     false
                 }
@@ -865,7 +912,12 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
                 .unwrap_or(0);
             (NodeKind::File { content, fmap }, size)
         } else {
-            (NodeKind::Dir { children: BTreeMap::new() }, 0)
+            (
+                NodeKind::Dir {
+                    children: BTreeMap::new(),
+                },
+                0,
+            )
         };
         let default_perm = if is_file { 0o644 } else { 0o755 };
         nodes.push(Node {
@@ -890,7 +942,12 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
             }
             NodeKind::File { .. } => {
                 let child = entries[&nodes[i].path].expect("a child of a file was listed");
-                fail_at!(file, &child.path.referenced, "'{}' is inside '{parent_path}', which is a file", nodes[i].path);
+                fail_at!(
+                    file,
+                    &child.path.referenced,
+                    "'{}' is inside '{parent_path}', which is a file",
+                    nodes[i].path
+                );
             }
         }
     }
@@ -920,7 +977,11 @@ fn resolve_rule(
     let mut node = entry;
     if let Some(p) = &r.path {
         if entry.is_some() {
-            fail_at!(file, &p.referenced, "a rule on a tree entry has its path implied; remove `path`");
+            fail_at!(
+                file,
+                &p.referenced,
+                "a rule on a tree entry has its path implied; remove `path`"
+            );
         }
         match normalize(&p.value).and_then(|n| by_path.get(n.as_str()).copied()) {
             Some(id) => node = Some(id),
@@ -934,7 +995,11 @@ fn resolve_rule(
         (None, FaultClass::Daxdev) => OpSel::GetDaxdev,
         (None, FaultClass::Attr) => OpSel::Std(Opcode::Getattr),
         (None, FaultClass::Generic) if entry.is_some() => OpSel::GetFmap,
-        (None, FaultClass::Generic) => fail_at!(file, floc, "fault `{name}` needs `op:` (the opcode name it applies to)"),
+        (None, FaultClass::Generic) => fail_at!(
+            file,
+            floc,
+            "fault `{name}` needs `op:` (the opcode name it applies to)"
+        ),
     };
     let oploc = r.op.as_ref().map_or(floc, |o| &o.referenced);
 
@@ -953,19 +1018,34 @@ fn resolve_rule(
             FaultClass::Daxdev => "GET_DAXDEV",
             _ => "GETATTR, SETATTR or LOOKUP",
         };
-        fail_at!(file, oploc, "fault `{name}` applies to {wants} replies, not to {}", op.name());
+        fail_at!(
+            file,
+            oploc,
+            "fault `{name}` applies to {wants} replies, not to {}",
+            op.name()
+        );
     }
     if op == OpSel::GetDaxdev && node.is_some() {
         fail_at!(file, oploc, "GET_DAXDEV requests carry a device index, not a file: put this rule under top-level `faults:` with `index:`");
     }
     if r.index.is_some() && op != OpSel::GetDaxdev {
-        fail_at!(file, oploc, "`index` selects GET_DAXDEV requests; this rule is for {}", op.name());
+        fail_at!(
+            file,
+            oploc,
+            "`index` selects GET_DAXDEV requests; this rule is for {}",
+            op.name()
+        );
     }
 
     if let (FaultClass::Fmap, Some(id)) = (class, node) {
         let n = &nodes[id as usize - 1];
         let Some(fmap) = n.fmap() else {
-            fail_at!(file, floc, "fault `{name}` needs an fmap but '{}' has none", n.path);
+            fail_at!(
+                file,
+                floc,
+                "fault `{name}` needs an fmap but '{}' has none",
+                n.path
+            );
         };
         if let Err(why) = fault.check_target(fmap) {
             fail_at!(file, floc, "fault `{name}` on '{}': {why}", n.path);
@@ -986,7 +1066,11 @@ fn resolve_rule(
         // Without a node the notification would go to whatever node id the
         // request carries, which for GET_DAXDEV is a device index.
         if op == OpSel::GetDaxdev {
-            fail_at!(file, floc, "a notification on GET_DAXDEV needs `node:` (a path)");
+            fail_at!(
+                file,
+                floc,
+                "a notification on GET_DAXDEV needs `node:` (a path)"
+            );
         }
     }
 
@@ -1030,7 +1114,10 @@ mod tests {
     #[test]
     fn syntax_error_has_position() {
         let e = err("tree:\n  - path: /a\n    size: [1\n");
-        assert!(e.starts_with("s.yaml:3:") || e.starts_with("s.yaml:4:"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:3:") || e.starts_with("s.yaml:4:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1045,7 +1132,9 @@ mod tests {
 
     #[test]
     fn bad_extent_offset_has_position() {
-        let e = err("tree:\n  - path: /f\n    fmap:\n      extents:\n        - {offset: 3X, len: 2M}\n");
+        let e = err(
+            "tree:\n  - path: /f\n    fmap:\n      extents:\n        - {offset: 3X, len: 2M}\n",
+        );
         assert!(e.starts_with("s.yaml:5:"), "{e}");
         assert!(e.contains("bad size '3X'"), "{e}");
     }
@@ -1055,7 +1144,13 @@ mod tests {
         let e = err("faults:\n  - op: GET_FMAP\n    fault: {nextentz: 3}\n");
         assert!(e.starts_with("s.yaml:3:"), "{e}");
         assert!(e.contains("unknown variant `nextentz`"), "{e}");
-        for name in ["nextents", "chunk_size", "daxdev_unterminated", "never_reply", "notify_store"] {
+        for name in [
+            "nextents",
+            "chunk_size",
+            "daxdev_unterminated",
+            "never_reply",
+            "notify_store",
+        ] {
             assert!(e.contains(name), "missing {name} in: {e}");
         }
     }
@@ -1064,7 +1159,10 @@ mod tests {
     fn unknown_profile_lists_valid_ones() {
         let e = err("profile: v11\n");
         assert!(e.starts_with("s.yaml:1:10: "), "{e}");
-        assert!(e.contains("'v11'") && e.contains("famfs-6.14, v10, post-v10-simple"), "{e}");
+        assert!(
+            e.contains("'v11'") && e.contains("famfs-6.14, v10, post-v10-simple"),
+            "{e}"
+        );
         let e = err("profile:\n  base: v10\n  flagbit: 44\n");
         assert!(e.starts_with("s.yaml:3:3: "), "{e}");
         assert!(e.contains("flag_bit"), "{e}");
@@ -1073,11 +1171,22 @@ mod tests {
     #[test]
     fn unknown_names_in_enums_and_tables() {
         let e = err("init:\n  famfs: maybe\n");
-        assert!(e.starts_with("s.yaml:2:") && e.contains("echo") && e.contains("withhold"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:2:") && e.contains("echo") && e.contains("withhold"),
+            "{e}"
+        );
         let e = err("init:\n  flags: [ATOMIC_O_TRUNK]\n");
-        assert!(e.starts_with("s.yaml:2:") && e.contains("ATOMIC_O_TRUNC") && e.contains("WRITEBACK_CACHE"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:2:")
+                && e.contains("ATOMIC_O_TRUNC")
+                && e.contains("WRITEBACK_CACHE"),
+            "{e}"
+        );
         let e = err("faults:\n  - op: GET_FMAPP\n    fault: never_reply\n");
-        assert!(e.starts_with("s.yaml:2:") && e.contains("GET_DAXDEV") && e.contains("LOOKUP"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:2:") && e.contains("GET_DAXDEV") && e.contains("LOOKUP"),
+            "{e}"
+        );
         let e = err("faults:\n  - op: OPEN\n    fault: {error: EIOO}\n");
         assert!(e.starts_with("s.yaml:3:") && e.contains("ENOENT"), "{e}");
         let e = err("init:\n  malformed: broken\n");
@@ -1087,24 +1196,41 @@ mod tests {
     #[test]
     fn semantic_errors_point_into_the_file() {
         let e = err("faults:\n  - fault: never_reply\n");
-        assert!(e.starts_with("s.yaml:2:") && e.contains("needs `op:`"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:2:") && e.contains("needs `op:`"),
+            "{e}"
+        );
         let e = err("faults:\n  - path: /nope\n    fault: {nextents: 0}\n");
-        assert!(e.starts_with("s.yaml:2:") && e.contains("not in the tree"), "{e}");
-        let e = err("tree:\n  - path: /f\n    content: x\n    faults:\n      - fault: {nextents: 0}\n");
+        assert!(
+            e.starts_with("s.yaml:2:") && e.contains("not in the tree"),
+            "{e}"
+        );
+        let e =
+            err("tree:\n  - path: /f\n    content: x\n    faults:\n      - fault: {nextents: 0}\n");
         assert!(e.starts_with("s.yaml:5:") && e.contains("has none"), "{e}");
         let e = err("tree:\n  - path: /f\n    fmap: {extents: [{offset: 0, len: 2M}]}\n    faults:\n      - fault: {chunk_size: {value: 0}}\n");
-        assert!(e.starts_with("s.yaml:5:") && e.contains("interleaved"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:5:") && e.contains("interleaved"),
+            "{e}"
+        );
         let e = err("tree:\n  - path: /f\n    fmap: {extents: [{offset: 0, len: 2M}]}\n    faults:\n      - fault: {devindex: {value: 1, extent: 3}}\n");
         assert!(e.contains("extent 3"), "{e}");
         let e = err("faults:\n  - op: LOOKUP\n    fault: {nextents: 0}\n");
         assert!(e.starts_with("s.yaml:2:") && e.contains("GET_FMAP"), "{e}");
         let e = err("tree:\n  - path: /f\n    fmap: {}\n");
-        assert!(e.starts_with("s.yaml:3:") && e.contains("exactly one"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:3:") && e.contains("exactly one"),
+            "{e}"
+        );
         let e = err("tree:\n  - path: /a\n  - path: /a/\n");
         assert!(e.starts_with("s.yaml:3:") && e.contains("twice"), "{e}");
         let e = err("tree:\n  - path: /f\n    content: x\n  - path: /f/g\n    content: y\n");
-        assert!(e.starts_with("s.yaml:4:") && e.contains("which is a file"), "{e}");
-        let e = err("faults:\n  - op: GETATTR\n    nth: 1\n    from: 2\n    fault: {attr_size: 1G}\n");
+        assert!(
+            e.starts_with("s.yaml:4:") && e.contains("which is a file"),
+            "{e}"
+        );
+        let e =
+            err("faults:\n  - op: GETATTR\n    nth: 1\n    from: 2\n    fault: {attr_size: 1G}\n");
         assert!(e.contains("not both"), "{e}");
         let e = err("faults:\n  - fault: {short_payload: 40}\n");
         assert!(e.contains("below 32"), "{e}");
@@ -1125,12 +1251,20 @@ mod tests {
         assert_eq!(paths, ["/", "/d", "/d/e", "/d/e/f", "/t"]);
         let f = c.lookup_path("/d/e/f").unwrap();
         assert_eq!((f.nodeid, f.parent, f.size, f.perm), (4, 3, 4 << 20, 0o644));
-        assert_eq!(f.fmap().unwrap().extents, Extents::Simple(vec![SimpleExtent::new(2 << 20, 4 << 20)]));
+        assert_eq!(
+            f.fmap().unwrap().extents,
+            Extents::Simple(vec![SimpleExtent::new(2 << 20, 4 << 20)])
+        );
         let t = c.lookup_path("/t").unwrap();
-        assert_eq!((t.size, t.perm, t.mode()), (2, 0o600, libc::S_IFREG | 0o600));
+        assert_eq!(
+            (t.size, t.perm, t.mode()),
+            (2, 0o600, libc::S_IFREG | 0o600)
+        );
         let root = c.node(1).unwrap();
         match &root.kind {
-            NodeKind::Dir { children } => assert_eq!(children.keys().collect::<Vec<_>>(), ["d", "t"]),
+            NodeKind::Dir { children } => {
+                assert_eq!(children.keys().collect::<Vec<_>>(), ["d", "t"])
+            }
             _ => panic!("root is a dir"),
         }
         assert_eq!(c.init.want, DEFAULT_WANT);

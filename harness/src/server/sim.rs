@@ -7,7 +7,8 @@ use super::dispatch::Server;
 use super::transport::{serve_socketpair, Running};
 use anyhow::{anyhow, bail, Context, Result};
 use famfs_proto::abi::{
-    self, init_flags, EntryOut, GetFmapIn, InHeader, InitIn, InitOut, OpenIn, OutHeader, ReadIn, Wire,
+    self, init_flags, EntryOut, GetFmapIn, InHeader, InitIn, InitOut, OpenIn, OutHeader, ReadIn,
+    Wire,
 };
 use famfs_proto::{Opcode, Profile};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -74,7 +75,11 @@ pub fn get_fmap_payload(profile: &Profile, buffer: u32) -> Vec<u8> {
     if profile.get_fmap_in_size == 0 {
         Vec::new()
     } else {
-        GetFmapIn { size: buffer, padding: 0 }.to_bytes()
+        GetFmapIn {
+            size: buffer,
+            padding: 0,
+        }
+        .to_bytes()
     }
 }
 
@@ -173,7 +178,11 @@ impl SimKernel {
     /// Receives one message; `None` on timeout. The server closing its end
     /// is an error mentioning "closed".
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Reply>> {
-        let mut p = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
         if r == 0 {
             return Ok(None);
@@ -216,7 +225,11 @@ impl SimKernel {
 
     /// INIT offering the usual flags plus `extra` (e.g. the famfs bit).
     pub fn init(&mut self, extra: u64) -> Result<InitOut> {
-        let r = self.call(Opcode::Init as u32, 0, &init_payload(46, KERNEL_OFFER | extra))?;
+        let r = self.call(
+            Opcode::Init as u32,
+            0,
+            &init_payload(46, KERNEL_OFFER | extra),
+        )?;
         let mut p = r.payload().to_vec();
         p.resize(InitOut::SIZE, 0);
         InitOut::decode(&p).map_err(|e| anyhow!("{e}"))
@@ -237,13 +250,24 @@ impl SimKernel {
         let mut node = abi::ROOT_ID;
         for c in path.split('/').filter(|c| !c.is_empty()) {
             let r = self.lookup(node, c)?;
-            node = r.decode::<EntryOut>().with_context(|| format!("looking up {c} in {path}"))?.nodeid;
+            node = r
+                .decode::<EntryOut>()
+                .with_context(|| format!("looking up {c} in {path}"))?
+                .nodeid;
         }
         Ok(node)
     }
 
     pub fn open(&mut self, nodeid: u64) -> Result<Reply> {
-        self.call(Opcode::Open as u32, nodeid, &OpenIn { flags: libc::O_RDWR as u32, open_flags: 0 }.to_bytes())
+        self.call(
+            Opcode::Open as u32,
+            nodeid,
+            &OpenIn {
+                flags: libc::O_RDWR as u32,
+                open_flags: 0,
+            }
+            .to_bytes(),
+        )
     }
 
     /// GET_FMAP as the profile sends it; post-V10 offers `max_reply` bytes.

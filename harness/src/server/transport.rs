@@ -129,7 +129,12 @@ fn errno() -> i32 {
 }
 
 /// Starts `threads` readers serving `server` on `chan`.
-pub fn spawn(server: Arc<Mutex<Server>>, chan: Channel, threads: usize, exit: ExitMode) -> Result<Running> {
+pub fn spawn(
+    server: Arc<Mutex<Server>>,
+    chan: Channel,
+    threads: usize,
+    exit: ExitMode,
+) -> Result<Running> {
     if threads == 0 {
         bail!("at least one reader thread is needed");
     }
@@ -144,7 +149,12 @@ pub fn spawn(server: Arc<Mutex<Server>>, chan: Channel, threads: usize, exit: Ex
     let wake_write = Arc::new(ww);
     let mut handles = Vec::new();
     for i in 0..threads {
-        let (server, chan, stop, wake) = (server.clone(), chan.clone(), stop.clone(), wake_write.clone());
+        let (server, chan, stop, wake) = (
+            server.clone(),
+            chan.clone(),
+            stop.clone(),
+            wake_write.clone(),
+        );
         let h = std::thread::Builder::new()
             .name(format!("famfsd-{i}"))
             .spawn(move || {
@@ -182,12 +192,23 @@ fn reader(server: &Mutex<Server>, chan: &Channel, stop: &Stop, exit: ExitMode) -
             match errno() {
                 libc::EAGAIN => {
                     let mut fds = [
-                        libc::pollfd { fd: rfd, events: libc::POLLIN, revents: 0 },
-                        libc::pollfd { fd: stop.read.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                        libc::pollfd {
+                            fd: rfd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        },
+                        libc::pollfd {
+                            fd: stop.read.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        },
                     ];
                     let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
                     if r < 0 && errno() != libc::EINTR {
-                        return ServeEnd::Failed(format!("poll: {}", std::io::Error::last_os_error()));
+                        return ServeEnd::Failed(format!(
+                            "poll: {}",
+                            std::io::Error::last_os_error()
+                        ));
                     }
                     if fds[1].revents != 0 {
                         return ServeEnd::Stopped;
@@ -211,7 +232,8 @@ fn reader(server: &Mutex<Server>, chan: &Channel, stop: &Stop, exit: ExitMode) -
             match a {
                 Action::Write(m) => {
                     if let Err(e) = write_msg(wfd, &m) {
-                        let unique = u64::from_le_bytes(m[8..16].try_into().expect("16-byte header"));
+                        let unique =
+                            u64::from_le_bytes(m[8..16].try_into().expect("16-byte header"));
                         server
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -247,7 +269,11 @@ fn write_msg(fd: RawFd, m: &[u8]) -> Result<(), i32> {
         match errno() {
             libc::EINTR => continue,
             libc::EAGAIN => {
-                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
                 unsafe { libc::poll(&mut p, 1, 1000) };
             }
             e => return Err(e),
@@ -265,9 +291,14 @@ impl Running {
     pub fn wait(&self) -> Wake {
         loop {
             let mut b = 0u8;
-            let n = unsafe { libc::read(self.wake_read.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
+            let n =
+                unsafe { libc::read(self.wake_read.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
             if n == 1 {
-                return if b == b'e' { Wake::ThreadEnded } else { Wake::Signal };
+                return if b == b'e' {
+                    Wake::ThreadEnded
+                } else {
+                    Wake::Signal
+                };
             }
             if n < 0 && errno() == libc::EINTR {
                 continue;
@@ -291,7 +322,10 @@ impl Running {
     pub fn join(self) -> Vec<ServeEnd> {
         self.threads
             .into_iter()
-            .map(|t| t.join().unwrap_or_else(|_| ServeEnd::Failed("reader thread panicked".into())))
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| ServeEnd::Failed("reader thread panicked".into()))
+            })
             .collect()
     }
 }
@@ -317,6 +351,11 @@ pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
 /// Serves `server` over a new socketpair and returns the kernel's end.
 pub fn serve_socketpair(server: Server, threads: usize) -> Result<(OwnedFd, Running)> {
     let (srv, kernel) = seqpacket_pair()?;
-    let running = spawn(Arc::new(Mutex::new(server)), Channel::new(srv), threads, ExitMode::Return)?;
+    let running = spawn(
+        Arc::new(Mutex::new(server)),
+        Channel::new(srv),
+        threads,
+        ExitMode::Return,
+    )?;
     Ok((kernel, running))
 }
