@@ -369,6 +369,24 @@ mod tests {
     }
 
     #[test]
+    fn check_summarizes_a_scenario() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/scenarios/famfs-basic.yaml");
+        let cfg = Config::load(&f, Some("famfs-6.14")).unwrap();
+        let text = summary(&cfg);
+        assert!(
+            text.contains("profile famfs-6.14 (bit 42, GET_FMAP 53"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/data/striped (file, fmap of 1 extent(s), size 16777216, mode 644)"),
+            "{text}"
+        );
+        assert!(text.contains("daxdev 0: /dev/dax0.0"), "{text}");
+        let args = s(&["--scenario", f.to_str().unwrap(), "--check"]);
+        assert_eq!(cli_main(&args).unwrap(), 0);
+    }
+
+    #[test]
     fn scenario_errors_surface_before_mounting() {
         let dir = std::env::temp_dir().join(format!("famfsd-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

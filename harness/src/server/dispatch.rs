@@ -103,6 +103,9 @@ pub struct InitRecord {
     pub faults: Vec<String>,
 }
 
+/// Largest READ reply, well above any FUSE `max_read`.
+const MAX_READ_REPLY: u64 = 4 << 20;
+
 /// The reply before generic faults are applied.
 enum Out {
     Data(Vec<u8>),
@@ -713,7 +716,10 @@ impl Server {
                     // there is no handler for it.
                     NodeKind::File { fmap: Some(_), .. } => err(ENOSYS),
                     NodeKind::File { content, .. } => {
-                        let end = n.size.min(r.offset.saturating_add(u64::from(r.size)));
+                        // A read never asks for more than max_read; the cap
+                        // only guards against a misbehaving peer.
+                        let want = u64::from(r.size).min(MAX_READ_REPLY);
+                        let end = n.size.min(r.offset.saturating_add(want));
                         let start = r.offset.min(end);
                         let mut data = vec![0u8; (end - start) as usize];
                         if let Some(c) = content {
@@ -769,7 +775,10 @@ impl Server {
             | Opcode::Fsync
             | Opcode::Fsyncdir => Out::Data(Vec::new()),
             Opcode::Statfs => {
-                let used: u64 = self.nodes.iter().map(|n| n.size.div_ceil(4096)).sum();
+                let used = self
+                    .nodes
+                    .iter()
+                    .fold(0u64, |a, n| a.saturating_add(n.size.div_ceil(4096)));
                 let mut s = StatfsOut::default();
                 s.st.blocks = used.max(1);
                 s.st.files = self.nodes.len() as u64;
@@ -857,7 +866,10 @@ impl Server {
             return err(ENOENT);
         };
         let buffer = if p.get_fmap_in_size > 0 {
-            GetFmapIn::decode(payload).map_or(p.max_reply, |g| g.size) as usize
+            // No kernel offers more than its retry limit; clamp so a bogus
+            // size cannot make `oversize` allocate gigabytes.
+            let most = p.retry_limit.unwrap_or(0).max(p.max_reply);
+            GetFmapIn::decode(payload).map_or(p.max_reply, |g| g.size.min(most)) as usize
         } else {
             p.max_reply as usize
         };

@@ -1062,16 +1062,14 @@ fn resolve_rule(
         },
         None => None,
     };
-    if fault.is_notify() && notify_node.is_none() && (node.is_none() || op == OpSel::GetDaxdev) {
-        // Without a node the notification would go to whatever node id the
-        // request carries, which for GET_DAXDEV is a device index.
-        if op == OpSel::GetDaxdev {
-            fail_at!(
-                file,
-                floc,
-                "a notification on GET_DAXDEV needs `node:` (a path)"
-            );
-        }
+    // GET_DAXDEV carries a device index where other requests carry the
+    // node a notification would default to.
+    if fault.is_notify() && notify_node.is_none() && op == OpSel::GetDaxdev {
+        fail_at!(
+            file,
+            floc,
+            "a notification on GET_DAXDEV needs `node:` (a path)"
+        );
     }
 
     Ok(Rule {
@@ -1234,6 +1232,20 @@ mod tests {
         assert!(e.contains("not both"), "{e}");
         let e = err("faults:\n  - fault: {short_payload: 40}\n");
         assert!(e.contains("below 32"), "{e}");
+        let e = err("faults:\n  - op: GET_DAXDEV\n    fault: {notify_store: {}}\n");
+        assert!(
+            e.starts_with("s.yaml:3:") && e.contains("needs `node:`"),
+            "{e}"
+        );
+        let e = err("faults:\n  - {op: GET_DAXDEV, path: /f, fault: daxdev_non_dax}\ntree: [{path: /f, content: x}]\n");
+        assert!(
+            e.starts_with("s.yaml:2:") && e.contains("device index"),
+            "{e}"
+        );
+        let e = err("faults:\n  - {op: GETATTR, index: 1, fault: never_reply}\n");
+        assert!(e.contains("`index` selects GET_DAXDEV"), "{e}");
+        let e = err("daxdevs: {0: /dev/dax0.0, 1: /x}\ntree: []\nfaults:\n  - {op: 3, fault: {attr_size: 1G}}\n");
+        assert!(e.starts_with("s.yaml:4:") && e.contains("opcode 3"), "{e}");
         let e = err("tree:\n  - path: /f\n    mode: 0844\n");
         assert!(e.starts_with("s.yaml:3:") && e.contains("bad mode"), "{e}");
     }
