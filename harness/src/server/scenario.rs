@@ -1111,9 +1111,12 @@ mod tests {
 
     #[test]
     fn syntax_error_has_position() {
-        let e = err("tree:\n  - path: /a\n    size: [1\n");
+        let e = err("tree:\n  - path: /a\n   size: 1\n");
+        assert!(e.starts_with("s.yaml:3:4: "), "{e}");
+        assert!(e.contains("did not find expected '-'"), "{e}");
+        let e = err("tree: [\n  {path: /a\n");
         assert!(
-            e.starts_with("s.yaml:3:") || e.starts_with("s.yaml:4:"),
+            e.starts_with("s.yaml:2:3: ") && e.contains("unclosed"),
             "{e}"
         );
     }
