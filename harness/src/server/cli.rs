@@ -280,20 +280,27 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         }
     };
     WAKE_FD.store(running.wake_fd(), Ordering::SeqCst);
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    set_handler(libc::SIGTERM, handler)?;
-    set_handler(libc::SIGINT, handler)?;
-    if let Some(p) = &a.ready {
-        let text = serde_json::json!({
-            "pid": std::process::id(),
-            "mountpoint": a.mountpoint,
-            "profile": profile,
-            "threads": a.threads,
-        });
-        write_atomically(p, &format!("{text}\n"))?;
-    }
-
-    let why = running.wait();
+    let announce = || -> Result<()> {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        set_handler(libc::SIGTERM, handler)?;
+        set_handler(libc::SIGINT, handler)?;
+        if let Some(p) = &a.ready {
+            let text = serde_json::json!({
+                "pid": std::process::id(),
+                "mountpoint": a.mountpoint,
+                "profile": profile,
+                "threads": a.threads,
+            });
+            write_atomically(p, &format!("{text}\n"))?;
+        }
+        Ok(())
+    };
+    // A failure here must not leave a mount without a server behind.
+    let setup = announce();
+    let why = match &setup {
+        Ok(()) => running.wait(),
+        Err(_) => Wake::ThreadEnded,
+    };
     // Unmount while the readers still answer: the kernel may need replies
     // to finish with the mount. Then stop them and close the device.
     let um = unmount(&a.mountpoint);
@@ -302,6 +309,7 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
     WAKE_FD.store(-1, Ordering::SeqCst);
     let _ = set_handler(libc::SIGTERM, libc::SIG_DFL);
     let _ = set_handler(libc::SIGINT, libc::SIG_DFL);
+    setup?;
     um?;
     if let Some(ServeEnd::Failed(msg)) = ends.iter().find(|e| matches!(e, ServeEnd::Failed(_))) {
         bail!("serving {} failed: {msg}", a.mountpoint.display());
