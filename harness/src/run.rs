@@ -45,6 +45,8 @@ pub struct Options {
     pub max_restarts: u32,
     /// Configure and verify the kernel but do not build it.
     pub config_only: bool,
+    /// Leave out the per-boot status line (the test list prints progress).
+    pub quiet_boots: bool,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             results_root: root.join("target/famfs-harness"),
             max_restarts: 3,
             config_only: false,
+            quiet_boots: false,
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
@@ -199,10 +202,15 @@ fn civil(z: i64) -> (i64, u32, u32) {
 /// Run `selected` cases (in this order; host-side not-run cases included)
 /// and report each result to `sink` as soon as it is known.
 pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
-    let start = Instant::now();
-    let id = run_id();
-    let dir = RunDir::create(&p.opts.results_root, &id)?;
+    let dir = RunDir::create(&p.opts.results_root, &run_id())?;
     say(&format!("results: {}", dir.root.display()));
+    execute_in(p, dir, selected, sink)
+}
+
+/// [`execute`] into a run directory the caller created (and announced).
+pub fn execute_in(p: &Prepared, dir: RunDir, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
+    let start = Instant::now();
+    let id = dir.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut summary = Summary {
         run_id: id.clone(),
         kernel: serde_json::to_value(&p.kernel)?,
@@ -268,7 +276,9 @@ fn run_group(
         std::fs::create_dir_all(&bdir)?;
         let plan = make_plan(p, &summary.run_id, n, &group.topology, &pending, by_id);
         let spec = make_spec(p, &bdir, &group.topology, &plan)?;
-        say(&format!("boot {n}: {} cases, {} ({:?}, {:?})", pending.len(), group.topology.describe(), p.opts.backend, p.accel));
+        if !p.opts.quiet_boots {
+            say(&format!("boot {n}: {} cases, {} ({:?}, {:?})", pending.len(), group.topology.describe(), p.opts.backend, p.accel));
+        }
         let launched = Instant::now();
         let mut child: Box<dyn Running> = match p.opts.backend {
             Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
@@ -391,6 +401,8 @@ fn run_group(
                     break;
                 }
                 restarts += 1;
+                // On a line of its own: the test list may be mid-line.
+                eprintln!();
                 say(&format!("boot {n}: {reason}; restarting the VM for {} remaining cases", pending.len()));
             }
         }

@@ -86,7 +86,11 @@ pub fn list(cases: &[Case], args: &Arguments) -> libtest_mimic::Conclusion {
 
 /// Run the cases as trials. `args` carries output options (format, color,
 /// quiet); filtering was done by `select`.
-pub fn run(prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+    prepared.opts.quiet_boots = true;
+    let dir = crate::results::RunDir::create(&prepared.opts.results_root, &run::run_id())?;
+    let run_dir_path = dir.root.display().to_string();
+    crate::ui::say(&format!("results: {run_dir_path}"));
     let mut args = args.clone();
     args.filter = None;
     args.skip.clear();
@@ -100,8 +104,6 @@ pub fn run(prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(li
         order.extend(g.cases);
     }
     let board = Arc::new((Mutex::new(Board::default()), Condvar::new()));
-    let run_dir = Arc::new(Mutex::new(String::new()));
-    let results_root = prepared.opts.results_root.clone();
 
     let worker = {
         let board = board.clone();
@@ -113,7 +115,7 @@ pub fn run(prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(li
                 m.lock().unwrap().results.insert(r.id.clone(), r.clone());
                 cv.notify_all();
             };
-            let out = run::execute(&prepared, &cases, &mut sink);
+            let out = run::execute_in(&prepared, dir, &cases, &mut sink);
             let (m, cv) = &*board;
             m.lock().unwrap().finished = Some(out.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
             cv.notify_all();
@@ -124,18 +126,13 @@ pub fn run(prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(li
     let mut trials = Vec::new();
     for id in order {
         let board = board.clone();
-        let run_dir = run_dir.clone();
-        let results_root = results_root.clone();
+        let run_dir = run_dir_path.clone();
         trials.push(Trial::ignorable_test(id.clone(), move || {
             let (m, cv) = &*board;
             let mut g = m.lock().unwrap();
             loop {
                 if let Some(r) = g.results.get(&id) {
-                    let mut rd = run_dir.lock().unwrap();
-                    if rd.is_empty() {
-                        *rd = results_root.join("latest").display().to_string();
-                    }
-                    return to_trial_outcome(r, &rd);
+                    return to_trial_outcome(r, &run_dir);
                 }
                 if let Some(done) = &g.finished {
                     return Err(match done {

@@ -29,10 +29,14 @@ fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::results::CaseResu
 }
 
 fn check_shipped_results(s: &Summary, backend: &str) {
-    for id in ["dax/001", "dax/002", "fuse/001", "fuse/002"] {
+    for id in ["dax/001", "dax/002", "fuse/001", "fuse/002", "fuse/003"] {
         let r = outcome(s, id);
         assert_eq!(r.outcome, Outcome::Pass, "{backend}: {id} did not pass: {:#?}", r.reasons);
     }
+    // No famfs in 7.3: the famfs case is gated off with the reason.
+    let famfs = outcome(s, "famfs/001");
+    assert_eq!(famfs.outcome, Outcome::NotRun, "{backend}: {:#?}", famfs.reasons);
+    assert!(famfs.reasons[0].contains("famfs capability not offered"), "{:#?}", famfs.reasons);
     // The detector self-check: the script passed, the harness failed it for
     // the WARNING it provoked, and the expectation turned that into a pass.
     let st = outcome(s, "selftest/001");

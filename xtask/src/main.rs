@@ -31,6 +31,11 @@ enum Cmd {
         #[command(subcommand)]
         what: FmapCmd,
     },
+    /// famfs server scenarios.
+    Scenario {
+        #[command(subcommand)]
+        what: ScenarioCmd,
+    },
     /// Benchmarks of the harness itself.
     Bench {
         #[command(subcommand)]
@@ -51,7 +56,24 @@ enum FmapCmd {
 }
 
 #[derive(Subcommand)]
+enum ScenarioCmd {
+    /// Parse a famfs server scenario and print what it resolves to.
+    Check {
+        file: PathBuf,
+        /// Override the scenario's protocol profile.
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCmd {
+    /// Requests per second the famfs server answers (GET_FMAP with 32
+    /// extents, LOOKUP) over the simulated-kernel channel.
+    Server {
+        #[arg(long, default_value_t = 200_000)]
+        requests: u64,
+    },
     /// Boot to first result and per-case overhead, direct QEMU vs virtme-ng.
     Boot {
         #[command(flatten)]
@@ -233,6 +255,17 @@ fn real_main() -> Result<i32> {
             };
             let bytes = hex_or_raw(&raw).with_context(|| format!("{}", file.display()))?;
             print!("{}", famfs_proto::describe(&profile, &bytes));
+            Ok(0)
+        }
+        Cmd::Scenario { what: ScenarioCmd::Check { file, profile } } => {
+            let mut args = vec!["--check".to_string(), "--scenario".into(), file.display().to_string()];
+            if let Some(p) = profile {
+                args.extend(["--profile".into(), p]);
+            }
+            famfs_harness::server::cli_main(&args)
+        }
+        Cmd::Bench { what: BenchCmd::Server { requests } } => {
+            print!("{}", famfs_harness::server::bench(requests));
             Ok(0)
         }
         Cmd::Bench { what: BenchCmd::Boot { kernel, rounds, cases } } => {

@@ -3,7 +3,7 @@
 //! runs unchanged under virtme-ng.
 
 use anyhow::{bail, Context, Result};
-use famfs_harness::guest::{dax, fuseprobe, runner, sys};
+use famfs_harness::guest::{dax, fuseprobe, runner, sys, tools};
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
@@ -14,6 +14,12 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   dax-mmap DEV LEN [OFFSET]           mmap DEV, write a pattern, read it back
   fuse-probe MNT INIT_JSON LOG_JSONL [PROFILE]   serve a one-file FUSE mount and record INIT
   fuse-report INIT_JSON LOG_JSONL     print what the probe saw
+  famfsd --scenario FILE --mountpoint DIR [--log F] [--init-record F] [--threads N] [--profile P] [--ready F]
+                                      the fault-injecting famfs FUSE server (see cases/scenarios/README.md)
+  file PATH                           size, mode and content of a file (or the errno)
+  famfsd-log LOG NAME...              count famfsd requests by opcode name
+  pattern-fill DEV OFFSET LEN         write the address pattern into a devdax device
+  pattern-check FILE FOFF LEN DOFF mmap|read   FILE's bytes at FOFF must be the device pattern at DOFF
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not";
 
 fn parse_len(s: &str) -> Result<usize> {
@@ -115,6 +121,27 @@ fn real_main(args: &[String]) -> Result<i32> {
                 .map(serde_json::from_str)
                 .collect::<Result<Vec<fuseprobe::RequestRecord>, _>>()?;
             print!("{}", fuseprobe::report(&init, &reqs)?);
+            Ok(0)
+        }
+        "famfsd" => famfs_harness::server::cli_main(rest),
+        "file" => {
+            print!("{}", tools::file(rest.first().context("file PATH")?));
+            Ok(0)
+        }
+        "famfsd-log" => {
+            print!("{}", tools::log_counts(rest.first().context("famfsd-log LOG NAME...")?, &rest[1..])?);
+            Ok(0)
+        }
+        "pattern-fill" => {
+            let u = "pattern-fill DEV OFFSET LEN";
+            let off = parse_len(rest.get(1).context(u)?)? as u64;
+            print!("{}", tools::pattern_fill(rest.first().context(u)?, off, parse_len(rest.get(2).context(u)?)?)?);
+            Ok(0)
+        }
+        "pattern-check" => {
+            let u = "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read";
+            let (foff, len, doff) = (parse_len(rest.get(1).context(u)?)? as u64, parse_len(rest.get(2).context(u)?)?, parse_len(rest.get(3).context(u)?)? as u64);
+            print!("{}", tools::pattern_check(rest.first().context(u)?, foff, len, doff, rest.get(4).context(u)?)?);
             Ok(0)
         }
         "famfs-cap" => {

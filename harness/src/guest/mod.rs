@@ -6,3 +6,4 @@ pub mod dax;
 pub mod fuseprobe;
 pub mod runner;
 pub mod sys;
+pub mod tools;

@@ -103,7 +103,7 @@ pub fn cli_main(args: &[String]) -> Result<i32> {
     let a = Args::parse(args)?;
     let cfg = Config::load(&a.scenario, a.profile.as_deref())?;
     if a.check {
-        print!("{}", summary(&cfg));
+        println!("{}", summary(&cfg).trim_end());
         return Ok(0);
     }
     serve_mount(&a, cfg)

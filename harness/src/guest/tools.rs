@@ -1,0 +1,164 @@
+//! Small file tools the cases call through `fh-guest`, with output stable
+//! across busybox and coreutils (golden files compare it).
+
+use super::sys::errno_name;
+use anyhow::{Context, Result};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+
+fn errno_of(e: &std::io::Error) -> String {
+    errno_name(e.raw_os_error().unwrap_or(0))
+}
+
+/// `file PATH`: size and mode, then the content (or why it can't be read).
+pub fn file(path: &str) -> String {
+    let md = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return format!("stat {path}: failed {}\n", errno_of(&e)),
+    };
+    let mut out = format!("size {} mode {:o}\n", md.size(), md.mode() & 0o7777);
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return out + &format!("open: failed {}\n", errno_of(&e)),
+    };
+    let mut buf = Vec::new();
+    match f.read_to_end(&mut buf) {
+        Ok(n) if buf.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) => {
+            out.push_str(&format!("read {n} bytes:\n{}", String::from_utf8_lossy(&buf)));
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        Ok(n) => out.push_str(&format!("read {n} bytes (binary)\n")),
+        Err(e) => out.push_str(&format!("read: failed {}\n", errno_of(&e))),
+    }
+    out
+}
+
+/// Count requests in a famfsd JSON-lines log by opcode name.
+pub fn log_counts(log: &str, names: &[String]) -> Result<String> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("reading {log}"))?;
+    let mut counts = vec![0usize; names.len()];
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{log}: not JSON: {line}"))?;
+        if v.get("event").and_then(|e| e.as_str()) != Some("request") {
+            continue;
+        }
+        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("");
+        for (i, n) in names.iter().enumerate() {
+            if n == name {
+                counts[i] += 1;
+            }
+        }
+    }
+    Ok(names.iter().zip(counts).map(|(n, c)| format!("{n} {c}\n")).collect())
+}
+
+/// The pattern word stored at device byte offset `off` (a multiple of 8):
+/// each word names its own device address, so data read through a famfs
+/// file shows which device offset it really came from.
+pub fn pattern_word(off: u64) -> u64 {
+    let mut z = off.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn map(f: &std::fs::File, len: usize, off: i64, write: bool) -> std::result::Result<*mut u64, String> {
+    let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, f.as_raw_fd(), off) };
+    if p == libc::MAP_FAILED {
+        Err(errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+    } else {
+        Ok(p as *mut u64)
+    }
+}
+
+/// `pattern-fill DEV OFFSET LEN`: write the pattern into a devdax device.
+pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(dev).with_context(|| format!("opening {dev}"))?;
+    let p = match map(&f, len, off as i64, true) {
+        Ok(p) => p,
+        Err(e) => return Ok(format!("mmap {dev}: failed {e}\n")),
+    };
+    let words = unsafe { std::slice::from_raw_parts_mut(p, len / 8) };
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = pattern_word(off + 8 * i as u64);
+    }
+    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    Ok(format!("filled {len} bytes at device offset {off}\n"))
+}
+
+/// `pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read`: the bytes of
+/// FILE at FILE_OFFSET must be the pattern of the device at DEV_OFFSET.
+pub fn pattern_check(path: &str, file_off: u64, len: usize, dev_off: u64, how: &str) -> Result<String> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Ok(format!("open {path}: failed {}\n", errno_of(&e))),
+    };
+    let data: Vec<u64> = match how {
+        "mmap" => {
+            let p = match map(&f, len, file_off as i64, false) {
+                Ok(p) => p,
+                Err(e) => return Ok(format!("mmap: failed {e}\n")),
+            };
+            // A fault here is a SIGBUS: the case sees the signal, as it should.
+            let v = unsafe { std::slice::from_raw_parts(p, len / 8) }.to_vec();
+            unsafe { libc::munmap(p as *mut libc::c_void, len) };
+            v
+        }
+        "read" => {
+            let mut buf = vec![0u8; len];
+            let n = unsafe { libc::pread(f.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, len, file_off as i64) };
+            if n < 0 {
+                return Ok(format!("read: failed {}\n", errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))));
+            }
+            if (n as usize) < len {
+                return Ok(format!("read: short, {n} of {len} bytes\n"));
+            }
+            buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+        }
+        other => anyhow::bail!("pattern-check: `{other}` is not mmap or read"),
+    };
+    let bad: Vec<usize> = data.iter().enumerate().filter(|(i, w)| **w != pattern_word(dev_off + 8 * *i as u64)).map(|(i, _)| i).collect();
+    Ok(match bad.first() {
+        None => format!("{how} {len} bytes at file offset {file_off}: device data from offset {dev_off}\n"),
+        Some(i) => format!("{how} at file offset {file_off}: {} of {} words differ, first at byte {}\n", bad.len(), data.len(), i * 8),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_names_its_offset() {
+        assert_ne!(pattern_word(0), pattern_word(8));
+        assert_eq!(pattern_word(4096), pattern_word(4096));
+    }
+
+    #[test]
+    fn check_reads_back_a_file_written_with_the_pattern() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        let dev_off = 2u64 << 20;
+        let bytes: Vec<u8> = (0..8192u64).step_by(8).flat_map(|o| pattern_word(dev_off + o).to_le_bytes()).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let ps = p.display().to_string();
+        assert_eq!(pattern_check(&ps, 0, 8192, dev_off, "read").unwrap(), "read 8192 bytes at file offset 0: device data from offset 2097152\n");
+        assert_eq!(pattern_check(&ps, 0, 4096, dev_off, "mmap").unwrap(), "mmap 4096 bytes at file offset 0: device data from offset 2097152\n");
+        assert!(pattern_check(&ps, 4096, 4096, 0, "read").unwrap().contains("512 of 512 words differ"));
+        assert!(file(&ps).starts_with("size 8192 mode 644\nread 8192 bytes (binary)"));
+        assert!(file("/nonexistent").contains("failed ENOENT"));
+    }
+
+    #[test]
+    fn counts_requests_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("log");
+        std::fs::write(&p, "{\"event\":\"request\",\"name\":\"GET_FMAP\"}\n{\"event\":\"write_failed\",\"name\":\"GET_FMAP\"}\n{\"event\":\"request\",\"name\":\"OPEN\"}\n").unwrap();
+        let out = log_counts(&p.display().to_string(), &["GET_FMAP".into(), "OPEN".into(), "READ".into()]).unwrap();
+        assert_eq!(out, "GET_FMAP 1\nOPEN 1\nREAD 0\n");
+    }
+}
