@@ -31,6 +31,7 @@ pub const EOPNOTSUPP: i32 = 95;
 pub const ENOTSUP: i32 = EOPNOTSUPP;
 pub const ECONNABORTED: i32 = 103;
 pub const ENOTCONN: i32 = 107;
+pub const ETIMEDOUT: i32 = 110;
 pub const EHWPOISON: i32 = 133;
 
 /// Symbolic name of an errno (sign ignored), if it is one of the above.
@@ -64,6 +65,7 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         EOPNOTSUPP => "EOPNOTSUPP",
         ECONNABORTED => "ECONNABORTED",
         ENOTCONN => "ENOTCONN",
+        ETIMEDOUT => "ETIMEDOUT",
         EHWPOISON => "EHWPOISON",
         _ => return None,
     })
