@@ -250,3 +250,40 @@ fn collect_artifacts(dir: &Path) -> BTreeMap<String, String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(script: &str, timeout_ms: u64) -> (CaseExit, String) {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("case");
+        std::fs::write(&p, script).unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), "/usr/bin:/bin".to_string());
+        spawn_and_wait(&p, t.path(), env, Duration::from_millis(timeout_ms)).unwrap()
+    }
+
+    #[test]
+    fn output_is_interleaved_and_exit_codes_kept() {
+        let (exit, out) = run("echo one\necho two >&2\necho three\nexit 7\n", 10_000);
+        assert_eq!(exit, CaseExit::Exited { code: 7 });
+        assert_eq!(out, "one\ntwo\nthree\n");
+    }
+
+    #[test]
+    fn a_hanging_case_is_killed_with_its_children() {
+        let start = Instant::now();
+        // A background child holding the output pipe must not keep us waiting.
+        let (exit, out) = run("echo started\nsleep 30 &\nsleep 30\n", 300);
+        assert!(matches!(exit, CaseExit::TimedOut { .. }), "{exit:?}");
+        assert_eq!(out, "started\n");
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn signals_are_reported() {
+        let (exit, _) = run("kill -SEGV $$\n", 10_000);
+        assert_eq!(exit, CaseExit::Signaled { signal: libc::SIGSEGV });
+    }
+}
