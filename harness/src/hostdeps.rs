@@ -117,21 +117,27 @@ pub fn ensure_with(needs: &[&[Need]], headers: bool, install: bool, log: &mut dy
     bail!("missing host packages: {}. Install them with:\n  sudo {cmd}", pk.join(" "))
 }
 
-/// virtme-ng is on PyPI, not in Debian 12: install it with pip when allowed.
+/// virtme-ng is on PyPI, not in Debian 12: install it with pip when allowed
+/// (Debian's own Python refuses plain `pip install` as externally managed,
+/// so that case is retried with --break-system-packages).
 pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
     if which("vng").is_some() {
         return Ok(());
     }
     let cmd = "python3 -m pip install virtme-ng";
-    if may_install() {
-        log(&format!("installing virtme-ng: {cmd}"));
-        let ok = Command::new("sh").args(["-c", &format!("{cmd} -q")]).status().map(|s| s.success()).unwrap_or(false);
-        if ok && which("vng").is_some() {
-            return Ok(());
-        }
-        bail!("`{cmd}` did not give a `vng` on PATH; install virtme-ng and make sure vng is on PATH");
+    if !may_install() {
+        bail!("virtme-ng (vng) is not installed. Install it with:\n  {cmd}\n(on Debian's own Python add --break-system-packages, or use pipx)");
     }
-    bail!("virtme-ng (vng) is not installed. Install it with:\n  {cmd}")
+    let sh = |c: &str| Command::new("sh").args(["-c", c]).status().map(|s| s.success()).unwrap_or(false);
+    if !sh("python3 -m pip --version >/dev/null 2>&1") {
+        ensure_with(&[&[Need { program: "pip3", package: "python3-pip" }]], false, true, log)?;
+    }
+    log(&format!("installing virtme-ng: {cmd}"));
+    let ok = sh(&format!("{cmd} -q")) || sh(&format!("{cmd} -q --break-system-packages"));
+    if ok && which("vng").is_some() {
+        return Ok(());
+    }
+    bail!("`{cmd}` did not give a `vng` on PATH; install virtme-ng and make sure vng is on PATH")
 }
 
 #[cfg(test)]
