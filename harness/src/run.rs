@@ -30,8 +30,10 @@ pub enum KernelChoice {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The checkout: cases/, images/, kernel-configs/.
+    /// Where cases/, images/ and kernel-configs/ are (the checkout).
     pub root: PathBuf,
+    /// The harness's own workspace, for building the guest program.
+    pub workspace: PathBuf,
     pub kernel: KernelChoice,
     /// Fragment names; None means kernel-configs/default.
     pub fragments: Option<Vec<String>>,
@@ -53,6 +55,7 @@ impl Options {
     pub fn new(root: &Path) -> Options {
         Options {
             root: root.to_path_buf(),
+            workspace: crate::guestbuild::workspace_root(),
             kernel: KernelChoice::Default,
             fragments: None,
             backend: Backend::Qemu,
@@ -134,7 +137,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         say("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
     }
     let stage = crate::ui::Stage::start("guest program");
-    let guest_bin_dir = crate::guestbuild::build(&opts.root)?;
+    let guest_bin_dir = crate::guestbuild::build(&opts.workspace)?;
     stage.finish("built");
     let base_image = crate::image::build_base(&opts.root.join("images/default.yaml"), &guest_bin_dir, &cache)?;
     let probe_initrd = cache.dir("images")?.join("probe.cpio");

@@ -120,3 +120,49 @@ fn a_kernel_that_never_boots_fails_clearly_and_keeps_the_console() {
     assert_eq!(summary.counts.failed, 1);
     assert_eq!(summary.boots.len(), 2);
 }
+
+/// A checkout-like root with its own cases, sharing images and fragments.
+fn scratch_root(cases: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for d in ["images", "kernel-configs"] {
+        std::os::unix::fs::symlink(root().join(d), t.path().join(d)).unwrap();
+    }
+    std::fs::copy(root().join("cases/common.sh"), {
+        std::fs::create_dir_all(t.path().join("cases")).unwrap();
+        t.path().join("cases/common.sh")
+    })
+    .unwrap();
+    for (id, script, golden) in cases {
+        let p = t.path().join("cases").join(id);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, script).unwrap();
+        std::fs::write(p.with_file_name(format!("{}.out", p.file_name().unwrap().to_string_lossy())), golden).unwrap();
+    }
+    t
+}
+
+#[test]
+fn memmap_pmem_and_topology_grouping() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let memmap = "# ---\n# description: memmap pmem\n# requires: { pmem: 64M, pmem_kind: memmap }\n# ---\n. \"$FH_COMMON\"\n_require_dax\n\"$FH_TOOL\" dax-mmap \"$FH_DAX\" 2M\n";
+    let nvdimm = "# ---\n# description: nvdimm pmem\n# requires: { pmem: 32M }\n# ---\n. \"$FH_COMMON\"\n_require_dax\necho ok\n";
+    let none = "# ---\n# description: needs no device\n# ---\necho runs anywhere\n";
+    let t = scratch_root(&[
+        ("t/001", memmap, "mmap 2097152 bytes at offset 0: pattern ok\n"),
+        ("t/002", nvdimm, "ok\n"),
+        ("t/003", none, "runs anywhere\n"),
+    ]);
+    let mut opts = Options::new(t.path());
+    opts.results_root = t.path().join("results");
+    let p = run::prepare(&opts).unwrap();
+    let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
+    let s = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap();
+    for c in &s.cases {
+        assert_eq!(c.outcome, Outcome::Pass, "{}: {:#?}", c.id, c.reasons);
+    }
+    // memmap and NVDIMM cannot share a boot; the device-less case joins the first.
+    assert_eq!(s.boots.len(), 2, "{:#?}", s.boots);
+    assert!(s.boots[0].topology.contains("memmap"), "{}", s.boots[0].topology);
+    assert!(s.boots[1].topology.contains("nvdimm"), "{}", s.boots[1].topology);
+    assert_eq!(outcome(&s, "t/003").boot, Some(1));
+}
