@@ -182,8 +182,12 @@ fn handle(h: &InHeader, payload: &[u8], opts: &ProbeOptions) -> Result<Option<Ve
                 replied,
             };
             let reply = abi::reply_with(h.unique, &out);
-            // Record before replying: once the reply is out, the case may read it.
-            std::fs::write(&opts.init_path, serde_json::to_string_pretty(&rec)?)?;
+            // Record before replying: once the reply is out, the case may read
+            // it. Written whole, then renamed: readers poll for the file and
+            // must never see it half written.
+            let tmp = format!("{}.tmp", opts.init_path);
+            std::fs::write(&tmp, serde_json::to_string_pretty(&rec)?)?;
+            std::fs::rename(&tmp, &opts.init_path)?;
             Some(reply)
         }
         Opcode::Lookup => {
