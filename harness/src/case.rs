@@ -138,9 +138,13 @@ fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
         return Ok(Topology::default());
     };
     let size_mib = parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
+    let kind = r.pmem_kind.unwrap_or(PmemKind::Nvdimm);
+    if kind == PmemKind::Cxl && size_mib % crate::topology::CXL_REGION_MIB != 0 {
+        bail!("{}: requires.pmem is {size} but CXL regions come in multiples of 256M", path.display());
+    }
     Ok(Topology {
         pmem: Some(PmemSpec {
-            kind: r.pmem_kind.unwrap_or(PmemKind::Nvdimm),
+            kind,
             size_mib,
             mode: r.dax_mode.unwrap_or(DaxMode::Devdax),
             align: ALIGN_2M,
@@ -285,6 +289,11 @@ mod tests {
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("golden output"));
         let p = write_case(t.path(), "x/004", "# ---\n# description: x\n# requires: { pmem: 3M }\n# ---\n", Some(""));
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("multiple of 2M"));
+        let p = write_case(t.path(), "x/006", "# ---\n# description: x\n# requires: { pmem: 128M, pmem_kind: cxl }\n# ---\n", Some(""));
+        assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("multiples of 256M"));
+        let p = write_case(t.path(), "x/007", "# ---\n# description: x\n# requires: { pmem: 256M, pmem_kind: pmem9 }\n# ---\n", Some(""));
+        let e = format!("{:#}", load(t.path(), &p).unwrap_err());
+        assert!(e.contains("x/007:3:") && e.contains("pmem9"), "{e}");
         let p = write_case(t.path(), "x/005", "# ---\n# description: x\n# requires: { kconfig: [lower] }\n# ---\n", Some(""));
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("not a config symbol"));
     }

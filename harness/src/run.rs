@@ -349,7 +349,9 @@ fn run_group(
         });
         // The pmem backing file can be large and the initramfs is rebuilt
         // from plan.json and the cached base; the logs are what we keep.
-        let _ = std::fs::remove_file(bdir.join("nvdimm0.img"));
+        for img in ["nvdimm0.img", "cxl-mem0.img", "cxl-lsa0.img"] {
+            let _ = std::fs::remove_file(bdir.join(img));
+        }
         if matches!(end, BootEnd::Completed) {
             let _ = std::fs::remove_file(bdir.join("initramfs.cpio"));
         }
@@ -367,7 +369,12 @@ fn run_group(
                 }
             }
             BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => {
-                let tail = vm::tail(&console, 40);
+                let mut tail = vm::tail(&console, 40);
+                // QEMU's own complaints (bad device arguments) are not on the console.
+                let qemu_err = vm::tail(&bdir.join("qemu.stderr"), 10);
+                if !qemu_err.trim().is_empty() {
+                    tail = format!("{tail}\n--- qemu stderr ---\n{qemu_err}");
+                }
                 if hello_ms.is_none() {
                     if !infra_retry_used {
                         infra_retry_used = true;

@@ -12,7 +12,13 @@ pub enum PmemKind {
     Nvdimm,
     /// `memmap=SIZE!START` legacy pmem carved out of guest RAM.
     Memmap,
+    /// A persistent CXL type-3 device behind a CXL host bridge (q35,cxl=on);
+    /// the runner creates a region on it and a devdax namespace in that.
+    Cxl,
 }
+
+/// CXL regions come in multiples of 256 MiB.
+pub const CXL_REGION_MIB: u64 = 256;
 
 /// How the runner prepares the device before the cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

@@ -82,8 +82,12 @@ impl VmSpec {
             a.push("no5lvl".into());
         }
         if let Some(p) = &self.topology.pmem {
-            if p.kind == PmemKind::Memmap {
-                a.push(format!("memmap={}M!4G", p.size_mib));
+            match p.kind {
+                PmemKind::Memmap => a.push(format!("memmap={}M!4G", p.size_mib)),
+                // QEMU's emulated root ports lack the interrupts the port
+                // services ask for; without this no memdev appears.
+                PmemKind::Cxl => a.push("pcie_ports=compat".into()),
+                PmemKind::Nvdimm => {}
             }
         }
         a.extend(self.kernel_args.iter().cloned());
@@ -109,14 +113,40 @@ impl VmSpec {
                     "nvdimm,id=nvdimm0,memdev=nvmem0".into(),
                 ]);
             }
+            Some(p) if p.kind == PmemKind::Cxl => {
+                a.extend(["-machine".into(), "q35,cxl=on".into()]);
+                a.extend(["-m".into(), format!("{mem}M,slots=8,maxmem={}M", mem + p.size_mib + 4096)]);
+                let mem_img = self.dir.join("cxl-mem0.img");
+                let lsa_img = self.dir.join("cxl-lsa0.img");
+                std::fs::File::create(&mem_img).with_context(|| format!("creating {}", mem_img.display()))?.set_len(p.size_mib << 20)?;
+                std::fs::File::create(&lsa_img).with_context(|| format!("creating {}", lsa_img.display()))?.set_len(256 << 20)?;
+                a.extend([
+                    "-object".into(),
+                    format!("memory-backend-file,id=cxl-mem0,share=on,mem-path={},size={}M", mem_img.display(), p.size_mib),
+                    "-object".into(),
+                    format!("memory-backend-file,id=cxl-lsa0,share=on,mem-path={},size=256M", lsa_img.display()),
+                    "-device".into(),
+                    "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1".into(),
+                    "-device".into(),
+                    "cxl-rp,port=0,bus=cxl.1,id=cxl_rp0,chassis=0,slot=2".into(),
+                    // The driver refuses a device without a serial number.
+                    "-device".into(),
+                    "cxl-type3,bus=cxl_rp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=1".into(),
+                    "-M".into(),
+                    format!("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={}M", (p.size_mib + 4095) / 4096 * 4096),
+                ]);
+            }
             _ => {
                 a.extend(["-machine".into(), "pc".into()]);
                 a.extend(["-m".into(), format!("{mem}M")]);
             }
         }
+        // Pin the port to the root bus: left to itself QEMU may put it on
+        // the CXL host bridge, which only takes bridges.
+        let root_bus = if self.topology.pmem.as_ref().map(|p| p.kind) == Some(PmemKind::Cxl) { "pcie.0" } else { "pci.0" };
         a.extend([
             "-device".into(),
-            "virtio-serial-pci,id=fhser0".into(),
+            format!("virtio-serial-pci,id=fhser0,bus={root_bus}"),
             "-chardev".into(),
             format!("file,id=fhchan0,path={}", self.channel_log().display()),
             "-device".into(),
@@ -344,6 +374,20 @@ mod tests {
         assert!(argv.contains("no5lvl") && argv.contains("fh.x=1"), "{argv}");
         let backing = std::fs::metadata(t.path().join("nvdimm0.img")).unwrap();
         assert_eq!(backing.len(), 256 << 20);
+    }
+
+    #[test]
+    fn cxl_topology_becomes_a_host_bridge_root_port_and_type3_device() {
+        let t = tempfile::tempdir().unwrap();
+        let topo = Topology { pmem: Some(PmemSpec { kind: PmemKind::Cxl, size_mib: 512, mode: DaxMode::Devdax, align: ALIGN_2M }) };
+        let s = spec(t.path(), topo, Accel::Tcg);
+        let argv = s.qemu_argv().unwrap().join(" ");
+        assert!(argv.contains("-machine q35,cxl=on"), "{argv}");
+        assert!(argv.contains("pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1"), "{argv}");
+        assert!(argv.contains("cxl-type3,bus=cxl_rp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=1"), "{argv}");
+        assert!(argv.contains("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4096M"), "{argv}");
+        assert!(s.cmdline().contains(&"pcie_ports=compat".to_string()));
+        assert_eq!(std::fs::metadata(t.path().join("cxl-mem0.img")).unwrap().len(), 512 << 20);
     }
 
     #[test]

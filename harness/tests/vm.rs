@@ -29,7 +29,7 @@ fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::results::CaseResu
 }
 
 fn check_shipped_results(s: &Summary, backend: &str) {
-    for id in ["dax/001", "dax/002", "fuse/001", "fuse/002", "fuse/003"] {
+    for id in ["dax/001", "dax/002", "dax/003", "fuse/001", "fuse/002", "fuse/003"] {
         let r = outcome(s, id);
         assert_eq!(r.outcome, Outcome::Pass, "{backend}: {id} did not pass: {:#?}", r.reasons);
     }
@@ -56,10 +56,15 @@ fn check_shipped_results(s: &Summary, backend: &str) {
     assert!(bug.findings.iter().any(|f| f.kind == FindingKind::Panic), "{:#?}", bug.findings);
     let after = outcome(s, "selftest/003");
     assert_eq!(after.outcome, Outcome::Pass, "{backend}: {:#?}", after.reasons);
-    assert_eq!(s.boots.len(), 2, "{backend}: one topology, one restart after the crash: {:#?}", s.boots);
+    // NVDIMM cases (and those needing no device) in boot 1 until the
+    // crash, the rest of them in boot 2, the CXL case in boot 3.
+    assert_eq!(s.boots.len(), 3, "{backend}: two topologies, one restart after the crash: {:#?}", s.boots);
     assert!(matches!(s.boots[0].end, famfs_harness::vm::BootEnd::Died { .. }), "{:#?}", s.boots[0].end);
     assert_eq!(s.boots[1].end, famfs_harness::vm::BootEnd::Completed);
+    assert_eq!(s.boots[2].end, famfs_harness::vm::BootEnd::Completed);
+    assert!(s.boots[2].topology.contains("cxl"), "{}", s.boots[2].topology);
     assert_eq!(after.boot, Some(2));
+    assert_eq!(outcome(s, "dax/003").boot, Some(3));
     for b in &s.boots {
         assert!(b.kernel_findings_outside_cases.is_empty(), "{backend}: {:#?}", b.kernel_findings_outside_cases);
     }

@@ -50,26 +50,59 @@ fn wait_for(path: &str, timeout: Duration) -> bool {
     Path::new(path).exists()
 }
 
-/// Turn the first pmem namespace into a devdax device with the requested
-/// alignment, then bind it as the topology asks.
-pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
-    if !wait_for("/sys/bus/nd/devices/namespace0.0", Duration::from_secs(20)) {
-        bail!("no pmem namespace appeared (/sys/bus/nd/devices/namespace0.0); is the NVDIMM/memmap pmem configured and CONFIG_ACPI_NFIT / X86_PMEM_LEGACY built in?");
-    }
-    let align = format!("{}", spec.align);
-    let out = Command::new("ndctl")
-        .args(["create-namespace", "-f", "-e", "namespace0.0", "--mode=devdax", "--align", &align])
+fn run_tool(argv: &[&str]) -> Result<String> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
         .output()
-        .context("running ndctl create-namespace (is ndctl in the image / on the host for vng?)")?;
+        .with_context(|| format!("running {} (is it in the image / on the host for vng?)", argv[0]))?;
     if !out.status.success() {
         bail!(
-            "ndctl create-namespace failed ({}): {}{}",
+            "`{}` failed ({}): {}{}",
+            argv.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let name = first_dax_device().context("ndctl succeeded but no dax device appeared")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Turn the emulated pmem into a devdax device with the requested
+/// alignment, then bind it as the topology asks.
+pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
+    if spec.kind == crate::topology::PmemKind::Cxl {
+        setup_cxl_region(spec)?;
+        let align = spec.align.to_string();
+        run_tool(&["ndctl", "create-namespace", "-m", "devdax", "-r", "region0", "--align", &align])?;
+        return finish_dax(spec);
+    }
+    if !wait_for("/sys/bus/nd/devices/namespace0.0", Duration::from_secs(20)) {
+        bail!("no pmem namespace appeared (/sys/bus/nd/devices/namespace0.0); is the NVDIMM/memmap pmem configured and CONFIG_ACPI_NFIT / X86_PMEM_LEGACY built in?");
+    }
+    let align = spec.align.to_string();
+    run_tool(&["ndctl", "create-namespace", "-f", "-e", "namespace0.0", "--mode=devdax", "--align", &align])?;
+    finish_dax(spec)
+}
+
+/// A persistent region over the one CXL type-3 device (interleave 1).
+fn setup_cxl_region(spec: &PmemSpec) -> Result<()> {
+    if !wait_for("/sys/bus/cxl/devices/mem0", Duration::from_secs(30)) {
+        bail!("no CXL memdev appeared (/sys/bus/cxl/devices/mem0); is CONFIG_PCI_MMCONFIG set (cxl_pci needs extended config space) and pcie_ports=compat on the command line?");
+    }
+    if !wait_for("/sys/bus/cxl/devices/decoder0.0", Duration::from_secs(10)) {
+        bail!("no CXL root decoder (decoder0.0): is CONFIG_CXL_ACPI set and the CXL fixed memory window configured?");
+    }
+    let size = format!("{}M", spec.size_mib);
+    run_tool(&["cxl", "create-region", "-m", "-t", "pmem", "-d", "decoder0.0", "-w", "1", "-g", "4096", "mem0", "-s", &size])?;
+    if !wait_for("/sys/bus/nd/devices/region0", Duration::from_secs(10)) {
+        bail!("the CXL pmem region did not appear as an nd region (region0): is CONFIG_CXL_PMEM set?");
+    }
+    Ok(())
+}
+
+/// The dax device the setup produced, bound as the topology asks.
+fn finish_dax(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
+    let name = first_dax_device().context("no dax device appeared after creating the namespace")?;
     if !wait_for(&format!("/dev/{name}"), Duration::from_secs(10)) {
         bail!("/dev/{name} did not appear");
     }
