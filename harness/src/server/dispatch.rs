@@ -216,10 +216,16 @@ impl Server {
         self.famfs
     }
 
-    fn node(&self, nodeid: u64) -> Option<&Node> {
+    /// Index into `nodes` of a node id (ids start at 1, the root).
+    fn node_index(&self, nodeid: u64) -> Option<usize> {
         nodeid
             .checked_sub(1)
-            .and_then(|i| self.nodes.get(i as usize))
+            .map(|i| i as usize)
+            .filter(|&i| i < self.nodes.len())
+    }
+
+    fn node(&self, nodeid: u64) -> Option<&Node> {
+        self.node_index(nodeid).map(|i| &self.nodes[i])
     }
 
     /// The meaning of an opcode: by the profile once famfs is on; before
@@ -819,14 +825,10 @@ impl Server {
         let Ok(s) = SetattrIn::decode(payload) else {
             return err(EINVAL);
         };
-        let Some(idx) = h
-            .nodeid
-            .checked_sub(1)
-            .filter(|&i| (i as usize) < self.nodes.len())
-        else {
+        let Some(idx) = self.node_index(h.nodeid) else {
             return err(ENOENT);
         };
-        let n = &mut self.nodes[idx as usize];
+        let n = &mut self.nodes[idx];
         // famfs files have a fixed allocation: size changes are refused
         // like famfs_fused does.
         if s.valid & fattr::SIZE != 0 && s.size != n.size {
@@ -841,7 +843,7 @@ impl Server {
         if s.valid & fattr::GID != 0 {
             n.gid = s.gid;
         }
-        let n = &self.nodes[idx as usize];
+        let n = &self.nodes[idx];
         let mut a = self.attr_out(n);
         self.attr_faults(&mut a.attr, fired, applied);
         Out::Data(a.to_bytes())
@@ -855,14 +857,10 @@ impl Server {
         applied: &mut Vec<String>,
     ) -> Out {
         let p = &self.cfg.profile;
-        let Some(idx) = h
-            .nodeid
-            .checked_sub(1)
-            .filter(|&i| (i as usize) < self.nodes.len())
-        else {
+        let Some(idx) = self.node_index(h.nodeid) else {
             return err(EINVAL);
         };
-        let Some((tmpl, bytes)) = &self.fmaps[idx as usize] else {
+        let Some((tmpl, bytes)) = &self.fmaps[idx] else {
             return err(ENOENT);
         };
         let buffer = if p.get_fmap_in_size > 0 {
