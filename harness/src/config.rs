@@ -203,12 +203,47 @@ pub fn default_fragment_names(dir: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Expand fragment names: a set (a file in the fragment directory with no
+/// extension, such as `default`) stands for the names it lists, and a
+/// leading `+` (`+debug`) means the default set plus what follows.
+/// Duplicates are dropped, first mention wins.
+pub fn expand_fragment_names(dir: &Path, names: &[String]) -> Result<Vec<String>> {
+    fn walk(dir: &Path, name: &str, depth: u32, out: &mut Vec<String>) -> Result<()> {
+        let set = dir.join(name);
+        if !name.is_empty() && !name.contains('/') && !name.ends_with(".config") && set.is_file() {
+            if depth > 4 {
+                bail!("fragment set {} includes itself", set.display());
+            }
+            let text = std::fs::read_to_string(&set).with_context(|| format!("reading {}", set.display()))?;
+            for l in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()) {
+                walk(dir, l, depth + 1, out)?;
+            }
+        } else if !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        match n.strip_prefix('+') {
+            Some(rest) if i == 0 => {
+                walk(dir, "default", 0, &mut out)?;
+                if !rest.is_empty() {
+                    walk(dir, rest, 0, &mut out)?;
+                }
+            }
+            _ => walk(dir, n, 0, &mut out)?,
+        }
+    }
+    Ok(out)
+}
+
 /// Load fragments by name (`base`) or path (`./my.config`).
 pub fn load_fragments(dir: &Path, names: &[String]) -> Result<Vec<Fragment>> {
     let mut out = Vec::new();
     for name in names {
         let as_path = Path::new(name);
-        let path = if name.ends_with(".config") && as_path.exists() {
+        let path = if (name.contains('/') || name.ends_with(".config")) && as_path.is_file() {
             as_path.to_path_buf()
         } else {
             let p = dir.join(format!("{name}.config"));
@@ -783,6 +818,22 @@ mod tests {
             path: PathBuf::from(format!("{name}.config")),
             settings: parse_fragment_text(Path::new(&format!("{name}.config")), text).unwrap(),
         }
+    }
+
+    #[test]
+    fn sets_and_plus_expand() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("default"), "# the set\nbase\ndax # pmem\n").unwrap();
+        std::fs::write(t.path().join("big"), "default\ndebug\n").unwrap();
+        let e = |v: &[&str]| expand_fragment_names(t.path(), &v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        assert_eq!(e(&["default"]), ["base", "dax"]);
+        assert_eq!(e(&["+debug"]), ["base", "dax", "debug"]);
+        assert_eq!(e(&["default", "debug", "base"]), ["base", "dax", "debug"]);
+        assert_eq!(e(&["big"]), ["base", "dax", "debug"]);
+        assert_eq!(e(&["fuse", "./x.config"]), ["fuse", "./x.config"]);
+        std::fs::write(t.path().join("loop"), "loop\n").unwrap();
+        let err = expand_fragment_names(t.path(), &["loop".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("includes itself"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const BUILD: &[Need] = &[
     Need { program: "pahole", package: "dwarves" },
     Need { program: "xz", package: "xz-utils" },
     Need { program: "dpkg-deb", package: "dpkg" },
+    // Patch series (`--kernel-patches`, named kernels) and `--kernel-git`.
+    Need { program: "patch", package: "patch" },
+    Need { program: "git", package: "git" },
 ];
 /// Header packages have no program; checked by file.
 pub const BUILD_HEADERS: &[(&str, &str)] =

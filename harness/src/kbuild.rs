@@ -23,6 +23,12 @@ const RECIPE: &str = "allnoconfig+fragments/v1";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KernelArtifacts {
+    /// The named kernel (`--kernel NAME`), if one was chosen.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Cases that hit a known defect of this kernel (from its named file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_defects: Vec<crate::kernels::KnownDefect>,
     pub bzimage: PathBuf,
     pub vmlinux: Option<PathBuf>,
     pub config_path: PathBuf,
@@ -53,6 +59,12 @@ struct Meta {
     built_fingerprint: Option<String>,
     release: Option<String>,
     warnings: Vec<Problem>,
+    /// Objects compiled by the last build (the progress estimate of the next).
+    #[serde(default)]
+    objects: Option<u64>,
+    /// The build directory this one was seeded from.
+    #[serde(default)]
+    seeded_from: Option<PathBuf>,
 }
 
 pub struct BuildRequest<'a> {
@@ -74,9 +86,15 @@ pub fn compiler_version() -> Result<String> {
 /// Cache key: hash of the recipe, where the source is (content for a Debian
 /// package, location for a user tree), the merged config and the compiler.
 pub fn cache_key(source: &SourceIdentity, merged_hash: &str, compiler: &str) -> String {
-    let loc = match source.kind.as_str() {
-        "debian-package" => format!("pkg:{}", source.content_hash),
-        _ => format!("tree:{}", source.path.display()),
+    let loc = if !source.patches.is_empty() {
+        // Base and every patch's content: one build directory per series.
+        format!("patched:{}", source.content_hash)
+    } else if let Some(commit) = &source.commit {
+        format!("git:{commit}")
+    } else if source.kind == "debian-package" {
+        format!("pkg:{}", source.content_hash)
+    } else {
+        format!("tree:{}", source.path.display())
     };
     let mut h = Sha256::new();
     h.update(format!("{RECIPE}\n{loc}\n{merged_hash}\n{compiler}\n").as_bytes());
@@ -114,6 +132,8 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     let artifacts = |meta: &Meta, built: bool| -> Result<KernelArtifacts> {
         let config_path = obj.join(".config");
         Ok(KernelArtifacts {
+            name: None,
+            known_defects: vec![],
             bzimage: bzimage.clone(),
             vmlinux: Some(obj.join("vmlinux")).filter(|p| p.exists()),
             config: DotConfig::load(&config_path)?,
@@ -137,10 +157,20 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     say(&format!(
         "kernel: building {} [{}] with fragments {} into {}",
         ident.version,
-        ident.package.clone().or(ident.describe.clone()).unwrap_or_else(|| ident.kind.clone()),
+        ident.describe_line(),
         req.fragments.join(","),
         dir.display()
     ));
+    let mut seeded_from = meta.seeded_from.clone();
+    if !req.config_only && meta.built_fingerprint.is_none() && !obj.join(".config").exists() {
+        if let Some(nb) = neighbour(req.cache, ident, &merged.hash(), &compiler)? {
+            let stage = Stage::start("kernel seed");
+            seed(&nb, &obj, ident)?;
+            stage.finish(&format!("copied {}", nb.display()));
+            seeded_from = Some(nb);
+        }
+    }
+    let estimate = seeded_from.is_none().then(|| object_estimate(req.cache, &merged.hash(), meta.objects)).flatten();
     for tool in ["make", "gcc", "flex", "bison", "bc"] {
         crate::hostdeps::require_tool(tool)?;
     }
@@ -173,11 +203,12 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         return artifacts(&m, false);
     }
 
-    let stage = Stage::start("kernel build");
+    let mut stage = Stage::start("kernel build");
+    stage.count_lines(&COMPILE_LINE, estimate);
     let mut cmd = Command::new("make");
     cmd.arg("-C").arg(&req.source.dir).arg(format!("O={}", obj.display()));
     cmd.arg(format!("-j{}", req.jobs)).arg("bzImage");
-    run_make(cmd, &mut log, &log_path, stage, "building the kernel")?;
+    let objects = run_make(cmd, &mut log, &log_path, stage, "building the kernel")?;
 
     let release = std::fs::read_to_string(obj.join("include/config/kernel.release"))
         .context("reading include/config/kernel.release after the build")?
@@ -193,13 +224,119 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         built_fingerprint: Some(ident.content_hash.clone()),
         release: Some(release),
         warnings: problems.into_iter().filter(|p| p.severity == Severity::Warning).collect(),
+        // A seeded or incremental build compiles a few files: keep the
+        // estimate of the last full one.
+        objects: if seeded_from.is_none() && meta.built_fingerprint.is_none() { Some(objects) } else { meta.objects.or(Some(objects)) },
+        seeded_from,
     };
     write_meta(&meta_path, &meta)?;
     artifacts(&meta, true)
 }
 
-/// Run make, teeing its output into the build log and the progress line.
-fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stage: Stage, what: &str) -> Result<()> {
+/// A make output line that stands for one compiled object (kbuild's short
+/// output: `  CC      fs/fuse/file.o`).
+static COMPILE_LINE: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^\s+(CC|AS)\s+\S+\.o$").expect("static regex"));
+
+/// How many objects a full build of this config compiles: this directory's
+/// last full build, else any full build in the cache with the same merged
+/// config, else none (the progress line then shows a count only).
+fn object_estimate(cache: &Cache, merged_hash: &str, own: Option<u64>) -> Option<u64> {
+    own.or_else(|| {
+        builds(cache).into_iter().find_map(|(_, m)| (m.merged_config_sha256 == merged_hash && m.seeded_from.is_none()).then_some(m.objects).flatten())
+    })
+}
+
+/// Every build directory in the cache with its metadata, newest first.
+fn builds(cache: &Cache) -> Vec<(PathBuf, Meta)> {
+    let Ok(root) = cache.dir("builds") else { return vec![] };
+    let mut v: Vec<(std::time::SystemTime, PathBuf, Meta)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let mp = e.path().join("meta.json");
+            let t = mp.metadata().ok()?.modified().ok()?;
+            Some((t, e.path(), read_meta(&mp)?))
+        })
+        .collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.into_iter().map(|(_, p, m)| (p, m)).collect()
+}
+
+/// A finished build of the tree this source was copied from, with the same
+/// config, compiler and recipe: its objects are valid here for every file
+/// that does not differ, and every file that differs is newer.
+fn neighbour(cache: &Cache, ident: &SourceIdentity, merged_hash: &str, compiler: &str) -> Result<Option<PathBuf>> {
+    let Some(parent) = &ident.parent else { return Ok(None) };
+    Ok(builds(cache).into_iter().find_map(|(dir, m)| {
+        let same = m.recipe == RECIPE
+            && m.merged_config_sha256 == merged_hash
+            && m.compiler == compiler
+            && m.built_fingerprint.is_some()
+            && m.source.as_ref().is_some_and(|s| &s.path == parent);
+        (same && dir.join("obj/arch/x86/boot/bzImage").exists()).then(|| dir.join("obj"))
+    }))
+}
+
+/// Seed `obj` with a copy of a neighbour's build directory. kbuild records
+/// every command with the absolute source path (out-of-tree builds), so the
+/// copy's `.*.cmd` files are rewritten to name this source and this build
+/// directory; make then rebuilds exactly what changed.
+fn seed(from: &Path, obj: &Path, ident: &SourceIdentity) -> Result<()> {
+    let parent = ident.parent.as_ref().context("seeding needs a parent tree")?;
+    if obj.exists() {
+        std::fs::remove_dir_all(obj)?;
+    }
+    let staging = obj.with_file_name(format!("obj.seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let st = Command::new("cp").args(["-a", "--reflink=auto"]).arg(from).arg(&staging).status().context("running cp")?;
+    if !st.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        bail!("copying {} to seed {} failed ({st})", from.display(), obj.display());
+    }
+    let pairs = [(from.display().to_string(), obj.display().to_string()), (parent.display().to_string(), ident.path.display().to_string())];
+    rewrite_cmd_files(&staging, &pairs)?;
+    let link = staging.join("source");
+    if link.is_symlink() {
+        std::fs::remove_file(&link)?;
+        std::os::unix::fs::symlink(&ident.path, &link)?;
+    }
+    std::fs::rename(&staging, obj)?;
+    Ok(())
+}
+
+/// Replace each `(old, new)` string in every kbuild `*.cmd` file below `dir`
+/// (the per-object `.x.o.cmd` and Kconfig's `auto.conf.cmd`).
+pub fn rewrite_cmd_files(dir: &Path, pairs: &[(String, String)]) -> Result<usize> {
+    let mut changed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let ft = e.file_type()?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() && name.ends_with(".cmd") {
+                let text = std::fs::read_to_string(e.path())?;
+                let mut new = text.clone();
+                for (old, to) in pairs {
+                    new = new.replace(old.as_str(), to);
+                }
+                if new != text {
+                    std::fs::write(e.path(), new)?;
+                    changed += 1;
+                }
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Run make, teeing its output into the build log and the progress line;
+/// returns how many objects it compiled.
+fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stage: Stage, what: &str) -> Result<u64> {
     writeln!(log, "$ {cmd:?}")?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = crate::proc::GroupChild::spawn(&mut cmd, "make")?;
@@ -234,8 +371,9 @@ fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stag
         let lines: Vec<String> = tail.into_iter().collect();
         bail!("{what} failed ({status}); full log: {}\n  {}", log_path.display(), lines.join("\n  "));
     }
+    let n = stage.counted();
     stage.finish("done");
-    Ok(())
+    Ok(n)
 }
 
 /// A kernel someone else built. Its `.config` drives the requirement checks,
@@ -271,6 +409,8 @@ pub fn prebuilt(image: &Path, config_path: Option<&Path>, vmlinux: Option<&Path>
     let config = DotConfig::load(&config_path)?;
     let release = read_release_from_bzimage(&image).unwrap_or_default();
     Ok(KernelArtifacts {
+        name: None,
+        known_defects: vec![],
         bzimage: image,
         vmlinux,
         config,

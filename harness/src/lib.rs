@@ -36,6 +36,10 @@ pub mod image;
 #[cfg(feature = "host")]
 pub mod kbuild;
 #[cfg(feature = "host")]
+pub mod kernels;
+#[cfg(feature = "host")]
+pub mod patches;
+#[cfg(feature = "host")]
 pub mod proc;
 #[cfg(feature = "host")]
 pub mod results;

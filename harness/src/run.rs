@@ -26,6 +26,10 @@ pub enum KernelChoice {
     Src(PathBuf),
     /// A prebuilt bzImage (with its .config and vmlinux).
     Image { image: PathBuf, config: Option<PathBuf>, vmlinux: Option<PathBuf> },
+    /// One commit of a local git repository, exported into the cache.
+    Git { repo: PathBuf, rev: String },
+    /// A named kernel from `kernel-configs/kernels/`.
+    Named(String),
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +41,10 @@ pub struct Options {
     pub kernel: KernelChoice,
     /// Fragment names; None means kernel-configs/default.
     pub fragments: Option<Vec<String>>,
+    /// A patch series applied on the base (`--kernel-patches`).
+    pub patches: Option<PathBuf>,
+    /// Accept patches that apply only with fuzz or offsets.
+    pub allow_fuzz: bool,
     pub backend: Backend,
     pub cpus: u32,
     pub profile: String,
@@ -58,6 +66,8 @@ impl Options {
             workspace: crate::guestbuild::workspace_root(),
             kernel: KernelChoice::Default,
             fragments: None,
+            patches: None,
+            allow_fuzz: false,
             backend: Backend::Qemu,
             cpus: 2,
             profile: "v10".into(),
@@ -91,29 +101,77 @@ pub fn ensure_host(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// What a kernel choice resolves to before anything is fetched or built.
+pub struct KernelPlan {
+    pub base: crate::kernels::Base,
+    pub patches: Option<PathBuf>,
+    pub allow_fuzz: bool,
+    pub fragments: Vec<String>,
+    /// The named kernel, when one was chosen.
+    pub named: Option<crate::kernels::NamedKernel>,
+}
+
+/// Resolve the options into a base, a series and fragments. A named kernel
+/// whose fixture is absent fails with [`crate::kernels::Unavailable`].
+pub fn kernel_plan(opts: &Options) -> Result<KernelPlan> {
+    use crate::kernels::Base;
+    let frag_dir = opts.root.join("kernel-configs");
+    let (base, patches, allow_fuzz, fragments, named) = match &opts.kernel {
+        KernelChoice::Named(name) => {
+            let k = crate::kernels::load(&opts.root, name)?;
+            k.check_available()?;
+            (k.base.clone(), k.patches.clone(), k.allow_fuzz, k.fragments.clone(), Some(k))
+        }
+        other => {
+            let base = match other {
+                KernelChoice::Src(d) => Base::Tree(d.clone()),
+                KernelChoice::Git { repo, rev } => Base::Git { repo: repo.clone(), rev: rev.clone() },
+                _ => Base::Debian,
+            };
+            let frags = opts.fragments.clone().unwrap_or_else(|| vec!["default".into()]);
+            (base, opts.patches.clone(), opts.allow_fuzz, frags, None)
+        }
+    };
+    let fragments = crate::config::expand_fragment_names(&frag_dir, &fragments)?;
+    Ok(KernelPlan { base, patches, allow_fuzz, fragments, named })
+}
+
 /// Build or find the kernel.
 pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
-    let frag_dir = opts.root.join("kernel-configs");
-    let fragments = match &opts.fragments {
-        Some(f) => f.clone(),
-        None => crate::config::default_fragment_names(&frag_dir)?,
-    };
-    match &opts.kernel {
-        KernelChoice::Image { image, config, vmlinux } => {
-            let k = kbuild::prebuilt(image, config.as_deref(), vmlinux.as_deref())?;
-            say(&format!("kernel: prebuilt {} ({}), config {}", k.bzimage.display(), k.release, k.config_path.display()));
-            Ok(k)
-        }
-        KernelChoice::Src(dir) => {
-            let src = crate::source::open_tree(dir)?;
-            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs(), config_only: opts.config_only })
-        }
-        KernelChoice::Default => {
-            // Without network access a cached source still works.
-            let src = crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut |m| say(m))?;
-            kbuild::build(&kbuild::BuildRequest { source: &src, fragments_dir: &frag_dir, fragments, cache, jobs: kbuild::jobs(), config_only: opts.config_only })
-        }
+    if let KernelChoice::Image { image, config, vmlinux } = &opts.kernel {
+        let k = kbuild::prebuilt(image, config.as_deref(), vmlinux.as_deref())?;
+        say(&format!("kernel: prebuilt {} ({}), config {}", k.bzimage.display(), k.release, k.config_path.display()));
+        return Ok(k);
     }
+    let plan = kernel_plan(opts)?;
+    if let Some(k) = &plan.named {
+        say(&format!("kernel: {} ({}): {}", k.name, k.file.display(), k.description));
+    }
+    // Load the series first: a bad series fails before any download.
+    let series = plan.patches.as_deref().map(crate::patches::load).transpose()?;
+    let mut log = |m: &str| say(m);
+    let base = match &plan.base {
+        crate::kernels::Base::Debian => crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut log)?,
+        crate::kernels::Base::Tree(dir) => crate::source::open_tree(dir)?,
+        crate::kernels::Base::Git { repo, rev } => crate::source::from_git(cache, repo, rev, &mut log)?,
+    };
+    let src = match &series {
+        Some(s) => crate::source::patched(cache, &base, s, plan.allow_fuzz, &mut log)?,
+        None => base,
+    };
+    let mut art = kbuild::build(&kbuild::BuildRequest {
+        source: &src,
+        fragments_dir: &opts.root.join("kernel-configs"),
+        fragments: plan.fragments,
+        cache,
+        jobs: kbuild::jobs(),
+        config_only: opts.config_only,
+    })?;
+    if let Some(k) = plan.named {
+        art.name = Some(k.name);
+        art.known_defects = k.known_defects;
+    }
+    Ok(art)
 }
 
 /// Everything a run needs before the first boot.

@@ -32,6 +32,50 @@ pub struct SourceIdentity {
     pub content_hash: String,
     /// Where the tree is (part of the build-cache key for user trees).
     pub path: PathBuf,
+    /// The commit, for a tree exported from a git repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The series applied on top of the base, and each patch's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<crate::patches::Patch>,
+    /// The tree this one was copied from: every file that differs between
+    /// the two is newer here, so a build of that tree can seed a build of
+    /// this one and make rebuilds only what differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<PathBuf>,
+}
+
+impl SourceIdentity {
+    /// A plain tree: no commit, no patches, no parent.
+    pub fn plain(kind: &str, version: String, content_hash: String, path: PathBuf) -> SourceIdentity {
+        SourceIdentity {
+            kind: kind.into(),
+            version,
+            package: None,
+            describe: None,
+            content_hash,
+            path,
+            commit: None,
+            series: None,
+            patches: vec![],
+            parent: None,
+        }
+    }
+
+    /// One line for people: what the kernel is built from.
+    pub fn describe_line(&self) -> String {
+        let mut s = self.package.clone().or(self.describe.clone()).unwrap_or_else(|| self.kind.clone());
+        if !self.patches.is_empty() {
+            s.push_str(&format!(
+                " + {} patches from {}",
+                self.patches.len(),
+                self.series.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+            ));
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,17 +177,201 @@ pub fn open_tree(dir: &Path) -> Result<KernelSource> {
         None
     };
     let content_hash = tree_fingerprint(&dir)?;
-    Ok(KernelSource {
-        identity: SourceIdentity {
-            kind: if git { "git".into() } else { "tree".into() },
-            version,
-            package: None,
-            describe,
-            content_hash,
-            path: dir.clone(),
-        },
-        dir,
-    })
+    let mut identity = SourceIdentity::plain(if git { "git" } else { "tree" }, version, content_hash, dir.clone());
+    identity.describe = describe;
+    Ok(KernelSource { identity, dir })
+}
+
+/// A short stable name for a string (cache directory names).
+fn short_hash(s: &str) -> String {
+    hex(&Sha256::digest(s.as_bytes()))[..16].to_string()
+}
+
+/// Move a finished staging directory into place. Another run may have
+/// made the same tree meanwhile; then its copy is used and ours dropped.
+fn publish(staging: &Path, dest: &Path) -> Result<()> {
+    match std::fs::rename(staging, dest) {
+        Ok(()) => Ok(()),
+        Err(_) if dest.is_dir() => {
+            let _ = std::fs::remove_dir_all(staging);
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("moving {} to {}", staging.display(), dest.display())),
+    }
+}
+
+/// The base with a patch series applied, as a private tree in the cache
+/// (made once per base and series content).
+pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Series, allow_fuzz: bool, log: &mut dyn FnMut(&str)) -> Result<KernelSource> {
+    let b = &base.identity;
+    let key = short_hash(&format!("{}\n{}\n{}\n{}", b.kind, b.content_hash, b.path.display(), series.hash()));
+    let root = cache.dir("trees")?.join(format!("patched-{key}"));
+    let tree = root.join("linux");
+    if !tree.join("Makefile").exists() {
+        log(&format!("applying {} patches from {} to {}", series.patches.len(), series.path.display(), b.describe_line()));
+        crate::patches::apply(&base.dir, series, &tree, allow_fuzz, log)?;
+    }
+    let version = kernel_version(&tree)?;
+    let mut identity = SourceIdentity::plain(&b.kind, version, short_hash(&format!("{}\n{}", b.content_hash, series.hash())), tree.clone());
+    identity.package = b.package.clone();
+    identity.describe = b.describe.clone();
+    identity.commit = b.commit.clone();
+    identity.series = Some(series.path.clone());
+    identity.patches = series.patches.clone();
+    identity.parent = Some(b.path.clone());
+    Ok(KernelSource { dir: tree, identity })
+}
+
+fn git(repo: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(repo);
+    c
+}
+
+fn git_out(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running git ({what})"))?;
+    if !out.status.success() {
+        bail!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// One commit of a local git repository, exported into the cache without
+/// touching the repository's checkout, index or refs (a private index file
+/// is used). When another commit of the same repository was exported
+/// before, the new tree is a hard-link copy of the closest one with only
+/// the differing files written, so a build of that commit can seed this
+/// one's (`parent`).
+pub fn from_git(cache: &Cache, repo: &Path, rev: &str, log: &mut dyn FnMut(&str)) -> Result<KernelSource> {
+    crate::hostdeps::require_tool("git")?;
+    if !repo.is_dir() {
+        bail!("--kernel-git {} does not exist", repo.display());
+    }
+    let repo = repo.canonicalize()?;
+    git_out(git(&repo).args(["rev-parse", "--git-dir"]), &format!("{} is not a git repository", repo.display()))?;
+    let commit = git_out(
+        git(&repo).args(["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]),
+        &format!("ref `{rev}` does not exist in {}", repo.display()),
+    )
+    .map_err(|_| anyhow::anyhow!("ref `{rev}` does not exist in {} (git rev-parse found no commit)", repo.display()))?;
+    for f in ["Makefile", "Kconfig", "arch/x86/Kconfig"] {
+        let ok = git(&repo).args(["cat-file", "-e", &format!("{commit}:{f}")]).status()?.success();
+        if !ok {
+            bail!("{} at {rev} ({}) is not a kernel tree: it has no {f}", repo.display(), &commit[..12]);
+        }
+    }
+    let base = cache.dir("trees")?.join(format!("git-{}", short_hash(&repo.display().to_string())));
+    std::fs::create_dir_all(&base)?;
+    let dest = base.join(&commit);
+    let describe = git_out(git(&repo).args(["describe", "--always", "--tags", &commit]), "git describe").ok();
+    if !dest.join(".harness-exported").exists() {
+        let staging = base.join(format!(".staging-{}-{}", std::process::id(), &commit[..12]));
+        let _ = std::fs::remove_dir_all(&staging);
+        let index = base.join(format!(".index-{}", std::process::id()));
+        let result = (|| -> Result<Option<PathBuf>> {
+            let mut rt = git(&repo);
+            rt.env("GIT_INDEX_FILE", &index).args(["read-tree", &commit]);
+            git_out(&mut rt, "git read-tree into a private index")?;
+            let neighbour = closest_export(&repo, &base, &commit)?;
+            let prefix = format!("{}/", staging.display());
+            match &neighbour {
+                Some((nb, changed)) => {
+                    log(&format!("exporting {} from {}: {} files differ from the cached {}", &commit[..12], repo.display(), changed.len(), nb.display()));
+                    crate::patches::link_copy(nb, &staging)?;
+                    let _ = std::fs::remove_file(staging.join(".harness-exported"));
+                    let mut write = Vec::new();
+                    for (status, path) in changed {
+                        let f = staging.join(path);
+                        if f.is_file() || f.is_symlink() {
+                            std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
+                        }
+                        if status != "D" {
+                            write.push(path.clone());
+                        }
+                    }
+                    if !write.is_empty() {
+                        checkout_index(&repo, &index, &prefix, Some(&write))?;
+                    }
+                }
+                None => {
+                    log(&format!("exporting {} ({}) from {} into the cache", &commit[..12], describe.as_deref().unwrap_or(rev), repo.display()));
+                    std::fs::create_dir_all(&staging)?;
+                    checkout_index(&repo, &index, &prefix, None)?;
+                }
+            }
+            std::fs::write(staging.join(".harness-exported"), &commit)?;
+            publish(&staging, &dest)?;
+            Ok(neighbour.map(|(p, _)| p))
+        })();
+        let _ = std::fs::remove_file(&index);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        if let Some(parent) = result? {
+            std::fs::write(dest.join(".harness-parent"), parent.display().to_string())?;
+        }
+    }
+    let version = kernel_version(&dest)?;
+    let mut identity = SourceIdentity::plain("git", version, commit.clone(), dest.clone());
+    identity.describe = describe;
+    identity.commit = Some(commit);
+    identity.parent = std::fs::read_to_string(dest.join(".harness-parent")).ok().map(PathBuf::from);
+    Ok(KernelSource { dir: dest, identity })
+}
+
+/// `git checkout-index` into `prefix` from a private index: every file, or
+/// the given paths (fed on stdin, so any number of them).
+fn checkout_index(repo: &Path, index: &Path, prefix: &str, paths: Option<&[String]>) -> Result<()> {
+    use std::io::Write;
+    let mut c = git(repo);
+    c.env("GIT_INDEX_FILE", index).args(["checkout-index", "-f", &format!("--prefix={prefix}")]);
+    match paths {
+        None => {
+            c.arg("-a");
+            git_out(&mut c, "git checkout-index -a")?;
+        }
+        Some(paths) => {
+            c.args(["--stdin", "-z"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().context("running git checkout-index")?;
+            {
+                let mut stdin = child.stdin.take().context("stdin of git checkout-index")?;
+                for p in paths {
+                    stdin.write_all(p.as_bytes())?;
+                    stdin.write_all(b"\0")?;
+                }
+            }
+            let out = child.wait_with_output()?;
+            if !out.status.success() {
+                bail!("git checkout-index: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The exported commit of `repo` that differs from `commit` in the fewest
+/// files (among the eight most recent exports), with those files.
+#[allow(clippy::type_complexity)]
+fn closest_export(repo: &Path, base: &Path, commit: &str) -> Result<Option<(PathBuf, Vec<(String, String)>)>> {
+    let mut exports: Vec<(std::time::SystemTime, PathBuf, String)> = std::fs::read_dir(base)?
+        .flatten()
+        .filter_map(|e| {
+            let stamp = e.path().join(".harness-exported");
+            let c = std::fs::read_to_string(&stamp).ok()?;
+            Some((stamp.metadata().ok()?.modified().ok()?, e.path(), c.trim().to_string()))
+        })
+        .collect();
+    exports.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut best: Option<(PathBuf, Vec<(String, String)>)> = None;
+    for (_, path, c) in exports.into_iter().take(8) {
+        let Ok(out) = git_out(git(repo).args(["diff", "--name-status", "--no-renames", "-z", &c, commit]), "git diff") else { continue };
+        let fields: Vec<&str> = out.split('\0').filter(|s| !s.is_empty()).collect();
+        let changed: Vec<(String, String)> = fields.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].to_string(), c[1].to_string())).collect();
+        if best.as_ref().is_none_or(|(_, b)| changed.len() < b.len()) {
+            best = Some((path, changed));
+        }
+    }
+    Ok(best)
 }
 
 /// Options apt needs to work from a private state: its own source list,
@@ -220,17 +448,9 @@ pub fn fetch_debian(cache: &Cache, package: &str, log: &mut dyn FnMut(&str)) -> 
     }
     let content_hash = std::fs::read_to_string(&stamp)?.trim().to_string();
     let version = kernel_version(&tree)?;
-    Ok(KernelSource {
-        dir: tree.clone(),
-        identity: SourceIdentity {
-            kind: "debian-package".into(),
-            version,
-            package: Some(format!("{package} {pkg_version}")),
-            describe: None,
-            content_hash,
-            path: tree,
-        },
-    })
+    let mut identity = SourceIdentity::plain("debian-package", version, content_hash, tree.clone());
+    identity.package = Some(format!("{package} {pkg_version}"));
+    Ok(KernelSource { dir: tree, identity })
 }
 
 fn find_deb(dir: &Path, package: &str) -> Result<Option<PathBuf>> {

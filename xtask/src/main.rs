@@ -89,9 +89,27 @@ enum BenchCmd {
 
 #[derive(Args, Clone)]
 struct KernelArgs {
+    /// A named kernel from kernel-configs/kernels/ (default, debug,
+    /// famfs-v10, famfs-v10-debug, ...) or a path to such a file.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["kernel_src", "kernel_image", "kernel_git", "kernel_patches", "fragments"])]
+    kernel: Option<String>,
     /// A kernel tree to build out of tree (default: Debian's linux-source-7.3).
-    #[arg(long, value_name = "DIR", conflicts_with = "kernel_image")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["kernel_image", "kernel_git"])]
     kernel_src: Option<PathBuf>,
+    /// A local git repository: build the commit --ref names (exported into
+    /// the cache; the repository's checkout and index are not touched).
+    #[arg(long, value_name = "REPO", requires = "git_ref", conflicts_with = "kernel_image")]
+    kernel_git: Option<PathBuf>,
+    /// The commit, branch or tag of --kernel-git.
+    #[arg(long = "ref", value_name = "REF", requires = "kernel_git")]
+    git_ref: Option<String>,
+    /// A patch series to apply on the base: a quilt series file, a
+    /// directory of *.patch files, or an mbox (git format-patch, b4 am).
+    #[arg(long, value_name = "PATH", conflicts_with = "kernel_image")]
+    kernel_patches: Option<PathBuf>,
+    /// Accept patches that apply only with fuzz or line offsets.
+    #[arg(long, requires = "kernel_patches")]
+    allow_fuzz: bool,
     /// A prebuilt bzImage; its .config and vmlinux are looked for beside it.
     #[arg(long, value_name = "BZIMAGE")]
     kernel_image: Option<PathBuf>,
@@ -101,7 +119,8 @@ struct KernelArgs {
     /// The vmlinux of --kernel-image.
     #[arg(long, value_name = "FILE", requires = "kernel_image")]
     vmlinux: Option<PathBuf>,
-    /// Config fragments from kernel-configs/ (comma separated names or paths;
+    /// Config fragments from kernel-configs/ (comma separated names, sets
+    /// such as `default`, or paths; `+debug` is the default set plus debug;
     /// default: kernel-configs/default).
     #[arg(long, value_delimiter = ',')]
     fragments: Option<Vec<String>>,
@@ -160,12 +179,20 @@ struct TestVm {
 
 fn options(k: &KernelArgs) -> Result<Options> {
     let mut o = Options::new(&famfs_harness::guestbuild::workspace_root());
-    o.kernel = match (&k.kernel_src, &k.kernel_image) {
-        (Some(src), _) => KernelChoice::Src(src.clone()),
-        (None, Some(img)) => KernelChoice::Image { image: img.clone(), config: k.kernel_config.clone(), vmlinux: k.vmlinux.clone() },
-        (None, None) => KernelChoice::Default,
+    o.kernel = if let Some(name) = &k.kernel {
+        KernelChoice::Named(name.clone())
+    } else if let (Some(repo), Some(rev)) = (&k.kernel_git, &k.git_ref) {
+        KernelChoice::Git { repo: repo.clone(), rev: rev.clone() }
+    } else if let Some(src) = &k.kernel_src {
+        KernelChoice::Src(src.clone())
+    } else if let Some(img) = &k.kernel_image {
+        KernelChoice::Image { image: img.clone(), config: k.kernel_config.clone(), vmlinux: k.vmlinux.clone() }
+    } else {
+        KernelChoice::Default
     };
     o.fragments = k.fragments.clone();
+    o.patches = k.kernel_patches.clone();
+    o.allow_fuzz = k.allow_fuzz;
     o.cache_root = k.cache.clone();
     Ok(o)
 }

@@ -1,0 +1,258 @@
+//! Named kernels: one small YAML file per kernel in
+//! `kernel-configs/kernels/NAME.yaml` saying what to build (a base, an
+//! optional patch series, the fragments) and which cases hit a known defect
+//! of that kernel, so that CI and people name kernels instead of repeating
+//! flags. Paths in these files are relative to the checkout (the directory
+//! holding `kernel-configs/`).
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where a kernel's source comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Base {
+    /// Debian's linux-source package (the default kernel).
+    Debian,
+    /// A kernel tree, built out of tree.
+    Tree(PathBuf),
+    /// One commit of a local git repository.
+    Git { repo: PathBuf, rev: String },
+}
+
+/// A case that hits a known defect of a kernel, and the report it must give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownDefect {
+    /// Case id (`famfs/001`).
+    pub case: String,
+    /// The title of the kernel report the case must produce, exactly.
+    pub title: String,
+    /// What the defect is, for the person who reads a failure.
+    pub why: String,
+    /// `file:line` of the entry.
+    pub at: String,
+}
+
+/// A kernel resolved from a file: everything `run` needs to build it.
+#[derive(Debug, Clone)]
+pub struct NamedKernel {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub base: Base,
+    pub patches: Option<PathBuf>,
+    pub allow_fuzz: bool,
+    pub fragments: Vec<String>,
+    pub known_defects: Vec<KnownDefect>,
+}
+
+/// A kernel that cannot be had on this machine (its fixture is absent):
+/// the run reports every case as not run with this reason.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Unavailable {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    description: String,
+    /// `debian`, `tree:DIR` or `git:REPO@REF`.
+    #[serde(default = "debian")]
+    base: String,
+    patches: Option<String>,
+    #[serde(default)]
+    allow_fuzz: bool,
+    fragments: Vec<String>,
+    #[serde(default)]
+    known_defects: Vec<DefectEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefectEntry {
+    case: String,
+    title: String,
+    why: String,
+}
+
+fn debian() -> String {
+    "debian".into()
+}
+
+/// The directory of named kernels under a checkout.
+pub fn dir(root: &Path) -> PathBuf {
+    root.join("kernel-configs/kernels")
+}
+
+/// Names of the shipped kernels, sorted.
+pub fn available(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir(root))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".yaml").map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+/// 1-based line of the first line at or after `from` containing `needle`.
+fn line_of(text: &str, needle: &str, from: usize) -> usize {
+    text.lines().enumerate().skip(from.saturating_sub(1)).find(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).unwrap_or(1)
+}
+
+/// Parse a `base:` value.
+pub fn parse_base(s: &str, root: &Path) -> Result<Base, String> {
+    if s == "debian" {
+        return Ok(Base::Debian);
+    }
+    if let Some(p) = s.strip_prefix("tree:") {
+        return Ok(Base::Tree(root.join(p)));
+    }
+    if let Some(rest) = s.strip_prefix("git:") {
+        let (repo, rev) = rest.rsplit_once('@').ok_or_else(|| format!("`{s}`: a git base is `git:REPO@REF`"))?;
+        return Ok(Base::Git { repo: root.join(repo), rev: rev.into() });
+    }
+    Err(format!("unknown base `{s}`: use `debian`, `tree:DIR` or `git:REPO@REF`"))
+}
+
+/// Load a named kernel (a name from `kernel-configs/kernels/`, or a path to
+/// such a file).
+pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
+    let as_path = Path::new(name);
+    let file = if name.ends_with(".yaml") && as_path.is_file() { as_path.to_path_buf() } else { dir(root).join(format!("{name}.yaml")) };
+    if !file.is_file() {
+        bail!("unknown kernel `{name}`: no {} (named kernels: {})", file.display(), available(root).join(", "));
+    }
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let f: File = crate::yaml::parse(&file, &text, 0)?;
+    let at = |needle: &str| format!("{}:{}", file.display(), line_of(&text, needle, 1));
+    if f.description.trim().is_empty() {
+        bail!("{}: empty description; say what the kernel is", at("description"));
+    }
+    let base = parse_base(&f.base, root).map_err(|e| anyhow::anyhow!("{}: {e}", at("base:")))?;
+    if f.fragments.is_empty() {
+        bail!("{}: no fragments; name at least `default`", at("fragments"));
+    }
+    let mut known_defects = Vec::new();
+    let mut from = 1;
+    for d in &f.known_defects {
+        let line = line_of(&text, &format!("case: {}", d.case), from);
+        from = line + 1;
+        let at = format!("{}:{line}", file.display());
+        if d.title.trim().is_empty() || d.why.trim().is_empty() {
+            bail!("{at}: a known defect needs a title (the report the case must produce) and a why");
+        }
+        known_defects.push(KnownDefect { case: d.case.clone(), title: d.title.clone(), why: d.why.clone(), at });
+    }
+    Ok(NamedKernel {
+        name: file.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+        description: f.description,
+        base,
+        patches: f.patches.map(|p| root.join(p)),
+        allow_fuzz: f.allow_fuzz,
+        fragments: f.fragments,
+        known_defects,
+        file,
+    })
+}
+
+impl NamedKernel {
+    /// Fails with [`Unavailable`] when an input named by a path is absent
+    /// (a fixture that lives beside the checkout, not in it).
+    pub fn check_available(&self) -> Result<()> {
+        let mut missing = Vec::new();
+        if let Some(p) = &self.patches {
+            if !p.exists() {
+                missing.push(p.clone());
+            }
+        }
+        match &self.base {
+            Base::Tree(p) | Base::Git { repo: p, .. } if !p.exists() => missing.push(p.clone()),
+            _ => {}
+        }
+        if let Some(p) = missing.first() {
+            return Err(Unavailable(format!("kernel {} is not available here: {} does not exist ({})", self.name, p.display(), self.file.display())).into());
+        }
+        Ok(())
+    }
+
+    /// Check that each known defect names a case that exists.
+    pub fn check_cases(&self, case_ids: &[String]) -> Result<()> {
+        for d in &self.known_defects {
+            if !case_ids.contains(&d.case) {
+                bail!("{}: known defect for case `{}`, which does not exist", d.at, d.case);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with(name: &str, text: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir(t.path())).unwrap();
+        std::fs::write(dir(t.path()).join(format!("{name}.yaml")), text).unwrap();
+        t
+    }
+
+    #[test]
+    fn loads_a_kernel_with_patches_and_defects() {
+        let t = root_with(
+            "k",
+            "description: a test kernel\nbase: debian\npatches: ../fixture/series\nfragments: [default, debug]\nknown-defects:\n  - case: famfs/001\n    title: WARNING in x\n    why: because\n",
+        );
+        let k = load(t.path(), "k").unwrap();
+        assert_eq!(k.name, "k");
+        assert_eq!(k.base, Base::Debian);
+        assert_eq!(k.patches, Some(t.path().join("../fixture/series")));
+        assert_eq!(k.fragments, ["default", "debug"]);
+        assert_eq!(k.known_defects[0].at, format!("{}:6", dir(t.path()).join("k.yaml").display()));
+        let e = k.check_available().unwrap_err();
+        assert!(e.downcast_ref::<Unavailable>().is_some(), "{e}");
+        assert!(e.to_string().contains("not available here") && e.to_string().contains("fixture/series"), "{e}");
+        let e = k.check_cases(&["dax/001".into()]).unwrap_err().to_string();
+        assert!(e.contains("k.yaml:6") && e.contains("famfs/001"), "{e}");
+    }
+
+    #[test]
+    fn bad_files_name_file_and_line() {
+        let t = root_with("k", "description: x\nfragments: [default]\nbogus: 1\n");
+        let e = load(t.path(), "k").unwrap_err().to_string();
+        assert!(e.contains("k.yaml:3") && e.contains("bogus"), "{e}");
+        let t = root_with("k", "description: x\nbase: svn:foo\nfragments: [default]\n");
+        let e = load(t.path(), "k").unwrap_err().to_string();
+        assert!(e.contains("k.yaml:2") && e.contains("unknown base"), "{e}");
+        let e = load(t.path(), "nope").unwrap_err().to_string();
+        assert!(e.contains("unknown kernel `nope`") && e.contains("named kernels: k"), "{e}");
+        let t = root_with("k", "description: x\nbase: git:/repo\nfragments: [default]\n");
+        let e = load(t.path(), "k").unwrap_err().to_string();
+        assert!(e.contains("k.yaml:2") && e.contains("git:REPO@REF"), "{e}");
+    }
+
+    #[test]
+    fn shipped_kernels_parse() {
+        let root = crate::guestbuild::workspace_root();
+        let names = available(&root);
+        for n in ["default", "debug", "famfs-v10", "famfs-v10-debug"] {
+            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+        }
+        let ids: Vec<String> = crate::case::discover(&root.join("cases")).unwrap().into_iter().map(|c| c.id).collect();
+        for n in names {
+            let k = load(&root, &n).unwrap();
+            k.check_cases(&ids).unwrap();
+            let frags = crate::config::expand_fragment_names(&root.join("kernel-configs"), &k.fragments).unwrap();
+            crate::config::load_fragments(&root.join("kernel-configs"), &frags).unwrap();
+        }
+    }
+}
