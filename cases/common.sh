@@ -55,3 +55,23 @@ _require_famfs_cap() {
 	*) _fail "capability probe failed: $msg" ;;
 	esac
 }
+
+# _kconfig SYMBOL: true when the kernel under test was built with
+# CONFIG_SYMBOL (=y or =m). Cases that must behave differently on a famfs
+# kernel and on one without famfs derive what is correct from this.
+_kconfig() {
+	case " $FH_KCONFIG " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+
+# _expect WHAT GOT WANT: one line that reads the same on every kernel when
+# GOT is what this kernel must give (WANT), and says both when it is not.
+_expect() {
+	if [ "$2" = "$3" ]; then
+		echo "$1: as the kernel must"
+	else
+		echo "$1: $2, but this kernel must give $3"
+	fi
+}

@@ -106,3 +106,64 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
     println!("cached run, start to ready-to-launch QEMU: {cached_prepare:.2} s (target <= 1 s)");
     Ok(())
 }
+
+/// `cargo xtask bench kernel`: a cold build of the base kernel into an empty
+/// build cache (the fetched source is shared, not fetched again), the named
+/// variant (a patch series on that base, seeded from the base's objects),
+/// and a no-op run that finds everything cached, timed to the point where
+/// QEMU would launch. Printed with the ratios, never asserted.
+pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
+    let main_cache = crate::cache::Cache::open(opts.cache_root.as_deref())?;
+    let scratch = tempfile::Builder::new().prefix("bench-kernel-").tempdir_in(&main_cache.root)?;
+    let cache_root = scratch.path().to_path_buf();
+    // The source package and its unpacked tree: hard links, so the cold
+    // build measures make, not the download.
+    let src = main_cache.dir("sources")?;
+    crate::patches::link_copy(&src, &cache_root.join("sources"))?;
+    let mut o = opts.clone();
+    o.cache_root = Some(cache_root.clone());
+    let cache = crate::cache::Cache::open(Some(&cache_root))?;
+    run::ensure_host(&o)?;
+
+    let t = Instant::now();
+    let base = run::kernel(&o, &cache)?;
+    let cold = t.elapsed().as_secs_f64();
+    anyhow::ensure!(base.built, "the cold build found a cached kernel in an empty cache");
+
+    let mut v = o.clone();
+    v.kernel = run::KernelChoice::Named(variant.to_string());
+    let t = Instant::now();
+    let var = match run::kernel(&v, &cache) {
+        Ok(k) => Some((k, t.elapsed().as_secs_f64())),
+        Err(e) if e.downcast_ref::<crate::kernels::Unavailable>().is_some() => {
+            say(&format!("variant not measured: {e}"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let noop_opts = if var.is_some() { v } else { o };
+    // The first prepare builds the initramfs and probes the accelerator for
+    // this kernel; the second is the no-op run.
+    run::prepare(&noop_opts)?;
+    let t = Instant::now();
+    let p = run::prepare(&noop_opts)?;
+    let noop = t.elapsed().as_secs_f64();
+    anyhow::ensure!(!p.kernel.built, "the no-op run built the kernel again");
+
+    println!("| build | seconds | of cold |");
+    println!("|---|---|---|");
+    println!("| cold: {} ({} objects) | {cold:.1} | 1.00 |", base.release, base_objects(&base));
+    if let Some((k, s)) = &var {
+        println!("| variant: {variant} ({}, seeded from the cold build) | {s:.1} | {:.2} |", k.release, s / cold);
+    }
+    println!("| no-op: everything cached, to QEMU launch | {noop:.2} | {:.4} |", noop / cold);
+    Ok(())
+}
+
+fn base_objects(k: &crate::kbuild::KernelArtifacts) -> String {
+    k.build_log
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.lines().filter(|l| crate::kbuild::is_compile_line(l)).count().to_string())
+        .unwrap_or_else(|| "?".into())
+}

@@ -330,6 +330,13 @@ pub struct DotConfig {
 }
 
 impl DotConfig {
+    /// Symbols set to `y` or `m`, sorted (what a case can ask with `_kconfig`).
+    pub fn enabled_symbols(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.values.iter().filter(|(_, v)| matches!(v, Value::Yes | Value::Module)).map(|(k, _)| k.as_str()).collect();
+        v.sort();
+        v
+    }
+
     pub fn parse(text: &str) -> DotConfig {
         let mut values = HashMap::new();
         for line in text.lines() {

@@ -238,6 +238,11 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
 static COMPILE_LINE: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"^\s+(CC|AS)\s+\S+\.o$").expect("static regex"));
 
+/// Is this make output line one compiled object?
+pub fn is_compile_line(l: &str) -> bool {
+    COMPILE_LINE.is_match(l)
+}
+
 /// How many objects a full build of this config compiles: this directory's
 /// last full build, else any full build in the cache with the same merged
 /// config, else none (the progress line then shows a count only).
@@ -444,14 +449,50 @@ mod tests {
     use super::*;
 
     fn ident(kind: &str, hash: &str, path: &str) -> SourceIdentity {
-        SourceIdentity {
-            kind: kind.into(),
-            version: "7.3.4".into(),
-            package: None,
-            describe: None,
-            content_hash: hash.into(),
-            path: PathBuf::from(path),
-        }
+        SourceIdentity::plain(kind, "7.3.4".into(), hash.into(), PathBuf::from(path))
+    }
+
+    #[test]
+    fn a_build_is_seeded_from_its_parent_tree_with_paths_rewritten() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(t.path())).unwrap();
+        let base_dir = cache.dir("builds").unwrap().join("7.3.4-base");
+        let base_obj = base_dir.join("obj");
+        std::fs::create_dir_all(base_obj.join("arch/x86/boot")).unwrap();
+        std::fs::create_dir_all(base_obj.join("fs/fuse")).unwrap();
+        std::fs::write(base_obj.join("arch/x86/boot/bzImage"), "k").unwrap();
+        let cmd = format!("savedcmd_fs/fuse/file.o := gcc -I/src/base/include -c -o fs/fuse/file.o /src/base/fs/fuse/file.c # {}\n", base_obj.display());
+        std::fs::write(base_obj.join("fs/fuse/.file.o.cmd"), &cmd).unwrap();
+        std::fs::write(base_obj.join("fs/fuse/file.o"), "obj").unwrap();
+        std::os::unix::fs::symlink("/src/base", base_obj.join("source")).unwrap();
+        let meta = Meta {
+            key: "base".into(),
+            recipe: RECIPE.into(),
+            source: Some(ident("debian-package", "h", "/src/base")),
+            merged_config_sha256: "cfg".into(),
+            compiler: "gcc 12".into(),
+            built_fingerprint: Some("h".into()),
+            ..Default::default()
+        };
+        write_meta(&base_dir.join("meta.json"), &meta).unwrap();
+
+        let mut child = ident("debian-package", "p", "/src/patched");
+        child.patches = vec![crate::patches::Patch { name: "x".into(), origin: "s:1".into(), strip: 1, sha256: "a".into(), text: vec![] }];
+        assert_eq!(neighbour(&cache, &child, "cfg", "gcc 12").unwrap(), None, "no parent, no seed");
+        child.parent = Some("/src/base".into());
+        assert_eq!(neighbour(&cache, &child, "other", "gcc 12").unwrap(), None, "another config");
+        assert_eq!(neighbour(&cache, &child, "cfg", "gcc 13").unwrap(), None, "another compiler");
+        let nb = neighbour(&cache, &child, "cfg", "gcc 12").unwrap().expect("the base build");
+        assert_eq!(nb, base_obj);
+        let obj = cache.dir("builds").unwrap().join("7.3.4-child/obj");
+        std::fs::create_dir_all(&obj).unwrap();
+        seed(&nb, &obj, &child).unwrap();
+        let got = std::fs::read_to_string(obj.join("fs/fuse/.file.o.cmd")).unwrap();
+        assert_eq!(got, format!("savedcmd_fs/fuse/file.o := gcc -I/src/patched/include -c -o fs/fuse/file.o /src/patched/fs/fuse/file.c # {}\n", obj.display()));
+        assert_eq!(std::fs::read_link(obj.join("source")).unwrap(), PathBuf::from("/src/patched"));
+        assert_eq!(std::fs::read_to_string(obj.join("fs/fuse/file.o")).unwrap(), "obj");
+        // The base's own build directory is unchanged.
+        assert_eq!(std::fs::read_to_string(base_obj.join("fs/fuse/.file.o.cmd")).unwrap(), cmd);
     }
 
     #[test]

@@ -174,6 +174,11 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
     Ok(art)
 }
 
+/// The kernel's known defects for one case.
+pub fn known_for<'a>(k: &'a KernelArtifacts, id: &str) -> Vec<&'a crate::kernels::KnownDefect> {
+    k.known_defects.iter().filter(|d| d.case == id).collect()
+}
+
 /// Everything a run needs before the first boot.
 pub struct Prepared {
     pub opts: Options,
@@ -276,7 +281,7 @@ pub fn execute_in(p: &Prepared, dir: RunDir, selected: &[Case], sink: &mut dyn S
         run_id: id.clone(),
         kernel: serde_json::to_value(&p.kernel)?,
         backend: p.opts.backend,
-        accel: p.accel,
+        accel: Some(p.accel),
         profile: p.opts.profile.clone(),
         boots: vec![],
         cases: vec![],
@@ -372,7 +377,7 @@ fn run_group(
                 first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
                 current = None;
                 let Some(case) = by_id.get(r.id.as_str()) else { return };
-                let v = verdict::judge(case, r);
+                let v = verdict::apply_known_defects(verdict::judge(case, r), &r.findings, false, &known_for(&p.kernel, &r.id));
                 match dir.write_case(case, &v, Some(r), Some(n)) {
                     Ok(res) => {
                         sink.result(&res);
@@ -448,7 +453,7 @@ fn run_group(
                 if let Some((cur, started)) = current.take() {
                     if let Some(case) = by_id.get(cur.as_str()) {
                         let report = lost_report(&cur, &reason, &console_text, started.elapsed());
-                        let mut v = verdict::judge(case, &report);
+                        let mut v = verdict::apply_known_defects(verdict::judge(case, &report), &report.findings, true, &known_for(&p.kernel, &cur));
                         if v.outcome == Outcome::Fail {
                             v.reasons.push(format!("console tail:\n{tail}"));
                         }
@@ -552,7 +557,9 @@ fn make_plan(p: &Prepared, run_id: &str, n: u32, topo: &Topology, pending: &VecD
             .collect(),
         timeout_scale: p.accel.timeout_scale(),
         profile: p.opts.profile.clone(),
-        env: Default::default(),
+        // What the kernel was built with, so that a case can derive what the
+        // kernel must do (`_kconfig FUSE_FAMFS_DAX`).
+        env: [("FH_KCONFIG".to_string(), p.kernel.config.enabled_symbols().join(" "))].into_iter().collect(),
     }
 }
 

@@ -513,6 +513,117 @@ mod tests {
         assert!(e.contains("mrproper"), "{e}");
     }
 
+    fn git_cmd(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A throwaway repository holding a (tiny) kernel tree in two commits.
+    fn repo() -> (tempfile::TempDir, String, String) {
+        let t = fake_tree();
+        std::fs::write(t.path().join("a.c"), "one\n").unwrap();
+        std::fs::write(t.path().join("gone.c"), "bye\n").unwrap();
+        git_cmd(t.path(), &["init", "-q", "-b", "main"]);
+        git_cmd(t.path(), &["add", "-A"]);
+        git_cmd(t.path(), &["commit", "-qm", "first"]);
+        let first = git_cmd(t.path(), &["rev-parse", "HEAD"]);
+        std::fs::write(t.path().join("a.c"), "two\n").unwrap();
+        std::fs::remove_file(t.path().join("gone.c")).unwrap();
+        std::fs::write(t.path().join("new.c"), "new\n").unwrap();
+        git_cmd(t.path(), &["add", "-A"]);
+        git_cmd(t.path(), &["commit", "-qm", "second"]);
+        git_cmd(t.path(), &["tag", "v2"]);
+        let second = git_cmd(t.path(), &["rev-parse", "HEAD"]);
+        // Work in progress that must not leak into exports or be disturbed.
+        std::fs::write(t.path().join("a.c"), "dirty\n").unwrap();
+        (t, first, second)
+    }
+
+    #[test]
+    fn git_exports_a_commit_and_derives_the_next_from_it() {
+        let (r, first, second) = repo();
+        let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
+        let status_before = git_cmd(r.path(), &["status", "--porcelain"]);
+        let a = from_git(&cache, r.path(), &first[..10], &mut |_| {}).unwrap();
+        assert_eq!(a.identity.kind, "git");
+        assert_eq!(a.identity.commit.as_deref(), Some(first.as_str()));
+        assert_eq!(a.identity.version, "7.3.4-rc1");
+        assert_eq!(std::fs::read_to_string(a.dir.join("a.c")).unwrap(), "one\n");
+        assert!(a.dir.join("gone.c").exists());
+        assert_eq!(a.identity.parent, None);
+        let mut said = Vec::new();
+        let b = from_git(&cache, r.path(), "v2", &mut |m| said.push(m.to_string())).unwrap();
+        assert_eq!(b.identity.commit.as_deref(), Some(second.as_str()));
+        assert_eq!(b.identity.parent.as_deref(), Some(a.dir.as_path()));
+        assert!(said.iter().any(|m| m.contains("3 files differ")), "{said:?}");
+        assert_eq!(std::fs::read_to_string(b.dir.join("a.c")).unwrap(), "two\n");
+        assert_eq!(std::fs::read_to_string(b.dir.join("new.c")).unwrap(), "new\n");
+        assert!(!b.dir.join("gone.c").exists());
+        // The first export is untouched, and so is the user's checkout.
+        assert_eq!(std::fs::read_to_string(a.dir.join("a.c")).unwrap(), "one\n");
+        assert_eq!(git_cmd(r.path(), &["status", "--porcelain"]), status_before);
+        assert_eq!(std::fs::read_to_string(r.path().join("a.c")).unwrap(), "dirty\n");
+        // Differing files are newer than the tree they came from (seeding).
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        assert!(mtime(&b.dir.join("a.c")) >= mtime(&a.dir.join("a.c")));
+        // A second export of the same commit reuses the tree.
+        let again = from_git(&cache, r.path(), &second, &mut |_| panic!("exported twice")).unwrap();
+        assert_eq!(again.dir, b.dir);
+    }
+
+    #[test]
+    fn git_bad_inputs() {
+        let (r, _, _) = repo();
+        let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
+        let e = from_git(&cache, r.path(), "no-such-ref", &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("ref `no-such-ref` does not exist"), "{e}");
+        let plain = tempfile::tempdir().unwrap();
+        let e = from_git(&cache, plain.path(), "HEAD", &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("is not a git repository"), "{e}");
+        let e = from_git(&cache, Path::new("/nonexistent/repo"), "HEAD", &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        let notkernel = tempfile::tempdir().unwrap();
+        std::fs::write(notkernel.path().join("README"), "x").unwrap();
+        git_cmd(notkernel.path(), &["init", "-q"]);
+        git_cmd(notkernel.path(), &["add", "-A"]);
+        git_cmd(notkernel.path(), &["commit", "-qm", "x"]);
+        let e = from_git(&cache, notkernel.path(), "HEAD", &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("is not a kernel tree") && e.contains("Makefile"), "{e}");
+    }
+
+    #[test]
+    fn patched_identity_includes_every_patch() {
+        let t = fake_tree();
+        let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
+        let base = KernelSource { dir: t.path().to_path_buf(), identity: SourceIdentity::plain("debian-package", "7.3.4-rc1".into(), "debhash".into(), t.path().to_path_buf()) };
+        let pdir = tempfile::tempdir().unwrap();
+        let mk = |body: &str| {
+            std::fs::write(pdir.path().join("1.patch"), format!("--- a/Kconfig\n+++ b/Kconfig\n@@ -0,0 +1 @@\n+{body}\n")).unwrap();
+            std::fs::write(pdir.path().join("series"), "1.patch\n").unwrap();
+            crate::patches::load(&pdir.path().join("series")).unwrap()
+        };
+        let s1 = mk("# one");
+        let a = patched(&cache, &base, &s1, false, &mut |_| {}).unwrap();
+        assert_eq!(a.identity.patches.len(), 1);
+        assert_eq!(a.identity.parent.as_deref(), Some(t.path()));
+        assert_eq!(std::fs::read_to_string(a.dir.join("Kconfig")).unwrap(), "# one\n");
+        assert_eq!(std::fs::read_to_string(t.path().join("Kconfig")).unwrap(), "");
+        let s2 = mk("# two");
+        let b = patched(&cache, &base, &s2, false, &mut |_| {}).unwrap();
+        assert_ne!(a.identity.content_hash, b.identity.content_hash);
+        assert_ne!(a.dir, b.dir);
+        let ka = crate::kbuild::cache_key(&a.identity, "cfg", "gcc");
+        assert_ne!(ka, crate::kbuild::cache_key(&b.identity, "cfg", "gcc"));
+        assert_ne!(ka, crate::kbuild::cache_key(&base.identity, "cfg", "gcc"));
+    }
+
     #[test]
     fn fingerprint_changes_with_a_file() {
         let t = fake_tree();

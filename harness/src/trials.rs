@@ -63,7 +63,7 @@ struct Board {
 
 fn to_trial_outcome(r: &CaseResult, run_dir: &str) -> Result<Completion, Failed> {
     match r.outcome {
-        Outcome::Pass | Outcome::ExpectedFail => Ok(Completion::Completed),
+        Outcome::Pass | Outcome::ExpectedFail | Outcome::KnownFail => Ok(Completion::Completed),
         Outcome::NotRun => Ok(Completion::ignored_with(format!("notrun: {}", r.reasons.join("; ")))),
         Outcome::Fail => {
             let mut msg = r.reasons.join("\n");
@@ -155,6 +155,43 @@ pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result
         Err(_) => None,
     };
     Ok((conclusion, summary))
+}
+
+/// Report every case as not run because the kernel cannot be had here
+/// (a named kernel whose fixture is absent), with results written as for
+/// any run.
+pub fn run_unavailable(opts: &Options, cases: &[Case], why: &str, args: &Arguments) -> Result<(libtest_mimic::Conclusion, crate::results::Summary)> {
+    let dir = crate::results::RunDir::create(&opts.results_root, &run::run_id())?;
+    crate::ui::say(&format!("notrun: {why}"));
+    let mut summary = crate::results::Summary {
+        run_id: dir.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        kernel: serde_json::json!({ "unavailable": why }),
+        backend: opts.backend,
+        accel: None,
+        profile: opts.profile.clone(),
+        boots: vec![],
+        cases: vec![],
+        counts: Default::default(),
+        duration_ms: 0,
+    };
+    let v = crate::verdict::Verdict { outcome: Outcome::NotRun, reasons: vec![why.to_string()], raw_outcome: Outcome::NotRun, diff: None };
+    for c in cases {
+        summary.cases.push(dir.write_case(c, &v, None, None)?);
+    }
+    summary.count();
+    dir.write_summary(&summary)?;
+    let mut args = args.clone();
+    args.filter = None;
+    args.skip.clear();
+    args.exact = false;
+    let trials = cases
+        .iter()
+        .map(|c| {
+            let why = format!("notrun: {why}");
+            Trial::ignorable_test(c.id.clone(), move || Ok(Completion::ignored_with(why)))
+        })
+        .collect();
+    Ok((libtest_mimic::run(&args, trials), summary))
 }
 
 /// Convenience for callers that have options and a selection.

@@ -15,6 +15,16 @@ pub enum Outcome {
     NotRun,
     /// Failed the way the case declares it must (a harness self-check).
     ExpectedFail,
+    /// Hit a known defect of the kernel under test, with exactly the listed
+    /// report title(s); does not fail the run.
+    KnownFail,
+}
+
+impl Outcome {
+    /// Does this outcome fail the run?
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Fail)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +93,40 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
         return Verdict { outcome: Outcome::Fail, reasons: rs, raw_outcome: raw, diff };
     }
     Verdict { outcome: raw.clone(), reasons, raw_outcome: raw, diff }
+}
+
+/// Apply the kernel's known defects for this case (`known`, from the
+/// named kernel's file) to a verdict. The case is a known failure only when
+/// it produced every listed report title and nothing else went wrong (a VM
+/// lost to the crash itself aside); a different or extra report, another
+/// failure, or a listed report that did not appear (the defect was fixed,
+/// or the case no longer reaches it) fails it.
+pub fn apply_known_defects(v: Verdict, findings: &[Finding], lost: bool, known: &[&crate::kernels::KnownDefect]) -> Verdict {
+    if known.is_empty() || v.outcome == Outcome::NotRun {
+        return v;
+    }
+    let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
+    let missing: Vec<&&crate::kernels::KnownDefect> = known.iter().filter(|k| !titles.contains(&k.title.as_str())).collect();
+    let extra: Vec<&Finding> = findings.iter().filter(|f| !known.iter().any(|k| k.title == f.title)).collect();
+    let kernel_reasons = findings.len() + lost as usize;
+    let other = v.reasons.len().saturating_sub(kernel_reasons);
+    let mut reasons = Vec::new();
+    for k in &missing {
+        reasons.push(format!(
+            "known defect did not reproduce: expected the report `{}` ({}); if the defect is fixed, remove the entry",
+            k.title, k.at
+        ));
+    }
+    for f in &extra {
+        reasons.push(format!("kernel report beside the known defect: {}: {}", f.kind.label(), f.title));
+    }
+    if missing.is_empty() && extra.is_empty() && other == 0 {
+        let mut rs: Vec<String> = known.iter().map(|k| format!("known defect: {} ({}): {}", k.title, k.at, k.why)).collect();
+        rs.extend(v.reasons);
+        return Verdict { outcome: Outcome::KnownFail, reasons: rs, raw_outcome: v.raw_outcome, diff: v.diff };
+    }
+    reasons.extend(v.reasons);
+    Verdict { outcome: Outcome::Fail, reasons, raw_outcome: v.raw_outcome, diff: v.diff }
 }
 
 /// A small unified diff (LCS over lines); golden files are short.
@@ -200,5 +244,39 @@ mod tests {
     #[test]
     fn diff_shape() {
         assert_eq!(unified_diff("a\nb\nc\n", "a\nc\nd\n", "x", "y"), "--- x\n+++ y\n a\n-b\n c\n+d\n");
+    }
+
+    fn defect(title: &str) -> crate::kernels::KnownDefect {
+        crate::kernels::KnownDefect { case: "c/001".into(), title: title.into(), why: "V10 defect".into(), at: "k.yaml:7".into() }
+    }
+
+    #[test]
+    fn known_defects_need_exactly_their_reports() {
+        let c = case(None);
+        let w = warn();
+        let k = defect(&w.title);
+        // The listed report and nothing else: a known failure.
+        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![w.clone()])), &[w.clone()], false, &[&k]);
+        assert_eq!(v.outcome, Outcome::KnownFail, "{:?}", v.reasons);
+        assert!(v.reasons[0].contains("known defect") && v.reasons[0].contains("k.yaml:7"), "{:?}", v.reasons);
+        // The report disappeared: the defect was fixed, the entry must go.
+        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![])), &[], false, &[&k]);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.reasons[0].contains("did not reproduce"), "{:?}", v.reasons);
+        // Another report beside it.
+        let mut other = warn();
+        other.title = "WARNING in something_else".into();
+        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![w.clone(), other.clone()])), &[w.clone(), other.clone()], false, &[&k]);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.reasons.iter().any(|r| r.contains("beside the known defect") && r.contains("something_else")), "{:?}", v.reasons);
+        // A different title only.
+        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![other.clone()])), &[other], false, &[&k]);
+        assert_eq!(v.outcome, Outcome::Fail);
+        // The report plus a wrong output: the case failed for more than the defect.
+        let v = apply_known_defects(judge(&c, &report(0, "bye\n", vec![w.clone()])), &[w.clone()], false, &[&k]);
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        // No entry: unchanged.
+        let v0 = judge(&c, &report(0, "hello pid 1\n", vec![w.clone()]));
+        assert_eq!(apply_known_defects(v0.clone(), &[w], false, &[]).outcome, v0.outcome);
     }
 }

@@ -74,6 +74,15 @@ enum BenchCmd {
         #[arg(long, default_value_t = 200_000)]
         requests: u64,
     },
+    /// Kernel builds: cold (empty build cache), a patched variant seeded
+    /// from it, and a no-op run, with the ratios.
+    Kernel {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// The named kernel built as the variant of the base.
+        #[arg(long, default_value = "famfs-v10")]
+        variant: String,
+    },
     /// Boot to first result and per-case overhead, direct QEMU vs virtme-ng.
     Boot {
         #[command(flatten)]
@@ -247,16 +256,28 @@ fn real_main() -> Result<i32> {
                 let _ = trials::list(&cases, &args);
                 return Ok(0);
             }
-            let prepared = famfs_harness::run::prepare(&opts)?;
-            let (conclusion, summary) = trials::run(prepared, cases, &args)?;
+            let (conclusion, summary) = match famfs_harness::run::prepare(&opts) {
+                Ok(prepared) => trials::run(prepared, cases, &args)?,
+                Err(e) => match e.downcast_ref::<famfs_harness::kernels::Unavailable>() {
+                    Some(why) => {
+                        let (c, s) = trials::run_unavailable(&opts, &cases, &why.0, &args)?;
+                        (c, Some(s))
+                    }
+                    None => return Err(e),
+                },
+            };
             if let Some(s) = &summary {
+                for r in s.cases.iter().filter(|r| r.outcome == famfs_harness::verdict::Outcome::KnownFail) {
+                    eprintln!("[harness] known failure {}: {}", r.id, r.reasons.first().map(String::as_str).unwrap_or(""));
+                }
                 let c = &s.counts;
                 eprintln!(
-                    "[harness] {} passed, {} failed, {} not run, {} expected failures; results in {}",
+                    "[harness] {} passed, {} failed, {} not run, {} expected failures, {} known failures; results in {}",
                     c.passed,
                     c.failed,
                     c.notrun,
                     c.expected_fail,
+                    c.known_fail,
                     opts.results_root.join("runs").join(&s.run_id).display()
                 );
             }
@@ -293,6 +314,11 @@ fn real_main() -> Result<i32> {
         }
         Cmd::Bench { what: BenchCmd::Server { requests } } => {
             print!("{}", famfs_harness::server::bench(requests));
+            Ok(0)
+        }
+        Cmd::Bench { what: BenchCmd::Kernel { kernel, variant } } => {
+            let opts = options(&kernel)?;
+            famfs_harness::bench::kernel(&opts, &variant)?;
             Ok(0)
         }
         Cmd::Bench { what: BenchCmd::Boot { kernel, rounds, cases } } => {

@@ -13,11 +13,12 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   dax-bind NAME device_dax|fsdev_dax  bind a dax device to a driver through sysfs
   dax-mmap DEV LEN [OFFSET]           mmap DEV, write a pattern, read it back
   fuse-probe MNT INIT_JSON LOG_JSONL [PROFILE]   serve a one-file FUSE mount and record INIT
-  fuse-report INIT_JSON LOG_JSONL     print what the probe saw
+  fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]   judge what the probe saw against the kernel's kind
   famfsd --scenario FILE --mountpoint DIR [--log F] [--init-record F] [--threads N] [--profile P] [--ready F]
                                       the fault-injecting famfs FUSE server (see cases/scenarios/README.md)
   file PATH                           size, mode and content of a file (or the errno)
-  famfsd-log LOG NAME...              count famfsd requests by opcode name
+  dax-attr PATH                       'dax' or 'not dax': statx's STATX_ATTR_DAX for PATH
+  famfsd-log LOG NAME[@PATH]...       count famfsd requests by opcode name (for one file with @PATH)
   pattern-fill DEV OFFSET LEN         write the address pattern into a devdax device
   pattern-check FILE FOFF LEN DOFF mmap|read   FILE's bytes at FOFF must be the device pattern at DOFF
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not";
@@ -120,12 +121,21 @@ fn real_main(args: &[String]) -> Result<i32> {
                 .lines()
                 .map(serde_json::from_str)
                 .collect::<Result<Vec<fuseprobe::RequestRecord>, _>>()?;
-            print!("{}", fuseprobe::report(&init, &reqs)?);
+            let famfs_kernel = match rest.get(2).map(String::as_str) {
+                Some("--famfs-kernel") => true,
+                None => false,
+                Some(other) => bail!("fuse-report: unknown argument `{other}`"),
+            };
+            print!("{}", fuseprobe::report(&init, &reqs, famfs_kernel)?);
             Ok(0)
         }
         "famfsd" => famfs_harness::server::cli_main(rest),
         "file" => {
             print!("{}", tools::file(rest.first().context("file PATH")?));
+            Ok(0)
+        }
+        "dax-attr" => {
+            print!("{}", tools::dax_attr(rest.first().context("dax-attr PATH")?));
             Ok(0)
         }
         "famfsd-log" => {

@@ -248,27 +248,41 @@ fn handle(h: &InHeader, payload: &[u8], opts: &ProbeOptions) -> Result<Option<Ve
 }
 
 /// What a case prints about a probe session (stable text for golden files).
-pub fn report(init: &InitRecord, requests: &[RequestRecord]) -> Result<String> {
+/// `famfs_kernel` says whether the kernel was built with famfs: such a
+/// kernel must offer the capability (the probe echoes it) and then ask for
+/// the fmap on every open of a regular file (the probe refuses it, so the
+/// open fails and nothing is read); any other kernel must neither offer it
+/// nor send a famfs opcode. The lines read the same on both kinds of kernel
+/// when the kernel behaves; a wrong behaviour prints what was seen.
+pub fn report(init: &InitRecord, requests: &[RequestRecord], famfs_kernel: bool) -> Result<String> {
     let mut s = String::new();
     s.push_str(&format!(
         "INIT: major {} INIT_EXT {}\n",
         init.major,
         if init.offered & init_flags::INIT_EXT != 0 { "offered" } else { "not offered" }
     ));
-    s.push_str(&format!(
-        "famfs capability ({} profile): {}\n",
-        init.profile,
-        if init.famfs_offered { "OFFERED" } else { "not offered" }
-    ));
+    let judge = |what: String, got: String, want: String| {
+        if got == want {
+            format!("{what}: as the kernel must\n")
+        } else {
+            format!("{what}: {got}, but this kernel must give {want}\n")
+        }
+    };
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    s.push_str(&judge(format!("famfs capability offered ({} profile)", init.profile), yes_no(init.famfs_offered), yes_no(famfs_kernel)));
     // Count requests carrying the famfs opcodes of every known profile, so a
     // kernel speaking another numbering is caught too.
     let famfs_ops: Vec<u32> = Profile::builtins().iter().flat_map(|p| [p.get_fmap, p.get_daxdev]).collect();
     let famfs_requests = requests.iter().filter(|r| famfs_ops.contains(&r.opcode)).count();
-    s.push_str(&format!("requests with a famfs opcode: {famfs_requests}\n"));
-    for op in [Opcode::Lookup, Opcode::Open, Opcode::Read] {
+    let opens = requests.iter().filter(|r| r.opcode == Opcode::Open as u32).count();
+    let want = if famfs_kernel { opens } else { 0 };
+    s.push_str(&judge("requests with a famfs opcode".into(), famfs_requests.to_string(), want.to_string()));
+    for op in [Opcode::Lookup, Opcode::Open] {
         let seen = requests.iter().any(|r| r.opcode == op as u32);
-        s.push_str(&format!("{} seen: {}\n", op.name(), if seen { "yes" } else { "no" }));
+        s.push_str(&format!("{} seen: {}\n", op.name(), yes_no(seen)));
     }
+    let read = requests.iter().any(|r| r.opcode == Opcode::Read as u32);
+    s.push_str(&judge("READ seen".into(), yes_no(read), yes_no(!famfs_kernel)));
     if requests.is_empty() {
         bail!("the probe recorded no requests at all");
     }

@@ -36,7 +36,22 @@ pub fn file(path: &str) -> String {
     out
 }
 
-/// Count requests in a famfsd JSON-lines log by opcode name.
+/// `dax-attr PATH`: whether the kernel serves the file through DAX, as
+/// statx reports it (STATX_ATTR_DAX).
+pub fn dax_attr(path: &str) -> String {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
+    match statx(CWD, path, AtFlags::empty(), StatxFlags::BASIC_STATS) {
+        Err(e) => format!("statx {path}: failed {}\n", errno_name(e.raw_os_error())),
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::DAX) => {
+            let dax = st.stx_attributes.contains(StatxAttributes::DAX);
+            format!("{}\n", if dax { "dax" } else { "not dax" })
+        }
+        Ok(_) => "dax attribute not reported\n".into(),
+    }
+}
+
+/// Count requests in a famfsd JSON-lines log by opcode name; `NAME@PATH`
+/// counts only the requests of that opcode for that file.
 pub fn log_counts(log: &str, names: &[String]) -> Result<String> {
     let text = std::fs::read_to_string(log).with_context(|| format!("reading {log}"))?;
     let mut counts = vec![0usize; names.len()];
@@ -46,8 +61,13 @@ pub fn log_counts(log: &str, names: &[String]) -> Result<String> {
             continue;
         }
         let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("");
+        let path = v.get("path").and_then(|n| n.as_str()).unwrap_or("");
         for (i, n) in names.iter().enumerate() {
-            if n == name {
+            let hit = match n.split_once('@') {
+                Some((op, p)) => op == name && p == path,
+                None => n == name,
+            };
+            if hit {
                 counts[i] += 1;
             }
         }
