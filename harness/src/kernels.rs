@@ -103,6 +103,22 @@ pub fn available(root: &Path) -> Vec<String> {
     v
 }
 
+/// `root/p` with `.` and `..` folded away lexically (the path need not
+/// exist), so messages show `/work/shared/...` rather than `/work/main/../shared/...`.
+fn resolve(root: &Path, p: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in root.join(p).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// 1-based line of the first line at or after `from` containing `needle`.
 fn line_of(text: &str, needle: &str, from: usize) -> usize {
     text.lines().enumerate().skip(from.saturating_sub(1)).find(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).unwrap_or(1)
@@ -114,11 +130,11 @@ pub fn parse_base(s: &str, root: &Path) -> Result<Base, String> {
         return Ok(Base::Debian);
     }
     if let Some(p) = s.strip_prefix("tree:") {
-        return Ok(Base::Tree(root.join(p)));
+        return Ok(Base::Tree(resolve(root, p)));
     }
     if let Some(rest) = s.strip_prefix("git:") {
         let (repo, rev) = rest.rsplit_once('@').ok_or_else(|| format!("`{s}`: a git base is `git:REPO@REF`"))?;
-        return Ok(Base::Git { repo: root.join(repo), rev: rev.into() });
+        return Ok(Base::Git { repo: resolve(root, repo), rev: rev.into() });
     }
     Err(format!("unknown base `{s}`: use `debian`, `tree:DIR` or `git:REPO@REF`"))
 }
@@ -156,7 +172,7 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
         name: file.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
         description: f.description,
         base,
-        patches: f.patches.map(|p| root.join(p)),
+        patches: f.patches.map(|p| resolve(root, &p)),
         allow_fuzz: f.allow_fuzz,
         fragments: f.fragments,
         known_defects,
@@ -215,7 +231,7 @@ mod tests {
         let k = load(t.path(), "k").unwrap();
         assert_eq!(k.name, "k");
         assert_eq!(k.base, Base::Debian);
-        assert_eq!(k.patches, Some(t.path().join("../fixture/series")));
+        assert_eq!(k.patches, Some(t.path().parent().unwrap().join("fixture/series")));
         assert_eq!(k.fragments, ["default", "debug"]);
         assert_eq!(k.known_defects[0].at, format!("{}:6", dir(t.path()).join("k.yaml").display()));
         let e = k.check_available().unwrap_err();
