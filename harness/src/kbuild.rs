@@ -86,7 +86,11 @@ pub fn compiler_version() -> Result<String> {
 /// Cache key: hash of the recipe, where the source is (content for a Debian
 /// package, location for a user tree), the merged config and the compiler.
 pub fn cache_key(source: &SourceIdentity, merged_hash: &str, compiler: &str) -> String {
-    let loc = if !source.patches.is_empty() {
+    let loc = if !source.patches.is_empty() && source.commit.is_none() && source.kind != "debian-package" {
+        // A series on a user's tree: the patched copy's location (one per
+        // tree and series) keeps the build directory across edits.
+        format!("patched-tree:{}", source.path.display())
+    } else if !source.patches.is_empty() {
         // Base and every patch's content: one build directory per series.
         format!("patched:{}", source.content_hash)
     } else if let Some(commit) = &source.commit {

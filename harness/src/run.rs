@@ -167,11 +167,18 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         jobs: kbuild::jobs(),
         config_only: opts.config_only,
     })?;
+    say(&format!("kernel: FUSE DAX modes: {}", fuse_dax_modes(&art.config)));
     if let Some(k) = plan.named {
         art.name = Some(k.name);
         art.known_defects = k.known_defects;
     }
     Ok(art)
+}
+
+/// Which of FUSE's two DAX modes a kernel has, for the build's status line.
+pub fn fuse_dax_modes(cfg: &crate::config::DotConfig) -> String {
+    let v = |sym: &str| if cfg.enabled(sym) { format!("CONFIG_{sym}=y") } else { format!("CONFIG_{sym} not set") };
+    format!("virtio-fs DAX {}, famfs {}", v("FUSE_DAX"), v("FUSE_FAMFS_DAX"))
 }
 
 /// The kernel's known defects for one case.

@@ -204,15 +204,32 @@ fn publish(staging: &Path, dest: &Path) -> Result<()> {
 /// (made once per base and series content).
 pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Series, allow_fuzz: bool, log: &mut dyn FnMut(&str)) -> Result<KernelSource> {
     let b = &base.identity;
-    let key = short_hash(&format!("{}\n{}\n{}\n{}", b.kind, b.content_hash, b.path.display(), series.hash()));
+    let content = short_hash(&format!("{}\n{}", b.content_hash, series.hash()));
+    // A package or a commit never changes: one tree per base and series. A
+    // user's tree is edited: one tree per location and series, made again
+    // when the tree changed, so that its build directory stays the same and
+    // make rebuilds only what the edit touched.
+    let user_tree = b.kind != "debian-package" && b.commit.is_none();
+    let key = if user_tree {
+        short_hash(&format!("tree\n{}\n{}", b.path.display(), series.hash()))
+    } else {
+        short_hash(&format!("{}\n{}\n{}\n{}", b.kind, b.content_hash, b.path.display(), series.hash()))
+    };
     let root = cache.dir("trees")?.join(format!("patched-{key}"));
     let tree = root.join("linux");
-    if !tree.join("Makefile").exists() {
+    let stamp = root.join("applied");
+    let current = std::fs::read_to_string(&stamp).ok();
+    if !tree.join("Makefile").exists() || current.as_deref() != Some(content.as_str()) {
+        if tree.exists() {
+            log(&format!("{} changed since the series was applied: applying it again", b.path.display()));
+            std::fs::remove_dir_all(&tree).with_context(|| format!("removing the stale {}", tree.display()))?;
+        }
         log(&format!("applying {} patches from {} to {}", series.patches.len(), series.path.display(), b.describe_line()));
         crate::patches::apply(&base.dir, series, &tree, allow_fuzz, log)?;
+        std::fs::write(&stamp, &content)?;
     }
     let version = kernel_version(&tree)?;
-    let mut identity = SourceIdentity::plain(&b.kind, version, short_hash(&format!("{}\n{}", b.content_hash, series.hash())), tree.clone());
+    let mut identity = SourceIdentity::plain(&b.kind, version, content, tree.clone());
     identity.package = b.package.clone();
     identity.describe = b.describe.clone();
     identity.commit = b.commit.clone();
@@ -622,6 +639,27 @@ mod tests {
         let ka = crate::kbuild::cache_key(&a.identity, "cfg", "gcc");
         assert_ne!(ka, crate::kbuild::cache_key(&b.identity, "cfg", "gcc"));
         assert_ne!(ka, crate::kbuild::cache_key(&base.identity, "cfg", "gcc"));
+    }
+
+    #[test]
+    fn a_series_on_a_user_tree_follows_its_edits_in_one_place() {
+        let t = fake_tree();
+        let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
+        let pdir = tempfile::tempdir().unwrap();
+        std::fs::write(pdir.path().join("1.patch"), "--- a/Kconfig\n+++ b/Kconfig\n@@ -0,0 +1 @@\n+# patched\n").unwrap();
+        std::fs::write(pdir.path().join("series"), "1.patch\n").unwrap();
+        let series = crate::patches::load(&pdir.path().join("series")).unwrap();
+        let a = patched(&cache, &open_tree(t.path()).unwrap(), &series, false, &mut |_| {}).unwrap();
+        std::fs::write(t.path().join("edited.c"), "int edited;").unwrap();
+        let mut said = Vec::new();
+        let b = patched(&cache, &open_tree(t.path()).unwrap(), &series, false, &mut |m| said.push(m.to_string())).unwrap();
+        assert!(said.iter().any(|m| m.contains("changed since the series was applied")), "{said:?}");
+        assert_eq!(a.dir, b.dir, "one patched copy per tree and series");
+        assert!(b.dir.join("edited.c").exists());
+        assert_ne!(a.identity.content_hash, b.identity.content_hash);
+        assert_eq!(crate::kbuild::cache_key(&a.identity, "c", "g"), crate::kbuild::cache_key(&b.identity, "c", "g"), "one build directory: incremental");
+        // Unchanged: nothing is applied again.
+        patched(&cache, &open_tree(t.path()).unwrap(), &series, false, &mut |m| panic!("{m}")).unwrap();
     }
 
     #[test]
