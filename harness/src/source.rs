@@ -225,7 +225,11 @@ pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Seri
             std::fs::remove_dir_all(&tree).with_context(|| format!("removing the stale {}", tree.display()))?;
         }
         log(&format!("applying {} patches from {} to {}", series.patches.len(), series.path.display(), b.describe_line()));
-        crate::patches::apply(&base.dir, series, &tree, allow_fuzz, log)?;
+        if let Err(e) = crate::patches::apply(&base.dir, series, &tree, allow_fuzz, log) {
+            let _ = std::fs::remove_file(&stamp);
+            let _ = std::fs::remove_dir(&root); // only when empty
+            return Err(e);
+        }
         std::fs::write(&stamp, &content)?;
     }
     let version = kernel_version(&tree)?;
