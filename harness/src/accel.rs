@@ -31,8 +31,14 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
     // not make a working KVM look broken for other kernels.
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let kernel_hash = crate::source::sha256_file(kernel)?;
-    let stamp = cache.dir("probe")?.join(format!("kvm-{}-{}", boot_id.trim(), &kernel_hash[..16]));
-    let result = match std::fs::read_to_string(&stamp).ok().as_deref().map(str::trim) {
+    let stamp = cache
+        .dir("probe")?
+        .join(format!("kvm-{}-{}", boot_id.trim(), &kernel_hash[..16]));
+    let result = match std::fs::read_to_string(&stamp)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
         Some("kvm") => Accel::Kvm,
         Some("tcg") => Accel::Tcg,
         _ => {
@@ -44,28 +50,51 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
     };
     match result {
         Accel::Kvm => say("accelerator: KVM (probe boot succeeded)"),
-        Accel::Tcg => say("accelerator: TCG (/dev/kvm present but a probe boot failed); timeouts scaled x4"),
+        Accel::Tcg => {
+            say("accelerator: TCG (/dev/kvm present but a probe boot failed); timeouts scaled x4")
+        }
     }
     Ok(result)
 }
 
 fn kvm_boots(kernel: &Path, initrd: &Path) -> Result<bool> {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "512M", "-nodefaults", "-display", "none", "-no-reboot"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-serial", "null"])
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 fh.probe=1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-smp",
+        "1",
+        "-m",
+        "512M",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .args([
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-serial",
+        "null",
+    ])
+    .arg("-kernel")
+    .arg(kernel)
+    .arg("-initrd")
+    .arg(initrd)
+    .args(["-append", "console=ttyS0 panic=-1 fh.probe=1"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let mut child = GroupChild::spawn(&mut cmd, "qemu-system-x86_64 (KVM probe)")?;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if let Some(st) = child.child.try_wait()? {
-            return Ok(st.code() == Some(crate::guest::sys::qemu_status_for(crate::guest::sys::EXIT_PROBE_OK)));
+            return Ok(st.code()
+                == Some(crate::guest::sys::qemu_status_for(
+                    crate::guest::sys::EXIT_PROBE_OK,
+                )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -45,17 +45,29 @@ fn sample(p: &run::Prepared, cases: &[crate::case::Case]) -> Result<BootSample> 
     let summary = run::execute(p, cases, &mut sink)?;
     let boot = summary.boots.first().context("no boot recorded")?;
     if summary.counts.failed > 0 {
-        anyhow::bail!("benchmark cases failed; see {}", p.opts.results_root.display());
+        anyhow::bail!(
+            "benchmark cases failed; see {}",
+            p.opts.results_root.display()
+        );
     }
     let first = boot.first_result_ms.context("no case result")? as f64 / 1000.0;
     let overhead = if stamps.len() >= 2 {
-        let span = stamps.last().unwrap().0.duration_since(stamps[0].0).as_secs_f64() * 1000.0;
+        let span = stamps
+            .last()
+            .unwrap()
+            .0
+            .duration_since(stamps[0].0)
+            .as_secs_f64()
+            * 1000.0;
         let own: u64 = stamps[1..].iter().map(|s| s.1).sum();
         (span - own as f64) / (stamps.len() - 1) as f64
     } else {
         f64::NAN
     };
-    Ok(BootSample { first_result_s: first, per_case_overhead_ms: overhead })
+    Ok(BootSample {
+        first_result_s: first,
+        per_case_overhead_ms: overhead,
+    })
 }
 
 pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
@@ -86,19 +98,41 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
         let mut overheads = Vec::new();
         for r in 0..rounds {
             let s = sample(&p, &cases)?;
-            say(&format!("bench {backend:?} round {}: first result {:.2}s, per-case overhead {:.1} ms", r + 1, s.first_result_s, s.per_case_overhead_ms));
+            say(&format!(
+                "bench {backend:?} round {}: first result {:.2}s, per-case overhead {:.1} ms",
+                r + 1,
+                s.first_result_s,
+                s.per_case_overhead_ms
+            ));
             firsts.push(s.first_result_s);
             overheads.push(s.per_case_overhead_ms);
         }
         rows.push((backend, median(&mut firsts), median(&mut overheads)));
     }
-    println!("\nboot benchmark: {} rounds, {} trivial cases per boot, accelerator {:?}, kernel {}", rounds, ncases, p.accel, p.kernel.release);
-    println!("{:<8} {:>22} {:>22}", "backend", "boot->first result", "per-case overhead");
+    println!(
+        "\nboot benchmark: {} rounds, {} trivial cases per boot, accelerator {:?}, kernel {}",
+        rounds, ncases, p.accel, p.kernel.release
+    );
+    println!(
+        "{:<8} {:>22} {:>22}",
+        "backend", "boot->first result", "per-case overhead"
+    );
     for (b, f, o) in &rows {
-        println!("{:<8} {:>20.2} s {:>19.1} ms", format!("{b:?}").to_lowercase(), f, o);
+        println!(
+            "{:<8} {:>20.2} s {:>19.1} ms",
+            format!("{b:?}").to_lowercase(),
+            f,
+            o
+        );
     }
-    if let (Some(q), Some(v)) = (rows.iter().find(|r| r.0 == Backend::Qemu), rows.iter().find(|r| r.0 == Backend::Vng)) {
-        println!("ratio qemu/vng boot->first result: {:.2} (target <= 0.30)", q.1 / v.1);
+    if let (Some(q), Some(v)) = (
+        rows.iter().find(|r| r.0 == Backend::Qemu),
+        rows.iter().find(|r| r.0 == Backend::Vng),
+    ) {
+        println!(
+            "ratio qemu/vng boot->first result: {:.2} (target <= 0.30)",
+            q.1 / v.1
+        );
     }
     if let Some(q) = rows.iter().find(|r| r.0 == Backend::Qemu) {
         println!("targets: direct QEMU boot->first result <= 4 s: {:.2} s; per-case overhead <= 50 ms: {:.1} ms", q.1, q.2);
@@ -114,7 +148,9 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
 /// QEMU would launch. Printed with the ratios, never asserted.
 pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     let main_cache = crate::cache::Cache::open(opts.cache_root.as_deref())?;
-    let scratch = tempfile::Builder::new().prefix("bench-kernel-").tempdir_in(&main_cache.root)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("bench-kernel-")
+        .tempdir_in(&main_cache.root)?;
     let cache_root = scratch.path().to_path_buf();
     // The source package and its unpacked tree: hard links, so the cold
     // build measures make, not the download.
@@ -128,7 +164,10 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     let t = Instant::now();
     let base = run::kernel(&o, &cache)?;
     let cold = t.elapsed().as_secs_f64();
-    anyhow::ensure!(base.built, "the cold build found a cached kernel in an empty cache");
+    anyhow::ensure!(
+        base.built,
+        "the cold build found a cached kernel in an empty cache"
+    );
 
     let mut v = o.clone();
     v.kernel = run::KernelChoice::Named(variant.to_string());
@@ -152,11 +191,22 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
 
     println!("| build | seconds | of cold |");
     println!("|---|---|---|");
-    println!("| cold: {} ({} objects) | {cold:.1} | 1.00 |", base.release, base_objects(&base));
+    println!(
+        "| cold: {} ({} objects) | {cold:.1} | 1.00 |",
+        base.release,
+        base_objects(&base)
+    );
     if let Some((k, s)) = &var {
-        println!("| variant: {variant} ({}, seeded from the cold build) | {s:.1} | {:.2} |", k.release, s / cold);
+        println!(
+            "| variant: {variant} ({}, seeded from the cold build) | {s:.1} | {:.2} |",
+            k.release,
+            s / cold
+        );
     }
-    println!("| no-op: everything cached, to QEMU launch | {noop:.2} | {:.4} |", noop / cold);
+    println!(
+        "| no-op: everything cached, to QEMU launch | {noop:.2} | {:.4} |",
+        noop / cold
+    );
     Ok(())
 }
 
@@ -164,6 +214,11 @@ fn base_objects(k: &crate::kbuild::KernelArtifacts) -> String {
     k.build_log
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| t.lines().filter(|l| crate::kbuild::is_compile_line(l)).count().to_string())
+        .map(|t| {
+            t.lines()
+                .filter(|l| crate::kbuild::is_compile_line(l))
+                .count()
+                .to_string()
+        })
         .unwrap_or_else(|| "?".into())
 }

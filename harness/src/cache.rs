@@ -20,13 +20,18 @@ impl Cache {
         if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
             return PathBuf::from(p).join("famfs-harness");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
         home.join(".cache").join("famfs-harness")
     }
 
     pub fn open(root: Option<&Path>) -> Result<Cache> {
-        let root = root.map(Path::to_path_buf).unwrap_or_else(Self::default_root);
-        std::fs::create_dir_all(&root).with_context(|| format!("creating cache directory {}", root.display()))?;
+        let root = root
+            .map(Path::to_path_buf)
+            .unwrap_or_else(Self::default_root);
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("creating cache directory {}", root.display()))?;
         Ok(Cache { root })
     }
 

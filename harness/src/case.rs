@@ -93,12 +93,23 @@ pub fn header(path: &Path, text: &str) -> Result<(String, usize)> {
     let start = lines
         .iter()
         .position(|l| l.trim_end() == "# ---")
-        .with_context(|| format!("{}: no `# ---` header (see cases/README.md)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: no `# ---` header (see cases/README.md)",
+                path.display()
+            )
+        })?;
     let end = lines[start + 1..]
         .iter()
         .position(|l| l.trim_end() == "# ---")
         .map(|i| i + start + 1)
-        .with_context(|| format!("{}:{}: header not closed by a second `# ---` line", path.display(), start + 1))?;
+        .with_context(|| {
+            format!(
+                "{}:{}: header not closed by a second `# ---` line",
+                path.display(),
+                start + 1
+            )
+        })?;
     let mut yaml = String::new();
     for (i, l) in lines[start + 1..end].iter().enumerate() {
         let body = if let Some(r) = l.strip_prefix("# ") {
@@ -106,7 +117,11 @@ pub fn header(path: &Path, text: &str) -> Result<(String, usize)> {
         } else if let Some(r) = l.strip_prefix('#') {
             r
         } else {
-            bail!("{}:{}: header line does not start with `#`", path.display(), start + 2 + i);
+            bail!(
+                "{}:{}: header line does not start with `#`",
+                path.display(),
+                start + 2 + i
+            );
         };
         yaml.push_str(body);
         yaml.push('\n');
@@ -123,8 +138,15 @@ pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
     for k in &meta.requires.kconfig {
         let sym = k.strip_prefix('!').unwrap_or(k);
         let sym = sym.strip_prefix("CONFIG_").unwrap_or(sym);
-        if sym.is_empty() || !sym.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
-            bail!("{}: requires.kconfig entry `{k}` is not a config symbol (FOO or !FOO)", path.display());
+        if sym.is_empty()
+            || !sym
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            bail!(
+                "{}: requires.kconfig entry `{k}` is not a config symbol (FOO or !FOO)",
+                path.display()
+            );
         }
     }
     Ok(meta)
@@ -133,14 +155,21 @@ pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
 fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
     let Some(size) = &r.pmem else {
         if r.pmem_kind.is_some() || r.dax_mode.is_some() {
-            bail!("{}: requires.pmem_kind/dax_mode need requires.pmem (a size)", path.display());
+            bail!(
+                "{}: requires.pmem_kind/dax_mode need requires.pmem (a size)",
+                path.display()
+            );
         }
         return Ok(Topology::default());
     };
-    let size_mib = parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
+    let size_mib =
+        parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
     let kind = r.pmem_kind.unwrap_or(PmemKind::Nvdimm);
     if kind == PmemKind::Cxl && size_mib % crate::topology::CXL_REGION_MIB != 0 {
-        bail!("{}: requires.pmem is {size} but CXL regions come in multiples of 256M", path.display());
+        bail!(
+            "{}: requires.pmem is {size} but CXL regions come in multiples of 256M",
+            path.display()
+        );
     }
     Ok(Topology {
         pmem: Some(PmemSpec {
@@ -158,20 +187,37 @@ fn is_case_name(name: &str) -> bool {
 
 /// Load one case file (with its golden output).
 pub fn load(root: &Path, path: &Path) -> Result<Case> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading case {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading case {}", path.display()))?;
     let meta = parse_meta(path, &text)?;
     let rel = path.strip_prefix(root).unwrap_or(path);
     let id = rel.to_string_lossy().into_owned();
-    let golden_path = path.with_file_name(format!("{}.out", path.file_name().unwrap().to_string_lossy()));
-    let golden = std::fs::read_to_string(&golden_path)
-        .with_context(|| format!("case {id}: golden output {} is missing", golden_path.display()))?;
+    let golden_path = path.with_file_name(format!(
+        "{}.out",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    let golden = std::fs::read_to_string(&golden_path).with_context(|| {
+        format!(
+            "case {id}: golden output {} is missing",
+            golden_path.display()
+        )
+    })?;
     let mut filters = Vec::new();
     for f in &meta.filters {
-        let re = regex::Regex::new(&f.regex).with_context(|| format!("{}: bad filter regex `{}`", path.display(), f.regex))?;
+        let re = regex::Regex::new(&f.regex)
+            .with_context(|| format!("{}: bad filter regex `{}`", path.display(), f.regex))?;
         filters.push((re, f.replace.clone()));
     }
     let topology = topology_of(path, &meta.requires)?;
-    Ok(Case { id, path: path.to_path_buf(), golden_path, golden, meta, topology, filters })
+    Ok(Case {
+        id,
+        path: path.to_path_buf(),
+        golden_path,
+        golden,
+        meta,
+        topology,
+        filters,
+    })
 }
 
 /// Every case under `root`: files named by three or more digits in the
@@ -209,7 +255,11 @@ impl Case {
             let sym = sym.strip_prefix("CONFIG_").unwrap_or(sym);
             let on = cfg.enabled(sym);
             if on == neg {
-                unmet.push(if neg { format!("CONFIG_{sym} is enabled") } else { format!("CONFIG_{sym} is not set") });
+                unmet.push(if neg {
+                    format!("CONFIG_{sym} is enabled")
+                } else {
+                    format!("CONFIG_{sym} is not set")
+                });
             }
         }
         if unmet.is_empty() {
@@ -249,7 +299,11 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         if let Some(g) = golden {
-            std::fs::write(p.with_file_name(format!("{}.out", p.file_name().unwrap().to_string_lossy())), g).unwrap();
+            std::fs::write(
+                p.with_file_name(format!("{}.out", p.file_name().unwrap().to_string_lossy())),
+                g,
+            )
+            .unwrap();
         }
         p
     }
@@ -279,22 +333,57 @@ mod tests {
     #[test]
     fn header_errors_point_at_the_line() {
         let t = tempfile::tempdir().unwrap();
-        let p = write_case(t.path(), "x/001", "#!/bin/sh\n# ---\n# description: x\n# grups: [a]\n# ---\n", Some(""));
+        let p = write_case(
+            t.path(),
+            "x/001",
+            "#!/bin/sh\n# ---\n# description: x\n# grups: [a]\n# ---\n",
+            Some(""),
+        );
         let e = format!("{:#}", load(t.path(), &p).unwrap_err());
         assert!(e.contains("x/001:4:"), "{e}");
         assert!(e.contains("grups"), "{e}");
-        let p = write_case(t.path(), "x/002", "#!/bin/sh\n# ---\n# description: x\n", Some(""));
+        let p = write_case(
+            t.path(),
+            "x/002",
+            "#!/bin/sh\n# ---\n# description: x\n",
+            Some(""),
+        );
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("not closed"));
-        let p = write_case(t.path(), "x/003", "#!/bin/sh\n# ---\n# description: x\n# ---\n", None);
+        let p = write_case(
+            t.path(),
+            "x/003",
+            "#!/bin/sh\n# ---\n# description: x\n# ---\n",
+            None,
+        );
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("golden output"));
-        let p = write_case(t.path(), "x/004", "# ---\n# description: x\n# requires: { pmem: 3M }\n# ---\n", Some(""));
+        let p = write_case(
+            t.path(),
+            "x/004",
+            "# ---\n# description: x\n# requires: { pmem: 3M }\n# ---\n",
+            Some(""),
+        );
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("multiple of 2M"));
-        let p = write_case(t.path(), "x/006", "# ---\n# description: x\n# requires: { pmem: 128M, pmem_kind: cxl }\n# ---\n", Some(""));
+        let p = write_case(
+            t.path(),
+            "x/006",
+            "# ---\n# description: x\n# requires: { pmem: 128M, pmem_kind: cxl }\n# ---\n",
+            Some(""),
+        );
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("multiples of 256M"));
-        let p = write_case(t.path(), "x/007", "# ---\n# description: x\n# requires: { pmem: 256M, pmem_kind: pmem9 }\n# ---\n", Some(""));
+        let p = write_case(
+            t.path(),
+            "x/007",
+            "# ---\n# description: x\n# requires: { pmem: 256M, pmem_kind: pmem9 }\n# ---\n",
+            Some(""),
+        );
         let e = format!("{:#}", load(t.path(), &p).unwrap_err());
         assert!(e.contains("x/007:3:") && e.contains("pmem9"), "{e}");
-        let p = write_case(t.path(), "x/005", "# ---\n# description: x\n# requires: { kconfig: [lower] }\n# ---\n", Some(""));
+        let p = write_case(
+            t.path(),
+            "x/005",
+            "# ---\n# description: x\n# requires: { kconfig: [lower] }\n# ---\n",
+            Some(""),
+        );
         assert!(format!("{:#}", load(t.path(), &p).unwrap_err()).contains("not a config symbol"));
     }
 

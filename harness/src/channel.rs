@@ -55,28 +55,54 @@ pub struct DaxDevice {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "msg", rename_all = "snake_case")]
 pub enum GuestMsg {
-    Hello { release: String, cmdline: String, uptime_ms: u64, runner: String },
-    Setup { ok: bool, detail: String, devices: Vec<DaxDevice> },
-    CaseStart { id: String, uptime_ms: u64 },
+    Hello {
+        release: String,
+        cmdline: String,
+        uptime_ms: u64,
+        runner: String,
+    },
+    Setup {
+        ok: bool,
+        detail: String,
+        devices: Vec<DaxDevice>,
+    },
+    CaseStart {
+        id: String,
+        uptime_ms: u64,
+    },
     CaseEnd(CaseReport),
     /// Runner diagnostics worth keeping in the run log.
-    Note { text: String },
-    Done { cases: u32 },
+    Note {
+        text: String,
+    },
+    Done {
+        cases: u32,
+    },
 }
 
 /// How the case process ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CaseExit {
-    Exited { code: i32 },
-    Signaled { signal: i32 },
+    Exited {
+        code: i32,
+    },
+    Signaled {
+        signal: i32,
+    },
     /// Killed by the runner after this many seconds.
-    TimedOut { after_s: f64 },
+    TimedOut {
+        after_s: f64,
+    },
     /// The runner could not start it.
-    SpawnFailed { error: String },
+    SpawnFailed {
+        error: String,
+    },
     /// The VM went down while the case ran (set by the host, never sent by
     /// the guest): a panic, a crash of the runner, a host timeout.
-    Lost { reason: String },
+    Lost {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,7 +123,10 @@ pub struct CaseReport {
 }
 
 pub fn encode(msg: &GuestMsg) -> String {
-    format!("{PREFIX}{}\n", serde_json::to_string(msg).expect("guest messages serialize"))
+    format!(
+        "{PREFIX}{}\n",
+        serde_json::to_string(msg).expect("guest messages serialize")
+    )
 }
 
 /// Parse one line of the stream; lines without the prefix (kernel output on
@@ -163,6 +192,12 @@ mod tests {
         let (p1, p2) = all.split_at(7);
         assert!(d.feed(p1.as_bytes()).is_empty());
         let got = d.feed(p2.as_bytes());
-        assert_eq!(got, vec![GuestMsg::Done { cases: 3 }, GuestMsg::Note { text: "x".into() }]);
+        assert_eq!(
+            got,
+            vec![
+                GuestMsg::Done { cases: 3 },
+                GuestMsg::Note { text: "x".into() }
+            ]
+        );
     }
 }

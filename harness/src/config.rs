@@ -62,7 +62,9 @@ pub struct Fragment {
 }
 
 fn valid_symbol(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Parse a value as written after `=` in a fragment or a `.config`.
@@ -143,7 +145,10 @@ pub fn parse_fragment_text(path: &Path, text: &str) -> Result<Vec<Setting>> {
             bail!("{}: `{line}` has no `=`: expected `CONFIG_X=value`", loc());
         };
         if !valid_symbol(sym) {
-            bail!("{}: bad symbol name `CONFIG_{sym}` (upper-case letters, digits, _)", loc());
+            bail!(
+                "{}: bad symbol name `CONFIG_{sym}` (upper-case letters, digits, _)",
+                loc()
+            );
         }
         // Split off a trailing comment, taking care not to cut inside a string.
         let (value_part, comment) = split_trailing_comment(rest);
@@ -154,8 +159,16 @@ pub fn parse_fragment_text(path: &Path, text: &str) -> Result<Vec<Setting>> {
                 loc()
             );
         };
-        let optional = comment.map(|c| c.trim_start().starts_with("optional")).unwrap_or(false);
-        out.push(Setting { symbol: sym.to_string(), value, optional, file: path.to_path_buf(), line: lineno });
+        let optional = comment
+            .map(|c| c.trim_start().starts_with("optional"))
+            .unwrap_or(false);
+        out.push(Setting {
+            symbol: sym.to_string(),
+            value,
+            optional,
+            file: path.to_path_buf(),
+            line: lineno,
+        });
     }
     Ok(out)
 }
@@ -177,7 +190,9 @@ fn split_trailing_comment(s: &str) -> (&str, Option<&str>) {
 /// Names of the fragments in `dir` (files `NAME.config`), sorted.
 pub fn available_fragments(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading fragment directory {}", dir.display()))? {
+    for e in std::fs::read_dir(dir)
+        .with_context(|| format!("reading fragment directory {}", dir.display()))?
+    {
         let e = e?;
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) == Some("config") {
@@ -194,7 +209,8 @@ pub fn available_fragments(dir: &Path) -> Result<Vec<String>> {
 /// name a line (comments with `#`).
 pub fn default_fragment_names(dir: &Path) -> Result<Vec<String>> {
     let path = dir.join("default");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -214,8 +230,13 @@ pub fn expand_fragment_names(dir: &Path, names: &[String]) -> Result<Vec<String>
             if depth > 4 {
                 bail!("fragment set {} includes itself", set.display());
             }
-            let text = std::fs::read_to_string(&set).with_context(|| format!("reading {}", set.display()))?;
-            for l in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()) {
+            let text = std::fs::read_to_string(&set)
+                .with_context(|| format!("reading {}", set.display()))?;
+            for l in text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+            {
                 walk(dir, l, depth + 1, out)?;
             }
         } else if !out.iter().any(|o| o == name) {
@@ -257,9 +278,14 @@ pub fn load_fragments(dir: &Path, names: &[String]) -> Result<Vec<Fragment>> {
             }
             p
         };
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let settings = parse_fragment_text(&path, &text)?;
-        out.push(Fragment { name: name.clone(), path, settings });
+        out.push(Fragment {
+            name: name.clone(),
+            path,
+            settings,
+        });
     }
     Ok(out)
 }
@@ -297,7 +323,10 @@ pub fn merge(fragments: &[Fragment]) -> Result<Merged> {
             }
         }
     }
-    Ok(Merged { settings, fragment_names: fragments.iter().map(|f| f.name.clone()).collect() })
+    Ok(Merged {
+        settings,
+        fragment_names: fragments.iter().map(|f| f.name.clone()).collect(),
+    })
 }
 
 impl Merged {
@@ -332,7 +361,12 @@ pub struct DotConfig {
 impl DotConfig {
     /// Symbols set to `y` or `m`, sorted (what a case can ask with `_kconfig`).
     pub fn enabled_symbols(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.values.iter().filter(|(_, v)| matches!(v, Value::Yes | Value::Module)).map(|(k, _)| k.as_str()).collect();
+        let mut v: Vec<&str> = self
+            .values
+            .iter()
+            .filter(|(_, v)| matches!(v, Value::Yes | Value::Module))
+            .map(|(k, _)| k.as_str())
+            .collect();
         v.sort();
         v
     }
@@ -357,7 +391,8 @@ impl DotConfig {
     }
 
     pub fn load(path: &Path) -> Result<DotConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading kernel config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading kernel config {}", path.display()))?;
         Ok(Self::parse(&text))
     }
 
@@ -488,7 +523,11 @@ impl KconfigIndex {
                     }
                     current = Some((
                         rest.to_string(),
-                        SymbolDef { file: rel.to_path_buf(), line: i + 1, depends },
+                        SymbolDef {
+                            file: rel.to_path_buf(),
+                            line: i + 1,
+                            depends,
+                        },
                     ));
                 }
                 "if" => {
@@ -562,7 +601,12 @@ impl KconfigIndex {
                         vals.push(v);
                     }
                 }
-                parts.push(format!("depends on {expr} [{}] ({}:{})", vals.join(", "), def.file.display(), def.line));
+                parts.push(format!(
+                    "depends on {expr} [{}] ({}:{})",
+                    vals.join(", "),
+                    def.file.display(),
+                    def.line
+                ));
             }
         }
         if parts.is_empty() {
@@ -584,7 +628,10 @@ pub fn eval_expr(expr: &str, cfg: &DotConfig) -> Option<u8> {
         let c = b[i] as char;
         if c.is_whitespace() {
             i += 1;
-        } else if expr[i..].starts_with("&&") || expr[i..].starts_with("||") || expr[i..].starts_with("!=") {
+        } else if expr[i..].starts_with("&&")
+            || expr[i..].starts_with("||")
+            || expr[i..].starts_with("!=")
+        {
             toks.push(expr[i..i + 2].to_string());
             i += 2;
         } else if "!()=".contains(c) {
@@ -728,12 +775,20 @@ pub fn verify(merged: &Merged, cfg: &DotConfig, index: &KconfigIndex) -> Vec<Pro
                 continue;
             }
             problems.push(Problem {
-                severity: if s.optional { Severity::Warning } else { Severity::Error },
+                severity: if s.optional {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
                 location: s.location(),
                 message: format!(
                     "CONFIG_{} does not exist in this kernel source{}",
                     s.symbol,
-                    if s.optional { " (optional: ignored)" } else { "" }
+                    if s.optional {
+                        " (optional: ignored)"
+                    } else {
+                        ""
+                    }
                 ),
             });
             continue;
@@ -746,9 +801,16 @@ pub fn verify(merged: &Merged, cfg: &DotConfig, index: &KconfigIndex) -> Vec<Pro
             .map(|w| format!("; {w}"))
             .unwrap_or_else(|| "; Kconfig names no unmet dependency (a `select`, a choice or a range may override it)".into());
         problems.push(Problem {
-            severity: if s.optional { Severity::Warning } else { Severity::Error },
+            severity: if s.optional {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
             location: s.location(),
-            message: format!("CONFIG_{}={} was requested but the final .config has {}{why}", s.symbol, s.value, got),
+            message: format!(
+                "CONFIG_{}={} was requested but the final .config has {}{why}",
+                s.symbol, s.value, got
+            ),
         });
     }
     problems
@@ -756,11 +818,17 @@ pub fn verify(merged: &Merged, cfg: &DotConfig, index: &KconfigIndex) -> Vec<Pro
 
 /// Fail if any problem is an error, listing all of them.
 pub fn check_problems(problems: &[Problem]) -> Result<()> {
-    let errors: Vec<_> = problems.iter().filter(|p| p.severity == Severity::Error).collect();
+    let errors: Vec<_> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
     if errors.is_empty() {
         return Ok(());
     }
-    let mut msg = format!("kernel config verification failed: {} requested option(s) did not hold:\n", errors.len());
+    let mut msg = format!(
+        "kernel config verification failed: {} requested option(s) did not hold:\n",
+        errors.len()
+    );
     for p in problems {
         msg.push_str(&format!("  {p}\n"));
     }
@@ -779,7 +847,10 @@ mod tests {
     fn parses_every_value_form() {
         let s = p("# c\nCONFIG_A=y\nCONFIG_B=m\nCONFIG_C=n\nCONFIG_D=\"x y\"\nCONFIG_E=0x10\nCONFIG_F=-1\n# CONFIG_G is not set\nCONFIG_H=y  # optional: only some trees\n")
             .unwrap();
-        let vals: Vec<_> = s.iter().map(|s| (s.symbol.as_str(), s.value.clone(), s.optional, s.line)).collect();
+        let vals: Vec<_> = s
+            .iter()
+            .map(|s| (s.symbol.as_str(), s.value.clone(), s.optional, s.line))
+            .collect();
         assert_eq!(
             vals,
             vec![
@@ -803,7 +874,10 @@ mod tests {
         let e = p("CONFIG_A=yes\n").unwrap_err().to_string();
         assert!(e.contains("frag.config:1:") && e.contains("`yes`"), "{e}");
         let e = p("\n\nCONFIG_lower=y\n").unwrap_err().to_string();
-        assert!(e.contains("frag.config:3:") && e.contains("bad symbol"), "{e}");
+        assert!(
+            e.contains("frag.config:3:") && e.contains("bad symbol"),
+            "{e}"
+        );
         let e = p("CONFIG_A\n").unwrap_err().to_string();
         assert!(e.contains("no `=`"), "{e}");
         let e = p("# CONFIG_A=y\n").unwrap_err().to_string();
@@ -832,28 +906,49 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("default"), "# the set\nbase\ndax # pmem\n").unwrap();
         std::fs::write(t.path().join("big"), "default\ndebug\n").unwrap();
-        let e = |v: &[&str]| expand_fragment_names(t.path(), &v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let e = |v: &[&str]| {
+            expand_fragment_names(
+                t.path(),
+                &v.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
         assert_eq!(e(&["default"]), ["base", "dax"]);
         assert_eq!(e(&["+debug"]), ["base", "dax", "debug"]);
         assert_eq!(e(&["default", "debug", "base"]), ["base", "dax", "debug"]);
         assert_eq!(e(&["big"]), ["base", "dax", "debug"]);
         assert_eq!(e(&["fuse", "./x.config"]), ["fuse", "./x.config"]);
         std::fs::write(t.path().join("loop"), "loop\n").unwrap();
-        let err = expand_fragment_names(t.path(), &["loop".to_string()]).unwrap_err().to_string();
+        let err = expand_fragment_names(t.path(), &["loop".to_string()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("includes itself"), "{err}");
     }
 
     #[test]
     fn merge_detects_conflicts_and_renders() {
-        let m = merge(&[frag("a", "CONFIG_X=y\nCONFIG_Y=3\n"), frag("b", "CONFIG_X=y\n# CONFIG_Z is not set\n")]).unwrap();
-        assert_eq!(m.render(), "CONFIG_X=y\nCONFIG_Y=3\n# CONFIG_Z is not set\n");
-        let e = merge(&[frag("a", "CONFIG_X=y\n"), frag("b", "\nCONFIG_X=n\n")]).unwrap_err().to_string();
+        let m = merge(&[
+            frag("a", "CONFIG_X=y\nCONFIG_Y=3\n"),
+            frag("b", "CONFIG_X=y\n# CONFIG_Z is not set\n"),
+        ])
+        .unwrap();
+        assert_eq!(
+            m.render(),
+            "CONFIG_X=y\nCONFIG_Y=3\n# CONFIG_Z is not set\n"
+        );
+        let e = merge(&[frag("a", "CONFIG_X=y\n"), frag("b", "\nCONFIG_X=n\n")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a.config:1") && e.contains("b.config:2"), "{e}");
     }
 
     #[test]
     fn optional_only_if_every_mention_is() {
-        let m = merge(&[frag("a", "CONFIG_X=y # optional\n"), frag("b", "CONFIG_X=y\n")]).unwrap();
+        let m = merge(&[
+            frag("a", "CONFIG_X=y # optional\n"),
+            frag("b", "CONFIG_X=y\n"),
+        ])
+        .unwrap();
         assert!(!m.settings["X"].optional);
     }
 
@@ -882,9 +977,15 @@ config FREE
         let mut idx = KconfigIndex::default();
         idx.add_file(Path::new("x/Kconfig"), KCONFIG);
         let foo = &idx.symbols["FOO"][0];
-        assert_eq!(foo.depends, vec!["NET".to_string(), "BAR && BAZ".to_string()]);
+        assert_eq!(
+            foo.depends,
+            vec!["NET".to_string(), "BAR && BAZ".to_string()]
+        );
         assert_eq!(foo.line, 4);
-        assert_eq!(idx.symbols["INNER"][0].depends, vec!["NET".to_string(), "QUX".to_string()]);
+        assert_eq!(
+            idx.symbols["INNER"][0].depends,
+            vec!["NET".to_string(), "QUX".to_string()]
+        );
         assert!(idx.symbols["FREE"][0].depends.is_empty());
     }
 
@@ -894,15 +995,40 @@ config FREE
         idx.add_file(Path::new("x/Kconfig"), KCONFIG);
         let m = merge(&[frag("f", "CONFIG_FOO=y\nCONFIG_FREE=y\nCONFIG_GHOST=y\nCONFIG_MAYBE=y # optional\n# CONFIG_GONE is not set\n")])
             .unwrap();
-        let cfg = DotConfig::parse("CONFIG_NET=y\nCONFIG_BAR=y\n# CONFIG_BAZ is not set\nCONFIG_FREE=y\n");
+        let cfg = DotConfig::parse(
+            "CONFIG_NET=y\nCONFIG_BAR=y\n# CONFIG_BAZ is not set\nCONFIG_FREE=y\n",
+        );
         let probs = verify(&m, &cfg, &idx);
         let text: Vec<String> = probs.iter().map(|p| p.to_string()).collect();
         assert_eq!(probs.len(), 3, "{text:#?}");
-        assert!(text[0].contains("f.config:1: error: CONFIG_FOO=y was requested but the final .config has n"), "{}", text[0]);
-        assert!(text[0].contains("depends on BAR && BAZ [BAR=y, BAZ=n]"), "{}", text[0]);
-        assert!(!text[0].contains("NOT_A_DEP"), "help text must not count: {}", text[0]);
-        assert!(text[1].contains("error: CONFIG_GHOST does not exist"), "{}", text[1]);
-        assert!(text[2].contains("warning: CONFIG_MAYBE does not exist") && text[2].contains("optional"), "{}", text[2]);
+        assert!(
+            text[0].contains(
+                "f.config:1: error: CONFIG_FOO=y was requested but the final .config has n"
+            ),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[0].contains("depends on BAR && BAZ [BAR=y, BAZ=n]"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            !text[0].contains("NOT_A_DEP"),
+            "help text must not count: {}",
+            text[0]
+        );
+        assert!(
+            text[1].contains("error: CONFIG_GHOST does not exist"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].contains("warning: CONFIG_MAYBE does not exist")
+                && text[2].contains("optional"),
+            "{}",
+            text[2]
+        );
         let e = check_problems(&probs).unwrap_err().to_string();
         assert!(e.contains("2 requested option(s)"), "{e}");
         assert!(check_problems(&probs[2..]).is_ok());
@@ -911,10 +1037,21 @@ config FREE
     #[test]
     fn module_request_is_met_by_builtin_without_modules() {
         let mut idx = KconfigIndex::default();
-        idx.add_file(Path::new("K"), "config A\n\ttristate \"a\"\nconfig MODULES\n\tbool \"m\"\n");
+        idx.add_file(
+            Path::new("K"),
+            "config A\n\ttristate \"a\"\nconfig MODULES\n\tbool \"m\"\n",
+        );
         let m = merge(&[frag("f", "CONFIG_A=m\n")]).unwrap();
         assert!(verify(&m, &DotConfig::parse("CONFIG_A=y\n"), &idx).is_empty());
-        assert_eq!(verify(&m, &DotConfig::parse("CONFIG_A=y\nCONFIG_MODULES=y\n"), &idx).len(), 1);
+        assert_eq!(
+            verify(
+                &m,
+                &DotConfig::parse("CONFIG_A=y\nCONFIG_MODULES=y\n"),
+                &idx
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]
@@ -930,7 +1067,10 @@ config FREE
         assert_eq!(eval_expr("A &&", &cfg), None);
         // A met `X || !X` must not be blamed for a dropped option.
         let mut idx = KconfigIndex::default();
-        idx.add_file(Path::new("K"), "config C\n\tbool \"c\"\n\tdepends on D\n\tdepends on E || !E\n");
+        idx.add_file(
+            Path::new("K"),
+            "config C\n\tbool \"c\"\n\tdepends on D\n\tdepends on E || !E\n",
+        );
         let why = idx.explain("C", &DotConfig::parse("")).unwrap();
         assert_eq!(why, "depends on D [D=n] (K:1)");
     }

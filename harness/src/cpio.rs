@@ -11,7 +11,11 @@ pub struct Cpio {
 
 impl Default for Cpio {
     fn default() -> Self {
-        Cpio { buf: Vec::new(), ino: 1, dirs: BTreeSet::new() }
+        Cpio {
+            buf: Vec::new(),
+            ino: 1,
+            dirs: BTreeSet::new(),
+        }
     }
 }
 
@@ -111,7 +115,10 @@ mod tests {
         let start = b.as_ptr() as usize;
         loop {
             assert_eq!(&b[..6], b"070701");
-            let field = |i: usize| u32::from_str_radix(std::str::from_utf8(&b[6 + i * 8..14 + i * 8]).unwrap(), 16).unwrap();
+            let field = |i: usize| {
+                u32::from_str_radix(std::str::from_utf8(&b[6 + i * 8..14 + i * 8]).unwrap(), 16)
+                    .unwrap()
+            };
             let (mode, size, namesize) = (field(1), field(6) as usize, field(11) as usize);
             let name = String::from_utf8(b[110..110 + namesize - 1].to_vec()).unwrap();
             let mut off = 110 + namesize;
@@ -138,7 +145,10 @@ mod tests {
         assert_eq!(bytes.len() % 512, 0);
         let e = parse(&bytes);
         let names: Vec<_> = e.iter().map(|x| x.0.as_str()).collect();
-        assert_eq!(names, vec!["bin", "bin/tool", "bin/sh", "dev", "dev/console"]);
+        assert_eq!(
+            names,
+            vec!["bin", "bin/tool", "bin/sh", "dev", "dev/console"]
+        );
         assert_eq!(e[1].1, 0o100755);
         assert_eq!(e[1].2, b"abc");
         assert_eq!(e[2].1, 0o120777);

@@ -11,7 +11,10 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// The workspace this library was built from.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("harness/ has a parent")
+        .to_path_buf()
 }
 
 /// Build `fh-guest` and return the directory holding it.
@@ -22,8 +25,23 @@ pub fn build(root: &Path) -> Result<PathBuf> {
     cmd.current_dir(root)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
-        .args(["build", "--quiet", "--profile", "guest", "-p", "famfs-harness", "--no-default-features", "--bin", "fh-guest", "--target", TARGET])
-        .args(["--config", &format!("target.{TARGET}.rustflags=[\"-C\",\"target-feature=+crt-static\"]")]);
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "guest",
+            "-p",
+            "famfs-harness",
+            "--no-default-features",
+            "--bin",
+            "fh-guest",
+            "--target",
+            TARGET,
+        ])
+        .args([
+            "--config",
+            &format!("target.{TARGET}.rustflags=[\"-C\",\"target-feature=+crt-static\"]"),
+        ]);
     run_logged(&mut cmd, "building the guest program (fh-guest, static)")?;
     Ok(target_dir.join(TARGET).join("guest"))
 }

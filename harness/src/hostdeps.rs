@@ -13,29 +13,76 @@ pub struct Need {
 
 /// Everything for building the default kernel and booting it with direct QEMU.
 pub const BUILD: &[Need] = &[
-    Need { program: "make", package: "make" },
-    Need { program: "gcc", package: "gcc" },
-    Need { program: "flex", package: "flex" },
-    Need { program: "bison", package: "bison" },
-    Need { program: "bc", package: "bc" },
-    Need { program: "pahole", package: "dwarves" },
-    Need { program: "xz", package: "xz-utils" },
-    Need { program: "dpkg-deb", package: "dpkg" },
+    Need {
+        program: "make",
+        package: "make",
+    },
+    Need {
+        program: "gcc",
+        package: "gcc",
+    },
+    Need {
+        program: "flex",
+        package: "flex",
+    },
+    Need {
+        program: "bison",
+        package: "bison",
+    },
+    Need {
+        program: "bc",
+        package: "bc",
+    },
+    Need {
+        program: "pahole",
+        package: "dwarves",
+    },
+    Need {
+        program: "xz",
+        package: "xz-utils",
+    },
+    Need {
+        program: "dpkg-deb",
+        package: "dpkg",
+    },
     // Patch series (`--kernel-patches`, named kernels) and `--kernel-git`.
-    Need { program: "patch", package: "patch" },
-    Need { program: "git", package: "git" },
+    Need {
+        program: "patch",
+        package: "patch",
+    },
+    Need {
+        program: "git",
+        package: "git",
+    },
 ];
 /// Header packages have no program; checked by file.
-pub const BUILD_HEADERS: &[(&str, &str)] =
-    &[("/usr/include/libelf.h", "libelf-dev"), ("/usr/include/openssl/ssl.h", "libssl-dev")];
+pub const BUILD_HEADERS: &[(&str, &str)] = &[
+    ("/usr/include/libelf.h", "libelf-dev"),
+    ("/usr/include/openssl/ssl.h", "libssl-dev"),
+];
 pub const BOOT: &[Need] = &[
-    Need { program: "qemu-system-x86_64", package: "qemu-system-x86" },
-    Need { program: "busybox", package: "busybox-static" },
-    Need { program: "ndctl", package: "ndctl" },
-    Need { program: "daxctl", package: "daxctl" },
+    Need {
+        program: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
+    Need {
+        program: "busybox",
+        package: "busybox-static",
+    },
+    Need {
+        program: "ndctl",
+        package: "ndctl",
+    },
+    Need {
+        program: "daxctl",
+        package: "daxctl",
+    },
 ];
 /// virtme-ng shares the host's user space, so the tools must be on the host.
-pub const VNG: &[Need] = &[Need { program: "udevadm", package: "udev" }];
+pub const VNG: &[Need] = &[Need {
+    program: "udevadm",
+    package: "udev",
+}];
 
 pub fn which(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
@@ -43,7 +90,9 @@ pub fn which(program: &str) -> Option<PathBuf> {
         return p.exists().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    for d in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
+    for d in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+    {
         let p = d.join(program);
         if p.is_file() {
             return Some(p);
@@ -95,14 +144,25 @@ pub fn ensure(needs: &[&[Need]], headers: bool, log: &mut dyn FnMut(&str)) -> Re
     ensure_with(needs, headers, may_install(), log)
 }
 
-pub fn ensure_with(needs: &[&[Need]], headers: bool, install: bool, log: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn ensure_with(
+    needs: &[&[Need]],
+    headers: bool,
+    install: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
     let pk = missing(needs, headers);
     if pk.is_empty() {
         return Ok(());
     }
-    let cmd = format!("apt-get install -y --no-install-recommends {}", pk.join(" "));
+    let cmd = format!(
+        "apt-get install -y --no-install-recommends {}",
+        pk.join(" ")
+    );
     if install {
-        log(&format!("installing missing host packages: {} (apt-get)", pk.join(" ")));
+        log(&format!(
+            "installing missing host packages: {} (apt-get)",
+            pk.join(" ")
+        ));
         let ok = Command::new("sh")
             .args(["-c", &format!("(apt-get update -q || true) >/dev/null && DEBIAN_FRONTEND=noninteractive {cmd} -q")])
             .status()
@@ -117,7 +177,10 @@ pub fn ensure_with(needs: &[&[Need]], headers: bool, install: bool, log: &mut dy
         }
         return Ok(());
     }
-    bail!("missing host packages: {}. Install them with:\n  sudo {cmd}", pk.join(" "))
+    bail!(
+        "missing host packages: {}. Install them with:\n  sudo {cmd}",
+        pk.join(" ")
+    )
 }
 
 /// virtme-ng is on PyPI, not in Debian 12: install it with pip when allowed
@@ -131,9 +194,23 @@ pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
     if !may_install() {
         bail!("virtme-ng (vng) is not installed. Install it with:\n  {cmd}\n(on Debian's own Python add --break-system-packages, or use pipx)");
     }
-    let sh = |c: &str| Command::new("sh").args(["-c", c]).status().map(|s| s.success()).unwrap_or(false);
+    let sh = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
     if !sh("python3 -m pip --version >/dev/null 2>&1") {
-        ensure_with(&[&[Need { program: "pip3", package: "python3-pip" }]], false, true, log)?;
+        ensure_with(
+            &[&[Need {
+                program: "pip3",
+                package: "python3-pip",
+            }]],
+            false,
+            true,
+            log,
+        )?;
     }
     log(&format!("installing virtme-ng: {cmd}"));
     let ok = sh(&format!("{cmd} -q")) || sh(&format!("{cmd} -q --break-system-packages"));
@@ -149,12 +226,23 @@ mod tests {
 
     #[test]
     fn missing_program_names_the_package_and_command() {
-        let needs: &[Need] = &[Need { program: "qemu-system-does-not-exist", package: "qemu-system-x86" }];
+        let needs: &[Need] = &[Need {
+            program: "qemu-system-does-not-exist",
+            package: "qemu-system-x86",
+        }];
         assert_eq!(missing(&[needs], false), vec!["qemu-system-x86"]);
-        let e = ensure_with(&[needs], false, false, &mut |_| {}).unwrap_err().to_string();
+        let e = ensure_with(&[needs], false, false, &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing host packages: qemu-system-x86"), "{e}");
-        assert!(e.contains("apt-get install -y --no-install-recommends qemu-system-x86"), "{e}");
-        let present: &[Need] = &[Need { program: "sh", package: "dash" }];
+        assert!(
+            e.contains("apt-get install -y --no-install-recommends qemu-system-x86"),
+            "{e}"
+        );
+        let present: &[Need] = &[Need {
+            program: "sh",
+            package: "dash",
+        }];
         assert!(ensure_with(&[present], false, false, &mut |_| {}).is_ok());
     }
 }

@@ -31,7 +31,8 @@ pub struct ImageSpec {
 }
 
 pub fn load_spec(path: &Path) -> Result<ImageSpec> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading image spec {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading image spec {}", path.display()))?;
     yaml::parse(path, &text, 0)
 }
 
@@ -44,9 +45,15 @@ struct Entry {
 
 /// Shared libraries a dynamic program needs, as ldd reports them.
 pub fn shared_libs(program: &Path) -> Result<Vec<PathBuf>> {
-    let out = Command::new("ldd").arg(program).output().context("running ldd")?;
+    let out = Command::new("ldd")
+        .arg(program)
+        .output()
+        .context("running ldd")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || text.contains("not a dynamic executable") || text.contains("statically linked") {
+    if !out.status.success()
+        || text.contains("not a dynamic executable")
+        || text.contains("statically linked")
+    {
         return Ok(vec![]);
     }
     let mut libs = Vec::new();
@@ -60,7 +67,10 @@ pub fn shared_libs(program: &Path) -> Result<Vec<PathBuf>> {
         if path.starts_with('/') {
             libs.push(PathBuf::from(path));
         } else if line.contains("not found") {
-            bail!("{}: shared library missing on the host: {line}", program.display());
+            bail!(
+                "{}: shared library missing on the host: {line}",
+                program.display()
+            );
         }
     }
     Ok(libs)
@@ -74,13 +84,28 @@ pub fn build_base(spec_path: &Path, guest_bin_dir: &Path, cache: &Cache) -> Resu
     let mut links: BTreeMap<String, String> = BTreeMap::new();
 
     let busybox = which(&spec.busybox).with_context(|| {
-        format!("{}: busybox `{}` not found on the host (apt-get install busybox-static)", spec_path.display(), spec.busybox)
+        format!(
+            "{}: busybox `{}` not found on the host (apt-get install busybox-static)",
+            spec_path.display(),
+            spec.busybox
+        )
     })?;
     if !shared_libs(&busybox)?.is_empty() {
-        bail!("{}: {} is dynamically linked; the image needs a static busybox (busybox-static)", spec_path.display(), busybox.display());
+        bail!(
+            "{}: {} is dynamically linked; the image needs a static busybox (busybox-static)",
+            spec_path.display(),
+            busybox.display()
+        );
     }
-    entries.push(Entry { dest: "/bin/busybox".into(), mode: 0o755, data: std::fs::read(&busybox)? });
-    let applets = Command::new(&busybox).arg("--list").output().context("busybox --list")?;
+    entries.push(Entry {
+        dest: "/bin/busybox".into(),
+        mode: 0o755,
+        data: std::fs::read(&busybox)?,
+    });
+    let applets = Command::new(&busybox)
+        .arg("--list")
+        .output()
+        .context("busybox --list")?;
     for a in String::from_utf8_lossy(&applets.stdout).lines() {
         let a = a.trim();
         // Debian's busybox lists itself; a link busybox -> busybox would loop.
@@ -90,8 +115,17 @@ pub fn build_base(spec_path: &Path, guest_bin_dir: &Path, cache: &Cache) -> Resu
     }
     let mut libs: Vec<PathBuf> = Vec::new();
     for p in &spec.programs {
-        let path = which(p).with_context(|| format!("{}: program `{p}` not found on the host", spec_path.display()))?;
-        entries.push(Entry { dest: format!("/bin/{p}"), mode: 0o755, data: std::fs::read(&path)? });
+        let path = which(p).with_context(|| {
+            format!(
+                "{}: program `{p}` not found on the host",
+                spec_path.display()
+            )
+        })?;
+        entries.push(Entry {
+            dest: format!("/bin/{p}"),
+            mode: 0o755,
+            data: std::fs::read(&path)?,
+        });
         for l in shared_libs(&path)? {
             if !libs.contains(&l) {
                 libs.push(l);
@@ -100,18 +134,28 @@ pub fn build_base(spec_path: &Path, guest_bin_dir: &Path, cache: &Cache) -> Resu
     }
     for l in &libs {
         let data = std::fs::read(l).with_context(|| format!("reading {}", l.display()))?;
-        entries.push(Entry { dest: l.display().to_string(), mode: 0o755, data });
+        entries.push(Entry {
+            dest: l.display().to_string(),
+            mode: 0o755,
+            data,
+        });
     }
     for h in &spec.harness {
         let p = guest_bin_dir.join(h);
-        let data = std::fs::read(&p).with_context(|| format!("reading harness program {}", p.display()))?;
-        entries.push(Entry { dest: format!("/bin/{h}"), mode: 0o755, data });
+        let data = std::fs::read(&p)
+            .with_context(|| format!("reading harness program {}", p.display()))?;
+        entries.push(Entry {
+            dest: format!("/bin/{h}"),
+            mode: 0o755,
+            data,
+        });
     }
     let init = spec_dir.join(&spec.init);
     entries.push(Entry {
         dest: "/init".into(),
         mode: 0o755,
-        data: std::fs::read(&init).with_context(|| format!("{}: init script {}", spec_path.display(), init.display()))?,
+        data: std::fs::read(&init)
+            .with_context(|| format!("{}: init script {}", spec_path.display(), init.display()))?,
     });
 
     // Key: every byte that goes into the archive, plus its layout.
@@ -162,7 +206,12 @@ pub fn overlay(plan_json: &str, cases_dir: &Path, release: &str) -> Result<Vec<u
     c.file("/harness/plan.json", 0o644, plan_json.as_bytes());
     add_tree(&mut c, cases_dir, "/harness/cases")?;
     if !release.is_empty() {
-        for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order", "modules.dep"] {
+        for f in [
+            "modules.builtin",
+            "modules.builtin.modinfo",
+            "modules.order",
+            "modules.dep",
+        ] {
             c.file(&format!("/lib/modules/{release}/{f}"), 0o644, b"");
         }
     }
@@ -172,7 +221,10 @@ pub fn overlay(plan_json: &str, cases_dir: &Path, release: &str) -> Result<Vec<u
 fn add_tree(c: &mut Cpio, src: &Path, dest: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     c.dir(dest);
-    let mut items: Vec<_> = std::fs::read_dir(src).with_context(|| format!("reading {}", src.display()))?.flatten().collect();
+    let mut items: Vec<_> = std::fs::read_dir(src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .flatten()
+        .collect();
     items.sort_by_key(|e| e.file_name());
     for e in items {
         let p = e.path();
@@ -213,7 +265,10 @@ mod tests {
     #[test]
     fn ldd_of_a_dynamic_program_lists_libc() {
         let libs = shared_libs(Path::new("/bin/ls")).unwrap();
-        assert!(libs.iter().any(|l| l.to_string_lossy().contains("libc.so")), "{libs:?}");
+        assert!(
+            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
+        );
     }
 
     #[test]

@@ -79,27 +79,37 @@ pub struct BuildRequest<'a> {
 
 pub fn compiler_version() -> Result<String> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
-    let out = Command::new(&cc).arg("--version").output().with_context(|| format!("running {cc} --version"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string())
+    let out = Command::new(&cc)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {cc} --version"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 /// Cache key: hash of the recipe, where the source is (content for a Debian
 /// package, location for a user tree), the merged config and the compiler.
 pub fn cache_key(source: &SourceIdentity, merged_hash: &str, compiler: &str) -> String {
-    let loc = if !source.patches.is_empty() && source.commit.is_none() && source.kind != "debian-package" {
-        // A series on a user's tree: the patched copy's location (one per
-        // tree and series) keeps the build directory across edits.
-        format!("patched-tree:{}", source.path.display())
-    } else if !source.patches.is_empty() {
-        // Base and every patch's content: one build directory per series.
-        format!("patched:{}", source.content_hash)
-    } else if let Some(commit) = &source.commit {
-        format!("git:{commit}")
-    } else if source.kind == "debian-package" {
-        format!("pkg:{}", source.content_hash)
-    } else {
-        format!("tree:{}", source.path.display())
-    };
+    let loc =
+        if !source.patches.is_empty() && source.commit.is_none() && source.kind != "debian-package"
+        {
+            // A series on a user's tree: the patched copy's location (one per
+            // tree and series) keeps the build directory across edits.
+            format!("patched-tree:{}", source.path.display())
+        } else if !source.patches.is_empty() {
+            // Base and every patch's content: one build directory per series.
+            format!("patched:{}", source.content_hash)
+        } else if let Some(commit) = &source.commit {
+            format!("git:{commit}")
+        } else if source.kind == "debian-package" {
+            format!("pkg:{}", source.content_hash)
+        } else {
+            format!("tree:{}", source.path.display())
+        };
     let mut h = Sha256::new();
     h.update(format!("{RECIPE}\n{loc}\n{merged_hash}\n{compiler}\n").as_bytes());
     config::hex(&h.finalize())[..16].to_string()
@@ -115,7 +125,9 @@ fn write_meta(p: &Path, m: &Meta) -> Result<()> {
 }
 
 pub fn jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Configure and build (or reuse) a kernel.
@@ -125,7 +137,10 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     let compiler = compiler_version()?;
     let ident = &req.source.identity;
     let key = cache_key(ident, &merged.hash(), &compiler);
-    let dir = req.cache.dir("builds")?.join(format!("{}-{key}", ident.version));
+    let dir = req
+        .cache
+        .dir("builds")?
+        .join(format!("{}-{key}", ident.version));
     let obj = dir.join("obj");
     std::fs::create_dir_all(&obj)?;
     let meta_path = dir.join("meta.json");
@@ -153,8 +168,15 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         })
     };
 
-    if !req.config_only && meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str()) && bzimage.exists() {
-        say(&format!("kernel: cached build {} ({}), no make needed", dir.display(), ident.version));
+    if !req.config_only
+        && meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str())
+        && bzimage.exists()
+    {
+        say(&format!(
+            "kernel: cached build {} ({}), no make needed",
+            dir.display(),
+            ident.version
+        ));
         return artifacts(&meta, false);
     }
 
@@ -174,12 +196,22 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
             seeded_from = Some(nb);
         }
     }
-    let estimate = seeded_from.is_none().then(|| object_estimate(req.cache, &merged.hash(), meta.objects)).flatten();
+    let estimate = seeded_from
+        .is_none()
+        .then(|| object_estimate(req.cache, &merged.hash(), meta.objects))
+        .flatten();
     for tool in ["make", "gcc", "flex", "bison", "bc"] {
         crate::hostdeps::require_tool(tool)?;
     }
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-    writeln!(log, "==== harness build, key {key}, fingerprint {}", ident.content_hash)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    writeln!(
+        log,
+        "==== harness build, key {key}, fingerprint {}",
+        ident.content_hash
+    )?;
 
     // Configure: allnoconfig with the merged fragments preset, so the kernel
     // contains what the fragments name and little else (fast builds).
@@ -187,8 +219,11 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     std::fs::write(&merged_path, merged.render())?;
     let stage = Stage::start("kernel config");
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(&req.source.dir).arg(format!("O={}", obj.display()));
-    cmd.arg(format!("KCONFIG_ALLCONFIG={}", merged_path.display())).arg("allnoconfig");
+    cmd.arg("-C")
+        .arg(&req.source.dir)
+        .arg(format!("O={}", obj.display()));
+    cmd.arg(format!("KCONFIG_ALLCONFIG={}", merged_path.display()))
+        .arg("allnoconfig");
     run_make(cmd, &mut log, &log_path, stage, "configuring the kernel")?;
 
     let cfg = DotConfig::load(&obj.join(".config"))?;
@@ -202,15 +237,27 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     }
     config::check_problems(&problems)?;
     if req.config_only {
-        say(&format!("kernel config: every requested option holds ({} checked); .config at {}", merged.settings.len(), obj.join(".config").display()));
-        let m = Meta { warnings: problems.into_iter().filter(|p| p.severity == Severity::Warning).collect(), ..meta };
+        say(&format!(
+            "kernel config: every requested option holds ({} checked); .config at {}",
+            merged.settings.len(),
+            obj.join(".config").display()
+        ));
+        let m = Meta {
+            warnings: problems
+                .into_iter()
+                .filter(|p| p.severity == Severity::Warning)
+                .collect(),
+            ..meta
+        };
         return artifacts(&m, false);
     }
 
     let mut stage = Stage::start("kernel build");
     stage.count_lines(&COMPILE_LINE, estimate);
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(&req.source.dir).arg(format!("O={}", obj.display()));
+    cmd.arg("-C")
+        .arg(&req.source.dir)
+        .arg(format!("O={}", obj.display()));
     cmd.arg(format!("-j{}", req.jobs)).arg("bzImage");
     let objects = run_make(cmd, &mut log, &log_path, stage, "building the kernel")?;
 
@@ -227,10 +274,17 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         fragments: req.fragments.clone(),
         built_fingerprint: Some(ident.content_hash.clone()),
         release: Some(release),
-        warnings: problems.into_iter().filter(|p| p.severity == Severity::Warning).collect(),
+        warnings: problems
+            .into_iter()
+            .filter(|p| p.severity == Severity::Warning)
+            .collect(),
         // A seeded or incremental build compiles a few files: keep the
         // estimate of the last full one.
-        objects: if seeded_from.is_none() && meta.built_fingerprint.is_none() { Some(objects) } else { meta.objects.or(Some(objects)) },
+        objects: if seeded_from.is_none() && meta.built_fingerprint.is_none() {
+            Some(objects)
+        } else {
+            meta.objects.or(Some(objects))
+        },
         seeded_from,
     };
     write_meta(&meta_path, &meta)?;
@@ -252,13 +306,19 @@ pub fn is_compile_line(l: &str) -> bool {
 /// config, else none (the progress line then shows a count only).
 fn object_estimate(cache: &Cache, merged_hash: &str, own: Option<u64>) -> Option<u64> {
     own.or_else(|| {
-        builds(cache).into_iter().find_map(|(_, m)| (m.merged_config_sha256 == merged_hash && m.seeded_from.is_none()).then_some(m.objects).flatten())
+        builds(cache).into_iter().find_map(|(_, m)| {
+            (m.merged_config_sha256 == merged_hash && m.seeded_from.is_none())
+                .then_some(m.objects)
+                .flatten()
+        })
     })
 }
 
 /// Every build directory in the cache with its metadata, newest first.
 fn builds(cache: &Cache) -> Vec<(PathBuf, Meta)> {
-    let Ok(root) = cache.dir("builds") else { return vec![] };
+    let Ok(root) = cache.dir("builds") else {
+        return vec![];
+    };
     let mut v: Vec<(std::time::SystemTime, PathBuf, Meta)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -269,15 +329,22 @@ fn builds(cache: &Cache) -> Vec<(PathBuf, Meta)> {
             Some((t, e.path(), read_meta(&mp)?))
         })
         .collect();
-    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.sort_by_key(|e| std::cmp::Reverse(e.0));
     v.into_iter().map(|(_, p, m)| (p, m)).collect()
 }
 
 /// A finished build of the tree this source was copied from, with the same
 /// config, compiler and recipe: its objects are valid here for every file
 /// that does not differ, and every file that differs is newer.
-fn neighbour(cache: &Cache, ident: &SourceIdentity, merged_hash: &str, compiler: &str) -> Result<Option<PathBuf>> {
-    let Some(parent) = &ident.parent else { return Ok(None) };
+fn neighbour(
+    cache: &Cache,
+    ident: &SourceIdentity,
+    merged_hash: &str,
+    compiler: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(parent) = &ident.parent else {
+        return Ok(None);
+    };
     Ok(builds(cache).into_iter().find_map(|(dir, m)| {
         let same = m.recipe == RECIPE
             && m.merged_config_sha256 == merged_hash
@@ -293,18 +360,36 @@ fn neighbour(cache: &Cache, ident: &SourceIdentity, merged_hash: &str, compiler:
 /// copy's `.*.cmd` files are rewritten to name this source and this build
 /// directory; make then rebuilds exactly what changed.
 fn seed(from: &Path, obj: &Path, ident: &SourceIdentity) -> Result<()> {
-    let parent = ident.parent.as_ref().context("seeding needs a parent tree")?;
+    let parent = ident
+        .parent
+        .as_ref()
+        .context("seeding needs a parent tree")?;
     if obj.exists() {
         std::fs::remove_dir_all(obj)?;
     }
     let staging = obj.with_file_name(format!("obj.seed-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let st = Command::new("cp").args(["-a", "--reflink=auto"]).arg(from).arg(&staging).status().context("running cp")?;
+    let st = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(from)
+        .arg(&staging)
+        .status()
+        .context("running cp")?;
     if !st.success() {
         let _ = std::fs::remove_dir_all(&staging);
-        bail!("copying {} to seed {} failed ({st})", from.display(), obj.display());
+        bail!(
+            "copying {} to seed {} failed ({st})",
+            from.display(),
+            obj.display()
+        );
     }
-    let pairs = [(from.display().to_string(), obj.display().to_string()), (parent.display().to_string(), ident.path.display().to_string())];
+    let pairs = [
+        (from.display().to_string(), obj.display().to_string()),
+        (
+            parent.display().to_string(),
+            ident.path.display().to_string(),
+        ),
+    ];
     rewrite_cmd_files(&staging, &pairs)?;
     let link = staging.join("source");
     if link.is_symlink() {
@@ -345,7 +430,13 @@ pub fn rewrite_cmd_files(dir: &Path, pairs: &[(String, String)]) -> Result<usize
 
 /// Run make, teeing its output into the build log and the progress line;
 /// returns how many objects it compiled.
-fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stage: Stage, what: &str) -> Result<u64> {
+fn run_make(
+    mut cmd: Command,
+    log: &mut std::fs::File,
+    log_path: &Path,
+    mut stage: Stage,
+    what: &str,
+) -> Result<u64> {
     writeln!(log, "$ {cmd:?}")?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = crate::proc::GroupChild::spawn(&mut cmd, "make")?;
@@ -378,7 +469,11 @@ fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stag
     if !status.success() {
         stage.finish("failed");
         let lines: Vec<String> = tail.into_iter().collect();
-        bail!("{what} failed ({status}); full log: {}\n  {}", log_path.display(), lines.join("\n  "));
+        bail!(
+            "{what} failed ({status}); full log: {}\n  {}",
+            log_path.display(),
+            lines.join("\n  ")
+        );
     }
     let n = stage.counted();
     stage.finish("done");
@@ -388,7 +483,11 @@ fn run_make(mut cmd: Command, log: &mut std::fs::File, log_path: &Path, mut stag
 /// A kernel someone else built. Its `.config` drives the requirement checks,
 /// so it must be found beside the image (or in the build tree the image sits
 /// in) or be given.
-pub fn prebuilt(image: &Path, config_path: Option<&Path>, vmlinux: Option<&Path>) -> Result<KernelArtifacts> {
+pub fn prebuilt(
+    image: &Path,
+    config_path: Option<&Path>,
+    vmlinux: Option<&Path>,
+) -> Result<KernelArtifacts> {
     if !image.is_file() {
         bail!("kernel image {} does not exist", image.display());
     }
@@ -406,9 +505,16 @@ pub fn prebuilt(image: &Path, config_path: Option<&Path>, vmlinux: Option<&Path>
     let config_path = match config_path {
         Some(p) if p.is_file() => p.to_path_buf(),
         Some(p) => bail!("kernel config {} does not exist", p.display()),
-        None => candidates(".config").into_iter().chain(candidates("config")).find(|p| p.is_file()).with_context(|| {
-            format!("no .config found beside {} or in its build tree; give --kernel-config FILE", image.display())
-        })?,
+        None => candidates(".config")
+            .into_iter()
+            .chain(candidates("config"))
+            .find(|p| p.is_file())
+            .with_context(|| {
+                format!(
+                    "no .config found beside {} or in its build tree; give --kernel-config FILE",
+                    image.display()
+                )
+            })?,
     };
     let vmlinux = match vmlinux {
         Some(p) if p.is_file() => Some(p.to_path_buf()),
@@ -481,35 +587,79 @@ mod tests {
         write_meta(&base_dir.join("meta.json"), &meta).unwrap();
 
         let mut child = ident("debian-package", "p", "/src/patched");
-        child.patches = vec![crate::patches::Patch { name: "x".into(), origin: "s:1".into(), strip: 1, sha256: "a".into(), text: vec![] }];
-        assert_eq!(neighbour(&cache, &child, "cfg", "gcc 12").unwrap(), None, "no parent, no seed");
+        child.patches = vec![crate::patches::Patch {
+            name: "x".into(),
+            origin: "s:1".into(),
+            strip: 1,
+            sha256: "a".into(),
+            text: vec![],
+        }];
+        assert_eq!(
+            neighbour(&cache, &child, "cfg", "gcc 12").unwrap(),
+            None,
+            "no parent, no seed"
+        );
         child.parent = Some("/src/base".into());
-        assert_eq!(neighbour(&cache, &child, "other", "gcc 12").unwrap(), None, "another config");
-        assert_eq!(neighbour(&cache, &child, "cfg", "gcc 13").unwrap(), None, "another compiler");
-        let nb = neighbour(&cache, &child, "cfg", "gcc 12").unwrap().expect("the base build");
+        assert_eq!(
+            neighbour(&cache, &child, "other", "gcc 12").unwrap(),
+            None,
+            "another config"
+        );
+        assert_eq!(
+            neighbour(&cache, &child, "cfg", "gcc 13").unwrap(),
+            None,
+            "another compiler"
+        );
+        let nb = neighbour(&cache, &child, "cfg", "gcc 12")
+            .unwrap()
+            .expect("the base build");
         assert_eq!(nb, base_obj);
         let obj = cache.dir("builds").unwrap().join("7.3.4-child/obj");
         std::fs::create_dir_all(&obj).unwrap();
         seed(&nb, &obj, &child).unwrap();
         let got = std::fs::read_to_string(obj.join("fs/fuse/.file.o.cmd")).unwrap();
         assert_eq!(got, format!("savedcmd_fs/fuse/file.o := gcc -I/src/patched/include -c -o fs/fuse/file.o /src/patched/fs/fuse/file.c # {}\n", obj.display()));
-        assert_eq!(std::fs::read_link(obj.join("source")).unwrap(), PathBuf::from("/src/patched"));
-        assert_eq!(std::fs::read_to_string(obj.join("fs/fuse/file.o")).unwrap(), "obj");
+        assert_eq!(
+            std::fs::read_link(obj.join("source")).unwrap(),
+            PathBuf::from("/src/patched")
+        );
+        assert_eq!(
+            std::fs::read_to_string(obj.join("fs/fuse/file.o")).unwrap(),
+            "obj"
+        );
         // The base's own build directory is unchanged.
-        assert_eq!(std::fs::read_to_string(base_obj.join("fs/fuse/.file.o.cmd")).unwrap(), cmd);
+        assert_eq!(
+            std::fs::read_to_string(base_obj.join("fs/fuse/.file.o.cmd")).unwrap(),
+            cmd
+        );
     }
 
     #[test]
     fn key_follows_inputs() {
         let a = cache_key(&ident("debian-package", "h1", "/x"), "cfg", "gcc 12");
         assert_eq!(a.len(), 16);
-        assert_eq!(a, cache_key(&ident("debian-package", "h1", "/y"), "cfg", "gcc 12"));
-        assert_ne!(a, cache_key(&ident("debian-package", "h2", "/x"), "cfg", "gcc 12"));
-        assert_ne!(a, cache_key(&ident("debian-package", "h1", "/x"), "cfg2", "gcc 12"));
-        assert_ne!(a, cache_key(&ident("debian-package", "h1", "/x"), "cfg", "gcc 13"));
+        assert_eq!(
+            a,
+            cache_key(&ident("debian-package", "h1", "/y"), "cfg", "gcc 12")
+        );
+        assert_ne!(
+            a,
+            cache_key(&ident("debian-package", "h2", "/x"), "cfg", "gcc 12")
+        );
+        assert_ne!(
+            a,
+            cache_key(&ident("debian-package", "h1", "/x"), "cfg2", "gcc 12")
+        );
+        assert_ne!(
+            a,
+            cache_key(&ident("debian-package", "h1", "/x"), "cfg", "gcc 13")
+        );
         // A user tree keeps its build directory across edits (incremental).
         let t = cache_key(&ident("git", "e1", "/src/linux"), "cfg", "gcc 12");
-        assert_eq!(t, cache_key(&ident("git", "e2", "/src/linux"), "cfg", "gcc 12"));
+        assert_eq!(
+            t,
+            cache_key(&ident("git", "e2", "/src/linux"), "cfg", "gcc 12")
+        );
     }
 
     #[test]
@@ -522,7 +672,9 @@ mod tests {
         std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\n").unwrap();
         let k = prebuilt(&img, None, None).unwrap();
         assert!(k.config.enabled("FUSE_FS"));
-        let e = prebuilt(&t.path().join("nope"), None, None).unwrap_err().to_string();
+        let e = prebuilt(&t.path().join("nope"), None, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
     }
 }

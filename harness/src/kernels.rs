@@ -97,7 +97,12 @@ pub fn available(root: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".yaml").map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".yaml")
+                .map(str::to_string)
+        })
         .collect();
     v.sort();
     v
@@ -121,7 +126,12 @@ fn resolve(root: &Path, p: &str) -> PathBuf {
 
 /// 1-based line of the first line at or after `from` containing `needle`.
 fn line_of(text: &str, needle: &str, from: usize) -> usize {
-    text.lines().enumerate().skip(from.saturating_sub(1)).find(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).unwrap_or(1)
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(1)
 }
 
 /// Parse a `base:` value.
@@ -133,25 +143,44 @@ pub fn parse_base(s: &str, root: &Path) -> Result<Base, String> {
         return Ok(Base::Tree(resolve(root, p)));
     }
     if let Some(rest) = s.strip_prefix("git:") {
-        let (repo, rev) = rest.rsplit_once('@').ok_or_else(|| format!("`{s}`: a git base is `git:REPO@REF`"))?;
-        return Ok(Base::Git { repo: resolve(root, repo), rev: rev.into() });
+        let (repo, rev) = rest
+            .rsplit_once('@')
+            .ok_or_else(|| format!("`{s}`: a git base is `git:REPO@REF`"))?;
+        return Ok(Base::Git {
+            repo: resolve(root, repo),
+            rev: rev.into(),
+        });
     }
-    Err(format!("unknown base `{s}`: use `debian`, `tree:DIR` or `git:REPO@REF`"))
+    Err(format!(
+        "unknown base `{s}`: use `debian`, `tree:DIR` or `git:REPO@REF`"
+    ))
 }
 
 /// Load a named kernel (a name from `kernel-configs/kernels/`, or a path to
 /// such a file).
 pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
     let as_path = Path::new(name);
-    let file = if name.ends_with(".yaml") && as_path.is_file() { as_path.to_path_buf() } else { dir(root).join(format!("{name}.yaml")) };
+    let file = if name.ends_with(".yaml") && as_path.is_file() {
+        as_path.to_path_buf()
+    } else {
+        dir(root).join(format!("{name}.yaml"))
+    };
     if !file.is_file() {
-        bail!("unknown kernel `{name}`: no {} (named kernels: {})", file.display(), available(root).join(", "));
+        bail!(
+            "unknown kernel `{name}`: no {} (named kernels: {})",
+            file.display(),
+            available(root).join(", ")
+        );
     }
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let f: File = crate::yaml::parse(&file, &text, 0)?;
     let at = |needle: &str| format!("{}:{}", file.display(), line_of(&text, needle, 1));
     if f.description.trim().is_empty() {
-        bail!("{}: empty description; say what the kernel is", at("description"));
+        bail!(
+            "{}: empty description; say what the kernel is",
+            at("description")
+        );
     }
     let base = parse_base(&f.base, root).map_err(|e| anyhow::anyhow!("{}: {e}", at("base:")))?;
     if f.fragments.is_empty() {
@@ -164,12 +193,23 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
         from = line + 1;
         let at = format!("{}:{line}", file.display());
         if d.title.trim().is_empty() || d.why.trim().is_empty() {
-            bail!("{at}: a known defect needs a title (the report the case must produce) and a why");
+            bail!(
+                "{at}: a known defect needs a title (the report the case must produce) and a why"
+            );
         }
-        known_defects.push(KnownDefect { case: d.case.clone(), title: d.title.clone(), why: d.why.clone(), at });
+        known_defects.push(KnownDefect {
+            case: d.case.clone(),
+            title: d.title.clone(),
+            why: d.why.clone(),
+            at,
+        });
     }
     Ok(NamedKernel {
-        name: file.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+        name: file
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         description: f.description,
         base,
         patches: f.patches.map(|p| resolve(root, &p)),
@@ -195,7 +235,13 @@ impl NamedKernel {
             _ => {}
         }
         if let Some(p) = missing.first() {
-            return Err(Unavailable(format!("kernel {} is not available here: {} does not exist ({})", self.name, p.display(), self.file.display())).into());
+            return Err(Unavailable(format!(
+                "kernel {} is not available here: {} does not exist ({})",
+                self.name,
+                p.display(),
+                self.file.display()
+            ))
+            .into());
         }
         Ok(())
     }
@@ -204,7 +250,11 @@ impl NamedKernel {
     pub fn check_cases(&self, case_ids: &[String]) -> Result<()> {
         for d in &self.known_defects {
             if !case_ids.contains(&d.case) {
-                bail!("{}: known defect for case `{}`, which does not exist", d.at, d.case);
+                bail!(
+                    "{}: known defect for case `{}`, which does not exist",
+                    d.at,
+                    d.case
+                );
             }
         }
         Ok(())
@@ -231,12 +281,22 @@ mod tests {
         let k = load(t.path(), "k").unwrap();
         assert_eq!(k.name, "k");
         assert_eq!(k.base, Base::Debian);
-        assert_eq!(k.patches, Some(t.path().parent().unwrap().join("fixture/series")));
+        assert_eq!(
+            k.patches,
+            Some(t.path().parent().unwrap().join("fixture/series"))
+        );
         assert_eq!(k.fragments, ["default", "debug"]);
-        assert_eq!(k.known_defects[0].at, format!("{}:6", dir(t.path()).join("k.yaml").display()));
+        assert_eq!(
+            k.known_defects[0].at,
+            format!("{}:6", dir(t.path()).join("k.yaml").display())
+        );
         let e = k.check_available().unwrap_err();
         assert!(e.downcast_ref::<Unavailable>().is_some(), "{e}");
-        assert!(e.to_string().contains("not available here") && e.to_string().contains("fixture/series"), "{e}");
+        assert!(
+            e.to_string().contains("not available here")
+                && e.to_string().contains("fixture/series"),
+            "{e}"
+        );
         let e = k.check_cases(&["dax/001".into()]).unwrap_err().to_string();
         assert!(e.contains("k.yaml:6") && e.contains("famfs/001"), "{e}");
     }
@@ -250,8 +310,14 @@ mod tests {
         let e = load(t.path(), "k").unwrap_err().to_string();
         assert!(e.contains("k.yaml:2") && e.contains("unknown base"), "{e}");
         let e = load(t.path(), "nope").unwrap_err().to_string();
-        assert!(e.contains("unknown kernel `nope`") && e.contains("named kernels: k"), "{e}");
-        let t = root_with("k", "description: x\nbase: git:/repo\nfragments: [default]\n");
+        assert!(
+            e.contains("unknown kernel `nope`") && e.contains("named kernels: k"),
+            "{e}"
+        );
+        let t = root_with(
+            "k",
+            "description: x\nbase: git:/repo\nfragments: [default]\n",
+        );
         let e = load(t.path(), "k").unwrap_err().to_string();
         assert!(e.contains("k.yaml:2") && e.contains("git:REPO@REF"), "{e}");
     }
@@ -263,11 +329,17 @@ mod tests {
         for n in ["default", "debug", "famfs-v10", "famfs-v10-debug"] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        let ids: Vec<String> = crate::case::discover(&root.join("cases")).unwrap().into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = crate::case::discover(&root.join("cases"))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         for n in names {
             let k = load(&root, &n).unwrap();
             k.check_cases(&ids).unwrap();
-            let frags = crate::config::expand_fragment_names(&root.join("kernel-configs"), &k.fragments).unwrap();
+            let frags =
+                crate::config::expand_fragment_names(&root.join("kernel-configs"), &k.fragments)
+                    .unwrap();
             crate::config::load_fragments(&root.join("kernel-configs"), &frags).unwrap();
         }
     }

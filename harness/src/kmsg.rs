@@ -98,7 +98,13 @@ pub fn message_text(line: &str) -> &str {
         }
     } else if let Some(semi) = s.find(';') {
         let head = &s[..semi];
-        if head.split(',').count() >= 3 && head.split(',').next().map(|p| p.chars().all(|c| c.is_ascii_digit())).unwrap_or(false) {
+        if head.split(',').count() >= 3
+            && head
+                .split(',')
+                .next()
+                .map(|p| p.chars().all(|c| c.is_ascii_digit()))
+                .unwrap_or(false)
+        {
             s = &s[semi + 1..];
         }
     }
@@ -108,8 +114,11 @@ pub fn message_text(line: &str) -> &str {
 fn title_for(kind: FindingKind, msg: &str) -> String {
     static WARN_AT: OnceLock<Regex> = OnceLock::new();
     static OLD_WARN_AT: OnceLock<Regex> = OnceLock::new();
-    let warn_at = WARN_AT.get_or_init(|| Regex::new(r"^WARNING: \S+ at ([A-Za-z0-9_.]+)\+0x").unwrap());
-    let old_warn = OLD_WARN_AT.get_or_init(|| Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at \S+ ([A-Za-z0-9_.]+)\+0x").unwrap());
+    let warn_at =
+        WARN_AT.get_or_init(|| Regex::new(r"^WARNING: \S+ at ([A-Za-z0-9_.]+)\+0x").unwrap());
+    let old_warn = OLD_WARN_AT.get_or_init(|| {
+        Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at \S+ ([A-Za-z0-9_.]+)\+0x").unwrap()
+    });
     match kind {
         FindingKind::Warning => {
             if let Some(c) = warn_at.captures(msg).or_else(|| old_warn.captures(msg)) {
@@ -125,7 +134,9 @@ fn title_for(kind: FindingKind, msg: &str) -> String {
                 None => body.to_string(),
             }
         }
-        FindingKind::Bug if msg.starts_with("kernel BUG at ") => msg.trim_end_matches('!').to_string(),
+        FindingKind::Bug if msg.starts_with("kernel BUG at ") => {
+            msg.trim_end_matches('!').to_string()
+        }
         _ => msg.to_string(),
     }
 }
@@ -137,7 +148,11 @@ pub fn scan<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Finding> {
         let msg = message_text(line);
         for rule in rules() {
             if rule.re.is_match(msg) {
-                out.push(Finding { kind: rule.kind, title: title_for(rule.kind, msg), line: msg.to_string() });
+                out.push(Finding {
+                    kind: rule.kind,
+                    title: title_for(rule.kind, msg),
+                    line: msg.to_string(),
+                });
                 break;
             }
         }
@@ -154,7 +169,12 @@ pub fn record_to_line(record: &str) -> Option<String> {
     let _pri = f.next()?;
     let _seq = f.next()?;
     let usec: u64 = f.next()?.parse().ok()?;
-    Some(format!("[{:>5}.{:06}] {}", usec / 1_000_000, usec % 1_000_000, text))
+    Some(format!(
+        "[{:>5}.{:06}] {}",
+        usec / 1_000_000,
+        usec % 1_000_000,
+        text
+    ))
 }
 
 #[cfg(test)]
@@ -211,16 +231,23 @@ mod tests {
         let f = scan(log.lines());
         assert_eq!(f[0].title, "WARNING in lkdtm_WARNING");
         assert_eq!(f[2].title, "kernel BUG at fs/fuse/famfs.c:77");
-        assert_eq!(f[7].title, "KASAN: slab-out-of-bounds in famfs_fuse_meta_alloc");
+        assert_eq!(
+            f[7].title,
+            "KASAN: slab-out-of-bounds in famfs_fuse_meta_alloc"
+        );
     }
 
     #[test]
     fn old_warning_format_and_kmsg_records() {
         let f = scan(["WARNING: CPU: 0 PID: 1 at fs/dax.c:10 dax_insert_entry+0x10/0x20"]);
         assert_eq!(f[0].title, "WARNING in dax_insert_entry");
-        let rec = "4,812,12345678,-;WARNING: fs/dax.c:10 at dax_foo+0x1/0x2, CPU#1: t/1\n SUBSYSTEM=x\n";
+        let rec =
+            "4,812,12345678,-;WARNING: fs/dax.c:10 at dax_foo+0x1/0x2, CPU#1: t/1\n SUBSYSTEM=x\n";
         let line = record_to_line(rec).unwrap();
-        assert_eq!(line, "[   12.345678] WARNING: fs/dax.c:10 at dax_foo+0x1/0x2, CPU#1: t/1");
+        assert_eq!(
+            line,
+            "[   12.345678] WARNING: fs/dax.c:10 at dax_foo+0x1/0x2, CPU#1: t/1"
+        );
         assert_eq!(scan([line.as_str()])[0].title, "WARNING in dax_foo");
         assert_eq!(message_text("6,1,2,-;hello"), "hello");
     }

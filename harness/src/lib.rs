@@ -45,6 +45,7 @@ pub mod proc;
 pub mod results;
 #[cfg(feature = "host")]
 pub mod run;
+pub mod server;
 #[cfg(feature = "host")]
 pub mod source;
 #[cfg(feature = "host")]
@@ -57,4 +58,3 @@ pub mod verdict;
 pub mod vm;
 #[cfg(feature = "host")]
 pub mod vng;
-pub mod server;

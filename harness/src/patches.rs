@@ -65,7 +65,10 @@ fn sha(text: &[u8]) -> String {
 }
 
 fn has_diff(text: &str) -> bool {
-    text.lines().any(|l| l.starts_with("+++ ")) && text.lines().any(|l| l.starts_with("--- ") || l.starts_with("diff "))
+    text.lines().any(|l| l.starts_with("+++ "))
+        && text
+            .lines()
+            .any(|l| l.starts_with("--- ") || l.starts_with("diff "))
 }
 
 /// Read a series from a path: a quilt `series` file, a directory (with a
@@ -91,10 +94,20 @@ pub fn load(path: &Path) -> Result<Series> {
             .collect();
         files.sort();
         if files.is_empty() {
-            bail!("{}: no series file and no *.patch files: nothing to apply", path.display());
+            bail!(
+                "{}: no series file and no *.patch files: nothing to apply",
+                path.display()
+            );
         }
-        let patches = files.iter().map(|f| read_patch(f, f.display().to_string(), 1)).collect::<Result<Vec<_>>>()?;
-        return Ok(Series { path: path.to_path_buf(), kind: SeriesKind::Directory, patches });
+        let patches = files
+            .iter()
+            .map(|f| read_patch(f, f.display().to_string(), 1))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Series {
+            path: path.to_path_buf(),
+            kind: SeriesKind::Directory,
+            patches,
+        });
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
@@ -103,18 +116,30 @@ pub fn load(path: &Path) -> Result<Series> {
     }
     if has_diff(&text) {
         let p = read_patch(path, path.display().to_string(), 1)?;
-        return Ok(Series { path: path.to_path_buf(), kind: SeriesKind::Single, patches: vec![p] });
+        return Ok(Series {
+            path: path.to_path_buf(),
+            kind: SeriesKind::Single,
+            patches: vec![p],
+        });
     }
     load_quilt(path)
 }
 
 fn read_patch(file: &Path, origin: String, strip: u32) -> Result<Patch> {
-    let text = std::fs::read(file).with_context(|| format!("{origin}: reading {}", file.display()))?;
+    let text =
+        std::fs::read(file).with_context(|| format!("{origin}: reading {}", file.display()))?;
     if !has_diff(&String::from_utf8_lossy(&text)) {
-        bail!("{origin}: {} holds no diff (no ---/+++ file headers)", file.display());
+        bail!(
+            "{origin}: {} holds no diff (no ---/+++ file headers)",
+            file.display()
+        );
     }
     Ok(Patch {
-        name: file.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        name: file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         origin,
         strip,
         sha256: sha(&text),
@@ -124,7 +149,8 @@ fn read_patch(file: &Path, origin: String, strip: u32) -> Result<Patch> {
 
 /// A quilt series: one patch a line, `#` comments, an optional `-pN`.
 fn load_quilt(series: &Path) -> Result<Series> {
-    let text = std::fs::read_to_string(series).with_context(|| format!("reading {}", series.display()))?;
+    let text =
+        std::fs::read_to_string(series).with_context(|| format!("reading {}", series.display()))?;
     let dir = series.parent().unwrap_or(Path::new("."));
     let mut patches = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -139,7 +165,9 @@ fn load_quilt(series: &Path) -> Result<Series> {
         for w in words {
             match w.strip_prefix("-p").and_then(|n| n.parse::<u32>().ok()) {
                 Some(n) => strip = n,
-                None => bail!("{at}: unknown option `{w}` after {name} (a series line is `NAME [-pN]`)"),
+                None => {
+                    bail!("{at}: unknown option `{w}` after {name} (a series line is `NAME [-pN]`)")
+                }
             }
         }
         let file = dir.join(name);
@@ -149,9 +177,16 @@ fn load_quilt(series: &Path) -> Result<Series> {
         patches.push(read_patch(&file, at, strip)?);
     }
     if patches.is_empty() {
-        bail!("{}: empty series (no patch named); a quilt series lists one patch file a line", series.display());
+        bail!(
+            "{}: empty series (no patch named); a quilt series lists one patch file a line",
+            series.display()
+        );
     }
-    Ok(Series { path: series.to_path_buf(), kind: SeriesKind::Quilt, patches })
+    Ok(Series {
+        path: series.to_path_buf(),
+        kind: SeriesKind::Quilt,
+        patches,
+    })
 }
 
 /// An mbox: messages separated by `From ` lines; those without a diff (a
@@ -159,7 +194,8 @@ fn load_quilt(series: &Path) -> Result<Series> {
 fn load_mbox(path: &Path, text: &str) -> Result<Series> {
     // The separator line: `From <sender> <weekday> <month> <day> ...`; a
     // "From " inside a message body is escaped as ">From " in an mbox.
-    let sep = regex::Regex::new(r"^From \S+\s+[A-Z][a-z]{2} [A-Z][a-z]{2}\s+\d").expect("static regex");
+    let sep =
+        regex::Regex::new(r"^From \S+\s+[A-Z][a-z]{2} [A-Z][a-z]{2}\s+\d").expect("static regex");
     let mut messages: Vec<(usize, String)> = Vec::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
         if sep.is_match(line) {
@@ -188,9 +224,16 @@ fn load_mbox(path: &Path, text: &str) -> Result<Series> {
         });
     }
     if patches.is_empty() {
-        bail!("{}: an mbox with no patch in it (no message carries a diff)", path.display());
+        bail!(
+            "{}: an mbox with no patch in it (no message carries a diff)",
+            path.display()
+        );
     }
-    Ok(Series { path: path.to_path_buf(), kind: SeriesKind::Mbox, patches })
+    Ok(Series {
+        path: path.to_path_buf(),
+        kind: SeriesKind::Mbox,
+        patches,
+    })
 }
 
 /// Paths (relative to the tree) a patch writes, after stripping.
@@ -198,12 +241,17 @@ pub fn touched_files(p: &Patch) -> Vec<PathBuf> {
     let text = String::from_utf8_lossy(&p.text);
     let mut out: Vec<PathBuf> = Vec::new();
     for l in text.lines() {
-        let Some(rest) = l.strip_prefix("+++ ").or_else(|| l.strip_prefix("--- ")) else { continue };
+        let Some(rest) = l.strip_prefix("+++ ").or_else(|| l.strip_prefix("--- ")) else {
+            continue;
+        };
         let name = rest.split('\t').next().unwrap_or("").trim();
         if name == "/dev/null" || name.is_empty() {
             continue;
         }
-        let stripped: PathBuf = Path::new(name).components().skip(p.strip as usize).collect();
+        let stripped: PathBuf = Path::new(name)
+            .components()
+            .skip(p.strip as usize)
+            .collect();
         if !stripped.as_os_str().is_empty() && !out.contains(&stripped) {
             out.push(stripped);
         }
@@ -214,14 +262,28 @@ pub fn touched_files(p: &Patch) -> Vec<PathBuf> {
 /// Copy `src` to `dst` as hard links (falling back to a real copy across
 /// file systems). `dst` must not exist.
 pub fn link_copy(src: &Path, dst: &Path) -> Result<()> {
-    let st = Command::new("cp").arg("-al").arg(src).arg(dst).status().context("running cp -al")?;
+    let st = Command::new("cp")
+        .arg("-al")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .context("running cp -al")?;
     if st.success() {
         return Ok(());
     }
     let _ = std::fs::remove_dir_all(dst);
-    let st = Command::new("cp").args(["-a", "--reflink=auto"]).arg(src).arg(dst).status().context("running cp -a")?;
+    let st = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(src)
+        .arg(dst)
+        .status()
+        .context("running cp -a")?;
     if !st.success() {
-        bail!("copying {} to {} failed ({st})", src.display(), dst.display());
+        bail!(
+            "copying {} to {} failed ({st})",
+            src.display(),
+            dst.display()
+        );
     }
     Ok(())
 }
@@ -230,11 +292,16 @@ pub fn link_copy(src: &Path, dst: &Path) -> Result<()> {
 /// the tree it was linked from.
 fn unshare(file: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::symlink_metadata(file) else { return Ok(()) };
+    let Ok(md) = std::fs::symlink_metadata(file) else {
+        return Ok(());
+    };
     if !md.is_file() || md.nlink() < 2 {
         return Ok(());
     }
-    let tmp = file.with_file_name(format!(".{}.unshare", file.file_name().unwrap_or_default().to_string_lossy()));
+    let tmp = file.with_file_name(format!(
+        ".{}.unshare",
+        file.file_name().unwrap_or_default().to_string_lossy()
+    ));
     std::fs::copy(file, &tmp).with_context(|| format!("copying {}", file.display()))?;
     std::fs::rename(&tmp, file).with_context(|| format!("replacing {}", file.display()))?;
     Ok(())
@@ -251,21 +318,32 @@ pub struct HunkNote {
 /// Read `patch`'s report: failed hunks, and hunks that needed fuzz or an
 /// offset (which a series for a named base must not need).
 pub fn parse_patch_output(out: &str) -> (Vec<HunkNote>, Vec<HunkNote>) {
-    let hunk_re = regex::Regex::new(r"^Hunk #(\d+) (FAILED at \d+.*|succeeded at .*)$").expect("static regex");
+    let hunk_re = regex::Regex::new(r"^Hunk #(\d+) (FAILED at \d+.*|succeeded at .*)$")
+        .expect("static regex");
     let mut file = String::new();
     let (mut failed, mut inexact) = (Vec::new(), Vec::new());
     for l in out.lines() {
         if let Some(f) = l.strip_prefix("patching file ") {
             file = f.trim().trim_matches('\'').to_string();
         } else if let Some(c) = hunk_re.captures(l) {
-            let note = HunkNote { file: file.clone(), hunk: c[1].parse().unwrap_or(0), what: c[2].to_string() };
+            let note = HunkNote {
+                file: file.clone(),
+                hunk: c[1].parse().unwrap_or(0),
+                what: c[2].to_string(),
+            };
             if note.what.starts_with("FAILED") {
                 failed.push(note);
             } else {
                 inexact.push(note);
             }
-        } else if l.contains("Reversed (or previously applied) patch detected") || l.starts_with("can't find file to patch") {
-            failed.push(HunkNote { file: file.clone(), hunk: 0, what: l.trim().to_string() });
+        } else if l.contains("Reversed (or previously applied) patch detected")
+            || l.starts_with("can't find file to patch")
+        {
+            failed.push(HunkNote {
+                file: file.clone(),
+                hunk: 0,
+                what: l.trim().to_string(),
+            });
         }
     }
     (failed, inexact)
@@ -273,11 +351,21 @@ pub fn parse_patch_output(out: &str) -> (Vec<HunkNote>, Vec<HunkNote>) {
 
 /// Apply `series` to a copy of `base`, producing `dest` (which must not
 /// exist). On any failure `dest` does not exist afterwards.
-pub fn apply(base: &Path, series: &Series, dest: &Path, allow_fuzz: bool, log: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn apply(
+    base: &Path,
+    series: &Series,
+    dest: &Path,
+    allow_fuzz: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
     crate::hostdeps::require_tool("patch")?;
     let parent = dest.parent().context("destination has no parent")?;
     std::fs::create_dir_all(parent)?;
-    let staging = parent.join(format!(".staging-{}-{}", std::process::id(), dest.file_name().unwrap_or_default().to_string_lossy()));
+    let staging = parent.join(format!(
+        ".staging-{}-{}",
+        std::process::id(),
+        dest.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let _ = std::fs::remove_dir_all(&staging);
     let result = (|| -> Result<()> {
         link_copy(base, &staging)?;
@@ -289,7 +377,11 @@ pub fn apply(base: &Path, series: &Series, dest: &Path, allow_fuzz: bool, log: &
             let patch_file = parent.join(format!(".patch-{}-{i}", std::process::id()));
             std::fs::write(&patch_file, &p.text)?;
             let mut cmd = Command::new("patch");
-            cmd.arg(format!("-p{}", p.strip)).args(["--forward", "--batch", "--no-backup-if-mismatch"]);
+            cmd.arg(format!("-p{}", p.strip)).args([
+                "--forward",
+                "--batch",
+                "--no-backup-if-mismatch",
+            ]);
             if !allow_fuzz {
                 cmd.arg("--fuzz=0");
             }
@@ -297,7 +389,11 @@ pub fn apply(base: &Path, series: &Series, dest: &Path, allow_fuzz: bool, log: &
             let out = cmd.output().context("running patch");
             let _ = std::fs::remove_file(&patch_file);
             let out = out?;
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             let (failed, inexact) = parse_patch_output(&text);
             let which = format!("patch {}/{n} {} ({})", i + 1, p.name, p.origin);
             let before = match i {
@@ -307,14 +403,32 @@ pub fn apply(base: &Path, series: &Series, dest: &Path, allow_fuzz: bool, log: &
             };
             if !out.status.success() || !failed.is_empty() {
                 let detail = if failed.is_empty() {
-                    text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n  ")
+                    text.lines()
+                        .rev()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
                 } else {
-                    failed.iter().map(|h| format!("{}: hunk #{} {}", h.file, h.hunk, h.what)).collect::<Vec<_>>().join("\n  ")
+                    failed
+                        .iter()
+                        .map(|h| format!("{}: hunk #{} {}", h.file, h.hunk, h.what))
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
                 };
-                bail!("{which} does not apply to {}: {before}; nothing was kept\n  {detail}", base.display());
+                bail!(
+                    "{which} does not apply to {}: {before}; nothing was kept\n  {detail}",
+                    base.display()
+                );
             }
             if !inexact.is_empty() && !allow_fuzz {
-                let detail = inexact.iter().map(|h| format!("{}: hunk #{} {}", h.file, h.hunk, h.what)).collect::<Vec<_>>().join("\n  ");
+                let detail = inexact
+                    .iter()
+                    .map(|h| format!("{}: hunk #{} {}", h.file, h.hunk, h.what))
+                    .collect::<Vec<_>>()
+                    .join("\n  ");
                 bail!(
                     "{which} applies to {} only with an offset or fuzz ({before}); refusing, since the series was made for another base (pass --allow-fuzz to accept it)\n  {detail}",
                     base.display()
@@ -324,7 +438,8 @@ pub fn apply(base: &Path, series: &Series, dest: &Path, allow_fuzz: bool, log: &
                 log(&format!("{which}: {}: hunk #{} {}", h.file, h.hunk, h.what));
             }
         }
-        std::fs::rename(&staging, dest).with_context(|| format!("moving the patched tree to {}", dest.display()))?;
+        std::fs::rename(&staging, dest)
+            .with_context(|| format!("moving the patched tree to {}", dest.display()))?;
         Ok(())
     })();
     if result.is_err() {
@@ -343,7 +458,11 @@ mod tests {
     fn base() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("base")).unwrap();
-        std::fs::write(t.path().join("base/hello.c"), "line one\nline two\nline three\n").unwrap();
+        std::fs::write(
+            t.path().join("base/hello.c"),
+            "line one\nline two\nline three\n",
+        )
+        .unwrap();
         t
     }
 
@@ -369,10 +488,19 @@ mod tests {
         assert_eq!(s.patches[0].origin, format!("{}:2", sp.display()));
         let dest = t.path().join("out/tree");
         apply(&t.path().join("base"), &s, &dest, false, &mut |_| {}).unwrap();
-        assert_eq!(std::fs::read_to_string(dest.join("hello.c")).unwrap(), "line one\nline TWO\nline three\n");
-        assert_eq!(std::fs::read_to_string(dest.join("new.c")).unwrap(), "new file\n");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("hello.c")).unwrap(),
+            "line one\nline TWO\nline three\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("new.c")).unwrap(),
+            "new file\n"
+        );
         // The base is untouched although the copy was made of hard links.
-        assert_eq!(std::fs::read_to_string(t.path().join("base/hello.c")).unwrap(), "line one\nline two\nline three\n");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("base/hello.c")).unwrap(),
+            "line one\nline two\nline three\n"
+        );
         assert!(!t.path().join("base/new.c").exists());
         // The same series by directory order, and as a directory with a series file.
         assert_eq!(load(t.path()).unwrap().hash(), s.hash());
@@ -396,7 +524,9 @@ mod tests {
         let sp = series(t.path(), &[("0001-new.patch", P2), ("0002-bad.patch", bad)]);
         let s = load(&sp).unwrap();
         let dest = t.path().join("out/tree");
-        let e = apply(&t.path().join("base"), &s, &dest, false, &mut |_| {}).unwrap_err().to_string();
+        let e = apply(&t.path().join("base"), &s, &dest, false, &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("patch 2/2 0002-bad.patch"), "{e}");
         assert!(e.contains(&format!("{}:3", sp.display())), "{e}");
         assert!(e.contains("hello.c: hunk #1 FAILED"), "{e}");
@@ -409,15 +539,29 @@ mod tests {
     #[test]
     fn offsets_are_refused_unless_allowed() {
         let t = base();
-        std::fs::write(t.path().join("base/hello.c"), "zero\nline one\nline two\nline three\n").unwrap();
+        std::fs::write(
+            t.path().join("base/hello.c"),
+            "zero\nline one\nline two\nline three\n",
+        )
+        .unwrap();
         let sp = series(t.path(), &[("0001-two.patch", P1)]);
         let s = load(&sp).unwrap();
         let dest = t.path().join("out/tree");
-        let e = apply(&t.path().join("base"), &s, &dest, false, &mut |_| {}).unwrap_err().to_string();
-        assert!(e.contains("only with an offset or fuzz") && e.contains("--allow-fuzz") && e.contains("offset 1 line"), "{e}");
+        let e = apply(&t.path().join("base"), &s, &dest, false, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("only with an offset or fuzz")
+                && e.contains("--allow-fuzz")
+                && e.contains("offset 1 line"),
+            "{e}"
+        );
         assert!(!dest.exists());
         let mut notes = Vec::new();
-        apply(&t.path().join("base"), &s, &dest, true, &mut |m| notes.push(m.to_string())).unwrap();
+        apply(&t.path().join("base"), &s, &dest, true, &mut |m| {
+            notes.push(m.to_string())
+        })
+        .unwrap();
         assert!(notes.iter().any(|n| n.contains("offset")), "{notes:?}");
     }
 
@@ -425,14 +569,20 @@ mod tests {
     fn bad_series_inputs() {
         let t = tempfile::tempdir().unwrap();
         let e = load(&t.path().join("nope")).unwrap_err().to_string();
-        assert!(e.contains("does not exist") && e.contains("quilt series"), "{e}");
+        assert!(
+            e.contains("does not exist") && e.contains("quilt series"),
+            "{e}"
+        );
         let empty = t.path().join("series");
         std::fs::write(&empty, "# nothing\n\n").unwrap();
         let e = load(&empty).unwrap_err().to_string();
         assert!(e.contains("empty series"), "{e}");
         std::fs::write(&empty, "# one\nmissing.patch\n").unwrap();
         let e = load(&empty).unwrap_err().to_string();
-        assert!(e.contains(&format!("{}:2: names missing.patch", empty.display())), "{e}");
+        assert!(
+            e.contains(&format!("{}:2: names missing.patch", empty.display())),
+            "{e}"
+        );
         std::fs::write(t.path().join("x.patch"), P1).unwrap();
         std::fs::write(&empty, "x.patch -R\n").unwrap();
         let e = load(&empty).unwrap_err().to_string();
@@ -458,6 +608,9 @@ mod tests {
         assert_eq!(names, ["0001 [PATCH 1/2] two", "0002 [PATCH 2/2] new"]);
         let dest = t.path().join("out/tree");
         apply(&t.path().join("base"), &s, &dest, false, &mut |_| {}).unwrap();
-        assert_eq!(std::fs::read_to_string(dest.join("new.c")).unwrap(), "new file\n");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("new.c")).unwrap(),
+            "new file\n"
+        );
     }
 }

@@ -10,11 +10,18 @@ use std::sync::Mutex;
 
 /// Run a command to completion; on failure the error carries its output tail.
 pub fn run_logged(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).rev().take(15).collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .chain(stdout.lines())
+            .rev()
+            .take(15)
+            .collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("{what} failed ({}):\n  {}", out.status, tail.join("\n  "));
     }
@@ -78,7 +85,9 @@ pub struct GroupChild {
 impl GroupChild {
     pub fn spawn(cmd: &mut Command, what: &str) -> Result<GroupChild> {
         own_process_group(cmd);
-        let child = cmd.spawn().with_context(|| format!("starting {what} ({:?})", cmd.get_program()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {what} ({:?})", cmd.get_program()))?;
         let pgid = child.id();
         register_group(pgid);
         Ok(GroupChild { child, pgid })

@@ -107,11 +107,20 @@ impl RunDir {
     }
 
     /// Write everything known about one case; returns the result record.
-    pub fn write_case(&self, case: &Case, verdict: &Verdict, report: Option<&CaseReport>, boot: Option<u32>) -> Result<CaseResult> {
+    pub fn write_case(
+        &self,
+        case: &Case,
+        verdict: &Verdict,
+        report: Option<&CaseReport>,
+        boot: Option<u32>,
+    ) -> Result<CaseResult> {
         let dir = self.case_dir(&case.id);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("expected.out"), &case.golden)?;
-        std::fs::write(dir.join("verdict.txt"), format!("{:?}\n{}\n", verdict.outcome, verdict.message()))?;
+        std::fs::write(
+            dir.join("verdict.txt"),
+            format!("{:?}\n{}\n", verdict.outcome, verdict.message()),
+        )?;
         if let Some(d) = &verdict.diff {
             std::fs::write(dir.join("output.diff"), d)?;
         }
@@ -131,7 +140,12 @@ impl RunDir {
         if let Some(b) = boot {
             let link = dir.join("console.log");
             let _ = std::fs::remove_file(&link);
-            let _ = std::os::unix::fs::symlink(Path::new("../../boots").join(b.to_string()).join("console.log"), &link);
+            let _ = std::os::unix::fs::symlink(
+                Path::new("../../boots")
+                    .join(b.to_string())
+                    .join("console.log"),
+                &link,
+            );
         }
         Ok(CaseResult {
             id: case.id.clone(),
@@ -141,12 +155,19 @@ impl RunDir {
             duration_ms: report.map(|r| r.duration_ms).unwrap_or(0),
             boot,
             findings: report.map(|r| r.findings.clone()).unwrap_or_default(),
-            dir: dir.strip_prefix(&self.root).unwrap_or(&dir).display().to_string(),
+            dir: dir
+                .strip_prefix(&self.root)
+                .unwrap_or(&dir)
+                .display()
+                .to_string(),
         })
     }
 
     pub fn write_summary(&self, s: &Summary) -> Result<()> {
-        std::fs::write(self.root.join("summary.json"), serde_json::to_string_pretty(s)?)?;
+        std::fs::write(
+            self.root.join("summary.json"),
+            serde_json::to_string_pretty(s)?,
+        )?;
         std::fs::write(self.root.join("junit.xml"), junit(s, self)?)?;
         Ok(())
     }
@@ -173,16 +194,27 @@ pub fn kernel_properties(kernel: &serde_json::Value) -> Vec<(String, String)> {
         let names: Vec<&str> = f.iter().filter_map(|x| x.as_str()).collect();
         v.push(("kernel.fragments".into(), names.join(",")));
     }
-    for (i, p) in src.and_then(|s| s.get("patches")).and_then(|p| p.as_array()).into_iter().flatten().enumerate() {
+    for (i, p) in src
+        .and_then(|s| s.get("patches"))
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let name = p.get("name").and_then(|x| x.as_str()).unwrap_or("");
         let sha = p.get("sha256").and_then(|x| x.as_str()).unwrap_or("");
-        v.push((format!("kernel.patch.{:02}", i + 1), format!("{name} sha256:{sha}")));
+        v.push((
+            format!("kernel.patch.{:02}", i + 1),
+            format!("{name} sha256:{sha}"),
+        ));
     }
     v
 }
 
 fn read_opt(p: &Path) -> Option<String> {
-    std::fs::read(p).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+    std::fs::read(p)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// JUnit XML: one suite, one test case per case; not-run cases are skipped

@@ -25,7 +25,11 @@ pub enum KernelChoice {
     /// A kernel tree, built out of tree.
     Src(PathBuf),
     /// A prebuilt bzImage (with its .config and vmlinux).
-    Image { image: PathBuf, config: Option<PathBuf>, vmlinux: Option<PathBuf> },
+    Image {
+        image: PathBuf,
+        config: Option<PathBuf>,
+        vmlinux: Option<PathBuf>,
+    },
     /// One commit of a local git repository, exported into the cache.
     Git { repo: PathBuf, rev: String },
     /// A named kernel from `kernel-configs/kernels/`.
@@ -120,40 +124,81 @@ pub fn kernel_plan(opts: &Options) -> Result<KernelPlan> {
         KernelChoice::Named(name) => {
             let k = crate::kernels::load(&opts.root, name)?;
             k.check_available()?;
-            (k.base.clone(), k.patches.clone(), k.allow_fuzz, k.fragments.clone(), Some(k))
+            (
+                k.base.clone(),
+                k.patches.clone(),
+                k.allow_fuzz,
+                k.fragments.clone(),
+                Some(k),
+            )
         }
         other => {
             let base = match other {
                 KernelChoice::Src(d) => Base::Tree(d.clone()),
-                KernelChoice::Git { repo, rev } => Base::Git { repo: repo.clone(), rev: rev.clone() },
+                KernelChoice::Git { repo, rev } => Base::Git {
+                    repo: repo.clone(),
+                    rev: rev.clone(),
+                },
                 _ => Base::Debian,
             };
-            let frags = opts.fragments.clone().unwrap_or_else(|| vec!["default".into()]);
+            let frags = opts
+                .fragments
+                .clone()
+                .unwrap_or_else(|| vec!["default".into()]);
             (base, opts.patches.clone(), opts.allow_fuzz, frags, None)
         }
     };
     let fragments = crate::config::expand_fragment_names(&frag_dir, &fragments)?;
-    Ok(KernelPlan { base, patches, allow_fuzz, fragments, named })
+    Ok(KernelPlan {
+        base,
+        patches,
+        allow_fuzz,
+        fragments,
+        named,
+    })
 }
 
 /// Build or find the kernel.
 pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
-    if let KernelChoice::Image { image, config, vmlinux } = &opts.kernel {
+    if let KernelChoice::Image {
+        image,
+        config,
+        vmlinux,
+    } = &opts.kernel
+    {
         let k = kbuild::prebuilt(image, config.as_deref(), vmlinux.as_deref())?;
-        say(&format!("kernel: prebuilt {} ({}), config {}", k.bzimage.display(), k.release, k.config_path.display()));
+        say(&format!(
+            "kernel: prebuilt {} ({}), config {}",
+            k.bzimage.display(),
+            k.release,
+            k.config_path.display()
+        ));
         return Ok(k);
     }
     let plan = kernel_plan(opts)?;
     if let Some(k) = &plan.named {
-        say(&format!("kernel: {} ({}): {}", k.name, k.file.display(), k.description));
+        say(&format!(
+            "kernel: {} ({}): {}",
+            k.name,
+            k.file.display(),
+            k.description
+        ));
     }
     // Load the series first: a bad series fails before any download.
-    let series = plan.patches.as_deref().map(crate::patches::load).transpose()?;
+    let series = plan
+        .patches
+        .as_deref()
+        .map(crate::patches::load)
+        .transpose()?;
     let mut log = |m: &str| say(m);
     let base = match &plan.base {
-        crate::kernels::Base::Debian => crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut log)?,
+        crate::kernels::Base::Debian => {
+            crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut log)?
+        }
         crate::kernels::Base::Tree(dir) => crate::source::open_tree(dir)?,
-        crate::kernels::Base::Git { repo, rev } => crate::source::from_git(cache, repo, rev, &mut log)?,
+        crate::kernels::Base::Git { repo, rev } => {
+            crate::source::from_git(cache, repo, rev, &mut log)?
+        }
     };
     let src = match &series {
         Some(s) => crate::source::patched(cache, &base, s, plan.allow_fuzz, &mut log)?,
@@ -167,7 +212,10 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         jobs: kbuild::jobs(),
         config_only: opts.config_only,
     })?;
-    say(&format!("kernel: FUSE DAX modes: {}", fuse_dax_modes(&art.config)));
+    say(&format!(
+        "kernel: FUSE DAX modes: {}",
+        fuse_dax_modes(&art.config)
+    ));
     if let Some(k) = plan.named {
         art.name = Some(k.name);
         art.known_defects = k.known_defects;
@@ -177,8 +225,18 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
 
 /// Which of FUSE's two DAX modes a kernel has, for the build's status line.
 pub fn fuse_dax_modes(cfg: &crate::config::DotConfig) -> String {
-    let v = |sym: &str| if cfg.enabled(sym) { format!("CONFIG_{sym}=y") } else { format!("CONFIG_{sym} not set") };
-    format!("virtio-fs DAX {}, famfs {}", v("FUSE_DAX"), v("FUSE_FAMFS_DAX"))
+    let v = |sym: &str| {
+        if cfg.enabled(sym) {
+            format!("CONFIG_{sym}=y")
+        } else {
+            format!("CONFIG_{sym} not set")
+        }
+    };
+    format!(
+        "virtio-fs DAX {}, famfs {}",
+        v("FUSE_DAX"),
+        v("FUSE_FAMFS_DAX")
+    )
 }
 
 /// The kernel's known defects for one case.
@@ -209,11 +267,27 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     let stage = crate::ui::Stage::start("guest program");
     let guest_bin_dir = crate::guestbuild::build(&opts.workspace)?;
     stage.finish("built");
-    let base_image = crate::image::build_base(&opts.root.join("images/default.yaml"), &guest_bin_dir, &cache)?;
+    let base_image = crate::image::build_base(
+        &opts.root.join("images/default.yaml"),
+        &guest_bin_dir,
+        &cache,
+    )?;
     let probe_initrd = cache.dir("images")?.join("probe.cpio");
-    crate::image::assemble(&base_image, &crate::image::overlay("{}", &opts.cases_dir(), "")?, &probe_initrd)?;
+    crate::image::assemble(
+        &base_image,
+        &crate::image::overlay("{}", &opts.cases_dir(), "")?,
+        &probe_initrd,
+    )?;
     let accel = crate::accel::probe(&kernel.bzimage, &probe_initrd, &cache)?;
-    Ok(Prepared { opts: opts.clone(), kernel, accel, guest_bin_dir, base_image, cache, prepare_time: start.elapsed() })
+    Ok(Prepared {
+        opts: opts.clone(),
+        kernel,
+        accel,
+        guest_bin_dir,
+        base_image,
+        cache,
+        prepare_time: start.elapsed(),
+    })
 }
 
 /// One boot's worth of cases with a topology that serves them all.
@@ -228,13 +302,18 @@ pub struct BootGroup {
 pub fn plan_groups(cases: &[&Case]) -> Vec<BootGroup> {
     let mut groups: Vec<BootGroup> = Vec::new();
     for c in cases {
-        let slot = groups.iter_mut().find_map(|g| g.topology.merge(&c.topology).map(|t| (g, t)));
+        let slot = groups
+            .iter_mut()
+            .find_map(|g| g.topology.merge(&c.topology).map(|t| (g, t)));
         match slot {
             Some((g, t)) => {
                 g.topology = t;
                 g.cases.push(c.id.clone());
             }
-            None => groups.push(BootGroup { topology: c.topology.clone(), cases: vec![c.id.clone()] }),
+            None => groups.push(BootGroup {
+                topology: c.topology.clone(),
+                cases: vec![c.id.clone()],
+            }),
         }
     }
     groups
@@ -252,12 +331,20 @@ impl<F: FnMut(&CaseResult)> Sink for F {
 }
 
 pub fn run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     // UTC date-time without a date crate: days since epoch -> civil date.
     let (d, s) = (secs / 86400, secs % 86400);
     let (y, m, dd) = civil(d as i64);
-    format!("{y:04}{m:02}{dd:02}-{:02}{:02}{:02}-{}", s / 3600, s % 3600 / 60, s % 60, std::process::id())
+    format!(
+        "{y:04}{m:02}{dd:02}-{:02}{:02}{:02}-{}",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60,
+        std::process::id()
+    )
 }
 
 fn civil(z: i64) -> (i64, u32, u32) {
@@ -281,9 +368,18 @@ pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<S
 }
 
 /// [`execute`] into a run directory the caller created (and announced).
-pub fn execute_in(p: &Prepared, dir: RunDir, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
+pub fn execute_in(
+    p: &Prepared,
+    dir: RunDir,
+    selected: &[Case],
+    sink: &mut dyn Sink,
+) -> Result<Summary> {
     let start = Instant::now();
-    let id = dir.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let id = dir
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut summary = Summary {
         run_id: id.clone(),
         kernel: serde_json::to_value(&p.kernel)?,
@@ -299,7 +395,12 @@ pub fn execute_in(p: &Prepared, dir: RunDir, selected: &[Case], sink: &mut dyn S
     let mut runnable: Vec<&Case> = Vec::new();
     for c in selected {
         if let Some(why) = c.unmet_kconfig(&p.kernel.config) {
-            let v = Verdict { outcome: Outcome::NotRun, reasons: vec![why], raw_outcome: Outcome::NotRun, diff: None };
+            let v = Verdict {
+                outcome: Outcome::NotRun,
+                reasons: vec![why],
+                raw_outcome: Outcome::NotRun,
+                diff: None,
+            };
             let r = dir.write_case(c, &v, None, None)?;
             sink.result(&r);
             summary.cases.push(r);
@@ -320,13 +421,21 @@ pub fn execute_in(p: &Prepared, dir: RunDir, selected: &[Case], sink: &mut dyn S
     summary.count();
     dir.write_summary(&summary)?;
     match failure {
-        Some(e) => Err(e.context(format!("run stopped; partial results in {}", dir.root.display()))),
+        Some(e) => Err(e.context(format!(
+            "run stopped; partial results in {}",
+            dir.root.display()
+        ))),
         None => Ok(summary),
     }
 }
 
 fn fail_verdict(reasons: Vec<String>) -> Verdict {
-    Verdict { outcome: Outcome::Fail, reasons, raw_outcome: Outcome::Fail, diff: None }
+    Verdict {
+        outcome: Outcome::Fail,
+        reasons,
+        raw_outcome: Outcome::Fail,
+        diff: None,
+    }
 }
 
 /// Boot (and re-boot after crashes) until every case of the group has a result.
@@ -350,7 +459,13 @@ fn run_group(
         let plan = make_plan(p, &summary.run_id, n, &group.topology, &pending, by_id);
         let spec = make_spec(p, &bdir, &group.topology, &plan)?;
         if !p.opts.quiet_boots {
-            say(&format!("boot {n}: {} cases, {} ({:?}, {:?})", pending.len(), group.topology.describe(), p.opts.backend, p.accel));
+            say(&format!(
+                "boot {n}: {} cases, {} ({:?}, {:?})",
+                pending.len(),
+                group.topology.describe(),
+                p.opts.backend,
+                p.accel
+            ));
         }
         let launched = Instant::now();
         let mut child: Box<dyn Running> = match p.opts.backend {
@@ -359,15 +474,19 @@ fn run_group(
         };
         let scale = p.accel.timeout_scale();
         let timeouts = Timeouts {
-            boot: Duration::from_secs_f64(match p.opts.backend {
-                Backend::Qemu => 60.0,
-                Backend::Vng => 120.0,
-            } * if p.accel == Accel::Tcg { 2.0 } else { 1.0 }),
+            boot: Duration::from_secs_f64(
+                match p.opts.backend {
+                    Backend::Qemu => 60.0,
+                    Backend::Vng => 120.0,
+                } * if p.accel == Accel::Tcg { 2.0 } else { 1.0 },
+            ),
             setup: Duration::from_secs_f64(60.0 * scale),
             grace: Duration::from_secs(30),
         };
         let case_timeout = |id: &str| -> Duration {
-            Duration::from_secs_f64(by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale)
+            Duration::from_secs_f64(
+                by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale,
+            )
         };
         let mut current: Option<(String, Instant)> = None;
         let mut hello_ms = None;
@@ -377,14 +496,23 @@ fn run_group(
         // Results are judged, written and reported as they arrive.
         let mut on_msg = |m: &GuestMsg| match m {
             GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
-            GuestMsg::Setup { ok: false, detail, .. } => setup_failure = Some(detail.clone()),
+            GuestMsg::Setup {
+                ok: false, detail, ..
+            } => setup_failure = Some(detail.clone()),
             GuestMsg::Setup { .. } => {}
             GuestMsg::CaseStart { id, .. } => current = Some((id.clone(), Instant::now())),
             GuestMsg::CaseEnd(r) => {
                 first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
                 current = None;
-                let Some(case) = by_id.get(r.id.as_str()) else { return };
-                let v = verdict::apply_known_defects(verdict::judge(case, r), &r.findings, false, &known_for(&p.kernel, &r.id));
+                let Some(case) = by_id.get(r.id.as_str()) else {
+                    return;
+                };
+                let v = verdict::apply_known_defects(
+                    verdict::judge(case, r),
+                    &r.findings,
+                    false,
+                    &known_for(&p.kernel, &r.id),
+                );
                 match dir.write_case(case, &v, Some(r), Some(n)) {
                     Ok(res) => {
                         sink.result(&res);
@@ -403,7 +531,9 @@ fn run_group(
             return Err(e.context("writing case results"));
         }
         let console = spec.console_log();
-        let console_text = std::fs::read(&console).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let console_text = std::fs::read(&console)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let outside = findings_outside_cases(&console_text);
         summary.boots.push(BootRecord {
             index: n,
@@ -414,7 +544,11 @@ fn run_group(
             hello_ms,
             first_result_ms,
             duration_ms: launched.elapsed().as_millis() as u64,
-            console_log: console.strip_prefix(&dir.root).unwrap_or(&console).display().to_string(),
+            console_log: console
+                .strip_prefix(&dir.root)
+                .unwrap_or(&console)
+                .display()
+                .to_string(),
             kernel_findings_outside_cases: outside,
         });
         // The pmem backing file can be large and the initramfs is rebuilt
@@ -453,14 +587,27 @@ fn run_group(
                     }
                     let why = format!("boot failed twice before the guest runner started: {reason}; console log kept at {}", console.display());
                     for id in pending.drain(..) {
-                        fail_case(dir, by_id, &id, vec![why.clone(), format!("console tail:\n{tail}")], Some(n), summary, sink)?;
+                        fail_case(
+                            dir,
+                            by_id,
+                            &id,
+                            vec![why.clone(), format!("console tail:\n{tail}")],
+                            Some(n),
+                            summary,
+                            sink,
+                        )?;
                     }
                     bail!("{why}\n--- console tail ---\n{tail}");
                 }
                 if let Some((cur, started)) = current.take() {
                     if let Some(case) = by_id.get(cur.as_str()) {
                         let report = lost_report(&cur, &reason, &console_text, started.elapsed());
-                        let mut v = verdict::apply_known_defects(verdict::judge(case, &report), &report.findings, true, &known_for(&p.kernel, &cur));
+                        let mut v = verdict::apply_known_defects(
+                            verdict::judge(case, &report),
+                            &report.findings,
+                            true,
+                            &known_for(&p.kernel, &cur),
+                        );
                         if v.outcome == Outcome::Fail {
                             v.reasons.push(format!("console tail:\n{tail}"));
                         }
@@ -474,7 +621,10 @@ fn run_group(
                     break;
                 }
                 if restarts >= p.opts.max_restarts {
-                    let why = format!("not run: the VM died {} times; giving up on this topology", restarts + 1);
+                    let why = format!(
+                        "not run: the VM died {} times; giving up on this topology",
+                        restarts + 1
+                    );
                     for id in pending.drain(..) {
                         fail_case(dir, by_id, &id, vec![why.clone()], None, summary, sink)?;
                     }
@@ -483,7 +633,10 @@ fn run_group(
                 restarts += 1;
                 // On a line of its own: the test list may be mid-line.
                 eprintln!();
-                say(&format!("boot {n}: {reason}; restarting the VM for {} remaining cases", pending.len()));
+                say(&format!(
+                    "boot {n}: {reason}; restarting the VM for {} remaining cases",
+                    pending.len()
+                ));
             }
         }
     }
@@ -499,7 +652,9 @@ fn fail_case(
     summary: &mut Summary,
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let case = by_id.get(id).with_context(|| format!("unknown case {id}"))?;
+    let case = by_id
+        .get(id)
+        .with_context(|| format!("unknown case {id}"))?;
     let res = dir.write_case(case, &fail_verdict(reasons), None, boot)?;
     sink.result(&res);
     summary.cases.push(res);
@@ -510,11 +665,19 @@ fn fail_case(
 /// from the case's start marker on, and the findings in it.
 fn lost_report(id: &str, reason: &str, console: &str, ran: Duration) -> crate::channel::CaseReport {
     let marker = format!("fh: case {id} start");
-    let from = console.find(&marker).map(|i| console[..i].rfind('\n').map(|j| j + 1).unwrap_or(0)).unwrap_or(0);
-    let slice: Vec<String> = console[from..].lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    let from = console
+        .find(&marker)
+        .map(|i| console[..i].rfind('\n').map(|j| j + 1).unwrap_or(0))
+        .unwrap_or(0);
+    let slice: Vec<String> = console[from..]
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
     crate::channel::CaseReport {
         id: id.into(),
-        exit: crate::channel::CaseExit::Lost { reason: reason.into() },
+        exit: crate::channel::CaseExit::Lost {
+            reason: reason.into(),
+        },
         output: String::new(),
         notrun: None,
         findings: findings_for_case(console, id),
@@ -547,10 +710,23 @@ pub fn findings_outside_cases(console: &str) -> Vec<crate::kmsg::Finding> {
     crate::kmsg::scan(lines)
 }
 
-fn make_plan(p: &Prepared, run_id: &str, n: u32, topo: &Topology, pending: &VecDeque<String>, by_id: &BTreeMap<&str, &Case>) -> RunPlan {
+fn make_plan(
+    p: &Prepared,
+    run_id: &str,
+    n: u32,
+    topo: &Topology,
+    pending: &VecDeque<String>,
+    by_id: &BTreeMap<&str, &Case>,
+) -> RunPlan {
     let cases_root = match p.opts.backend {
         Backend::Qemu => "/harness/cases".to_string(),
-        Backend::Vng => p.opts.cases_dir().canonicalize().unwrap_or(p.opts.cases_dir()).display().to_string(),
+        Backend::Vng => p
+            .opts
+            .cases_dir()
+            .canonicalize()
+            .unwrap_or(p.opts.cases_dir())
+            .display()
+            .to_string(),
     };
     RunPlan {
         run_id: run_id.into(),
@@ -560,13 +736,22 @@ fn make_plan(p: &Prepared, run_id: &str, n: u32, topo: &Topology, pending: &VecD
         cases: pending
             .iter()
             .filter_map(|id| by_id.get(id.as_str()))
-            .map(|c| PlannedCase { id: c.id.clone(), script: c.id.clone(), timeout_s: c.meta.timeout })
+            .map(|c| PlannedCase {
+                id: c.id.clone(),
+                script: c.id.clone(),
+                timeout_s: c.meta.timeout,
+            })
             .collect(),
         timeout_scale: p.accel.timeout_scale(),
         profile: p.opts.profile.clone(),
         // What the kernel was built with, so that a case can derive what the
         // kernel must do (`_kconfig FUSE_FAMFS_DAX`).
-        env: [("FH_KCONFIG".to_string(), p.kernel.config.enabled_symbols().join(" "))].into_iter().collect(),
+        env: [(
+            "FH_KCONFIG".to_string(),
+            p.kernel.config.enabled_symbols().join(" "),
+        )]
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -575,7 +760,8 @@ fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Resu
     std::fs::write(bdir.join("plan.json"), &plan_json)?;
     let (initrd, guest_command) = match p.opts.backend {
         Backend::Qemu => {
-            let overlay = crate::image::overlay(&plan_json, &p.opts.cases_dir(), &p.kernel.release)?;
+            let overlay =
+                crate::image::overlay(&plan_json, &p.opts.cases_dir(), &p.kernel.release)?;
             let path = bdir.join("initramfs.cpio");
             crate::image::assemble(&p.base_image, &overlay, &path)?;
             (Some(path), vec![])
@@ -583,7 +769,15 @@ fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Resu
         Backend::Vng => {
             let tool = p.guest_bin_dir.join("fh-guest").canonicalize()?;
             let plan_path = bdir.join("plan.json").canonicalize()?;
-            (None, vec![tool.display().to_string(), "run".into(), "--plan".into(), plan_path.display().to_string()])
+            (
+                None,
+                vec![
+                    tool.display().to_string(),
+                    "run".into(),
+                    "--plan".into(),
+                    plan_path.display().to_string(),
+                ],
+            )
         }
     };
     Ok(VmSpec {

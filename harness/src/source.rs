@@ -49,7 +49,12 @@ pub struct SourceIdentity {
 
 impl SourceIdentity {
     /// A plain tree: no commit, no patches, no parent.
-    pub fn plain(kind: &str, version: String, content_hash: String, path: PathBuf) -> SourceIdentity {
+    pub fn plain(
+        kind: &str,
+        version: String,
+        content_hash: String,
+        path: PathBuf,
+    ) -> SourceIdentity {
         SourceIdentity {
             kind: kind.into(),
             version,
@@ -66,12 +71,19 @@ impl SourceIdentity {
 
     /// One line for people: what the kernel is built from.
     pub fn describe_line(&self) -> String {
-        let mut s = self.package.clone().or(self.describe.clone()).unwrap_or_else(|| self.kind.clone());
+        let mut s = self
+            .package
+            .clone()
+            .or(self.describe.clone())
+            .unwrap_or_else(|| self.kind.clone());
         if !self.patches.is_empty() {
             s.push_str(&format!(
                 " + {} patches from {}",
                 self.patches.len(),
-                self.series.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+                self.series
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             ));
         }
         s
@@ -95,7 +107,10 @@ pub fn kernel_version(dir: &Path) -> Result<String> {
     }
     let mk = dir.join("Makefile");
     let text = std::fs::read_to_string(&mk).ok();
-    let looks = text.as_deref().map(|t| t.contains("\nPATCHLEVEL =")).unwrap_or(false)
+    let looks = text
+        .as_deref()
+        .map(|t| t.contains("\nPATCHLEVEL ="))
+        .unwrap_or(false)
         && dir.join("Kconfig").exists()
         && dir.join("arch/x86/Kconfig").exists();
     if !looks {
@@ -107,10 +122,18 @@ pub fn kernel_version(dir: &Path) -> Result<String> {
     let text = text.unwrap_or_default();
     let field = |k: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(k).map(|r| r.trim_start().trim_start_matches('=').trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix(k)
+                    .map(|r| r.trim_start().trim_start_matches('=').trim().to_string())
+            })
             .unwrap_or_default()
     };
-    let mut v = format!("{}.{}.{}", field("VERSION"), field("PATCHLEVEL"), field("SUBLEVEL"));
+    let mut v = format!(
+        "{}.{}.{}",
+        field("VERSION"),
+        field("PATCHLEVEL"),
+        field("SUBLEVEL")
+    );
     let extra = field("EXTRAVERSION");
     if !extra.is_empty() {
         v.push_str(&extra);
@@ -140,7 +163,11 @@ pub fn tree_fingerprint(dir: &Path) -> Result<String> {
                 stack.push(p);
             } else {
                 let md = std::fs::symlink_metadata(&p)?;
-                let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
                 entries.push((rel, md.size(), md.mtime(), md.mtime_nsec()));
             }
         }
@@ -156,7 +183,9 @@ pub fn tree_fingerprint(dir: &Path) -> Result<String> {
 /// Open a user-supplied kernel tree.
 pub fn open_tree(dir: &Path) -> Result<KernelSource> {
     let version = kernel_version(dir)?;
-    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
     // An in-tree build leaves a .config behind; `make O=` then refuses to run.
     if dir.join(".config").exists() || dir.join("include/config/auto.conf").exists() {
         bail!(
@@ -177,7 +206,12 @@ pub fn open_tree(dir: &Path) -> Result<KernelSource> {
         None
     };
     let content_hash = tree_fingerprint(&dir)?;
-    let mut identity = SourceIdentity::plain(if git { "git" } else { "tree" }, version, content_hash, dir.clone());
+    let mut identity = SourceIdentity::plain(
+        if git { "git" } else { "tree" },
+        version,
+        content_hash,
+        dir.clone(),
+    );
     identity.describe = describe;
     Ok(KernelSource { identity, dir })
 }
@@ -196,13 +230,21 @@ fn publish(staging: &Path, dest: &Path) -> Result<()> {
             let _ = std::fs::remove_dir_all(staging);
             Ok(())
         }
-        Err(e) => Err(e).with_context(|| format!("moving {} to {}", staging.display(), dest.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("moving {} to {}", staging.display(), dest.display()))
+        }
     }
 }
 
 /// The base with a patch series applied, as a private tree in the cache
 /// (made once per base and series content).
-pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Series, allow_fuzz: bool, log: &mut dyn FnMut(&str)) -> Result<KernelSource> {
+pub fn patched(
+    cache: &Cache,
+    base: &KernelSource,
+    series: &crate::patches::Series,
+    allow_fuzz: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<KernelSource> {
     let b = &base.identity;
     let content = short_hash(&format!("{}\n{}", b.content_hash, series.hash()));
     // A package or a commit never changes: one tree per base and series. A
@@ -213,7 +255,13 @@ pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Seri
     let key = if user_tree {
         short_hash(&format!("tree\n{}\n{}", b.path.display(), series.hash()))
     } else {
-        short_hash(&format!("{}\n{}\n{}\n{}", b.kind, b.content_hash, b.path.display(), series.hash()))
+        short_hash(&format!(
+            "{}\n{}\n{}\n{}",
+            b.kind,
+            b.content_hash,
+            b.path.display(),
+            series.hash()
+        ))
     };
     let root = cache.dir("trees")?.join(format!("patched-{key}"));
     let tree = root.join("linux");
@@ -221,10 +269,19 @@ pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Seri
     let current = std::fs::read_to_string(&stamp).ok();
     if !tree.join("Makefile").exists() || current.as_deref() != Some(content.as_str()) {
         if tree.exists() {
-            log(&format!("{} changed since the series was applied: applying it again", b.path.display()));
-            std::fs::remove_dir_all(&tree).with_context(|| format!("removing the stale {}", tree.display()))?;
+            log(&format!(
+                "{} changed since the series was applied: applying it again",
+                b.path.display()
+            ));
+            std::fs::remove_dir_all(&tree)
+                .with_context(|| format!("removing the stale {}", tree.display()))?;
         }
-        log(&format!("applying {} patches from {} to {}", series.patches.len(), series.path.display(), b.describe_line()));
+        log(&format!(
+            "applying {} patches from {} to {}",
+            series.patches.len(),
+            series.path.display(),
+            b.describe_line()
+        ));
         if let Err(e) = crate::patches::apply(&base.dir, series, &tree, allow_fuzz, log) {
             let _ = std::fs::remove_file(&stamp);
             let _ = std::fs::remove_dir(&root); // only when empty
@@ -240,7 +297,10 @@ pub fn patched(cache: &Cache, base: &KernelSource, series: &crate::patches::Seri
     identity.series = Some(series.path.clone());
     identity.patches = series.patches.clone();
     identity.parent = Some(b.path.clone());
-    Ok(KernelSource { dir: tree, identity })
+    Ok(KernelSource {
+        dir: tree,
+        identity,
+    })
 }
 
 fn git(repo: &Path) -> Command {
@@ -250,7 +310,9 @@ fn git(repo: &Path) -> Command {
 }
 
 fn git_out(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running git ({what})"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running git ({what})"))?;
     if !out.status.success() {
         bail!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -263,48 +325,87 @@ fn git_out(cmd: &mut Command, what: &str) -> Result<String> {
 /// before, the new tree is a hard-link copy of the closest one with only
 /// the differing files written, so a build of that commit can seed this
 /// one's (`parent`).
-pub fn from_git(cache: &Cache, repo: &Path, rev: &str, log: &mut dyn FnMut(&str)) -> Result<KernelSource> {
+pub fn from_git(
+    cache: &Cache,
+    repo: &Path,
+    rev: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<KernelSource> {
     crate::hostdeps::require_tool("git")?;
     if !repo.is_dir() {
         bail!("--kernel-git {} does not exist", repo.display());
     }
     let repo = repo.canonicalize()?;
-    git_out(git(&repo).args(["rev-parse", "--git-dir"]), &format!("{} is not a git repository", repo.display()))?;
+    git_out(
+        git(&repo).args(["rev-parse", "--git-dir"]),
+        &format!("{} is not a git repository", repo.display()),
+    )?;
     let commit = git_out(
-        git(&repo).args(["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]),
+        git(&repo).args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ]),
         &format!("ref `{rev}` does not exist in {}", repo.display()),
     )
-    .map_err(|_| anyhow::anyhow!("ref `{rev}` does not exist in {} (git rev-parse found no commit)", repo.display()))?;
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "ref `{rev}` does not exist in {} (git rev-parse found no commit)",
+            repo.display()
+        )
+    })?;
     for f in ["Makefile", "Kconfig", "arch/x86/Kconfig"] {
-        let ok = git(&repo).args(["cat-file", "-e", &format!("{commit}:{f}")]).status()?.success();
+        let ok = git(&repo)
+            .args(["cat-file", "-e", &format!("{commit}:{f}")])
+            .status()?
+            .success();
         if !ok {
-            bail!("{} at {rev} ({}) is not a kernel tree: it has no {f}", repo.display(), &commit[..12]);
+            bail!(
+                "{} at {rev} ({}) is not a kernel tree: it has no {f}",
+                repo.display(),
+                &commit[..12]
+            );
         }
     }
-    let base = cache.dir("trees")?.join(format!("git-{}", short_hash(&repo.display().to_string())));
+    let base = cache
+        .dir("trees")?
+        .join(format!("git-{}", short_hash(&repo.display().to_string())));
     std::fs::create_dir_all(&base)?;
     let dest = base.join(&commit);
-    let describe = git_out(git(&repo).args(["describe", "--always", "--tags", &commit]), "git describe").ok();
+    let describe = git_out(
+        git(&repo).args(["describe", "--always", "--tags", &commit]),
+        "git describe",
+    )
+    .ok();
     if !dest.join(".harness-exported").exists() {
         let staging = base.join(format!(".staging-{}-{}", std::process::id(), &commit[..12]));
         let _ = std::fs::remove_dir_all(&staging);
         let index = base.join(format!(".index-{}", std::process::id()));
         let result = (|| -> Result<Option<PathBuf>> {
             let mut rt = git(&repo);
-            rt.env("GIT_INDEX_FILE", &index).args(["read-tree", &commit]);
+            rt.env("GIT_INDEX_FILE", &index)
+                .args(["read-tree", &commit]);
             git_out(&mut rt, "git read-tree into a private index")?;
             let neighbour = closest_export(&repo, &base, &commit)?;
             let prefix = format!("{}/", staging.display());
             match &neighbour {
                 Some((nb, changed)) => {
-                    log(&format!("exporting {} from {}: {} files differ from the cached {}", &commit[..12], repo.display(), changed.len(), nb.display()));
+                    log(&format!(
+                        "exporting {} from {}: {} files differ from the cached {}",
+                        &commit[..12],
+                        repo.display(),
+                        changed.len(),
+                        nb.display()
+                    ));
                     crate::patches::link_copy(nb, &staging)?;
                     let _ = std::fs::remove_file(staging.join(".harness-exported"));
                     let mut write = Vec::new();
                     for (status, path) in changed {
                         let f = staging.join(path);
                         if f.is_file() || f.is_symlink() {
-                            std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
+                            std::fs::remove_file(&f)
+                                .with_context(|| format!("removing {}", f.display()))?;
                         }
                         if status != "D" {
                             write.push(path.clone());
@@ -315,7 +416,12 @@ pub fn from_git(cache: &Cache, repo: &Path, rev: &str, log: &mut dyn FnMut(&str)
                     }
                 }
                 None => {
-                    log(&format!("exporting {} ({}) from {} into the cache", &commit[..12], describe.as_deref().unwrap_or(rev), repo.display()));
+                    log(&format!(
+                        "exporting {} ({}) from {} into the cache",
+                        &commit[..12],
+                        describe.as_deref().unwrap_or(rev),
+                        repo.display()
+                    ));
                     std::fs::create_dir_all(&staging)?;
                     checkout_index(&repo, &index, &prefix, None)?;
                 }
@@ -336,8 +442,13 @@ pub fn from_git(cache: &Cache, repo: &Path, rev: &str, log: &mut dyn FnMut(&str)
     let mut identity = SourceIdentity::plain("git", version, commit.clone(), dest.clone());
     identity.describe = describe;
     identity.commit = Some(commit);
-    identity.parent = std::fs::read_to_string(dest.join(".harness-parent")).ok().map(PathBuf::from);
-    Ok(KernelSource { dir: dest, identity })
+    identity.parent = std::fs::read_to_string(dest.join(".harness-parent"))
+        .ok()
+        .map(PathBuf::from);
+    Ok(KernelSource {
+        dir: dest,
+        identity,
+    })
 }
 
 /// `git checkout-index` into `prefix` from a private index: every file, or
@@ -345,14 +456,18 @@ pub fn from_git(cache: &Cache, repo: &Path, rev: &str, log: &mut dyn FnMut(&str)
 fn checkout_index(repo: &Path, index: &Path, prefix: &str, paths: Option<&[String]>) -> Result<()> {
     use std::io::Write;
     let mut c = git(repo);
-    c.env("GIT_INDEX_FILE", index).args(["checkout-index", "-f", &format!("--prefix={prefix}")]);
+    c.env("GIT_INDEX_FILE", index)
+        .args(["checkout-index", "-f", &format!("--prefix={prefix}")]);
     match paths {
         None => {
             c.arg("-a");
             git_out(&mut c, "git checkout-index -a")?;
         }
         Some(paths) => {
-            c.args(["--stdin", "-z"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.args(["--stdin", "-z"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             let mut child = c.spawn().context("running git checkout-index")?;
             {
                 let mut stdin = child.stdin.take().context("stdin of git checkout-index")?;
@@ -363,7 +478,10 @@ fn checkout_index(repo: &Path, index: &Path, prefix: &str, paths: Option<&[Strin
             }
             let out = child.wait_with_output()?;
             if !out.status.success() {
-                bail!("git checkout-index: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "git checkout-index: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
         }
     }
@@ -373,21 +491,38 @@ fn checkout_index(repo: &Path, index: &Path, prefix: &str, paths: Option<&[Strin
 /// The exported commit of `repo` that differs from `commit` in the fewest
 /// files (among the eight most recent exports), with those files.
 #[allow(clippy::type_complexity)]
-fn closest_export(repo: &Path, base: &Path, commit: &str) -> Result<Option<(PathBuf, Vec<(String, String)>)>> {
+fn closest_export(
+    repo: &Path,
+    base: &Path,
+    commit: &str,
+) -> Result<Option<(PathBuf, Vec<(String, String)>)>> {
     let mut exports: Vec<(std::time::SystemTime, PathBuf, String)> = std::fs::read_dir(base)?
         .flatten()
         .filter_map(|e| {
             let stamp = e.path().join(".harness-exported");
             let c = std::fs::read_to_string(&stamp).ok()?;
-            Some((stamp.metadata().ok()?.modified().ok()?, e.path(), c.trim().to_string()))
+            Some((
+                stamp.metadata().ok()?.modified().ok()?,
+                e.path(),
+                c.trim().to_string(),
+            ))
         })
         .collect();
-    exports.sort_by(|a, b| b.0.cmp(&a.0));
+    exports.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut best: Option<(PathBuf, Vec<(String, String)>)> = None;
     for (_, path, c) in exports.into_iter().take(8) {
-        let Ok(out) = git_out(git(repo).args(["diff", "--name-status", "--no-renames", "-z", &c, commit]), "git diff") else { continue };
+        let Ok(out) = git_out(
+            git(repo).args(["diff", "--name-status", "--no-renames", "-z", &c, commit]),
+            "git diff",
+        ) else {
+            continue;
+        };
         let fields: Vec<&str> = out.split('\0').filter(|s| !s.is_empty()).collect();
-        let changed: Vec<(String, String)> = fields.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].to_string(), c[1].to_string())).collect();
+        let changed: Vec<(String, String)> = fields
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].to_string(), c[1].to_string()))
+            .collect();
         if best.as_ref().is_none_or(|(_, b)| changed.len() < b.len()) {
             best = Some((path, changed));
         }
@@ -411,14 +546,19 @@ fn apt_opts(root: &Path) -> Vec<String> {
 }
 
 /// Fetch (once) and unpack (once) Debian's kernel source package.
-pub fn fetch_debian(cache: &Cache, package: &str, log: &mut dyn FnMut(&str)) -> Result<KernelSource> {
+pub fn fetch_debian(
+    cache: &Cache,
+    package: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<KernelSource> {
     let base = cache.dir("sources")?;
     let apt = base.join("apt");
     std::fs::create_dir_all(apt.join("sources.list.d"))?;
     std::fs::create_dir_all(apt.join("lists/partial"))?;
     std::fs::create_dir_all(apt.join("cache/archives/partial"))?;
     std::fs::write(apt.join("sources.list"), "")?;
-    let mirror = std::env::var("FAMFS_HARNESS_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.into());
+    let mirror =
+        std::env::var("FAMFS_HARNESS_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.into());
     std::fs::write(
         apt.join("sources.list.d/kernel.sources"),
         format!(
@@ -432,14 +572,28 @@ pub fn fetch_debian(cache: &Cache, package: &str, log: &mut dyn FnMut(&str)) -> 
             for tool in ["apt-get", "dpkg-deb", "tar", "xz"] {
                 crate::hostdeps::require_tool(tool)?;
             }
-            log(&format!("fetching Debian package {package} ({DEFAULT_SUITE}) into {}", base.display()));
+            log(&format!(
+                "fetching Debian package {package} ({DEFAULT_SUITE}) into {}",
+                base.display()
+            ));
             let opts = apt_opts(&apt);
-            run_logged(Command::new("apt-get").args(&opts).arg("-q").arg("update"), "apt-get update (private source list)")?;
             run_logged(
-                Command::new("apt-get").args(&opts).args(["-q", "download", package]).current_dir(&base),
+                Command::new("apt-get").args(&opts).arg("-q").arg("update"),
+                "apt-get update (private source list)",
+            )?;
+            run_logged(
+                Command::new("apt-get")
+                    .args(&opts)
+                    .args(["-q", "download", package])
+                    .current_dir(&base),
                 &format!("apt-get download {package}"),
             )?;
-            find_deb(&base, package)?.with_context(|| format!("apt-get download {package} produced no .deb in {}", base.display()))?
+            find_deb(&base, package)?.with_context(|| {
+                format!(
+                    "apt-get download {package} produced no .deb in {}",
+                    base.display()
+                )
+            })?
         }
     };
     let deb_name = deb.file_name().unwrap().to_string_lossy().into_owned();
@@ -460,7 +614,10 @@ pub fn fetch_debian(cache: &Cache, package: &str, log: &mut dyn FnMut(&str)) -> 
             deb.display(),
             unpack.display()
         );
-        run_logged(Command::new("sh").args(["-c", &sh]), &format!("unpacking {deb_name}"))?;
+        run_logged(
+            Command::new("sh").args(["-c", &sh]),
+            &format!("unpacking {deb_name}"),
+        )?;
         if !tree.join("Makefile").exists() {
             bail!("unpacking {deb_name} did not yield {}", tree.display());
         }
@@ -471,7 +628,10 @@ pub fn fetch_debian(cache: &Cache, package: &str, log: &mut dyn FnMut(&str)) -> 
     let version = kernel_version(&tree)?;
     let mut identity = SourceIdentity::plain("debian-package", version, content_hash, tree.clone());
     identity.package = Some(format!("{package} {pkg_version}"));
-    Ok(KernelSource { dir: tree, identity })
+    Ok(KernelSource {
+        dir: tree,
+        identity,
+    })
 }
 
 fn find_deb(dir: &Path, package: &str) -> Result<Option<PathBuf>> {
@@ -508,7 +668,11 @@ mod tests {
 
     fn fake_tree() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("Makefile"), "VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION = -rc1\n").unwrap();
+        std::fs::write(
+            t.path().join("Makefile"),
+            "VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION = -rc1\n",
+        )
+        .unwrap();
         std::fs::write(t.path().join("Kconfig"), "").unwrap();
         std::fs::create_dir_all(t.path().join("arch/x86")).unwrap();
         std::fs::write(t.path().join("arch/x86/Kconfig"), "").unwrap();
@@ -519,7 +683,9 @@ mod tests {
     fn version_and_bad_trees() {
         let t = fake_tree();
         assert_eq!(kernel_version(t.path()).unwrap(), "7.3.4-rc1");
-        let e = kernel_version(Path::new("/nonexistent/linux")).unwrap_err().to_string();
+        let e = kernel_version(Path::new("/nonexistent/linux"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/linux does not exist"), "{e}");
         let empty = tempfile::tempdir().unwrap();
         let e = kernel_version(empty.path()).unwrap_err().to_string();
@@ -538,11 +704,22 @@ mod tests {
         let out = Command::new("git")
             .arg("-C")
             .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "commit.gpgsign=false",
+            ])
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -583,14 +760,23 @@ mod tests {
         let b = from_git(&cache, r.path(), "v2", &mut |m| said.push(m.to_string())).unwrap();
         assert_eq!(b.identity.commit.as_deref(), Some(second.as_str()));
         assert_eq!(b.identity.parent.as_deref(), Some(a.dir.as_path()));
-        assert!(said.iter().any(|m| m.contains("3 files differ")), "{said:?}");
+        assert!(
+            said.iter().any(|m| m.contains("3 files differ")),
+            "{said:?}"
+        );
         assert_eq!(std::fs::read_to_string(b.dir.join("a.c")).unwrap(), "two\n");
-        assert_eq!(std::fs::read_to_string(b.dir.join("new.c")).unwrap(), "new\n");
+        assert_eq!(
+            std::fs::read_to_string(b.dir.join("new.c")).unwrap(),
+            "new\n"
+        );
         assert!(!b.dir.join("gone.c").exists());
         // The first export is untouched, and so is the user's checkout.
         assert_eq!(std::fs::read_to_string(a.dir.join("a.c")).unwrap(), "one\n");
         assert_eq!(git_cmd(r.path(), &["status", "--porcelain"]), status_before);
-        assert_eq!(std::fs::read_to_string(r.path().join("a.c")).unwrap(), "dirty\n");
+        assert_eq!(
+            std::fs::read_to_string(r.path().join("a.c")).unwrap(),
+            "dirty\n"
+        );
         // Differing files are newer than the tree they came from (seeding).
         let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
         assert!(mtime(&b.dir.join("a.c")) >= mtime(&a.dir.join("a.c")));
@@ -603,30 +789,53 @@ mod tests {
     fn git_bad_inputs() {
         let (r, _, _) = repo();
         let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
-        let e = from_git(&cache, r.path(), "no-such-ref", &mut |_| {}).unwrap_err().to_string();
+        let e = from_git(&cache, r.path(), "no-such-ref", &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ref `no-such-ref` does not exist"), "{e}");
         let plain = tempfile::tempdir().unwrap();
-        let e = from_git(&cache, plain.path(), "HEAD", &mut |_| {}).unwrap_err().to_string();
+        let e = from_git(&cache, plain.path(), "HEAD", &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not a git repository"), "{e}");
-        let e = from_git(&cache, Path::new("/nonexistent/repo"), "HEAD", &mut |_| {}).unwrap_err().to_string();
+        let e = from_git(&cache, Path::new("/nonexistent/repo"), "HEAD", &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
         let notkernel = tempfile::tempdir().unwrap();
         std::fs::write(notkernel.path().join("README"), "x").unwrap();
         git_cmd(notkernel.path(), &["init", "-q"]);
         git_cmd(notkernel.path(), &["add", "-A"]);
         git_cmd(notkernel.path(), &["commit", "-qm", "x"]);
-        let e = from_git(&cache, notkernel.path(), "HEAD", &mut |_| {}).unwrap_err().to_string();
-        assert!(e.contains("is not a kernel tree") && e.contains("Makefile"), "{e}");
+        let e = from_git(&cache, notkernel.path(), "HEAD", &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is not a kernel tree") && e.contains("Makefile"),
+            "{e}"
+        );
     }
 
     #[test]
     fn patched_identity_includes_every_patch() {
         let t = fake_tree();
         let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
-        let base = KernelSource { dir: t.path().to_path_buf(), identity: SourceIdentity::plain("debian-package", "7.3.4-rc1".into(), "debhash".into(), t.path().to_path_buf()) };
+        let base = KernelSource {
+            dir: t.path().to_path_buf(),
+            identity: SourceIdentity::plain(
+                "debian-package",
+                "7.3.4-rc1".into(),
+                "debhash".into(),
+                t.path().to_path_buf(),
+            ),
+        };
         let pdir = tempfile::tempdir().unwrap();
         let mk = |body: &str| {
-            std::fs::write(pdir.path().join("1.patch"), format!("--- a/Kconfig\n+++ b/Kconfig\n@@ -0,0 +1 @@\n+{body}\n")).unwrap();
+            std::fs::write(
+                pdir.path().join("1.patch"),
+                format!("--- a/Kconfig\n+++ b/Kconfig\n@@ -0,0 +1 @@\n+{body}\n"),
+            )
+            .unwrap();
             std::fs::write(pdir.path().join("series"), "1.patch\n").unwrap();
             crate::patches::load(&pdir.path().join("series")).unwrap()
         };
@@ -634,8 +843,14 @@ mod tests {
         let a = patched(&cache, &base, &s1, false, &mut |_| {}).unwrap();
         assert_eq!(a.identity.patches.len(), 1);
         assert_eq!(a.identity.parent.as_deref(), Some(t.path()));
-        assert_eq!(std::fs::read_to_string(a.dir.join("Kconfig")).unwrap(), "# one\n");
-        assert_eq!(std::fs::read_to_string(t.path().join("Kconfig")).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(a.dir.join("Kconfig")).unwrap(),
+            "# one\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("Kconfig")).unwrap(),
+            ""
+        );
         let s2 = mk("# two");
         let b = patched(&cache, &base, &s2, false, &mut |_| {}).unwrap();
         assert_ne!(a.identity.content_hash, b.identity.content_hash);
@@ -650,20 +865,53 @@ mod tests {
         let t = fake_tree();
         let cache = Cache::open(Some(&tempfile::tempdir().unwrap().keep())).unwrap();
         let pdir = tempfile::tempdir().unwrap();
-        std::fs::write(pdir.path().join("1.patch"), "--- a/Kconfig\n+++ b/Kconfig\n@@ -0,0 +1 @@\n+# patched\n").unwrap();
+        std::fs::write(
+            pdir.path().join("1.patch"),
+            "--- a/Kconfig\n+++ b/Kconfig\n@@ -0,0 +1 @@\n+# patched\n",
+        )
+        .unwrap();
         std::fs::write(pdir.path().join("series"), "1.patch\n").unwrap();
         let series = crate::patches::load(&pdir.path().join("series")).unwrap();
-        let a = patched(&cache, &open_tree(t.path()).unwrap(), &series, false, &mut |_| {}).unwrap();
+        let a = patched(
+            &cache,
+            &open_tree(t.path()).unwrap(),
+            &series,
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
         std::fs::write(t.path().join("edited.c"), "int edited;").unwrap();
         let mut said = Vec::new();
-        let b = patched(&cache, &open_tree(t.path()).unwrap(), &series, false, &mut |m| said.push(m.to_string())).unwrap();
-        assert!(said.iter().any(|m| m.contains("changed since the series was applied")), "{said:?}");
+        let b = patched(
+            &cache,
+            &open_tree(t.path()).unwrap(),
+            &series,
+            false,
+            &mut |m| said.push(m.to_string()),
+        )
+        .unwrap();
+        assert!(
+            said.iter()
+                .any(|m| m.contains("changed since the series was applied")),
+            "{said:?}"
+        );
         assert_eq!(a.dir, b.dir, "one patched copy per tree and series");
         assert!(b.dir.join("edited.c").exists());
         assert_ne!(a.identity.content_hash, b.identity.content_hash);
-        assert_eq!(crate::kbuild::cache_key(&a.identity, "c", "g"), crate::kbuild::cache_key(&b.identity, "c", "g"), "one build directory: incremental");
+        assert_eq!(
+            crate::kbuild::cache_key(&a.identity, "c", "g"),
+            crate::kbuild::cache_key(&b.identity, "c", "g"),
+            "one build directory: incremental"
+        );
         // Unchanged: nothing is applied again.
-        patched(&cache, &open_tree(t.path()).unwrap(), &series, false, &mut |m| panic!("{m}")).unwrap();
+        patched(
+            &cache,
+            &open_tree(t.path()).unwrap(),
+            &series,
+            false,
+            &mut |m| panic!("{m}"),
+        )
+        .unwrap();
     }
 
     #[test]

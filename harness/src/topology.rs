@@ -59,8 +59,13 @@ pub fn parse_size_mib(s: &str) -> Result<u64> {
         Some('K' | 'k') => (&s[..s.len() - 1], 1024),
         _ => (s, 1),
     };
-    let n: u64 = num.trim().parse().map_err(|_| anyhow::anyhow!("`{s}` is not a size (e.g. 256M, 1G)"))?;
-    let bytes = n.checked_mul(mul).ok_or_else(|| anyhow::anyhow!("size `{s}` is too large"))?;
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{s}` is not a size (e.g. 256M, 1G)"))?;
+    let bytes = n
+        .checked_mul(mul)
+        .ok_or_else(|| anyhow::anyhow!("size `{s}` is too large"))?;
     if bytes == 0 || bytes % ALIGN_2M != 0 {
         bail!("size `{s}` must be a non-zero multiple of 2M");
     }
@@ -74,7 +79,10 @@ impl Topology {
             (_, None) => true,
             (None, Some(_)) => false,
             (Some(have), Some(want)) => {
-                have.kind == want.kind && have.mode == want.mode && have.align == want.align && have.size_mib >= want.size_mib
+                have.kind == want.kind
+                    && have.mode == want.mode
+                    && have.align == want.align
+                    && have.size_mib >= want.size_mib
             }
         }
     }
@@ -85,7 +93,12 @@ impl Topology {
             (_, None) => Some(self.clone()),
             (None, Some(_)) => Some(need.clone()),
             (Some(a), Some(b)) if a.kind == b.kind && a.mode == b.mode && a.align == b.align => {
-                Some(Topology { pmem: Some(PmemSpec { size_mib: a.size_mib.max(b.size_mib), ..a.clone() }) })
+                Some(Topology {
+                    pmem: Some(PmemSpec {
+                        size_mib: a.size_mib.max(b.size_mib),
+                        ..a.clone()
+                    }),
+                })
             }
             _ => None,
         }
@@ -94,7 +107,11 @@ impl Topology {
     /// Guest RAM for this topology. memmap= pmem is carved from RAM above 4G.
     pub fn memory_mib(&self) -> u64 {
         match &self.pmem {
-            Some(PmemSpec { kind: PmemKind::Memmap, size_mib, .. }) => 4096 + size_mib,
+            Some(PmemSpec {
+                kind: PmemKind::Memmap,
+                size_mib,
+                ..
+            }) => 4096 + size_mib,
             _ => 1536,
         }
     }
@@ -102,7 +119,14 @@ impl Topology {
     pub fn describe(&self) -> String {
         match &self.pmem {
             None => "no pmem".into(),
-            Some(p) => format!("{:?} pmem {} MiB as {:?}, align {} KiB", p.kind, p.size_mib, p.mode, p.align / 1024).to_lowercase(),
+            Some(p) => format!(
+                "{:?} pmem {} MiB as {:?}, align {} KiB",
+                p.kind,
+                p.size_mib,
+                p.mode,
+                p.align / 1024
+            )
+            .to_lowercase(),
         }
     }
 }
@@ -112,7 +136,14 @@ mod tests {
     use super::*;
 
     fn nv(size: u64) -> Topology {
-        Topology { pmem: Some(PmemSpec { kind: PmemKind::Nvdimm, size_mib: size, mode: DaxMode::Devdax, align: ALIGN_2M }) }
+        Topology {
+            pmem: Some(PmemSpec {
+                kind: PmemKind::Nvdimm,
+                size_mib: size,
+                mode: DaxMode::Devdax,
+                align: ALIGN_2M,
+            }),
+        }
     }
 
     #[test]
@@ -120,8 +151,14 @@ mod tests {
         assert_eq!(parse_size_mib("256M").unwrap(), 256);
         assert_eq!(parse_size_mib("1G").unwrap(), 1024);
         assert_eq!(parse_size_mib("2097152").unwrap(), 2);
-        assert!(parse_size_mib("3M").unwrap_err().to_string().contains("multiple of 2M"));
-        assert!(parse_size_mib("lots").unwrap_err().to_string().contains("not a size"));
+        assert!(parse_size_mib("3M")
+            .unwrap_err()
+            .to_string()
+            .contains("multiple of 2M"));
+        assert!(parse_size_mib("lots")
+            .unwrap_err()
+            .to_string()
+            .contains("not a size"));
     }
 
     #[test]

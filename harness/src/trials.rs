@@ -26,9 +26,21 @@ pub struct Selection {
 
 impl Selection {
     pub fn matches(&self, c: &Case) -> bool {
-        let hit = |f: &String| if self.exact { &c.id == f } else { c.id.contains(f.as_str()) };
+        let hit = |f: &String| {
+            if self.exact {
+                &c.id == f
+            } else {
+                c.id.contains(f.as_str())
+            }
+        };
         (self.filters.is_empty() || self.filters.iter().any(hit))
-            && !self.skip.iter().any(|s| if self.exact { &c.id == s } else { c.id.contains(s.as_str()) })
+            && !self.skip.iter().any(|s| {
+                if self.exact {
+                    &c.id == s
+                } else {
+                    c.id.contains(s.as_str())
+                }
+            })
             && (self.groups.is_empty() || self.groups.iter().any(|g| c.in_group(g)))
     }
 }
@@ -40,14 +52,25 @@ pub fn select(cases_dir: &std::path::Path, sel: &Selection) -> Result<Vec<Case>>
     let chosen: Vec<Case> = all.iter().filter(|c| sel.matches(c)).cloned().collect();
     if chosen.is_empty() {
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
-        let mut groups: Vec<&str> = all.iter().flat_map(|c| c.meta.groups.iter().map(String::as_str)).collect();
+        let mut groups: Vec<&str> = all
+            .iter()
+            .flat_map(|c| c.meta.groups.iter().map(String::as_str))
+            .collect();
         groups.sort();
         groups.dedup();
         bail!(
             "no case matches filter {:?}{}{}; cases: {}; groups: {}",
             sel.filters,
-            if sel.groups.is_empty() { String::new() } else { format!(" in groups {:?}", sel.groups) },
-            if sel.skip.is_empty() { String::new() } else { format!(" minus {:?}", sel.skip) },
+            if sel.groups.is_empty() {
+                String::new()
+            } else {
+                format!(" in groups {:?}", sel.groups)
+            },
+            if sel.skip.is_empty() {
+                String::new()
+            } else {
+                format!(" minus {:?}", sel.skip)
+            },
             ids.join(" "),
             groups.join(" ")
         );
@@ -64,10 +87,15 @@ struct Board {
 fn to_trial_outcome(r: &CaseResult, run_dir: &str) -> Result<Completion, Failed> {
     match r.outcome {
         Outcome::Pass | Outcome::ExpectedFail | Outcome::KnownFail => Ok(Completion::Completed),
-        Outcome::NotRun => Ok(Completion::ignored_with(format!("notrun: {}", r.reasons.join("; ")))),
+        Outcome::NotRun => Ok(Completion::ignored_with(format!(
+            "notrun: {}",
+            r.reasons.join("; ")
+        ))),
         Outcome::Fail => {
             let mut msg = r.reasons.join("\n");
-            let diff = std::path::Path::new(run_dir).join(&r.dir).join("output.diff");
+            let diff = std::path::Path::new(run_dir)
+                .join(&r.dir)
+                .join("output.diff");
             if let Ok(d) = std::fs::read_to_string(&diff) {
                 msg.push('\n');
                 msg.push_str(&d);
@@ -80,13 +108,20 @@ fn to_trial_outcome(r: &CaseResult, run_dir: &str) -> Result<Completion, Failed>
 
 /// List the trials without building or booting anything.
 pub fn list(cases: &[Case], args: &Arguments) -> libtest_mimic::Conclusion {
-    let trials = cases.iter().map(|c| Trial::test(c.id.clone(), || Ok(()))).collect();
+    let trials = cases
+        .iter()
+        .map(|c| Trial::test(c.id.clone(), || Ok(())))
+        .collect();
     libtest_mimic::run(args, trials)
 }
 
 /// Run the cases as trials. `args` carries output options (format, color,
 /// quiet); filtering was done by `select`.
-pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+pub fn run(
+    mut prepared: Prepared,
+    cases: Vec<Case>,
+    args: &Arguments,
+) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
     prepared.opts.quiet_boots = true;
     let dir = crate::results::RunDir::create(&prepared.opts.results_root, &run::run_id())?;
     let run_dir_path = dir.root.display().to_string();
@@ -98,8 +133,15 @@ pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result
     args.test_threads = Some(1); // keep VM order, stream as results arrive
 
     // Execution order: host-side not-run first, then one boot group after another.
-    let mut order: Vec<String> = cases.iter().filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_some()).map(|c| c.id.clone()).collect();
-    let runnable: Vec<&Case> = cases.iter().filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_none()).collect();
+    let mut order: Vec<String> = cases
+        .iter()
+        .filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    let runnable: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_none())
+        .collect();
     for g in run::plan_groups(&runnable) {
         order.extend(g.cases);
     }
@@ -117,7 +159,8 @@ pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result
             };
             let out = run::execute_in(&prepared, dir, &cases, &mut sink);
             let (m, cv) = &*board;
-            m.lock().unwrap().finished = Some(out.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+            m.lock().unwrap().finished =
+                Some(out.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
             cv.notify_all();
             out
         })
@@ -160,11 +203,20 @@ pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result
 /// Report every case as not run because the kernel cannot be had here
 /// (a named kernel whose fixture is absent), with results written as for
 /// any run.
-pub fn run_unavailable(opts: &Options, cases: &[Case], why: &str, args: &Arguments) -> Result<(libtest_mimic::Conclusion, crate::results::Summary)> {
+pub fn run_unavailable(
+    opts: &Options,
+    cases: &[Case],
+    why: &str,
+    args: &Arguments,
+) -> Result<(libtest_mimic::Conclusion, crate::results::Summary)> {
     let dir = crate::results::RunDir::create(&opts.results_root, &run::run_id())?;
     crate::ui::say(&format!("notrun: {why}"));
     let mut summary = crate::results::Summary {
-        run_id: dir.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        run_id: dir
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         kernel: serde_json::json!({ "unavailable": why }),
         backend: opts.backend,
         accel: None,
@@ -174,7 +226,12 @@ pub fn run_unavailable(opts: &Options, cases: &[Case], why: &str, args: &Argumen
         counts: Default::default(),
         duration_ms: 0,
     };
-    let v = crate::verdict::Verdict { outcome: Outcome::NotRun, reasons: vec![why.to_string()], raw_outcome: Outcome::NotRun, diff: None };
+    let v = crate::verdict::Verdict {
+        outcome: Outcome::NotRun,
+        reasons: vec![why.to_string()],
+        raw_outcome: Outcome::NotRun,
+        diff: None,
+    };
     for c in cases {
         summary.cases.push(dir.write_case(c, &v, None, None)?);
     }
@@ -195,7 +252,11 @@ pub fn run_unavailable(opts: &Options, cases: &[Case], why: &str, args: &Argumen
 }
 
 /// Convenience for callers that have options and a selection.
-pub fn prepare_and_run(opts: &Options, sel: &Selection, args: &Arguments) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+pub fn prepare_and_run(
+    opts: &Options,
+    sel: &Selection,
+    args: &Arguments,
+) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
     let cases = select(&opts.cases_dir(), sel)?;
     let prepared = run::prepare(opts)?;
     run(prepared, cases, args)
@@ -209,16 +270,48 @@ mod tests {
     fn selection_by_filter_group_and_skip() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
         let all = crate::case::discover(&root).unwrap();
-        let sel = Selection { filters: vec!["dax/".into()], ..Default::default() };
+        let sel = Selection {
+            filters: vec!["dax/".into()],
+            ..Default::default()
+        };
         let got = select(&root, &sel).unwrap();
         assert!(!got.is_empty() && got.iter().all(|c| c.id.starts_with("dax/")));
-        let sel = Selection { filters: vec!["dax/001".into()], exact: true, ..Default::default() };
+        let sel = Selection {
+            filters: vec!["dax/001".into()],
+            exact: true,
+            ..Default::default()
+        };
         assert_eq!(select(&root, &sel).unwrap().len(), 1);
-        let sel = Selection { skip: vec!["dax/".into()], ..Default::default() };
-        assert_eq!(select(&root, &sel).unwrap().len(), all.iter().filter(|c| !c.id.starts_with("dax/")).count());
-        let e = select(&root, &Selection { filters: vec!["nomatch".into()], ..Default::default() }).unwrap_err().to_string();
-        assert!(e.contains("no case matches filter") && e.contains("dax/001"), "{e}");
-        let e = select(&root, &Selection { groups: vec!["nogroup".into()], ..Default::default() }).unwrap_err().to_string();
+        let sel = Selection {
+            skip: vec!["dax/".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            select(&root, &sel).unwrap().len(),
+            all.iter().filter(|c| !c.id.starts_with("dax/")).count()
+        );
+        let e = select(
+            &root,
+            &Selection {
+                filters: vec!["nomatch".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no case matches filter") && e.contains("dax/001"),
+            "{e}"
+        );
+        let e = select(
+            &root,
+            &Selection {
+                groups: vec!["nogroup".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("in groups"), "{e}");
     }
 }

@@ -30,7 +30,9 @@ impl Stage {
     pub fn start(name: &str) -> Stage {
         let bar = if interactive() {
             let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}").unwrap());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}").unwrap(),
+            );
             b.set_prefix(name.to_string());
             b.enable_steady_tick(Duration::from_millis(200));
             Some(b)
@@ -70,9 +72,15 @@ impl Stage {
             Some(total) if total > 0 => {
                 let shown = self.done.min(total.saturating_sub(1));
                 let pct = shown * 100 / total;
-                let eta = if self.done == 0 { None } else { Some(elapsed / self.done as f64 * total.saturating_sub(shown) as f64) };
+                let eta = if self.done == 0 {
+                    None
+                } else {
+                    Some(elapsed / self.done as f64 * total.saturating_sub(shown) as f64)
+                };
                 match eta {
-                    Some(eta) => format!("{shown}/{total} objects ({pct}%), ETA {}", human_secs(eta)),
+                    Some(eta) => {
+                        format!("{shown}/{total} objects ({pct}%), ETA {}", human_secs(eta))
+                    }
                     None => format!("{shown}/{total} objects ({pct}%)"),
                 }
             }
@@ -85,12 +93,20 @@ impl Stage {
         if self.unit.is_some_and(|u| u.is_match(line)) {
             self.done += 1;
         }
-        let progress = self.progress().map(|p| format!("{p}, ")).unwrap_or_default();
+        let progress = self
+            .progress()
+            .map(|p| format!("{p}, "))
+            .unwrap_or_default();
         if let Some(b) = &self.bar {
             b.set_message(format!("{progress}{}", line.trim()));
         } else if self.last_plain.elapsed() >= self.plain_every {
             self.last_plain = Instant::now();
-            say(&format!("{}: {progress}{:.0}s elapsed, last: {}", self.name, self.start.elapsed().as_secs_f64(), line.trim()));
+            say(&format!(
+                "{}: {progress}{:.0}s elapsed, last: {}",
+                self.name,
+                self.start.elapsed().as_secs_f64(),
+                line.trim()
+            ));
         }
     }
 
@@ -99,7 +115,11 @@ impl Stage {
     }
 
     pub fn finish(self, outcome: &str) {
-        let msg = format!("{}: {outcome} in {:.1}s", self.name, self.start.elapsed().as_secs_f64());
+        let msg = format!(
+            "{}: {outcome} in {:.1}s",
+            self.name,
+            self.start.elapsed().as_secs_f64()
+        );
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -123,7 +143,8 @@ mod tests {
 
     #[test]
     fn progress_counts_matching_lines_against_the_estimate() {
-        static UNIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^\s+CC\s").unwrap());
+        static UNIT: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"^\s+CC\s").unwrap());
         let mut st = Stage::start("t");
         assert_eq!(st.progress(), None);
         st.count_lines(&UNIT, Some(4));
@@ -137,7 +158,11 @@ mod tests {
         for _ in 0..5 {
             st.update("  CC      c.o");
         }
-        assert!(st.progress().unwrap().starts_with("3/4 objects (75%)"), "{:?}", st.progress());
+        assert!(
+            st.progress().unwrap().starts_with("3/4 objects (75%)"),
+            "{:?}",
+            st.progress()
+        );
         st.count_lines(&UNIT, None);
         assert_eq!(st.progress().unwrap(), "7 objects");
         assert_eq!(human_secs(312.4), "5m12s");

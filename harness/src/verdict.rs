@@ -54,17 +54,30 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
         CaseExit::Exited { code: 0 } => {}
         CaseExit::Exited { code } => reasons.push(format!("exit status {code}")),
         CaseExit::Signaled { signal } => reasons.push(format!("killed by signal {signal}")),
-        CaseExit::TimedOut { after_s } => reasons.push(format!("timed out after {after_s:.1}s (killed)")),
+        CaseExit::TimedOut { after_s } => {
+            reasons.push(format!("timed out after {after_s:.1}s (killed)"))
+        }
         CaseExit::SpawnFailed { error } => reasons.push(format!("could not start: {error}")),
-        CaseExit::Lost { reason } => reasons.push(format!("the VM went down while the case ran: {reason}")),
+        CaseExit::Lost { reason } => {
+            reasons.push(format!("the VM went down while the case ran: {reason}"))
+        }
     }
     // Losing the VM is what a crash looks like; it does not stand in the way
     // of an expected crash.
     let lost = matches!(r.exit, CaseExit::Lost { .. }) as usize;
-    let kernel: Vec<String> = r.findings.iter().map(|f| format!("kernel log: {}: {}", f.kind.label(), f.title)).collect();
+    let kernel: Vec<String> = r
+        .findings
+        .iter()
+        .map(|f| format!("kernel log: {}: {}", f.kind.label(), f.title))
+        .collect();
     if let Some(why) = &r.notrun {
         if reasons.is_empty() && kernel.is_empty() {
-            return Verdict { outcome: Outcome::NotRun, reasons: vec![why.clone()], raw_outcome: Outcome::NotRun, diff: None };
+            return Verdict {
+                outcome: Outcome::NotRun,
+                reasons: vec![why.clone()],
+                raw_outcome: Outcome::NotRun,
+                diff: None,
+            };
         }
     } else if reasons.is_empty() {
         let got = case.filter(&r.output);
@@ -77,22 +90,41 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
     }
     let other_reasons = reasons.len() - lost;
     reasons.extend(kernel);
-    let raw = if reasons.is_empty() { Outcome::Pass } else { Outcome::Fail };
+    let raw = if reasons.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
     if let Some(exp) = &case.meta.expect {
         let matched = r.findings.iter().any(|f| finding_matches(f, &exp.fail));
         if matched && other_reasons == 0 {
             return Verdict {
                 outcome: Outcome::ExpectedFail,
-                reasons: std::iter::once(format!("expected failure seen: {}", exp.fail)).chain(reasons).collect(),
+                reasons: std::iter::once(format!("expected failure seen: {}", exp.fail))
+                    .chain(reasons)
+                    .collect(),
                 raw_outcome: raw,
                 diff,
             };
         }
-        let mut rs = vec![format!("expected the harness to fail this case with `{}`, but it did not", exp.fail)];
+        let mut rs = vec![format!(
+            "expected the harness to fail this case with `{}`, but it did not",
+            exp.fail
+        )];
         rs.extend(reasons);
-        return Verdict { outcome: Outcome::Fail, reasons: rs, raw_outcome: raw, diff };
+        return Verdict {
+            outcome: Outcome::Fail,
+            reasons: rs,
+            raw_outcome: raw,
+            diff,
+        };
     }
-    Verdict { outcome: raw.clone(), reasons, raw_outcome: raw, diff }
+    Verdict {
+        outcome: raw.clone(),
+        reasons,
+        raw_outcome: raw,
+        diff,
+    }
 }
 
 /// Apply the kernel's known defects for this case (`known`, from the
@@ -101,13 +133,24 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
 /// lost to the crash itself aside); a different or extra report, another
 /// failure, or a listed report that did not appear (the defect was fixed,
 /// or the case no longer reaches it) fails it.
-pub fn apply_known_defects(v: Verdict, findings: &[Finding], lost: bool, known: &[&crate::kernels::KnownDefect]) -> Verdict {
+pub fn apply_known_defects(
+    v: Verdict,
+    findings: &[Finding],
+    lost: bool,
+    known: &[&crate::kernels::KnownDefect],
+) -> Verdict {
     if known.is_empty() || v.outcome == Outcome::NotRun {
         return v;
     }
     let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
-    let missing: Vec<&&crate::kernels::KnownDefect> = known.iter().filter(|k| !titles.contains(&k.title.as_str())).collect();
-    let extra: Vec<&Finding> = findings.iter().filter(|f| !known.iter().any(|k| k.title == f.title)).collect();
+    let missing: Vec<&&crate::kernels::KnownDefect> = known
+        .iter()
+        .filter(|k| !titles.contains(&k.title.as_str()))
+        .collect();
+    let extra: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| !known.iter().any(|k| k.title == f.title))
+        .collect();
     let kernel_reasons = findings.len() + lost as usize;
     let other = v.reasons.len().saturating_sub(kernel_reasons);
     let mut reasons = Vec::new();
@@ -118,15 +161,32 @@ pub fn apply_known_defects(v: Verdict, findings: &[Finding], lost: bool, known: 
         ));
     }
     for f in &extra {
-        reasons.push(format!("kernel report beside the known defect: {}: {}", f.kind.label(), f.title));
+        reasons.push(format!(
+            "kernel report beside the known defect: {}: {}",
+            f.kind.label(),
+            f.title
+        ));
     }
     if missing.is_empty() && extra.is_empty() && other == 0 {
-        let mut rs: Vec<String> = known.iter().map(|k| format!("known defect: {} ({}): {}", k.title, k.at, k.why)).collect();
+        let mut rs: Vec<String> = known
+            .iter()
+            .map(|k| format!("known defect: {} ({}): {}", k.title, k.at, k.why))
+            .collect();
         rs.extend(v.reasons);
-        return Verdict { outcome: Outcome::KnownFail, reasons: rs, raw_outcome: v.raw_outcome, diff: v.diff };
+        return Verdict {
+            outcome: Outcome::KnownFail,
+            reasons: rs,
+            raw_outcome: v.raw_outcome,
+            diff: v.diff,
+        };
     }
     reasons.extend(v.reasons);
-    Verdict { outcome: Outcome::Fail, reasons, raw_outcome: v.raw_outcome, diff: v.diff }
+    Verdict {
+        outcome: Outcome::Fail,
+        reasons,
+        raw_outcome: v.raw_outcome,
+        diff: v.diff,
+    }
 }
 
 /// A small unified diff (LCS over lines); golden files are short.
@@ -137,7 +197,11 @@ pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut out = format!("--- {a_name}\n+++ {b_name}\n");
@@ -167,7 +231,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("g/001");
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let exp = expect.map(|e| format!("# expect: {{ fail: {e} }}\n")).unwrap_or_default();
+        let exp = expect
+            .map(|e| format!("# expect: {{ fail: {e} }}\n"))
+            .unwrap_or_default();
         std::fs::write(&p, format!("# ---\n# description: d\n{exp}# filters: [{{ regex: 'pid \\d+', replace: 'pid N' }}]\n# ---\n")).unwrap();
         std::fs::write(t.path().join("g/001.out"), "hello pid 1\n").unwrap();
         crate::case::load(t.path(), &p).unwrap()
@@ -187,21 +253,35 @@ mod tests {
     }
 
     fn warn() -> Finding {
-        Finding { kind: FindingKind::Warning, title: "WARNING in lkdtm_WARNING".into(), line: "WARNING: x".into() }
+        Finding {
+            kind: FindingKind::Warning,
+            title: "WARNING in lkdtm_WARNING".into(),
+            line: "WARNING: x".into(),
+        }
     }
 
     #[test]
     fn pass_fail_and_kernel_findings() {
         let c = case(None);
-        assert_eq!(judge(&c, &report(0, "hello pid 42\n", vec![])).outcome, Outcome::Pass);
+        assert_eq!(
+            judge(&c, &report(0, "hello pid 42\n", vec![])).outcome,
+            Outcome::Pass
+        );
         let v = judge(&c, &report(0, "bye\n", vec![]));
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.diff.unwrap().contains("-hello pid N\n+bye\n"));
         let v = judge(&c, &report(0, "hello pid 42\n", vec![warn()]));
         assert_eq!(v.outcome, Outcome::Fail);
-        assert_eq!(v.reasons, vec!["kernel log: WARNING: WARNING in lkdtm_WARNING".to_string()]);
+        assert_eq!(
+            v.reasons,
+            vec!["kernel log: WARNING: WARNING in lkdtm_WARNING".to_string()]
+        );
         let v = judge(&c, &report(3, "", vec![]));
-        assert_eq!(v.reasons, vec!["exit status 3".to_string()], "no golden diff noise after a failed exit");
+        assert_eq!(
+            v.reasons,
+            vec!["exit status 3".to_string()],
+            "no golden diff noise after a failed exit"
+        );
     }
 
     #[test]
@@ -231,23 +311,45 @@ mod tests {
     #[test]
     fn an_expected_crash_may_take_the_vm_down() {
         let c = case(Some("BUG"));
-        let mut r = report(0, "", vec![Finding { kind: FindingKind::Bug, title: "kernel BUG at x.c:1".into(), line: String::new() }]);
-        r.exit = CaseExit::Lost { reason: "panic".into() };
+        let mut r = report(
+            0,
+            "",
+            vec![Finding {
+                kind: FindingKind::Bug,
+                title: "kernel BUG at x.c:1".into(),
+                line: String::new(),
+            }],
+        );
+        r.exit = CaseExit::Lost {
+            reason: "panic".into(),
+        };
         let v = judge(&c, &r);
         assert_eq!(v.outcome, Outcome::ExpectedFail, "{:?}", v.reasons);
         // Without the expectation it is a plain failure naming both.
         let v = judge(&case(None), &r);
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(v.reasons[0].contains("VM went down") && v.reasons[1].contains("kernel BUG"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("VM went down") && v.reasons[1].contains("kernel BUG"),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]
     fn diff_shape() {
-        assert_eq!(unified_diff("a\nb\nc\n", "a\nc\nd\n", "x", "y"), "--- x\n+++ y\n a\n-b\n c\n+d\n");
+        assert_eq!(
+            unified_diff("a\nb\nc\n", "a\nc\nd\n", "x", "y"),
+            "--- x\n+++ y\n a\n-b\n c\n+d\n"
+        );
     }
 
     fn defect(title: &str) -> crate::kernels::KnownDefect {
-        crate::kernels::KnownDefect { case: "c/001".into(), title: title.into(), why: "V10 defect".into(), at: "k.yaml:7".into() }
+        crate::kernels::KnownDefect {
+            case: "c/001".into(),
+            title: title.into(),
+            why: "V10 defect".into(),
+            at: "k.yaml:7".into(),
+        }
     }
 
     #[test]
@@ -256,27 +358,72 @@ mod tests {
         let w = warn();
         let k = defect(&w.title);
         // The listed report and nothing else: a known failure.
-        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![w.clone()])), &[w.clone()], false, &[&k]);
+        let v = apply_known_defects(
+            judge(&c, &report(0, "hello pid 1\n", vec![w.clone()])),
+            std::slice::from_ref(&w),
+            false,
+            &[&k],
+        );
         assert_eq!(v.outcome, Outcome::KnownFail, "{:?}", v.reasons);
-        assert!(v.reasons[0].contains("known defect") && v.reasons[0].contains("k.yaml:7"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("known defect") && v.reasons[0].contains("k.yaml:7"),
+            "{:?}",
+            v.reasons
+        );
         // The report disappeared: the defect was fixed, the entry must go.
-        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![])), &[], false, &[&k]);
+        let v = apply_known_defects(
+            judge(&c, &report(0, "hello pid 1\n", vec![])),
+            &[],
+            false,
+            &[&k],
+        );
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(v.reasons[0].contains("did not reproduce"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("did not reproduce"),
+            "{:?}",
+            v.reasons
+        );
         // Another report beside it.
         let mut other = warn();
         other.title = "WARNING in something_else".into();
-        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![w.clone(), other.clone()])), &[w.clone(), other.clone()], false, &[&k]);
+        let v = apply_known_defects(
+            judge(
+                &c,
+                &report(0, "hello pid 1\n", vec![w.clone(), other.clone()]),
+            ),
+            &[w.clone(), other.clone()],
+            false,
+            &[&k],
+        );
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(v.reasons.iter().any(|r| r.contains("beside the known defect") && r.contains("something_else")), "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("beside the known defect") && r.contains("something_else")),
+            "{:?}",
+            v.reasons
+        );
         // A different title only.
-        let v = apply_known_defects(judge(&c, &report(0, "hello pid 1\n", vec![other.clone()])), &[other], false, &[&k]);
+        let v = apply_known_defects(
+            judge(&c, &report(0, "hello pid 1\n", vec![other.clone()])),
+            &[other],
+            false,
+            &[&k],
+        );
         assert_eq!(v.outcome, Outcome::Fail);
         // The report plus a wrong output: the case failed for more than the defect.
-        let v = apply_known_defects(judge(&c, &report(0, "bye\n", vec![w.clone()])), &[w.clone()], false, &[&k]);
+        let v = apply_known_defects(
+            judge(&c, &report(0, "bye\n", vec![w.clone()])),
+            std::slice::from_ref(&w),
+            false,
+            &[&k],
+        );
         assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
         // No entry: unchanged.
         let v0 = judge(&c, &report(0, "hello pid 1\n", vec![w.clone()]));
-        assert_eq!(apply_known_defects(v0.clone(), &[w], false, &[]).outcome, v0.outcome);
+        assert_eq!(
+            apply_known_defects(v0.clone(), &[w], false, &[]).outcome,
+            v0.outcome
+        );
     }
 }

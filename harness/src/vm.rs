@@ -76,7 +76,11 @@ impl VmSpec {
 
     /// Kernel command line (backend-independent part).
     pub fn cmdline(&self) -> Vec<String> {
-        let mut a = vec!["console=ttyS0".to_string(), "panic=-1".into(), "nokaslr".into()];
+        let mut a = vec![
+            "console=ttyS0".to_string(),
+            "panic=-1".into(),
+            "nokaslr".into(),
+        ];
         if self.accel == Accel::Tcg {
             // -cpu max enables 5-level paging; KASAN kernels misbehave with it under TCG.
             a.push("no5lvl".into());
@@ -102,29 +106,52 @@ impl VmSpec {
         match &self.topology.pmem {
             Some(p) if p.kind == PmemKind::Nvdimm => {
                 a.extend(["-machine".into(), "pc,nvdimm=on".into()]);
-                a.extend(["-m".into(), format!("{mem}M,slots=2,maxmem={}M", mem + p.size_mib + 1024)]);
+                a.extend([
+                    "-m".into(),
+                    format!("{mem}M,slots=2,maxmem={}M", mem + p.size_mib + 1024),
+                ]);
                 let backing = self.dir.join("nvdimm0.img");
-                let f = std::fs::File::create(&backing).with_context(|| format!("creating {}", backing.display()))?;
+                let f = std::fs::File::create(&backing)
+                    .with_context(|| format!("creating {}", backing.display()))?;
                 f.set_len(p.size_mib << 20)?;
                 a.extend([
                     "-object".into(),
-                    format!("memory-backend-file,id=nvmem0,share=on,mem-path={},size={}M,align={}", backing.display(), p.size_mib, ALIGN_2M),
+                    format!(
+                        "memory-backend-file,id=nvmem0,share=on,mem-path={},size={}M,align={}",
+                        backing.display(),
+                        p.size_mib,
+                        ALIGN_2M
+                    ),
                     "-device".into(),
                     "nvdimm,id=nvdimm0,memdev=nvmem0".into(),
                 ]);
             }
             Some(p) if p.kind == PmemKind::Cxl => {
                 a.extend(["-machine".into(), "q35,cxl=on".into()]);
-                a.extend(["-m".into(), format!("{mem}M,slots=8,maxmem={}M", mem + p.size_mib + 4096)]);
+                a.extend([
+                    "-m".into(),
+                    format!("{mem}M,slots=8,maxmem={}M", mem + p.size_mib + 4096),
+                ]);
                 let mem_img = self.dir.join("cxl-mem0.img");
                 let lsa_img = self.dir.join("cxl-lsa0.img");
-                std::fs::File::create(&mem_img).with_context(|| format!("creating {}", mem_img.display()))?.set_len(p.size_mib << 20)?;
-                std::fs::File::create(&lsa_img).with_context(|| format!("creating {}", lsa_img.display()))?.set_len(256 << 20)?;
+                std::fs::File::create(&mem_img)
+                    .with_context(|| format!("creating {}", mem_img.display()))?
+                    .set_len(p.size_mib << 20)?;
+                std::fs::File::create(&lsa_img)
+                    .with_context(|| format!("creating {}", lsa_img.display()))?
+                    .set_len(256 << 20)?;
                 a.extend([
                     "-object".into(),
-                    format!("memory-backend-file,id=cxl-mem0,share=on,mem-path={},size={}M", mem_img.display(), p.size_mib),
+                    format!(
+                        "memory-backend-file,id=cxl-mem0,share=on,mem-path={},size={}M",
+                        mem_img.display(),
+                        p.size_mib
+                    ),
                     "-object".into(),
-                    format!("memory-backend-file,id=cxl-lsa0,share=on,mem-path={},size=256M", lsa_img.display()),
+                    format!(
+                        "memory-backend-file,id=cxl-lsa0,share=on,mem-path={},size=256M",
+                        lsa_img.display()
+                    ),
                     "-device".into(),
                     "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1".into(),
                     "-device".into(),
@@ -133,7 +160,10 @@ impl VmSpec {
                     "-device".into(),
                     "cxl-type3,bus=cxl_rp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=1".into(),
                     "-M".into(),
-                    format!("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={}M", (p.size_mib + 4095) / 4096 * 4096),
+                    format!(
+                        "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={}M",
+                        p.size_mib.div_ceil(4096) * 4096
+                    ),
                 ]);
             }
             _ => {
@@ -143,7 +173,11 @@ impl VmSpec {
         }
         // Pin the port to the root bus: left to itself QEMU may put it on
         // the CXL host bridge, which only takes bridges.
-        let root_bus = if self.topology.pmem.as_ref().map(|p| p.kind) == Some(PmemKind::Cxl) { "pcie.0" } else { "pci.0" };
+        let root_bus = if self.topology.pmem.as_ref().map(|p| p.kind) == Some(PmemKind::Cxl) {
+            "pcie.0"
+        } else {
+            "pci.0"
+        };
         a.extend([
             "-device".into(),
             format!("virtio-serial-pci,id=fhser0,bus={root_bus}"),
@@ -162,7 +196,12 @@ impl VmSpec {
             Accel::Kvm => vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()],
             // One TCG thread: multi-threaded TCG oopsed during boot about
             // once in 13 boots on these hosts (code patching races).
-            Accel::Tcg => vec!["-accel".into(), "tcg,thread=single".into(), "-cpu".into(), "max".into()],
+            Accel::Tcg => vec![
+                "-accel".into(),
+                "tcg,thread=single".into(),
+                "-cpu".into(),
+                "max".into(),
+            ],
         }
     }
 
@@ -229,10 +268,15 @@ pub fn monitor(
     let mut hello = false;
     let mut done = false;
     // (what we wait for, deadline)
-    let mut deadline: (String, Instant) = ("the guest runner to start (no Hello)".into(), start + t.boot);
+    let mut deadline: (String, Instant) = (
+        "the guest runner to start (no Hello)".into(),
+        start + t.boot,
+    );
     let chan_path = spec.channel_log();
     let read_new = |pos: &mut u64, dec: &mut StreamDecoder| -> Vec<GuestMsg> {
-        let Ok(mut f) = std::fs::File::open(&chan_path) else { return vec![] };
+        let Ok(mut f) = std::fs::File::open(&chan_path) else {
+            return vec![];
+        };
         if f.seek(SeekFrom::Start(*pos)).is_err() {
             return vec![];
         }
@@ -253,11 +297,17 @@ pub fn monitor(
                     deadline = ("the next case to start".into(), Instant::now() + t.setup);
                 }
                 GuestMsg::CaseStart { id, .. } => {
-                    deadline = (format!("case {id} to finish"), Instant::now() + case_timeout(id) + t.grace);
+                    deadline = (
+                        format!("case {id} to finish"),
+                        Instant::now() + case_timeout(id) + t.grace,
+                    );
                 }
                 GuestMsg::Done { .. } => {
                     done = true;
-                    deadline = ("QEMU to exit after the runner finished".into(), Instant::now() + Duration::from_secs(30));
+                    deadline = (
+                        "QEMU to exit after the runner finished".into(),
+                        Instant::now() + Duration::from_secs(30),
+                    );
                 }
                 GuestMsg::Note { .. } => {}
             }
@@ -267,7 +317,11 @@ pub fn monitor(
             // isa-debug-exit: runner's 0 -> 1. virtme-ng exits on its own
             // after the command, so Done is what counts there.
             let ok_status = match spec.backend {
-                Backend::Qemu => code == Some(crate::guest::sys::qemu_status_for(crate::guest::sys::EXIT_RUNNER_DONE)),
+                Backend::Qemu => {
+                    code == Some(crate::guest::sys::qemu_status_for(
+                        crate::guest::sys::EXIT_RUNNER_DONE,
+                    ))
+                }
                 Backend::Vng => true,
             };
             if done && ok_status {
@@ -277,12 +331,19 @@ pub fn monitor(
                 "the VM exited before the guest runner started".to_string()
             } else if done {
                 format!("the runner finished but the VM exit status was {code:?}")
-            } else if code == Some(crate::guest::sys::qemu_status_for(crate::guest::sys::EXIT_RUNNER_ERROR)) {
+            } else if code
+                == Some(crate::guest::sys::qemu_status_for(
+                    crate::guest::sys::EXIT_RUNNER_ERROR,
+                ))
+            {
                 "the guest runner failed (see the console log)".to_string()
             } else {
                 "the VM stopped while cases were running (kernel crash or panic?)".to_string()
             };
-            return Ok(BootEnd::Died { status: code, reason });
+            return Ok(BootEnd::Died {
+                status: code,
+                reason,
+            });
         }
         if Instant::now() > deadline.1 {
             child.kill();
@@ -290,7 +351,13 @@ pub fn monitor(
             for m in read_new(&mut pos, &mut dec) {
                 on_msg(&m);
             }
-            return Ok(BootEnd::TimedOut { reason: format!("timed out after {:.0}s waiting for {}", start.elapsed().as_secs_f64(), deadline.0) });
+            return Ok(BootEnd::TimedOut {
+                reason: format!(
+                    "timed out after {:.0}s waiting for {}",
+                    start.elapsed().as_secs_f64(),
+                    deadline.0
+                ),
+            });
         }
         std::thread::sleep(Duration::from_millis(if hello { 10 } else { 20 }));
     }
@@ -328,14 +395,24 @@ pub fn launch_qemu(spec: &VmSpec) -> Result<GroupChild> {
 
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
-        .map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c)) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) })
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 /// Last `n` lines of a log file, for error messages.
 pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -362,13 +439,23 @@ mod tests {
     #[test]
     fn nvdimm_topology_becomes_devices() {
         let t = tempfile::tempdir().unwrap();
-        let topo = Topology { pmem: Some(PmemSpec { kind: PmemKind::Nvdimm, size_mib: 256, mode: DaxMode::Devdax, align: ALIGN_2M }) };
+        let topo = Topology {
+            pmem: Some(PmemSpec {
+                kind: PmemKind::Nvdimm,
+                size_mib: 256,
+                mode: DaxMode::Devdax,
+                align: ALIGN_2M,
+            }),
+        };
         let s = spec(t.path(), topo, Accel::Tcg);
         let argv = s.qemu_argv().unwrap().join(" ");
         assert!(argv.contains("-machine pc,nvdimm=on"), "{argv}");
         assert!(argv.contains("-m 1536M,slots=2,maxmem=2816M"), "{argv}");
         assert!(argv.contains("size=256M,align=2097152"), "{argv}");
-        assert!(argv.contains("-device nvdimm,id=nvdimm0,memdev=nvmem0"), "{argv}");
+        assert!(
+            argv.contains("-device nvdimm,id=nvdimm0,memdev=nvmem0"),
+            "{argv}"
+        );
         assert!(argv.contains("isa-debug-exit,iobase=0xf4"), "{argv}");
         assert!(argv.contains("tcg,thread=single"), "{argv}");
         assert!(argv.contains("no5lvl") && argv.contains("fh.x=1"), "{argv}");
@@ -379,27 +466,64 @@ mod tests {
     #[test]
     fn cxl_topology_becomes_a_host_bridge_root_port_and_type3_device() {
         let t = tempfile::tempdir().unwrap();
-        let topo = Topology { pmem: Some(PmemSpec { kind: PmemKind::Cxl, size_mib: 512, mode: DaxMode::Devdax, align: ALIGN_2M }) };
+        let topo = Topology {
+            pmem: Some(PmemSpec {
+                kind: PmemKind::Cxl,
+                size_mib: 512,
+                mode: DaxMode::Devdax,
+                align: ALIGN_2M,
+            }),
+        };
         let s = spec(t.path(), topo, Accel::Tcg);
         let argv = s.qemu_argv().unwrap().join(" ");
         assert!(argv.contains("-machine q35,cxl=on"), "{argv}");
-        assert!(argv.contains("pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1"), "{argv}");
-        assert!(argv.contains("cxl-type3,bus=cxl_rp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=1"), "{argv}");
-        assert!(argv.contains("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4096M"), "{argv}");
+        assert!(
+            argv.contains("pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1"),
+            "{argv}"
+        );
+        assert!(
+            argv.contains("cxl-type3,bus=cxl_rp0,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=1"),
+            "{argv}"
+        );
+        assert!(
+            argv.contains("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4096M"),
+            "{argv}"
+        );
         assert!(s.cmdline().contains(&"pcie_ports=compat".to_string()));
-        assert_eq!(std::fs::metadata(t.path().join("cxl-mem0.img")).unwrap().len(), 512 << 20);
+        assert_eq!(
+            std::fs::metadata(t.path().join("cxl-mem0.img"))
+                .unwrap()
+                .len(),
+            512 << 20
+        );
     }
 
     #[test]
     fn memmap_and_plain_topologies() {
         let t = tempfile::tempdir().unwrap();
-        let topo = Topology { pmem: Some(PmemSpec { kind: PmemKind::Memmap, size_mib: 512, mode: DaxMode::Devdax, align: ALIGN_2M }) };
+        let topo = Topology {
+            pmem: Some(PmemSpec {
+                kind: PmemKind::Memmap,
+                size_mib: 512,
+                mode: DaxMode::Devdax,
+                align: ALIGN_2M,
+            }),
+        };
         let s = spec(t.path(), topo, Accel::Kvm);
         assert!(s.cmdline().contains(&"memmap=512M!4G".to_string()));
         assert!(!s.cmdline().contains(&"no5lvl".to_string()));
         let argv = s.qemu_argv().unwrap().join(" ");
-        assert!(argv.contains("-m 4608M") && argv.contains("-accel kvm -cpu host"), "{argv}");
-        let plain = spec(t.path(), Topology::default(), Accel::Tcg).qemu_argv().unwrap().join(" ");
-        assert!(plain.contains("-machine pc ") && !plain.contains("nvdimm"), "{plain}");
+        assert!(
+            argv.contains("-m 4608M") && argv.contains("-accel kvm -cpu host"),
+            "{argv}"
+        );
+        let plain = spec(t.path(), Topology::default(), Accel::Tcg)
+            .qemu_argv()
+            .unwrap()
+            .join(" ");
+        assert!(
+            plain.contains("-machine pc ") && !plain.contains("nvdimm"),
+            "{plain}"
+        );
     }
 }

@@ -43,18 +43,31 @@ pub fn argv(spec: &VmSpec) -> Result<Vec<String>> {
     }
     // --verbose: without it vng hides the kernel console, and the console is
     // where a crash that kills the VM is read from.
-    let mut a = vec![vng_program()?.display().to_string(), "--verbose".into(), "--run".into(), spec.kernel.display().to_string()];
+    let mut a = vec![
+        vng_program()?.display().to_string(),
+        "--verbose".into(),
+        "--run".into(),
+        spec.kernel.display().to_string(),
+    ];
     if spec.accel == Accel::Tcg {
         a.push("--disable-kvm".into());
     }
     // microvm cannot host NVDIMM or CXL devices.
-    a.extend(["--disable-microvm".into(), "--cpus".into(), spec.cpus.to_string()]);
+    a.extend([
+        "--disable-microvm".into(),
+        "--cpus".into(),
+        spec.cpus.to_string(),
+    ]);
     // vng's own --memory mangles `-m SIZE,slots=..`; QEMU takes the last -m.
     // vng chooses the accelerator and CPU model itself (--disable-kvm above).
     let qemu = spec.device_args()?;
     a.push(format!("--qemu-opts={}", qemu.join(" ")));
     // vng sets its own console; pass the rest of the command line.
-    let extra: Vec<String> = spec.cmdline().into_iter().filter(|x| !x.starts_with("console=")).collect();
+    let extra: Vec<String> = spec
+        .cmdline()
+        .into_iter()
+        .filter(|x| !x.starts_with("console="))
+        .collect();
     a.push(format!("--append={}", extra.join(" ")));
     a.push("--".into());
     a.extend(spec.guest_command.iter().cloned());

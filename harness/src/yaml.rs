@@ -12,7 +12,12 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, line_offset: usize) -
         // Drop the library's own position suffix; ours counts from the file.
         let msg = strip_position(&msg);
         match e.location() {
-            Some(loc) => anyhow!("{}:{}:{}: {msg}", path.display(), loc.line() as usize + line_offset, loc.column()),
+            Some(loc) => anyhow!(
+                "{}:{}:{}: {msg}",
+                path.display(),
+                loc.line() as usize + line_offset,
+                loc.column()
+            ),
             None => anyhow!("{}: {msg}", path.display()),
         }
     })
@@ -39,12 +44,18 @@ mod tests {
 
     #[test]
     fn errors_carry_file_line_column() {
-        let e = parse::<T>(Path::new("x.yaml"), "a: 1\nbogus: 2\n", 0).unwrap_err().to_string();
+        let e = parse::<T>(Path::new("x.yaml"), "a: 1\nbogus: 2\n", 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.yaml:2:1: "), "{e}");
         assert!(e.contains("bogus"), "{e}");
-        let e = parse::<T>(Path::new("case"), "a: [1\n", 10).unwrap_err().to_string();
+        let e = parse::<T>(Path::new("case"), "a: [1\n", 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("case:1"), "{e}");
-        let e = parse::<T>(Path::new("c"), "a: x\n", 4).unwrap_err().to_string();
+        let e = parse::<T>(Path::new("c"), "a: x\n", 4)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("c:5:"), "{e}");
         println!("{e}");
     }

@@ -9,7 +9,12 @@ fn can_mount() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root".into());
     }
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_err() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_err()
+    {
         return Err("no usable /dev/fuse".into());
     }
     Ok(())
@@ -29,10 +34,17 @@ fn gate_is_not_fooled_by_a_bit_that_means_something_else() {
         assert!(!cap.usable(), "{name}: {}", cap.describe());
         assert!(!cap.get_fmap_seen, "{name}: the host kernel sent GET_FMAP");
         if cap.init.famfs_offered {
-            assert!(cap.describe().contains("means something else"), "{}", cap.describe());
+            assert!(
+                cap.describe().contains("means something else"),
+                "{}",
+                cap.describe()
+            );
         }
         // The probe unmounted itself.
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-        assert!(!mounts.contains(&dir.path().display().to_string()), "{mounts}");
+        assert!(
+            !mounts.contains(&dir.path().display().to_string()),
+            "{mounts}"
+        );
     }
 }

@@ -25,52 +25,128 @@ fn shipped_cases() -> Vec<Case> {
 }
 
 fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::results::CaseResult {
-    s.cases.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no result for {id}: {:#?}", s.cases))
+    s.cases
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no result for {id}: {:#?}", s.cases))
 }
 
 fn check_shipped_results(s: &Summary, backend: &str) {
-    for id in ["dax/001", "dax/002", "dax/003", "fuse/001", "fuse/002", "fuse/003"] {
+    for id in [
+        "dax/001", "dax/002", "dax/003", "fuse/001", "fuse/002", "fuse/003",
+    ] {
         let r = outcome(s, id);
-        assert_eq!(r.outcome, Outcome::Pass, "{backend}: {id} did not pass: {:#?}", r.reasons);
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{backend}: {id} did not pass: {:#?}",
+            r.reasons
+        );
     }
     // No famfs in 7.3: the famfs cases are gated off with the reason (by
     // the capability gate in the guest, or by the kernel config).
     let famfs = outcome(s, "famfs/001");
-    assert_eq!(famfs.outcome, Outcome::NotRun, "{backend}: {:#?}", famfs.reasons);
-    assert!(famfs.reasons[0].contains("famfs capability not offered"), "{:#?}", famfs.reasons);
+    assert_eq!(
+        famfs.outcome,
+        Outcome::NotRun,
+        "{backend}: {:#?}",
+        famfs.reasons
+    );
+    assert!(
+        famfs.reasons[0].contains("famfs capability not offered"),
+        "{:#?}",
+        famfs.reasons
+    );
     let both = outcome(s, "famfs/002");
-    assert_eq!(both.outcome, Outcome::NotRun, "{backend}: {:#?}", both.reasons);
-    assert!(both.reasons[0].contains("FUSE_FAMFS_DAX"), "{:#?}", both.reasons);
+    assert_eq!(
+        both.outcome,
+        Outcome::NotRun,
+        "{backend}: {:#?}",
+        both.reasons
+    );
+    assert!(
+        both.reasons[0].contains("FUSE_FAMFS_DAX"),
+        "{:#?}",
+        both.reasons
+    );
     // The detector self-check: the script passed, the harness failed it for
     // the WARNING it provoked, and the expectation turned that into a pass.
     let st = outcome(s, "selftest/001");
-    assert_eq!(st.outcome, Outcome::ExpectedFail, "{backend}: {:#?}", st.reasons);
+    assert_eq!(
+        st.outcome,
+        Outcome::ExpectedFail,
+        "{backend}: {:#?}",
+        st.reasons
+    );
     assert_eq!(st.raw_outcome, Outcome::Fail);
     assert!(
-        st.findings.iter().any(|f| f.kind == FindingKind::Warning && f.title.contains("lkdtm")),
+        st.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Warning && f.title.contains("lkdtm")),
         "{backend}: WARNING not named: {:#?}",
         st.findings
     );
-    assert!(st.reasons.iter().any(|r| r.contains("kernel log: WARNING")), "{:#?}", st.reasons);
+    assert!(
+        st.reasons.iter().any(|r| r.contains("kernel log: WARNING")),
+        "{:#?}",
+        st.reasons
+    );
     // The crash self-check: the BUG panics the kernel, the case is failed
     // with the BUG named from the console, the VM restarts for the rest.
     let bug = outcome(s, "selftest/002");
-    assert_eq!(bug.outcome, Outcome::ExpectedFail, "{backend}: {:#?}", bug.reasons);
-    assert!(bug.findings.iter().any(|f| f.kind == FindingKind::Bug && f.title.contains("lkdtm")), "{:#?}", bug.findings);
-    assert!(bug.findings.iter().any(|f| f.kind == FindingKind::Panic), "{:#?}", bug.findings);
+    assert_eq!(
+        bug.outcome,
+        Outcome::ExpectedFail,
+        "{backend}: {:#?}",
+        bug.reasons
+    );
+    assert!(
+        bug.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Bug && f.title.contains("lkdtm")),
+        "{:#?}",
+        bug.findings
+    );
+    assert!(
+        bug.findings.iter().any(|f| f.kind == FindingKind::Panic),
+        "{:#?}",
+        bug.findings
+    );
     let after = outcome(s, "selftest/003");
-    assert_eq!(after.outcome, Outcome::Pass, "{backend}: {:#?}", after.reasons);
+    assert_eq!(
+        after.outcome,
+        Outcome::Pass,
+        "{backend}: {:#?}",
+        after.reasons
+    );
     // NVDIMM cases (and those needing no device) in boot 1 until the
     // crash, the rest of them in boot 2, the CXL case in boot 3.
-    assert_eq!(s.boots.len(), 3, "{backend}: two topologies, one restart after the crash: {:#?}", s.boots);
-    assert!(matches!(s.boots[0].end, famfs_harness::vm::BootEnd::Died { .. }), "{:#?}", s.boots[0].end);
+    assert_eq!(
+        s.boots.len(),
+        3,
+        "{backend}: two topologies, one restart after the crash: {:#?}",
+        s.boots
+    );
+    assert!(
+        matches!(s.boots[0].end, famfs_harness::vm::BootEnd::Died { .. }),
+        "{:#?}",
+        s.boots[0].end
+    );
     assert_eq!(s.boots[1].end, famfs_harness::vm::BootEnd::Completed);
     assert_eq!(s.boots[2].end, famfs_harness::vm::BootEnd::Completed);
-    assert!(s.boots[2].topology.contains("cxl"), "{}", s.boots[2].topology);
+    assert!(
+        s.boots[2].topology.contains("cxl"),
+        "{}",
+        s.boots[2].topology
+    );
     assert_eq!(after.boot, Some(2));
     assert_eq!(outcome(s, "dax/003").boot, Some(3));
     for b in &s.boots {
-        assert!(b.kernel_findings_outside_cases.is_empty(), "{backend}: {:#?}", b.kernel_findings_outside_cases);
+        assert!(
+            b.kernel_findings_outside_cases.is_empty(),
+            "{backend}: {:#?}",
+            b.kernel_findings_outside_cases
+        );
     }
 }
 
@@ -84,18 +160,37 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     let cases = shipped_cases();
 
     let mut streamed = Vec::new();
-    let s = run::execute(&p, &cases, &mut |r: &famfs_harness::results::CaseResult| streamed.push(r.id.clone())).unwrap();
+    let s = run::execute(&p, &cases, &mut |r: &famfs_harness::results::CaseResult| {
+        streamed.push(r.id.clone())
+    })
+    .unwrap();
     check_shipped_results(&s, "qemu");
-    assert_eq!(streamed.len(), cases.len(), "every case reported to the sink");
+    assert_eq!(
+        streamed.len(),
+        cases.len(),
+        "every case reported to the sink"
+    );
     // The run directory has what a person or CI needs.
     let run_dir = results.path().join("runs").join(&s.run_id);
-    for f in ["summary.json", "junit.xml", "boots/1/console.log", "cases/selftest-001/kmsg.log", "cases/dax-001/output"] {
+    for f in [
+        "summary.json",
+        "junit.xml",
+        "boots/1/console.log",
+        "cases/selftest-001/kmsg.log",
+        "cases/dax-001/output",
+    ] {
         assert!(run_dir.join(f).exists(), "missing {f}");
     }
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("dax/001") && junit.contains(&format!("tests=\"{}\"", cases.len())), "{junit}");
+    assert!(
+        junit.contains("dax/001") && junit.contains(&format!("tests=\"{}\"", cases.len())),
+        "{junit}"
+    );
     let kmsg = std::fs::read_to_string(run_dir.join("cases/selftest-001/kmsg.log")).unwrap();
-    assert!(kmsg.contains("WARNING:") && kmsg.contains("fh: case selftest/001 start"), "{kmsg}");
+    assert!(
+        kmsg.contains("WARNING:") && kmsg.contains("fh: case selftest/001 start"),
+        "{kmsg}"
+    );
 
     p.opts.backend = Backend::Vng;
     run::ensure_host(&p.opts).expect("virtme-ng available");
@@ -110,22 +205,43 @@ fn a_kernel_that_never_boots_fails_clearly_and_keeps_the_console() {
     // Not a kernel: QEMU refuses it, nothing reaches the runner.
     let img = t.path().join("bzImage");
     std::fs::write(&img, vec![0u8; 4096]).unwrap();
-    std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\nCONFIG_DEV_DAX=y\nCONFIG_DEV_DAX_PMEM=y\n").unwrap();
+    std::fs::write(
+        t.path().join(".config"),
+        "CONFIG_FUSE_FS=y\nCONFIG_DEV_DAX=y\nCONFIG_DEV_DAX_PMEM=y\n",
+    )
+    .unwrap();
     let mut opts = Options::new(&root());
     opts.results_root = t.path().join("results");
-    opts.kernel = KernelChoice::Image { image: img, config: None, vmlinux: None };
+    opts.kernel = KernelChoice::Image {
+        image: img,
+        config: None,
+        vmlinux: None,
+    };
     let p = run::prepare(&opts).unwrap();
-    let cases: Vec<Case> = shipped_cases().into_iter().filter(|c| c.id == "dax/001").collect();
-    let err = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap_err();
+    let cases: Vec<Case> = shipped_cases()
+        .into_iter()
+        .filter(|c| c.id == "dax/001")
+        .collect();
+    let err =
+        run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("boot failed twice before the guest runner started"), "{msg}");
+    assert!(
+        msg.contains("boot failed twice before the guest runner started"),
+        "{msg}"
+    );
     assert!(msg.contains("console log kept at"), "{msg}");
     // Both attempts left their logs.
-    let runs: Vec<_> = std::fs::read_dir(t.path().join("results/runs")).unwrap().flatten().collect();
+    let runs: Vec<_> = std::fs::read_dir(t.path().join("results/runs"))
+        .unwrap()
+        .flatten()
+        .collect();
     let boots = runs[0].path().join("boots");
     assert!(boots.join("1/qemu.stderr").exists() && boots.join("2/qemu.stderr").exists());
     // The summary is written for a run that stopped, with the failed case.
-    let summary: Summary = serde_json::from_str(&std::fs::read_to_string(runs[0].path().join("summary.json")).unwrap()).unwrap();
+    let summary: Summary = serde_json::from_str(
+        &std::fs::read_to_string(runs[0].path().join("summary.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(summary.counts.failed, 1);
     assert_eq!(summary.boots.len(), 2);
 }
@@ -145,7 +261,11 @@ fn scratch_root(cases: &[(&str, &str, &str)]) -> tempfile::TempDir {
         let p = t.path().join("cases").join(id);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, script).unwrap();
-        std::fs::write(p.with_file_name(format!("{}.out", p.file_name().unwrap().to_string_lossy())), golden).unwrap();
+        std::fs::write(
+            p.with_file_name(format!("{}.out", p.file_name().unwrap().to_string_lossy())),
+            golden,
+        )
+        .unwrap();
     }
     t
 }
@@ -157,7 +277,11 @@ fn memmap_pmem_and_topology_grouping() {
     let nvdimm = "# ---\n# description: nvdimm pmem\n# requires: { pmem: 32M }\n# ---\n. \"$FH_COMMON\"\n_require_dax\necho ok\n";
     let none = "# ---\n# description: needs no device\n# ---\necho runs anywhere\n";
     let t = scratch_root(&[
-        ("t/001", memmap, "mmap 2097152 bytes at offset 0: pattern ok\n"),
+        (
+            "t/001",
+            memmap,
+            "mmap 2097152 bytes at offset 0: pattern ok\n",
+        ),
         ("t/002", nvdimm, "ok\n"),
         ("t/003", none, "runs anywhere\n"),
     ]);
@@ -171,8 +295,16 @@ fn memmap_pmem_and_topology_grouping() {
     }
     // memmap and NVDIMM cannot share a boot; the device-less case joins the first.
     assert_eq!(s.boots.len(), 2, "{:#?}", s.boots);
-    assert!(s.boots[0].topology.contains("memmap"), "{}", s.boots[0].topology);
-    assert!(s.boots[1].topology.contains("nvdimm"), "{}", s.boots[1].topology);
+    assert!(
+        s.boots[0].topology.contains("memmap"),
+        "{}",
+        s.boots[0].topology
+    );
+    assert!(
+        s.boots[1].topology.contains("nvdimm"),
+        "{}",
+        s.boots[1].topology
+    );
     assert_eq!(outcome(&s, "t/003").boot, Some(1));
 }
 
@@ -191,17 +323,34 @@ fn famfs_kernel_suite(name: &str) {
     let p = match run::prepare(&opts) {
         Ok(p) => p,
         Err(e) => {
-            let why = e.downcast_ref::<famfs_harness::kernels::Unavailable>().unwrap_or_else(|| panic!("{name}: {e:#}"));
-            assert!(!root().join("../shared/kernels/famfs-v10-7.3/series").exists(), "{name} unavailable although the fixture exists: {why}");
+            let why = e
+                .downcast_ref::<famfs_harness::kernels::Unavailable>()
+                .unwrap_or_else(|| panic!("{name}: {e:#}"));
+            assert!(
+                !root()
+                    .join("../shared/kernels/famfs-v10-7.3/series")
+                    .exists(),
+                "{name} unavailable although the fixture exists: {why}"
+            );
             let args = libtest_mimic::Arguments::from_iter(["t"]);
-            let (_, s) = famfs_harness::trials::run_unavailable(&opts, &cases, &why.0, &args).unwrap();
-            assert!(s.cases.iter().all(|c| c.outcome == Outcome::NotRun && c.reasons[0].contains("not available here")));
+            let (_, s) =
+                famfs_harness::trials::run_unavailable(&opts, &cases, &why.0, &args).unwrap();
+            assert!(s.cases.iter().all(
+                |c| c.outcome == Outcome::NotRun && c.reasons[0].contains("not available here")
+            ));
             eprintln!("notrun: {why}");
             return;
         }
     };
-    assert!(p.kernel.config.enabled("FUSE_FAMFS_DAX") && p.kernel.config.enabled("FUSE_DAX"), "{name}: famfs and virtio-fs DAX both built in");
-    assert_eq!(p.kernel.source.as_ref().map(|s| s.patches.len()), Some(8), "{name}: the eight V10 patches applied");
+    assert!(
+        p.kernel.config.enabled("FUSE_FAMFS_DAX") && p.kernel.config.enabled("FUSE_DAX"),
+        "{name}: famfs and virtio-fs DAX both built in"
+    );
+    assert_eq!(
+        p.kernel.source.as_ref().map(|s| s.patches.len()),
+        Some(8),
+        "{name}: the eight V10 patches applied"
+    );
     let s = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap();
     let run_dir = opts.results_root.join("runs").join(&s.run_id);
     let mut bad = Vec::new();
@@ -216,12 +365,27 @@ fn famfs_kernel_suite(name: &str) {
             bad.push(format!("{} {:?}: {:?}", c.id, c.outcome, c.reasons));
         }
     }
-    assert!(bad.is_empty(), "{name}: results in {}\n{}", run_dir.display(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{name}: results in {}\n{}",
+        run_dir.display(),
+        bad.join("\n")
+    );
     for d in &p.kernel.known_defects {
-        assert_eq!(outcome(&s, &d.case).outcome, Outcome::KnownFail, "{name}: {} ({})", d.case, d.at);
+        assert_eq!(
+            outcome(&s, &d.case).outcome,
+            Outcome::KnownFail,
+            "{name}: {} ({})",
+            d.case,
+            d.at
+        );
     }
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("kernel.patch.08") && junit.contains(&format!("kernel.name\" value=\"{name}")), "{junit}");
+    assert!(
+        junit.contains("kernel.patch.08")
+            && junit.contains(&format!("kernel.name\" value=\"{name}")),
+        "{junit}"
+    );
 }
 
 #[test]

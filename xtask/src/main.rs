@@ -107,7 +107,12 @@ struct KernelArgs {
     kernel_src: Option<PathBuf>,
     /// A local git repository: build the commit --ref names (exported into
     /// the cache; the repository's checkout and index are not touched).
-    #[arg(long, value_name = "REPO", requires = "git_ref", conflicts_with = "kernel_image")]
+    #[arg(
+        long,
+        value_name = "REPO",
+        requires = "git_ref",
+        conflicts_with = "kernel_image"
+    )]
     kernel_git: Option<PathBuf>,
     /// The commit, branch or tag of --kernel-git.
     #[arg(long = "ref", value_name = "REF", requires = "kernel_git")]
@@ -191,11 +196,18 @@ fn options(k: &KernelArgs) -> Result<Options> {
     o.kernel = if let Some(name) = &k.kernel {
         KernelChoice::Named(name.clone())
     } else if let (Some(repo), Some(rev)) = (&k.kernel_git, &k.git_ref) {
-        KernelChoice::Git { repo: repo.clone(), rev: rev.clone() }
+        KernelChoice::Git {
+            repo: repo.clone(),
+            rev: rev.clone(),
+        }
     } else if let Some(src) = &k.kernel_src {
         KernelChoice::Src(src.clone())
     } else if let Some(img) = &k.kernel_image {
-        KernelChoice::Image { image: img.clone(), config: k.kernel_config.clone(), vmlinux: k.vmlinux.clone() }
+        KernelChoice::Image {
+            image: img.clone(),
+            config: k.kernel_config.clone(),
+            vmlinux: k.vmlinux.clone(),
+        }
     } else {
         KernelChoice::Default
     };
@@ -249,7 +261,12 @@ fn real_main() -> Result<i32> {
             if let Some(r) = &t.results {
                 opts.results_root = r.clone();
             }
-            let sel = Selection { filters: t.filters.clone(), exact: t.exact, skip: t.skip.clone(), groups: t.groups.clone() };
+            let sel = Selection {
+                filters: t.filters.clone(),
+                exact: t.exact,
+                skip: t.skip.clone(),
+                groups: t.groups.clone(),
+            };
             let args = libtest_args(&t);
             let cases = trials::select(&opts.cases_dir(), &sel)?;
             if t.list {
@@ -267,8 +284,16 @@ fn real_main() -> Result<i32> {
                 },
             };
             if let Some(s) = &summary {
-                for r in s.cases.iter().filter(|r| r.outcome == famfs_harness::verdict::Outcome::KnownFail) {
-                    eprintln!("[harness] known failure {}: {}", r.id, r.reasons.first().map(String::as_str).unwrap_or(""));
+                for r in s
+                    .cases
+                    .iter()
+                    .filter(|r| r.outcome == famfs_harness::verdict::Outcome::KnownFail)
+                {
+                    eprintln!(
+                        "[harness] known failure {}: {}",
+                        r.id,
+                        r.reasons.first().map(String::as_str).unwrap_or("")
+                    );
                 }
                 let c = &s.counts;
                 eprintln!(
@@ -281,7 +306,11 @@ fn real_main() -> Result<i32> {
                     opts.results_root.join("runs").join(&s.run_id).display()
                 );
             }
-            Ok(if conclusion.has_failed() || summary.is_none() { 101 } else { 0 })
+            Ok(if conclusion.has_failed() || summary.is_none() {
+                101
+            } else {
+                0
+            })
         }
         Cmd::Kernel { kernel: k, check } => {
             let mut opts = options(&k)?;
@@ -289,11 +318,17 @@ fn real_main() -> Result<i32> {
             famfs_harness::run::ensure_host(&opts)?;
             let cache = famfs_harness::cache::Cache::open(opts.cache_root.as_deref())?;
             let art = famfs_harness::run::kernel(&opts, &cache)?;
-            println!("{}", serde_json::to_string_pretty(&art).context("printing the kernel description")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&art).context("printing the kernel description")?
+            );
             Ok(0)
         }
-        Cmd::Fmap { what: FmapCmd::Decode { file, profile } } => {
-            let profile = famfs_proto::Profile::parse(&profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Cmd::Fmap {
+            what: FmapCmd::Decode { file, profile },
+        } => {
+            let profile =
+                famfs_proto::Profile::parse(&profile).map_err(|e| anyhow::anyhow!("{e}"))?;
             let raw = if file.as_os_str() == "-" {
                 let mut b = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
@@ -305,23 +340,40 @@ fn real_main() -> Result<i32> {
             print!("{}", famfs_proto::describe(&profile, &bytes));
             Ok(0)
         }
-        Cmd::Scenario { what: ScenarioCmd::Check { file, profile } } => {
-            let mut args = vec!["--check".to_string(), "--scenario".into(), file.display().to_string()];
+        Cmd::Scenario {
+            what: ScenarioCmd::Check { file, profile },
+        } => {
+            let mut args = vec![
+                "--check".to_string(),
+                "--scenario".into(),
+                file.display().to_string(),
+            ];
             if let Some(p) = profile {
                 args.extend(["--profile".into(), p]);
             }
             famfs_harness::server::cli_main(&args)
         }
-        Cmd::Bench { what: BenchCmd::Server { requests } } => {
+        Cmd::Bench {
+            what: BenchCmd::Server { requests },
+        } => {
             print!("{}", famfs_harness::server::bench(requests));
             Ok(0)
         }
-        Cmd::Bench { what: BenchCmd::Kernel { kernel, variant } } => {
+        Cmd::Bench {
+            what: BenchCmd::Kernel { kernel, variant },
+        } => {
             let opts = options(&kernel)?;
             famfs_harness::bench::kernel(&opts, &variant)?;
             Ok(0)
         }
-        Cmd::Bench { what: BenchCmd::Boot { kernel, rounds, cases } } => {
+        Cmd::Bench {
+            what:
+                BenchCmd::Boot {
+                    kernel,
+                    rounds,
+                    cases,
+                },
+        } => {
             let opts = options(&kernel)?;
             famfs_harness::bench::boot(&opts, rounds, cases)?;
             Ok(0)
@@ -332,12 +384,19 @@ fn real_main() -> Result<i32> {
 /// Input that is only hex digits and white space (an `xxd -p` dump, a log
 /// excerpt) is hex; anything else is the bytes themselves.
 fn hex_or_raw(raw: &[u8]) -> Result<Vec<u8>> {
-    let text_hex = !raw.is_empty() && raw.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace());
+    let text_hex = !raw.is_empty()
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace());
     if !text_hex {
         return Ok(raw.to_vec());
     }
-    let digits: Vec<u8> = raw.iter().copied().filter(|b| b.is_ascii_hexdigit()).collect();
-    if digits.len() % 2 != 0 {
+    let digits: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_hexdigit())
+        .collect();
+    if !digits.len().is_multiple_of(2) {
         anyhow::bail!("hex input has an odd number of digits ({})", digits.len());
     }
     Ok(digits

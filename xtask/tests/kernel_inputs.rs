@@ -43,12 +43,45 @@ fn bad_kernel_inputs_are_one_clear_error_each() {
     git(not_kernel.path(), &["commit", "-qm", "x"]);
     let s = |p: &PathBuf| p.display().to_string();
     let cases: Vec<(Vec<String>, String)> = vec![
-        (vec!["--kernel-patches".into(), s(&missing)], format!("patch series {} does not exist", missing.display())),
-        (vec!["--kernel-patches".into(), s(&series)], format!("{}: empty series", series.display())),
-        (vec!["--kernel".into(), "no-such-kernel".into()], "unknown kernel `no-such-kernel`".into()),
-        (vec!["--kernel-git".into(), s(&no_repo.path().to_path_buf()), "--ref".into(), "HEAD".into()], "is not a git repository".into()),
-        (vec!["--kernel-git".into(), s(&not_kernel.path().to_path_buf()), "--ref".into(), "nope".into()], "ref `nope` does not exist".into()),
-        (vec!["--kernel-git".into(), s(&not_kernel.path().to_path_buf()), "--ref".into(), "HEAD".into()], "is not a kernel tree".into()),
+        (
+            vec!["--kernel-patches".into(), s(&missing)],
+            format!("patch series {} does not exist", missing.display()),
+        ),
+        (
+            vec!["--kernel-patches".into(), s(&series)],
+            format!("{}: empty series", series.display()),
+        ),
+        (
+            vec!["--kernel".into(), "no-such-kernel".into()],
+            "unknown kernel `no-such-kernel`".into(),
+        ),
+        (
+            vec![
+                "--kernel-git".into(),
+                s(&no_repo.path().to_path_buf()),
+                "--ref".into(),
+                "HEAD".into(),
+            ],
+            "is not a git repository".into(),
+        ),
+        (
+            vec![
+                "--kernel-git".into(),
+                s(&not_kernel.path().to_path_buf()),
+                "--ref".into(),
+                "nope".into(),
+            ],
+            "ref `nope` does not exist".into(),
+        ),
+        (
+            vec![
+                "--kernel-git".into(),
+                s(&not_kernel.path().to_path_buf()),
+                "--ref".into(),
+                "HEAD".into(),
+            ],
+            "is not a kernel tree".into(),
+        ),
     ];
     for (args, want) in cases {
         let mut a = vec!["kernel", "--check"];
@@ -60,7 +93,17 @@ fn bad_kernel_inputs_are_one_clear_error_each() {
         assert_eq!(e.matches("error:").count(), 1, "{a:?}: one error: {e}");
     }
     // Contradictory choices are refused by the command line itself.
-    let o = xtask(&["kernel", "--check", "--kernel", "famfs-v10", "--fragments", "base"], None);
+    let o = xtask(
+        &[
+            "kernel",
+            "--check",
+            "--kernel",
+            "famfs-v10",
+            "--fragments",
+            "base",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
 }
@@ -75,10 +118,23 @@ fn a_patch_that_does_not_apply_names_patch_file_and_hunk() {
     )
     .unwrap();
     std::fs::write(t.path().join("series"), "0001-bogus.patch\n").unwrap();
-    let o = xtask(&["kernel", "--check", "--kernel-patches", &t.path().join("series").display().to_string()], None);
+    let o = xtask(
+        &[
+            "kernel",
+            "--check",
+            "--kernel-patches",
+            &t.path().join("series").display().to_string(),
+        ],
+        None,
+    );
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("patch 1/1 0001-bogus.patch") && e.contains("Makefile: hunk #1 FAILED") && e.contains("no patch applied before it"), "{e}");
+    assert!(
+        e.contains("patch 1/1 0001-bogus.patch")
+            && e.contains("Makefile: hunk #1 FAILED")
+            && e.contains("no patch applied before it"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -94,15 +150,36 @@ fn a_named_kernel_without_its_fixture_reports_every_case_not_run() {
     .unwrap();
     let results = t.path().join("results");
     let o = xtask(
-        &["test-vm", "--kernel", &t.path().join("gone.yaml").display().to_string(), "--results", &results.display().to_string(), "dax/001"],
+        &[
+            "test-vm",
+            "--kernel",
+            &t.path().join("gone.yaml").display().to_string(),
+            "--results",
+            &results.display().to_string(),
+            "dax/001",
+        ],
         None,
     );
     let (out, e) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert_eq!(o.status.code(), Some(0), "{out}\n{e}");
-    assert!(out.contains("dax/001") && out.contains("ignored") && out.contains("not available here"), "{out}");
-    let run = std::fs::read_dir(results.join("runs")).unwrap().flatten().next().expect("a run directory").path();
+    assert!(
+        out.contains("dax/001") && out.contains("ignored") && out.contains("not available here"),
+        "{out}"
+    );
+    let run = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a run directory")
+        .path();
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
-    assert!(summary.contains("no-such-fixture/series does not exist"), "{summary}");
+    assert!(
+        summary.contains("no-such-fixture/series does not exist"),
+        "{summary}"
+    );
     let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
-    assert!(junit.contains("skipped") && junit.contains("dax/001"), "{junit}");
+    assert!(
+        junit.contains("skipped") && junit.contains("dax/001"),
+        "{junit}"
+    );
 }

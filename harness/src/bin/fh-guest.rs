@@ -30,7 +30,9 @@ fn parse_len(s: &str) -> Result<usize> {
         Some('G') => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    Ok(n.parse::<usize>().with_context(|| format!("bad length `{s}`"))? * m)
+    Ok(n.parse::<usize>()
+        .with_context(|| format!("bad length `{s}`"))?
+        * m)
 }
 
 fn main() {
@@ -84,11 +86,23 @@ fn real_main(args: &[String]) -> Result<i32> {
         }
         "dax-info" => {
             let d = dax::device_info(rest.first().context("dax-info NAME")?)?;
-            println!("size {} align {} driver {}", d.size, d.align, if d.driver.is_empty() { "(none)" } else { &d.driver });
+            println!(
+                "size {} align {} driver {}",
+                d.size,
+                d.align,
+                if d.driver.is_empty() {
+                    "(none)"
+                } else {
+                    &d.driver
+                }
+            );
             Ok(0)
         }
         "dax-bind" => {
-            let (name, drv) = (rest.first().context("dax-bind NAME DRIVER")?, rest.get(1).context("dax-bind NAME DRIVER")?);
+            let (name, drv) = (
+                rest.first().context("dax-bind NAME DRIVER")?,
+                rest.get(1).context("dax-bind NAME DRIVER")?,
+            );
             dax::bind(name, drv)?;
             Ok(0)
         }
@@ -101,7 +115,9 @@ fn real_main(args: &[String]) -> Result<i32> {
         }
         "fuse-probe" => {
             let [mnt, init, log] = [0, 1, 2].map(|i| rest.get(i).cloned());
-            let profile = famfs_proto::Profile::by_name(rest.get(3).map(String::as_str).unwrap_or("v10")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let profile =
+                famfs_proto::Profile::by_name(rest.get(3).map(String::as_str).unwrap_or("v10"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             let opts = fuseprobe::ProbeOptions {
                 mountpoint: mnt.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
                 init_path: init.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
@@ -114,8 +130,9 @@ fn real_main(args: &[String]) -> Result<i32> {
         "fuse-report" => {
             let init_p = rest.first().context("fuse-report INIT_JSON LOG_JSONL")?;
             let log_p = rest.get(1).context("fuse-report INIT_JSON LOG_JSONL")?;
-            let init: fuseprobe::InitRecord =
-                serde_json::from_str(&std::fs::read_to_string(init_p).with_context(|| format!("reading {init_p}"))?)?;
+            let init: fuseprobe::InitRecord = serde_json::from_str(
+                &std::fs::read_to_string(init_p).with_context(|| format!("reading {init_p}"))?,
+            )?;
             let reqs = std::fs::read_to_string(log_p)
                 .with_context(|| format!("reading {log_p}"))?
                 .lines()
@@ -135,27 +152,55 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "dax-attr" => {
-            print!("{}", tools::dax_attr(rest.first().context("dax-attr PATH")?));
+            print!(
+                "{}",
+                tools::dax_attr(rest.first().context("dax-attr PATH")?)
+            );
             Ok(0)
         }
         "famfsd-log" => {
-            print!("{}", tools::log_counts(rest.first().context("famfsd-log LOG NAME...")?, &rest[1..])?);
+            print!(
+                "{}",
+                tools::log_counts(rest.first().context("famfsd-log LOG NAME...")?, &rest[1..])?
+            );
             Ok(0)
         }
         "pattern-fill" => {
             let u = "pattern-fill DEV OFFSET LEN";
             let off = parse_len(rest.get(1).context(u)?)? as u64;
-            print!("{}", tools::pattern_fill(rest.first().context(u)?, off, parse_len(rest.get(2).context(u)?)?)?);
+            print!(
+                "{}",
+                tools::pattern_fill(
+                    rest.first().context(u)?,
+                    off,
+                    parse_len(rest.get(2).context(u)?)?
+                )?
+            );
             Ok(0)
         }
         "pattern-check" => {
             let u = "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read";
-            let (foff, len, doff) = (parse_len(rest.get(1).context(u)?)? as u64, parse_len(rest.get(2).context(u)?)?, parse_len(rest.get(3).context(u)?)? as u64);
-            print!("{}", tools::pattern_check(rest.first().context(u)?, foff, len, doff, rest.get(4).context(u)?)?);
+            let (foff, len, doff) = (
+                parse_len(rest.get(1).context(u)?)? as u64,
+                parse_len(rest.get(2).context(u)?)?,
+                parse_len(rest.get(3).context(u)?)? as u64,
+            );
+            print!(
+                "{}",
+                tools::pattern_check(
+                    rest.first().context(u)?,
+                    foff,
+                    len,
+                    doff,
+                    rest.get(4).context(u)?
+                )?
+            );
             Ok(0)
         }
         "famfs-cap" => {
-            let profile = famfs_proto::Profile::parse(rest.first().map(String::as_str).unwrap_or("v10")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let profile =
+                famfs_proto::Profile::parse(rest.first().map(String::as_str).unwrap_or("v10"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             let scratch = std::env::temp_dir().join(format!("fh-famfs-cap-{}", std::process::id()));
             let rec = fuseprobe::famfs_capability(&profile, &scratch);
             let _ = std::fs::remove_dir_all(&scratch);

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 const DAX_BUS: &str = "/sys/bus/dax";
 
 fn read_trim(p: &str) -> Result<String> {
-    Ok(std::fs::read_to_string(p).with_context(|| format!("reading {p}"))?.trim().to_string())
+    Ok(std::fs::read_to_string(p)
+        .with_context(|| format!("reading {p}"))?
+        .trim()
+        .to_string())
 }
 
 fn write_sysfs(p: &str, v: &str) -> Result<()> {
@@ -33,8 +36,13 @@ pub fn device_info(name: &str) -> Result<DaxDevice> {
     }
     Ok(DaxDevice {
         path: format!("/dev/{name}"),
-        size: read_trim(&format!("{base}/size"))?.parse().context("dax size")?,
-        align: read_trim(&format!("{base}/align")).ok().and_then(|s| s.parse().ok()).unwrap_or(0),
+        size: read_trim(&format!("{base}/size"))?
+            .parse()
+            .context("dax size")?,
+        align: read_trim(&format!("{base}/align"))
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
         driver: driver_of(name),
     })
 }
@@ -54,7 +62,12 @@ fn run_tool(argv: &[&str]) -> Result<String> {
     let out = Command::new(argv[0])
         .args(&argv[1..])
         .output()
-        .with_context(|| format!("running {} (is it in the image / on the host for vng?)", argv[0]))?;
+        .with_context(|| {
+            format!(
+                "running {} (is it in the image / on the host for vng?)",
+                argv[0]
+            )
+        })?;
     if !out.status.success() {
         bail!(
             "`{}` failed ({}): {}{}",
@@ -73,14 +86,32 @@ pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
     if spec.kind == crate::topology::PmemKind::Cxl {
         setup_cxl_region(spec)?;
         let align = spec.align.to_string();
-        run_tool(&["ndctl", "create-namespace", "-m", "devdax", "-r", "region0", "--align", &align])?;
+        run_tool(&[
+            "ndctl",
+            "create-namespace",
+            "-m",
+            "devdax",
+            "-r",
+            "region0",
+            "--align",
+            &align,
+        ])?;
         return finish_dax(spec);
     }
     if !wait_for("/sys/bus/nd/devices/namespace0.0", Duration::from_secs(20)) {
         bail!("no pmem namespace appeared (/sys/bus/nd/devices/namespace0.0); is the NVDIMM/memmap pmem configured and CONFIG_ACPI_NFIT / X86_PMEM_LEGACY built in?");
     }
     let align = spec.align.to_string();
-    run_tool(&["ndctl", "create-namespace", "-f", "-e", "namespace0.0", "--mode=devdax", "--align", &align])?;
+    run_tool(&[
+        "ndctl",
+        "create-namespace",
+        "-f",
+        "-e",
+        "namespace0.0",
+        "--mode=devdax",
+        "--align",
+        &align,
+    ])?;
     finish_dax(spec)
 }
 
@@ -93,9 +124,26 @@ fn setup_cxl_region(spec: &PmemSpec) -> Result<()> {
         bail!("no CXL root decoder (decoder0.0): is CONFIG_CXL_ACPI set and the CXL fixed memory window configured?");
     }
     let size = format!("{}M", spec.size_mib);
-    run_tool(&["cxl", "create-region", "-m", "-t", "pmem", "-d", "decoder0.0", "-w", "1", "-g", "4096", "mem0", "-s", &size])?;
+    run_tool(&[
+        "cxl",
+        "create-region",
+        "-m",
+        "-t",
+        "pmem",
+        "-d",
+        "decoder0.0",
+        "-w",
+        "1",
+        "-g",
+        "4096",
+        "mem0",
+        "-s",
+        &size,
+    ])?;
     if !wait_for("/sys/bus/nd/devices/region0", Duration::from_secs(10)) {
-        bail!("the CXL pmem region did not appear as an nd region (region0): is CONFIG_CXL_PMEM set?");
+        bail!(
+            "the CXL pmem region did not appear as an nd region (region0): is CONFIG_CXL_PMEM set?"
+        );
     }
     Ok(())
 }
@@ -156,13 +204,27 @@ pub fn bind(name: &str, driver: &str) -> Result<()> {
 /// Returns a one-line result suitable for golden output.
 pub fn mmap_pattern(dev: &str, len: usize, offset: i64) -> Result<String> {
     use std::os::unix::io::AsRawFd;
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(dev).with_context(|| format!("opening {dev}"))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .with_context(|| format!("opening {dev}"))?;
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), offset)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            offset,
+        )
     };
     if p == libc::MAP_FAILED {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        return Ok(format!("mmap {dev} len {len}: failed {}", super::sys::errno_name(e)));
+        return Ok(format!(
+            "mmap {dev} len {len}: failed {}",
+            super::sys::errno_name(e)
+        ));
     }
     let words = len / 8;
     let seed = 0x9e37_79b9_7f4a_7c15u64 ^ (offset as u64);
@@ -181,10 +243,22 @@ pub fn mmap_pattern(dev: &str, len: usize, offset: i64) -> Result<String> {
     unsafe { libc::munmap(p, len) };
     // Read back through a fresh mapping too: the data must be in the device,
     // not only in this mapping.
-    let p2 = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), offset) };
+    let p2 = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            offset,
+        )
+    };
     if p2 == libc::MAP_FAILED {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        return Ok(format!("second mmap {dev}: failed {}", super::sys::errno_name(e)));
+        return Ok(format!(
+            "second mmap {dev}: failed {}",
+            super::sys::errno_name(e)
+        ));
     }
     let s2 = unsafe { std::slice::from_raw_parts(p2 as *const u64, words) };
     for (i, w) in s2.iter().enumerate() {
@@ -196,6 +270,8 @@ pub fn mmap_pattern(dev: &str, len: usize, offset: i64) -> Result<String> {
     unsafe { libc::munmap(p2, len) };
     Ok(match first_bad {
         None => format!("mmap {len} bytes at offset {offset}: pattern ok"),
-        Some(o) => format!("mmap {len} bytes at offset {offset}: {bad} bad words, first at byte {o}"),
+        Some(o) => {
+            format!("mmap {len} bytes at offset {offset}: {bad} bad words, first at byte {o}")
+        }
     })
 }

@@ -5,7 +5,9 @@
 //! up as a GET_FMAP request in the log.
 
 use anyhow::{bail, Context, Result};
-use famfs_proto::abi::{self, init_flags, Attr, EntryOut, InHeader, InitIn, InitOut, OpenOut, ReadIn, StatfsOut};
+use famfs_proto::abi::{
+    self, init_flags, Attr, EntryOut, InHeader, InitIn, InitOut, OpenOut, ReadIn, StatfsOut,
+};
 use famfs_proto::{Opcode, Profile, Wire};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
@@ -86,7 +88,11 @@ pub struct ProbeOptions {
 
 /// Mount, serve until unmounted, return the number of requests seen.
 pub fn serve(opts: &ProbeOptions) -> Result<usize> {
-    let dev = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").context("opening /dev/fuse")?;
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .context("opening /dev/fuse")?;
     let fd = dev.as_raw_fd();
     let data = format!("fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other");
     let (src, tgt, fst, dat) = (
@@ -105,9 +111,11 @@ pub fn serve(opts: &ProbeOptions) -> Result<usize> {
         )
     };
     if r != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("mounting FUSE on {}", opts.mountpoint));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("mounting FUSE on {}", opts.mountpoint));
     }
-    let mut log = std::fs::File::create(&opts.log_path).with_context(|| format!("creating {}", opts.log_path))?;
+    let mut log = std::fs::File::create(&opts.log_path)
+        .with_context(|| format!("creating {}", opts.log_path))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut writer = unsafe { std::fs::File::from_raw_fd(libc::dup(fd)) };
     let mut count = 0usize;
@@ -122,7 +130,8 @@ pub fn serve(opts: &ProbeOptions) -> Result<usize> {
             }
         }
         let req = &buf[..n as usize];
-        let (h, payload) = abi::split_request(req).map_err(|e| anyhow::anyhow!("bad request: {e}"))?;
+        let (h, payload) =
+            abi::split_request(req).map_err(|e| anyhow::anyhow!("bad request: {e}"))?;
         count += 1;
         let rec = RequestRecord {
             opcode: h.opcode,
@@ -221,8 +230,11 @@ fn handle(h: &InHeader, payload: &[u8], opts: &ProbeOptions) -> Result<Option<Ve
         Opcode::Readdir => {
             let r = ReadIn::decode(payload).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut out = Vec::new();
-            let entries: [(u64, &[u8], u32); 3] =
-                [(ROOT, b".", libc::S_IFDIR), (ROOT, b"..", libc::S_IFDIR), (FILE, FILE_NAME.as_bytes(), libc::S_IFREG)];
+            let entries: [(u64, &[u8], u32); 3] = [
+                (ROOT, b".", libc::S_IFDIR),
+                (ROOT, b"..", libc::S_IFDIR),
+                (FILE, FILE_NAME.as_bytes(), libc::S_IFREG),
+            ];
             for (i, (ino, name, mode)) in entries.iter().enumerate().skip(r.offset as usize) {
                 let mut one = Vec::new();
                 abi::push_dirent(&mut one, *ino, i as u64 + 1, abi::dirent_type(*mode), name);
@@ -259,7 +271,11 @@ pub fn report(init: &InitRecord, requests: &[RequestRecord], famfs_kernel: bool)
     s.push_str(&format!(
         "INIT: major {} INIT_EXT {}\n",
         init.major,
-        if init.offered & init_flags::INIT_EXT != 0 { "offered" } else { "not offered" }
+        if init.offered & init_flags::INIT_EXT != 0 {
+            "offered"
+        } else {
+            "not offered"
+        }
     ));
     let judge = |what: String, got: String, want: String| {
         if got == want {
@@ -269,20 +285,41 @@ pub fn report(init: &InitRecord, requests: &[RequestRecord], famfs_kernel: bool)
         }
     };
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
-    s.push_str(&judge(format!("famfs capability offered ({} profile)", init.profile), yes_no(init.famfs_offered), yes_no(famfs_kernel)));
+    s.push_str(&judge(
+        format!("famfs capability offered ({} profile)", init.profile),
+        yes_no(init.famfs_offered),
+        yes_no(famfs_kernel),
+    ));
     // Count requests carrying the famfs opcodes of every known profile, so a
     // kernel speaking another numbering is caught too.
-    let famfs_ops: Vec<u32> = Profile::builtins().iter().flat_map(|p| [p.get_fmap, p.get_daxdev]).collect();
-    let famfs_requests = requests.iter().filter(|r| famfs_ops.contains(&r.opcode)).count();
-    let opens = requests.iter().filter(|r| r.opcode == Opcode::Open as u32).count();
+    let famfs_ops: Vec<u32> = Profile::builtins()
+        .iter()
+        .flat_map(|p| [p.get_fmap, p.get_daxdev])
+        .collect();
+    let famfs_requests = requests
+        .iter()
+        .filter(|r| famfs_ops.contains(&r.opcode))
+        .count();
+    let opens = requests
+        .iter()
+        .filter(|r| r.opcode == Opcode::Open as u32)
+        .count();
     let want = if famfs_kernel { opens } else { 0 };
-    s.push_str(&judge("requests with a famfs opcode".into(), famfs_requests.to_string(), want.to_string()));
+    s.push_str(&judge(
+        "requests with a famfs opcode".into(),
+        famfs_requests.to_string(),
+        want.to_string(),
+    ));
     for op in [Opcode::Lookup, Opcode::Open] {
         let seen = requests.iter().any(|r| r.opcode == op as u32);
         s.push_str(&format!("{} seen: {}\n", op.name(), yes_no(seen)));
     }
     let read = requests.iter().any(|r| r.opcode == Opcode::Read as u32);
-    s.push_str(&judge("READ seen".into(), yes_no(read), yes_no(!famfs_kernel)));
+    s.push_str(&judge(
+        "READ seen".into(),
+        yes_no(read),
+        yes_no(!famfs_kernel),
+    ));
     if requests.is_empty() {
         bail!("the probe recorded no requests at all");
     }
@@ -369,5 +406,8 @@ pub fn famfs_capability(profile: &Profile, scratch: &std::path::Path) -> Result<
         .lines()
         .filter_map(|l| serde_json::from_str::<RequestRecord>(l).ok())
         .any(|r| r.opcode == profile.get_fmap);
-    Ok(Capability { init: rec, get_fmap_seen })
+    Ok(Capability {
+        init: rec,
+        get_fmap_seen,
+    })
 }

@@ -24,21 +24,36 @@ pub struct Channel {
 impl Channel {
     pub fn open(explicit: Option<&str>) -> Result<Channel> {
         if let Some(p) = explicit {
-            let out = std::fs::OpenOptions::new().write(true).open(p).with_context(|| format!("opening channel {p}"))?;
-            return Ok(Channel { out, desc: p.into() });
+            let out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("opening channel {p}"))?;
+            return Ok(Channel {
+                out,
+                desc: p.into(),
+            });
         }
         if let Ok(rd) = std::fs::read_dir("/sys/class/virtio-ports") {
             for e in rd.flatten() {
                 let name = std::fs::read_to_string(e.path().join("name")).unwrap_or_default();
                 if name.trim() == channel::PORT_NAME {
                     let dev = format!("/dev/{}", e.file_name().to_string_lossy());
-                    let out = std::fs::OpenOptions::new().write(true).open(&dev).with_context(|| format!("opening {dev}"))?;
+                    let out = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&dev)
+                        .with_context(|| format!("opening {dev}"))?;
                     return Ok(Channel { out, desc: dev });
                 }
             }
         }
-        let out = std::fs::OpenOptions::new().write(true).open("/dev/console").context("opening /dev/console")?;
-        Ok(Channel { out, desc: "/dev/console".into() })
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/console")
+            .context("opening /dev/console")?;
+        Ok(Channel {
+            out,
+            desc: "/dev/console".into(),
+        })
     }
 
     pub fn send(&mut self, m: &GuestMsg) {
@@ -51,11 +66,19 @@ impl Channel {
 pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<()> {
     sys::ensure_mounts();
     let mut ch = Channel::open(channel_path)?;
-    let plan: RunPlan = serde_json::from_str(&std::fs::read_to_string(plan_path).with_context(|| format!("reading plan {plan_path}"))?)
-        .with_context(|| format!("parsing plan {plan_path}"))?;
+    let plan: RunPlan = serde_json::from_str(
+        &std::fs::read_to_string(plan_path).with_context(|| format!("reading plan {plan_path}"))?,
+    )
+    .with_context(|| format!("parsing plan {plan_path}"))?;
     ch.send(&GuestMsg::Hello {
-        release: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().into(),
-        cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default().trim().into(),
+        release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .into(),
+        cmdline: std::fs::read_to_string("/proc/cmdline")
+            .unwrap_or_default()
+            .trim()
+            .into(),
         uptime_ms: sys::uptime_ms(),
         runner: env!("CARGO_PKG_VERSION").into(),
     });
@@ -65,13 +88,24 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
         Some(spec) => super::dax::setup_pmem(spec).map(|d| devices = d),
     };
     match &setup {
-        Ok(()) => ch.send(&GuestMsg::Setup { ok: true, detail: plan.topology.describe(), devices: devices.clone() }),
-        Err(e) => ch.send(&GuestMsg::Setup { ok: false, detail: format!("{e:#}"), devices: vec![] }),
+        Ok(()) => ch.send(&GuestMsg::Setup {
+            ok: true,
+            detail: plan.topology.describe(),
+            devices: devices.clone(),
+        }),
+        Err(e) => ch.send(&GuestMsg::Setup {
+            ok: false,
+            detail: format!("{e:#}"),
+            devices: vec![],
+        }),
     }
     let mut ran = 0;
     if setup.is_ok() {
         for case in &plan.cases {
-            ch.send(&GuestMsg::CaseStart { id: case.id.clone(), uptime_ms: sys::uptime_ms() });
+            ch.send(&GuestMsg::CaseStart {
+                id: case.id.clone(),
+                uptime_ms: sys::uptime_ms(),
+            });
             let report = run_case(&plan, case, &devices, tool);
             ch.send(&GuestMsg::CaseEnd(report));
             ran += 1;
@@ -81,23 +115,44 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
     Ok(())
 }
 
-fn case_env(plan: &RunPlan, case: &PlannedCase, devices: &[crate::channel::DaxDevice], tool: &Path, dir: &Path) -> BTreeMap<String, String> {
+fn case_env(
+    plan: &RunPlan,
+    case: &PlannedCase,
+    devices: &[crate::channel::DaxDevice],
+    tool: &Path,
+    dir: &Path,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let root = Path::new(&plan.cases_root);
     env.insert("FH_CASE_ID".into(), case.id.clone());
     env.insert("FH_CASE_DIR".into(), dir.display().to_string());
-    env.insert("FH_ARTIFACTS".into(), dir.join("artifacts").display().to_string());
-    env.insert("FH_NOTRUN_FILE".into(), dir.join(".notrun").display().to_string());
+    env.insert(
+        "FH_ARTIFACTS".into(),
+        dir.join("artifacts").display().to_string(),
+    );
+    env.insert(
+        "FH_NOTRUN_FILE".into(),
+        dir.join(".notrun").display().to_string(),
+    );
     env.insert("FH_CASES".into(), plan.cases_root.clone());
-    env.insert("FH_COMMON".into(), root.join("common.sh").display().to_string());
+    env.insert(
+        "FH_COMMON".into(),
+        root.join("common.sh").display().to_string(),
+    );
     env.insert("FH_TOOL".into(), tool.display().to_string());
     env.insert("FH_PROFILE".into(), plan.profile.clone());
     env.insert("FH_TIMEOUT_SCALE".into(), format!("{}", plan.timeout_scale));
     if let Some(d) = devices.first() {
         env.insert("FH_DAX".into(), d.path.clone());
-        env.insert("FH_DAX_NAME".into(), d.path.trim_start_matches("/dev/").to_string());
+        env.insert(
+            "FH_DAX_NAME".into(),
+            d.path.trim_start_matches("/dev/").to_string(),
+        );
     }
-    let tool_dir = tool.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let tool_dir = tool
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     env.insert("PATH".into(), format!("{tool_dir}:{path}"));
     for (k, v) in &plan.env {
@@ -107,7 +162,12 @@ fn case_env(plan: &RunPlan, case: &PlannedCase, devices: &[crate::channel::DaxDe
 }
 
 /// Run one case between kernel-log markers and collect everything about it.
-pub fn run_case(plan: &RunPlan, case: &PlannedCase, devices: &[crate::channel::DaxDevice], tool: &Path) -> CaseReport {
+pub fn run_case(
+    plan: &RunPlan,
+    case: &PlannedCase,
+    devices: &[crate::channel::DaxDevice],
+    tool: &Path,
+) -> CaseReport {
     let dir = PathBuf::from("/tmp/fh-cases").join(case.id.replace('/', "_"));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(dir.join("artifacts"));
@@ -119,16 +179,28 @@ pub fn run_case(plan: &RunPlan, case: &PlannedCase, devices: &[crate::channel::D
     let timeout = Duration::from_secs_f64(case.timeout_s as f64 * plan.timeout_scale.max(1.0));
     let script = Path::new(&plan.cases_root).join(&case.script);
 
-    let (exit, output) = match spawn_and_wait(&script, &dir, case_env(plan, case, devices, tool, &dir), timeout) {
+    let (exit, output) = match spawn_and_wait(
+        &script,
+        &dir,
+        case_env(plan, case, devices, tool, &dir),
+        timeout,
+    ) {
         Ok(r) => r,
-        Err(e) => (CaseExit::SpawnFailed { error: format!("{e:#}") }, String::new()),
+        Err(e) => (
+            CaseExit::SpawnFailed {
+                error: format!("{e:#}"),
+            },
+            String::new(),
+        ),
     };
     let duration_ms = start.elapsed().as_millis() as u64;
     cleanup_mounts_under(&dir);
     sys::kmsg_write(&format!("fh: case {} end\n", case.id));
     let lines = kmsg.as_mut().map(|k| k.read_new()).unwrap_or_default();
     let findings = crate::kmsg::scan(lines.iter().map(String::as_str));
-    let notrun = std::fs::read_to_string(dir.join(".notrun")).ok().map(|s| s.trim().to_string());
+    let notrun = std::fs::read_to_string(dir.join(".notrun"))
+        .ok()
+        .map(|s| s.trim().to_string());
     CaseReport {
         id: case.id.clone(),
         exit,
@@ -141,13 +213,26 @@ pub fn run_case(plan: &RunPlan, case: &PlannedCase, devices: &[crate::channel::D
     }
 }
 
-fn spawn_and_wait(script: &Path, dir: &Path, env: BTreeMap<String, String>, timeout: Duration) -> Result<(CaseExit, String)> {
+fn spawn_and_wait(
+    script: &Path,
+    dir: &Path,
+    env: BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<(CaseExit, String)> {
     let (mut reader, writer) = std::io::pipe().context("creating the output pipe")?;
     let writer2 = writer.try_clone()?;
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg(script).current_dir(dir).env_clear().envs(env).stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    cmd.arg(script)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2);
     cmd.process_group(0);
-    let mut child = cmd.spawn().with_context(|| format!("starting /bin/sh {}", script.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting /bin/sh {}", script.display()))?;
     drop(cmd); // close our copies of the pipe's write end
     let pgid = child.id() as i32;
     let collector = std::thread::spawn(move || {
@@ -178,7 +263,9 @@ fn spawn_and_wait(script: &Path, dir: &Path, env: BTreeMap<String, String>, time
         if start.elapsed() >= timeout {
             unsafe { libc::killpg(pgid, libc::SIGKILL) };
             let _ = child.wait();
-            break CaseExit::TimedOut { after_s: start.elapsed().as_secs_f64() };
+            break CaseExit::TimedOut {
+                after_s: start.elapsed().as_secs_f64(),
+            };
         }
         std::thread::sleep(sleep);
         sleep = (sleep * 2).min(Duration::from_millis(20));
@@ -222,7 +309,11 @@ fn reap_orphans() {
 fn cleanup_mounts_under(dir: &Path) {
     let prefix = dir.display().to_string();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mut targets: Vec<&str> = mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|t| t.starts_with(&prefix)).collect();
+    let mut targets: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|t| t.starts_with(&prefix))
+        .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
         let c = std::ffi::CString::new(t).unwrap();
@@ -232,7 +323,9 @@ fn cleanup_mounts_under(dir: &Path) {
 
 fn collect_artifacts(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if !p.is_file() {
@@ -278,12 +371,21 @@ mod tests {
         let (exit, out) = run("echo started\nsleep 30 &\nsleep 30\n", 300);
         assert!(matches!(exit, CaseExit::TimedOut { .. }), "{exit:?}");
         assert_eq!(out, "started\n");
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
     fn signals_are_reported() {
         let (exit, _) = run("kill -SEGV $$\n", 10_000);
-        assert_eq!(exit, CaseExit::Signaled { signal: libc::SIGSEGV });
+        assert_eq!(
+            exit,
+            CaseExit::Signaled {
+                signal: libc::SIGSEGV
+            }
+        );
     }
 }

@@ -52,7 +52,9 @@ pub fn mount(src: &str, target: &str, fstype: &str, data: Option<&str>) -> Resul
             t.as_ptr(),
             f.as_ptr(),
             0,
-            d.as_ref().map(|d| d.as_ptr() as *const libc::c_void).unwrap_or(std::ptr::null()),
+            d.as_ref()
+                .map(|d| d.as_ptr() as *const libc::c_void)
+                .unwrap_or(std::ptr::null()),
         )
     };
     if r != 0 {
@@ -66,7 +68,10 @@ pub fn mount(src: &str, target: &str, fstype: &str, data: Option<&str>) -> Resul
 
 pub fn is_mounted(target: &str) -> bool {
     std::fs::read_to_string("/proc/self/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(target)))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(target))
+        })
         .unwrap_or(false)
 }
 
@@ -102,7 +107,12 @@ pub struct KmsgCursor {
 impl KmsgCursor {
     pub fn at_end() -> Result<KmsgCursor> {
         let path = CString::new("/dev/kmsg").unwrap();
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return Err(std::io::Error::last_os_error()).context("opening /dev/kmsg");
         }
@@ -115,7 +125,8 @@ impl KmsgCursor {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+            let n =
+                unsafe { libc::read(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EPIPE) {
@@ -146,14 +157,20 @@ impl Drop for KmsgCursor {
 pub fn uptime_ms() -> u64 {
     std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        })
         .map(|s| (s * 1000.0) as u64)
         .unwrap_or(0)
 }
 
 /// Errno name for messages that cases compare against golden output.
 pub fn errno_name(e: i32) -> String {
-    famfs_proto::errno::errno_name(e).map(str::to_string).unwrap_or_else(|| format!("errno {e}"))
+    famfs_proto::errno::errno_name(e)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("errno {e}"))
 }
 
 #[cfg(test)]

@@ -24,8 +24,15 @@ pub fn file(path: &str) -> String {
     };
     let mut buf = Vec::new();
     match f.read_to_end(&mut buf) {
-        Ok(n) if buf.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) => {
-            out.push_str(&format!("read {n} bytes:\n{}", String::from_utf8_lossy(&buf)));
+        Ok(n)
+            if buf
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) =>
+        {
+            out.push_str(&format!(
+                "read {n} bytes:\n{}",
+                String::from_utf8_lossy(&buf)
+            ));
             if !out.ends_with('\n') {
                 out.push('\n');
             }
@@ -56,7 +63,8 @@ pub fn log_counts(log: &str, names: &[String]) -> Result<String> {
     let text = std::fs::read_to_string(log).with_context(|| format!("reading {log}"))?;
     let mut counts = vec![0usize; names.len()];
     for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{log}: not JSON: {line}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{log}: not JSON: {line}"))?;
         if v.get("event").and_then(|e| e.as_str()) != Some("request") {
             continue;
         }
@@ -72,7 +80,11 @@ pub fn log_counts(log: &str, names: &[String]) -> Result<String> {
             }
         }
     }
-    Ok(names.iter().zip(counts).map(|(n, c)| format!("{n} {c}\n")).collect())
+    Ok(names
+        .iter()
+        .zip(counts)
+        .map(|(n, c)| format!("{n} {c}\n"))
+        .collect())
 }
 
 /// The pattern word stored at device byte offset `off` (a multiple of 8):
@@ -85,11 +97,27 @@ pub fn pattern_word(off: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn map(f: &std::fs::File, len: usize, off: i64, write: bool) -> std::result::Result<*mut u64, String> {
+fn map(
+    f: &std::fs::File,
+    len: usize,
+    off: i64,
+    write: bool,
+) -> std::result::Result<*mut u64, String> {
     let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, f.as_raw_fd(), off) };
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            off,
+        )
+    };
     if p == libc::MAP_FAILED {
-        Err(errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+        Err(errno_name(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ))
     } else {
         Ok(p as *mut u64)
     }
@@ -97,7 +125,11 @@ fn map(f: &std::fs::File, len: usize, off: i64, write: bool) -> std::result::Res
 
 /// `pattern-fill DEV OFFSET LEN`: write the pattern into a devdax device.
 pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(dev).with_context(|| format!("opening {dev}"))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .with_context(|| format!("opening {dev}"))?;
     let p = match map(&f, len, off as i64, true) {
         Ok(p) => p,
         Err(e) => return Ok(format!("mmap {dev}: failed {e}\n")),
@@ -112,7 +144,13 @@ pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
 
 /// `pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read`: the bytes of
 /// FILE at FILE_OFFSET must be the pattern of the device at DEV_OFFSET.
-pub fn pattern_check(path: &str, file_off: u64, len: usize, dev_off: u64, how: &str) -> Result<String> {
+pub fn pattern_check(
+    path: &str,
+    file_off: u64,
+    len: usize,
+    dev_off: u64,
+    how: &str,
+) -> Result<String> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => return Ok(format!("open {path}: failed {}\n", errno_of(&e))),
@@ -130,21 +168,45 @@ pub fn pattern_check(path: &str, file_off: u64, len: usize, dev_off: u64, how: &
         }
         "read" => {
             let mut buf = vec![0u8; len];
-            let n = unsafe { libc::pread(f.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, len, file_off as i64) };
+            let n = unsafe {
+                libc::pread(
+                    f.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    len,
+                    file_off as i64,
+                )
+            };
             if n < 0 {
-                return Ok(format!("read: failed {}\n", errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))));
+                return Ok(format!(
+                    "read: failed {}\n",
+                    errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+                ));
             }
             if (n as usize) < len {
                 return Ok(format!("read: short, {n} of {len} bytes\n"));
             }
-            buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+            buf.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                .collect()
         }
         other => anyhow::bail!("pattern-check: `{other}` is not mmap or read"),
     };
-    let bad: Vec<usize> = data.iter().enumerate().filter(|(i, w)| **w != pattern_word(dev_off + 8 * *i as u64)).map(|(i, _)| i).collect();
+    let bad: Vec<usize> = data
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| **w != pattern_word(dev_off + 8 * *i as u64))
+        .map(|(i, _)| i)
+        .collect();
     Ok(match bad.first() {
-        None => format!("{how} {len} bytes at file offset {file_off}: device data from offset {dev_off}\n"),
-        Some(i) => format!("{how} at file offset {file_off}: {} of {} words differ, first at byte {}\n", bad.len(), data.len(), i * 8),
+        None => format!(
+            "{how} {len} bytes at file offset {file_off}: device data from offset {dev_off}\n"
+        ),
+        Some(i) => format!(
+            "{how} at file offset {file_off}: {} of {} words differ, first at byte {}\n",
+            bad.len(),
+            data.len(),
+            i * 8
+        ),
     })
 }
 
@@ -163,12 +225,23 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("f");
         let dev_off = 2u64 << 20;
-        let bytes: Vec<u8> = (0..8192u64).step_by(8).flat_map(|o| pattern_word(dev_off + o).to_le_bytes()).collect();
+        let bytes: Vec<u8> = (0..8192u64)
+            .step_by(8)
+            .flat_map(|o| pattern_word(dev_off + o).to_le_bytes())
+            .collect();
         std::fs::write(&p, &bytes).unwrap();
         let ps = p.display().to_string();
-        assert_eq!(pattern_check(&ps, 0, 8192, dev_off, "read").unwrap(), "read 8192 bytes at file offset 0: device data from offset 2097152\n");
-        assert_eq!(pattern_check(&ps, 0, 4096, dev_off, "mmap").unwrap(), "mmap 4096 bytes at file offset 0: device data from offset 2097152\n");
-        assert!(pattern_check(&ps, 4096, 4096, 0, "read").unwrap().contains("512 of 512 words differ"));
+        assert_eq!(
+            pattern_check(&ps, 0, 8192, dev_off, "read").unwrap(),
+            "read 8192 bytes at file offset 0: device data from offset 2097152\n"
+        );
+        assert_eq!(
+            pattern_check(&ps, 0, 4096, dev_off, "mmap").unwrap(),
+            "mmap 4096 bytes at file offset 0: device data from offset 2097152\n"
+        );
+        assert!(pattern_check(&ps, 4096, 4096, 0, "read")
+            .unwrap()
+            .contains("512 of 512 words differ"));
         assert!(file(&ps).starts_with("size 8192 mode 644\nread 8192 bytes (binary)"));
         assert!(file("/nonexistent").contains("failed ENOENT"));
     }
@@ -178,7 +251,11 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("log");
         std::fs::write(&p, "{\"event\":\"request\",\"name\":\"GET_FMAP\"}\n{\"event\":\"write_failed\",\"name\":\"GET_FMAP\"}\n{\"event\":\"request\",\"name\":\"OPEN\"}\n").unwrap();
-        let out = log_counts(&p.display().to_string(), &["GET_FMAP".into(), "OPEN".into(), "READ".into()]).unwrap();
+        let out = log_counts(
+            &p.display().to_string(),
+            &["GET_FMAP".into(), "OPEN".into(), "READ".into()],
+        )
+        .unwrap();
         assert_eq!(out, "GET_FMAP 1\nOPEN 1\nREAD 0\n");
     }
 }
