@@ -3,9 +3,9 @@
 //! same kernel in one run, and how long a fully cached run takes to reach
 //! QEMU.
 
-use crate::results::CaseResult;
+use crate::report::results::CaseResult;
+use crate::report::ui::say;
 use crate::run::{self, Options};
-use crate::ui::say;
 use crate::vm::Backend;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -84,7 +84,7 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
     let mut p = run::prepare(&o)?;
     let cached_prepare = t.elapsed().as_secs_f64();
 
-    let vng_ok = crate::vng::vng_program().is_ok();
+    let vng_ok = crate::vm::vng::vng_program().is_ok();
     let mut rows = Vec::new();
     for backend in [Backend::Qemu, Backend::Vng] {
         if backend == Backend::Vng && !vng_ok {
@@ -155,7 +155,7 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     // The source package and its unpacked tree: hard links, so the cold
     // build measures make, not the download.
     let src = main_cache.dir("sources")?;
-    crate::patches::link_copy(&src, &cache_root.join("sources"))?;
+    crate::kernel::patches::link_copy(&src, &cache_root.join("sources"))?;
     let mut o = opts.clone();
     o.cache_root = Some(cache_root.clone());
     let cache = crate::cache::Cache::open(Some(&cache_root))?;
@@ -174,7 +174,10 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     let t = Instant::now();
     let var = match run::kernel(&v, &cache) {
         Ok(k) => Some((k, t.elapsed().as_secs_f64())),
-        Err(e) if e.downcast_ref::<crate::kernels::Unavailable>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<crate::kernel::named::Unavailable>()
+                .is_some() =>
+        {
             say(&format!("variant not measured: {e}"));
             None
         }
@@ -210,13 +213,13 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     Ok(())
 }
 
-fn base_objects(k: &crate::kbuild::KernelArtifacts) -> String {
+fn base_objects(k: &crate::kernel::build::KernelArtifacts) -> String {
     k.build_log
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .map(|t| {
             t.lines()
-                .filter(|l| crate::kbuild::is_compile_line(l))
+                .filter(|l| crate::kernel::build::is_compile_line(l))
                 .count()
                 .to_string()
         })

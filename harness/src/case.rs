@@ -13,8 +13,8 @@
 //! ```
 //! See cases/README.md for every field.
 
-use crate::config::DotConfig;
-use crate::topology::{parse_size_mib, DaxMode, PmemKind, PmemSpec, Topology, ALIGN_2M};
+use crate::contract::topology::{parse_size_mib, DaxMode, PmemKind, PmemSpec, Topology, ALIGN_2M};
+use crate::kernel::config::DotConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -165,7 +165,7 @@ fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
     let size_mib =
         parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
     let kind = r.pmem_kind.unwrap_or(PmemKind::Nvdimm);
-    if kind == PmemKind::Cxl && size_mib % crate::topology::CXL_REGION_MIB != 0 {
+    if kind == PmemKind::Cxl && size_mib % crate::contract::topology::CXL_REGION_MIB != 0 {
         bail!(
             "{}: requires.pmem is {size} but CXL regions come in multiples of 256M",
             path.display()

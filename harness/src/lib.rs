@@ -2,21 +2,31 @@
 //! boot it in QEMU with emulated dax devices, run fstests-style cases in the
 //! guest and report them as test results.
 //!
-//! Data flows one way: `config` -> `source`/`kbuild` -> `image` -> `vm`
-//! (`qemu`, `vng`) -> `channel` (typed guest messages) -> `verdict` ->
-//! `results`/`trials`/`ui`. The guest side lives in `guest`; the modules
-//! without the `host` feature are what the static guest program is built from.
+//! The folders are the stages data flows through, one way:
+//!
+//! | stage | folder | owns | never |
+//! |---|---|---|---|
+//! | kernel | `kernel/` | fragments, sources, patch series, named kernels, builds | boots anything |
+//! | image | `image/` | the guest program and the initramfs | knows about cases' verdicts |
+//! | vm | `vm/` | accelerator probe, QEMU and virtme-ng launch, monitoring | judges a case |
+//! | guest | `guest/` | what runs inside the VM: device setup, the case runner, tools | runs on the host |
+//! | judge | `judge/` | kernel-log findings, case verdicts | launches anything |
+//! | report | `report/` | results directory, JUnit, libtest trials, progress | decides a verdict |
+//!
+//! `contract/` is what host and guest agree on (the run plan, the messages,
+//! exit codes, environment variables, the topology); both sides import it.
+//! `case` reads case files, `run` ties the stages together, `server/` is the
+//! famfs FUSE server (famfsd) the cases start in the guest. Modules without
+//! the `host` feature are what the static guest program is built from.
 
 // Shared by host and guest.
-pub mod channel;
+pub mod contract;
 pub mod guest;
-pub mod kmsg;
-pub mod topology;
+pub mod judge;
+pub mod server;
 pub mod yaml;
 
 // Host side.
-#[cfg(feature = "host")]
-pub mod accel;
 #[cfg(feature = "host")]
 pub mod bench;
 #[cfg(feature = "host")]
@@ -24,37 +34,16 @@ pub mod cache;
 #[cfg(feature = "host")]
 pub mod case;
 #[cfg(feature = "host")]
-pub mod config;
-#[cfg(feature = "host")]
-pub mod cpio;
-#[cfg(feature = "host")]
-pub mod guestbuild;
-#[cfg(feature = "host")]
 pub mod hostdeps;
 #[cfg(feature = "host")]
 pub mod image;
 #[cfg(feature = "host")]
-pub mod kbuild;
-#[cfg(feature = "host")]
-pub mod kernels;
-#[cfg(feature = "host")]
-pub mod patches;
+pub mod kernel;
 #[cfg(feature = "host")]
 pub mod proc;
 #[cfg(feature = "host")]
-pub mod results;
+pub mod report;
 #[cfg(feature = "host")]
 pub mod run;
-pub mod server;
-#[cfg(feature = "host")]
-pub mod source;
-#[cfg(feature = "host")]
-pub mod trials;
-#[cfg(feature = "host")]
-pub mod ui;
-#[cfg(feature = "host")]
-pub mod verdict;
 #[cfg(feature = "host")]
 pub mod vm;
-#[cfg(feature = "host")]
-pub mod vng;

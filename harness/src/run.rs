@@ -5,12 +5,12 @@
 
 use crate::cache::Cache;
 use crate::case::Case;
-use crate::channel::{GuestMsg, PlannedCase, RunPlan};
-use crate::kbuild::{self, KernelArtifacts};
-use crate::results::{BootRecord, CaseResult, RunDir, Summary};
-use crate::topology::Topology;
-use crate::ui::say;
-use crate::verdict::{self, Outcome, Verdict};
+use crate::contract::topology::Topology;
+use crate::contract::{GuestMsg, PlannedCase, RunPlan};
+use crate::judge::verdict::{self, Outcome, Verdict};
+use crate::kernel::build::{self as kbuild, KernelArtifacts};
+use crate::report::results::{BootRecord, CaseResult, RunDir, Summary};
+use crate::report::ui::say;
 use crate::vm::{self, Accel, Backend, BootEnd, Running, Timeouts, VmSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, VecDeque};
@@ -67,7 +67,7 @@ impl Options {
     pub fn new(root: &Path) -> Options {
         Options {
             root: root.to_path_buf(),
-            workspace: crate::guestbuild::workspace_root(),
+            workspace: crate::image::guest_program::workspace_root(),
             kernel: KernelChoice::Default,
             fragments: None,
             patches: None,
@@ -107,22 +107,22 @@ pub fn ensure_host(opts: &Options) -> Result<()> {
 
 /// What a kernel choice resolves to before anything is fetched or built.
 pub struct KernelPlan {
-    pub base: crate::kernels::Base,
+    pub base: crate::kernel::named::Base,
     pub patches: Option<PathBuf>,
     pub allow_fuzz: bool,
     pub fragments: Vec<String>,
     /// The named kernel, when one was chosen.
-    pub named: Option<crate::kernels::NamedKernel>,
+    pub named: Option<crate::kernel::named::NamedKernel>,
 }
 
 /// Resolve the options into a base, a series and fragments. A named kernel
-/// whose fixture is absent fails with [`crate::kernels::Unavailable`].
+/// whose fixture is absent fails with [`crate::kernel::named::Unavailable`].
 pub fn kernel_plan(opts: &Options) -> Result<KernelPlan> {
-    use crate::kernels::Base;
+    use crate::kernel::named::Base;
     let frag_dir = opts.root.join("kernel-configs");
     let (base, patches, allow_fuzz, fragments, named) = match &opts.kernel {
         KernelChoice::Named(name) => {
-            let k = crate::kernels::load(&opts.root, name)?;
+            let k = crate::kernel::named::load(&opts.root, name)?;
             k.check_available()?;
             (
                 k.base.clone(),
@@ -148,7 +148,7 @@ pub fn kernel_plan(opts: &Options) -> Result<KernelPlan> {
             (base, opts.patches.clone(), opts.allow_fuzz, frags, None)
         }
     };
-    let fragments = crate::config::expand_fragment_names(&frag_dir, &fragments)?;
+    let fragments = crate::kernel::config::expand_fragment_names(&frag_dir, &fragments)?;
     Ok(KernelPlan {
         base,
         patches,
@@ -188,20 +188,22 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
     let series = plan
         .patches
         .as_deref()
-        .map(crate::patches::load)
+        .map(crate::kernel::patches::load)
         .transpose()?;
     let mut log = |m: &str| say(m);
     let base = match &plan.base {
-        crate::kernels::Base::Debian => {
-            crate::source::fetch_debian(cache, crate::source::DEFAULT_PACKAGE, &mut log)?
-        }
-        crate::kernels::Base::Tree(dir) => crate::source::open_tree(dir)?,
-        crate::kernels::Base::Git { repo, rev } => {
-            crate::source::from_git(cache, repo, rev, &mut log)?
+        crate::kernel::named::Base::Debian => crate::kernel::source::fetch_debian(
+            cache,
+            crate::kernel::source::DEFAULT_PACKAGE,
+            &mut log,
+        )?,
+        crate::kernel::named::Base::Tree(dir) => crate::kernel::source::open_tree(dir)?,
+        crate::kernel::named::Base::Git { repo, rev } => {
+            crate::kernel::source::from_git(cache, repo, rev, &mut log)?
         }
     };
     let src = match &series {
-        Some(s) => crate::source::patched(cache, &base, s, plan.allow_fuzz, &mut log)?,
+        Some(s) => crate::kernel::source::patched(cache, &base, s, plan.allow_fuzz, &mut log)?,
         None => base,
     };
     let mut art = kbuild::build(&kbuild::BuildRequest {
@@ -224,7 +226,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
 }
 
 /// Which of FUSE's two DAX modes a kernel has, for the build's status line.
-pub fn fuse_dax_modes(cfg: &crate::config::DotConfig) -> String {
+pub fn fuse_dax_modes(cfg: &crate::kernel::config::DotConfig) -> String {
     let v = |sym: &str| {
         if cfg.enabled(sym) {
             format!("CONFIG_{sym}=y")
@@ -240,7 +242,10 @@ pub fn fuse_dax_modes(cfg: &crate::config::DotConfig) -> String {
 }
 
 /// The kernel's known defects for one case.
-pub fn known_for<'a>(k: &'a KernelArtifacts, id: &str) -> Vec<&'a crate::kernels::KnownDefect> {
+pub fn known_for<'a>(
+    k: &'a KernelArtifacts,
+    id: &str,
+) -> Vec<&'a crate::kernel::named::KnownDefect> {
     k.known_defects.iter().filter(|d| d.case == id).collect()
 }
 
@@ -264,21 +269,21 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     if !kernel.config.enabled("X86_IOPL_IOPERM") {
         say("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
     }
-    let stage = crate::ui::Stage::start("guest program");
-    let guest_bin_dir = crate::guestbuild::build(&opts.workspace)?;
+    let stage = crate::report::ui::Stage::start("guest program");
+    let guest_bin_dir = crate::image::guest_program::build(&opts.workspace)?;
     stage.finish("built");
-    let base_image = crate::image::build_base(
+    let base_image = crate::image::initramfs::build_base(
         &opts.root.join("images/default.yaml"),
         &guest_bin_dir,
         &cache,
     )?;
     let probe_initrd = cache.dir("images")?.join("probe.cpio");
-    crate::image::assemble(
+    crate::image::initramfs::assemble(
         &base_image,
-        &crate::image::overlay("{}", &opts.cases_dir(), "")?,
+        &crate::image::initramfs::overlay("{}", &opts.cases_dir(), "")?,
         &probe_initrd,
     )?;
-    let accel = crate::accel::probe(&kernel.bzimage, &probe_initrd, &cache)?;
+    let accel = crate::vm::accel::probe(&kernel.bzimage, &probe_initrd, &cache)?;
     Ok(Prepared {
         opts: opts.clone(),
         kernel,
@@ -470,7 +475,7 @@ fn run_group(
         let launched = Instant::now();
         let mut child: Box<dyn Running> = match p.opts.backend {
             Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
-            Backend::Vng => Box::new(crate::vng::launch(&spec)?),
+            Backend::Vng => Box::new(crate::vm::vng::launch(&spec)?),
         };
         let scale = p.accel.timeout_scale();
         let timeouts = Timeouts {
@@ -663,7 +668,12 @@ fn fail_case(
 
 /// What the host knows of a case whose VM went down under it: the console
 /// from the case's start marker on, and the findings in it.
-fn lost_report(id: &str, reason: &str, console: &str, ran: Duration) -> crate::channel::CaseReport {
+fn lost_report(
+    id: &str,
+    reason: &str,
+    console: &str,
+    ran: Duration,
+) -> crate::contract::CaseReport {
     let marker = format!("fh: case {id} start");
     let from = console
         .find(&marker)
@@ -673,9 +683,9 @@ fn lost_report(id: &str, reason: &str, console: &str, ran: Duration) -> crate::c
         .lines()
         .map(|l| l.trim_end_matches('\r').to_string())
         .collect();
-    crate::channel::CaseReport {
+    crate::contract::CaseReport {
         id: id.into(),
-        exit: crate::channel::CaseExit::Lost {
+        exit: crate::contract::CaseExit::Lost {
             reason: reason.into(),
         },
         output: String::new(),
@@ -688,14 +698,14 @@ fn lost_report(id: &str, reason: &str, console: &str, ran: Duration) -> crate::c
 }
 
 /// Kernel-log findings on the console after the case's start marker.
-pub fn findings_for_case(console: &str, id: &str) -> Vec<crate::kmsg::Finding> {
+pub fn findings_for_case(console: &str, id: &str) -> Vec<crate::judge::kmsg::Finding> {
     let marker = format!("fh: case {id} start");
     let from = console.find(&marker).map(|i| i + marker.len()).unwrap_or(0);
-    crate::kmsg::scan(console[from..].lines())
+    crate::judge::kmsg::scan(console[from..].lines())
 }
 
 /// Findings on the console outside any case's markers (boot, shutdown).
-pub fn findings_outside_cases(console: &str) -> Vec<crate::kmsg::Finding> {
+pub fn findings_outside_cases(console: &str) -> Vec<crate::judge::kmsg::Finding> {
     let mut inside = false;
     let mut lines = Vec::new();
     for l in console.lines() {
@@ -707,7 +717,7 @@ pub fn findings_outside_cases(console: &str) -> Vec<crate::kmsg::Finding> {
             lines.push(l);
         }
     }
-    crate::kmsg::scan(lines)
+    crate::judge::kmsg::scan(lines)
 }
 
 fn make_plan(
@@ -760,10 +770,13 @@ fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Resu
     std::fs::write(bdir.join("plan.json"), &plan_json)?;
     let (initrd, guest_command) = match p.opts.backend {
         Backend::Qemu => {
-            let overlay =
-                crate::image::overlay(&plan_json, &p.opts.cases_dir(), &p.kernel.release)?;
+            let overlay = crate::image::initramfs::overlay(
+                &plan_json,
+                &p.opts.cases_dir(),
+                &p.kernel.release,
+            )?;
             let path = bdir.join("initramfs.cpio");
-            crate::image::assemble(&p.base_image, &overlay, &path)?;
+            crate::image::initramfs::assemble(&p.base_image, &overlay, &path)?;
             (Some(path), vec![])
         }
         Backend::Vng => {

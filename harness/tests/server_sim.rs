@@ -21,10 +21,10 @@ mod server {
     use famfs_proto::errno::{
         EFBIG, EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP, ERANGE,
     };
-    use famfs_proto::verdict::{DaxdevVerdict, Unchecked};
+    use famfs_proto::kernel_model::{DaxdevVerdict, Unchecked};
     use famfs_proto::{
         daxdev_verdict, judge_exchange, kernel_verdict, Fmap, Opcode, Profile, Rule, SimpleExtent,
-        Verdict,
+        KernelVerdict,
     };
     use std::io::Write;
     use std::path::Path;
@@ -741,7 +741,7 @@ tree:
         assert_eq!(u32::from_le_bytes(first[12..16].try_into().unwrap()), full);
         assert_eq!(
             kernel_verdict(&p, &first),
-            Verdict::Retry { fmap_size: full }
+            KernelVerdict::Retry { fmap_size: full }
         );
         // The retry offers fmap_size bytes and gets everything.
         let second = d.ok(p.get_fmap, 2, &sim::get_fmap_payload(&p, full));
@@ -823,7 +823,7 @@ tree:
             Expect::ReplyRejected(len) => {
                 assert_eq!(
                     v,
-                    Verdict::ReplyRejected {
+                    KernelVerdict::ReplyRejected {
                         len,
                         limit: p.max_reply as usize
                     },
@@ -835,7 +835,7 @@ tree:
                     "{ctx}"
                 );
             }
-            Expect::Retry(size) => assert_eq!(v, Verdict::Retry { fmap_size: size }, "{ctx}"),
+            Expect::Retry(size) => assert_eq!(v, KernelVerdict::Retry { fmap_size: size }, "{ctx}"),
         }
         bytes
     }

@@ -6,10 +6,10 @@
 //! two cores), later runs reuse the cache (a few seconds per boot).
 
 use famfs_harness::case::Case;
-use famfs_harness::kmsg::FindingKind;
-use famfs_harness::results::Summary;
+use famfs_harness::judge::kmsg::FindingKind;
+use famfs_harness::judge::verdict::Outcome;
+use famfs_harness::report::results::Summary;
 use famfs_harness::run::{self, KernelChoice, Options};
-use famfs_harness::verdict::Outcome;
 use famfs_harness::vm::Backend;
 use std::sync::Mutex;
 
@@ -17,14 +17,14 @@ use std::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn root() -> std::path::PathBuf {
-    famfs_harness::guestbuild::workspace_root()
+    famfs_harness::image::guest_program::workspace_root()
 }
 
 fn shipped_cases() -> Vec<Case> {
     famfs_harness::case::discover(&root().join("cases")).unwrap()
 }
 
-fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::results::CaseResult {
+fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::report::results::CaseResult {
     s.cases
         .iter()
         .find(|c| c.id == id)
@@ -160,9 +160,11 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     let cases = shipped_cases();
 
     let mut streamed = Vec::new();
-    let s = run::execute(&p, &cases, &mut |r: &famfs_harness::results::CaseResult| {
-        streamed.push(r.id.clone())
-    })
+    let s = run::execute(
+        &p,
+        &cases,
+        &mut |r: &famfs_harness::report::results::CaseResult| streamed.push(r.id.clone()),
+    )
     .unwrap();
     check_shipped_results(&s, "qemu");
     assert_eq!(
@@ -194,7 +196,12 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
 
     p.opts.backend = Backend::Vng;
     run::ensure_host(&p.opts).expect("virtme-ng available");
-    let s = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap();
+    let s = run::execute(
+        &p,
+        &cases,
+        &mut |_: &famfs_harness::report::results::CaseResult| {},
+    )
+    .unwrap();
     check_shipped_results(&s, "vng");
 }
 
@@ -222,8 +229,12 @@ fn a_kernel_that_never_boots_fails_clearly_and_keeps_the_console() {
         .into_iter()
         .filter(|c| c.id == "dax/001")
         .collect();
-    let err =
-        run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap_err();
+    let err = run::execute(
+        &p,
+        &cases,
+        &mut |_: &famfs_harness::report::results::CaseResult| {},
+    )
+    .unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("boot failed twice before the guest runner started"),
@@ -289,7 +300,12 @@ fn memmap_pmem_and_topology_grouping() {
     opts.results_root = t.path().join("results");
     let p = run::prepare(&opts).unwrap();
     let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
-    let s = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap();
+    let s = run::execute(
+        &p,
+        &cases,
+        &mut |_: &famfs_harness::report::results::CaseResult| {},
+    )
+    .unwrap();
     for c in &s.cases {
         assert_eq!(c.outcome, Outcome::Pass, "{}: {:#?}", c.id, c.reasons);
     }
@@ -324,7 +340,7 @@ fn famfs_kernel_suite(name: &str) {
         Ok(p) => p,
         Err(e) => {
             let why = e
-                .downcast_ref::<famfs_harness::kernels::Unavailable>()
+                .downcast_ref::<famfs_harness::kernel::named::Unavailable>()
                 .unwrap_or_else(|| panic!("{name}: {e:#}"));
             assert!(
                 !root()
@@ -334,7 +350,8 @@ fn famfs_kernel_suite(name: &str) {
             );
             let args = libtest_mimic::Arguments::from_iter(["t"]);
             let (_, s) =
-                famfs_harness::trials::run_unavailable(&opts, &cases, &why.0, &args).unwrap();
+                famfs_harness::report::trials::run_unavailable(&opts, &cases, &why.0, &args)
+                    .unwrap();
             assert!(s.cases.iter().all(
                 |c| c.outcome == Outcome::NotRun && c.reasons[0].contains("not available here")
             ));
@@ -351,7 +368,12 @@ fn famfs_kernel_suite(name: &str) {
         Some(8),
         "{name}: the eight V10 patches applied"
     );
-    let s = run::execute(&p, &cases, &mut |_: &famfs_harness::results::CaseResult| {}).unwrap();
+    let s = run::execute(
+        &p,
+        &cases,
+        &mut |_: &famfs_harness::report::results::CaseResult| {},
+    )
+    .unwrap();
     let run_dir = opts.results_root.join("runs").join(&s.run_id);
     let mut bad = Vec::new();
     for c in &s.cases {

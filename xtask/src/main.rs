@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use famfs_harness::report::trials::{self, Selection};
 use famfs_harness::run::{KernelChoice, Options};
-use famfs_harness::trials::{self, Selection};
 use famfs_harness::vm::Backend;
 use std::path::PathBuf;
 
@@ -192,7 +192,7 @@ struct TestVm {
 }
 
 fn options(k: &KernelArgs) -> Result<Options> {
-    let mut o = Options::new(&famfs_harness::guestbuild::workspace_root());
+    let mut o = Options::new(&famfs_harness::image::guest_program::workspace_root());
     o.kernel = if let Some(name) = &k.kernel {
         KernelChoice::Named(name.clone())
     } else if let (Some(repo), Some(rev)) = (&k.kernel_git, &k.git_ref) {
@@ -275,7 +275,7 @@ fn real_main() -> Result<i32> {
             }
             let (conclusion, summary) = match famfs_harness::run::prepare(&opts) {
                 Ok(prepared) => trials::run(prepared, cases, &args)?,
-                Err(e) => match e.downcast_ref::<famfs_harness::kernels::Unavailable>() {
+                Err(e) => match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
                     Some(why) => {
                         let (c, s) = trials::run_unavailable(&opts, &cases, &why.0, &args)?;
                         (c, Some(s))
@@ -287,7 +287,7 @@ fn real_main() -> Result<i32> {
                 for r in s
                     .cases
                     .iter()
-                    .filter(|r| r.outcome == famfs_harness::verdict::Outcome::KnownFail)
+                    .filter(|r| r.outcome == famfs_harness::judge::verdict::Outcome::KnownFail)
                 {
                     eprintln!(
                         "[harness] known failure {}: {}",

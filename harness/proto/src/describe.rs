@@ -3,7 +3,7 @@
 
 use crate::fmap::{ext_type_name, file_type_name, walk, Record};
 use crate::profile::Profile;
-use crate::verdict::{judge_exchange, Verdict};
+use crate::kernel_model::{judge_exchange, KernelVerdict};
 use std::fmt::Write;
 
 const MIB: u64 = 1 << 20;
@@ -104,7 +104,7 @@ pub fn describe(profile: &Profile, bytes: &[u8]) -> String {
     }
     let verdict = judge_exchange(profile, bytes, None);
     let _ = writeln!(s, "verdict: {verdict}");
-    if let Verdict::Accept(sum) = &verdict {
+    if let KernelVerdict::Accept(sum) = &verdict {
         for u in &sum.unchecked {
             let _ = writeln!(s, "not checked: {u}");
         }

@@ -9,7 +9,7 @@
 //! - [`profile`]: per-kernel numbers (capability bit, famfs opcodes,
 //!   limits), chosen by name or given explicitly.
 //! - [`fmap`]: typed fmap model, encoder, lenient decoder, raw builder.
-//! - [`verdict`]: what the kernel does with a GET_FMAP / GET_DAXDEV reply.
+//! - [`kernel_model`]: what the kernel does with a GET_FMAP / GET_DAXDEV reply.
 //! - [`describe`](mod@describe): readable dump of fmap bytes.
 //! - [`errno`]: Linux errno numbers.
 //!
@@ -35,7 +35,7 @@ pub mod describe;
 pub mod errno;
 pub mod fmap;
 pub mod profile;
-pub mod verdict;
+pub mod kernel_model;
 
 pub use abi::{AbiError, DaxdevOut, OpKind, Opcode, Wire};
 pub use describe::describe;
@@ -43,7 +43,7 @@ pub use fmap::{DecodeError, Decoded, Extents, Fmap, InterleavedExtent, RawFmap, 
 pub use profile::{
     CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
 };
-pub use verdict::{
+pub use kernel_model::{
     daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict,
-    FmapSummary, Rejection, Rule, Unchecked, Verdict,
+    FmapSummary, Rejection, Rule, Unchecked, KernelVerdict,
 };

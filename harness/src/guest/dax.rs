@@ -1,8 +1,8 @@
 //! Dax device helpers for the guest: set up devdax on emulated pmem, switch
 //! a device between `device_dax` and `fsdev_dax` through sysfs, and mmap it.
 
-use crate::channel::DaxDevice;
-use crate::topology::{DaxMode, PmemSpec};
+use crate::contract::topology::{DaxMode, PmemSpec};
+use crate::contract::DaxDevice;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
@@ -83,7 +83,7 @@ fn run_tool(argv: &[&str]) -> Result<String> {
 /// Turn the emulated pmem into a devdax device with the requested
 /// alignment, then bind it as the topology asks.
 pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
-    if spec.kind == crate::topology::PmemKind::Cxl {
+    if spec.kind == crate::contract::topology::PmemKind::Cxl {
         setup_cxl_region(spec)?;
         let align = spec.align.to_string();
         run_tool(&[

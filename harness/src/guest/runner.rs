@@ -2,7 +2,7 @@
 //! with a timeout between kernel-log markers, and reports typed results.
 
 use super::sys::{self, KmsgCursor};
-use crate::channel::{self, CaseExit, CaseReport, GuestMsg, PlannedCase, RunPlan};
+use crate::contract::{self, CaseExit, CaseReport, GuestMsg, PlannedCase, RunPlan};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,19 +16,19 @@ const MAX_CAPTURE: usize = 1 << 20;
 const MAX_ARTIFACT: usize = 256 << 10;
 
 /// Where messages go: the named virtio-serial port, else the console.
-pub struct Channel {
+pub struct ResultPort {
     out: std::fs::File,
     pub desc: String,
 }
 
-impl Channel {
-    pub fn open(explicit: Option<&str>) -> Result<Channel> {
+impl ResultPort {
+    pub fn open(explicit: Option<&str>) -> Result<ResultPort> {
         if let Some(p) = explicit {
             let out = std::fs::OpenOptions::new()
                 .write(true)
                 .open(p)
                 .with_context(|| format!("opening channel {p}"))?;
-            return Ok(Channel {
+            return Ok(ResultPort {
                 out,
                 desc: p.into(),
             });
@@ -36,13 +36,13 @@ impl Channel {
         if let Ok(rd) = std::fs::read_dir("/sys/class/virtio-ports") {
             for e in rd.flatten() {
                 let name = std::fs::read_to_string(e.path().join("name")).unwrap_or_default();
-                if name.trim() == channel::PORT_NAME {
+                if name.trim() == contract::PORT_NAME {
                     let dev = format!("/dev/{}", e.file_name().to_string_lossy());
                     let out = std::fs::OpenOptions::new()
                         .write(true)
                         .open(&dev)
                         .with_context(|| format!("opening {dev}"))?;
-                    return Ok(Channel { out, desc: dev });
+                    return Ok(ResultPort { out, desc: dev });
                 }
             }
         }
@@ -50,14 +50,14 @@ impl Channel {
             .write(true)
             .open("/dev/console")
             .context("opening /dev/console")?;
-        Ok(Channel {
+        Ok(ResultPort {
             out,
             desc: "/dev/console".into(),
         })
     }
 
     pub fn send(&mut self, m: &GuestMsg) {
-        let _ = self.out.write_all(channel::encode(m).as_bytes());
+        let _ = self.out.write_all(contract::encode(m).as_bytes());
         let _ = self.out.flush();
     }
 }
@@ -65,7 +65,7 @@ impl Channel {
 /// Entry point of `fh-guest run`.
 pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<()> {
     sys::ensure_mounts();
-    let mut ch = Channel::open(channel_path)?;
+    let mut ch = ResultPort::open(channel_path)?;
     let plan: RunPlan = serde_json::from_str(
         &std::fs::read_to_string(plan_path).with_context(|| format!("reading plan {plan_path}"))?,
     )
@@ -118,14 +118,14 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
 fn case_env(
     plan: &RunPlan,
     case: &PlannedCase,
-    devices: &[crate::channel::DaxDevice],
+    devices: &[crate::contract::DaxDevice],
     tool: &Path,
     dir: &Path,
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let root = Path::new(&plan.cases_root);
-    env.insert("FH_CASE_ID".into(), case.id.clone());
-    env.insert("FH_CASE_DIR".into(), dir.display().to_string());
+    env.insert(contract::env::CASE_ID.into(), case.id.clone());
+    env.insert(contract::env::CASE_DIR.into(), dir.display().to_string());
     env.insert(
         "FH_ARTIFACTS".into(),
         dir.join("artifacts").display().to_string(),
@@ -134,16 +134,19 @@ fn case_env(
         "FH_NOTRUN_FILE".into(),
         dir.join(".notrun").display().to_string(),
     );
-    env.insert("FH_CASES".into(), plan.cases_root.clone());
+    env.insert(contract::env::CASES.into(), plan.cases_root.clone());
     env.insert(
         "FH_COMMON".into(),
         root.join("common.sh").display().to_string(),
     );
-    env.insert("FH_TOOL".into(), tool.display().to_string());
-    env.insert("FH_PROFILE".into(), plan.profile.clone());
-    env.insert("FH_TIMEOUT_SCALE".into(), format!("{}", plan.timeout_scale));
+    env.insert(contract::env::TOOL.into(), tool.display().to_string());
+    env.insert(contract::env::PROFILE.into(), plan.profile.clone());
+    env.insert(
+        contract::env::TIMEOUT_SCALE.into(),
+        format!("{}", plan.timeout_scale),
+    );
     if let Some(d) = devices.first() {
-        env.insert("FH_DAX".into(), d.path.clone());
+        env.insert(contract::env::DAX.into(), d.path.clone());
         env.insert(
             "FH_DAX_NAME".into(),
             d.path.trim_start_matches("/dev/").to_string(),
@@ -165,7 +168,7 @@ fn case_env(
 pub fn run_case(
     plan: &RunPlan,
     case: &PlannedCase,
-    devices: &[crate::channel::DaxDevice],
+    devices: &[crate::contract::DaxDevice],
     tool: &Path,
 ) -> CaseReport {
     let dir = PathBuf::from("/tmp/fh-cases").join(case.id.replace('/', "_"));
@@ -197,7 +200,7 @@ pub fn run_case(
     cleanup_mounts_under(&dir);
     sys::kmsg_write(&format!("fh: case {} end\n", case.id));
     let lines = kmsg.as_mut().map(|k| k.read_new()).unwrap_or_default();
-    let findings = crate::kmsg::scan(lines.iter().map(String::as_str));
+    let findings = crate::judge::kmsg::scan(lines.iter().map(String::as_str));
     let notrun = std::fs::read_to_string(dir.join(".notrun"))
         .ok()
         .map(|s| s.trim().to_string());

@@ -5,19 +5,9 @@ use anyhow::{Context, Result};
 use std::ffi::CString;
 use std::io::Write;
 
-/// I/O port of QEMU's isa-debug-exit device (`iobase=0xf4`).
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
-/// Runner finished normally: QEMU exits with (0 << 1) | 1 = 1.
-pub const EXIT_RUNNER_DONE: u8 = 0;
-/// Runner hit an internal error: QEMU exits with 3.
-pub const EXIT_RUNNER_ERROR: u8 = 1;
-/// KVM probe boot reached user space: QEMU exits with 33.
-pub const EXIT_PROBE_OK: u8 = 16;
-
-/// QEMU's exit status for a value written to the debug-exit port.
-pub fn qemu_status_for(code: u8) -> i32 {
-    ((code as i32) << 1) | 1
-}
+pub use crate::contract::exit::{
+    DEBUG_EXIT_PORT, EXIT_PROBE_OK, EXIT_RUNNER_DONE, EXIT_RUNNER_ERROR,
+};
 
 /// Write `code` to the isa-debug-exit port. Without the device the write is
 /// ignored and this returns, so callers fall back to powering off.
@@ -140,7 +130,7 @@ impl KmsgCursor {
                 break;
             }
             let rec = String::from_utf8_lossy(&buf[..n as usize]);
-            if let Some(l) = crate::kmsg::record_to_line(&rec) {
+            if let Some(l) = crate::judge::kmsg::record_to_line(&rec) {
                 out.push(l);
             }
         }
@@ -176,13 +166,6 @@ pub fn errno_name(e: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_exit_status_mapping() {
-        assert_eq!(qemu_status_for(EXIT_RUNNER_DONE), 1);
-        assert_eq!(qemu_status_for(EXIT_RUNNER_ERROR), 3);
-        assert_eq!(qemu_status_for(EXIT_PROBE_OK), 33);
-    }
 
     #[test]
     fn errno_names() {

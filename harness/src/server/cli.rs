@@ -2,7 +2,7 @@
 
 use super::dispatch::Server;
 use super::scenario::{Config, NodeKind};
-use super::transport::{spawn, Channel, ExitMode, ServeEnd, Wake};
+use super::transport::{spawn, FuseConn, ExitMode, ServeEnd, Wake};
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -269,7 +269,7 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
     let dev = mount_fuse(&a.mountpoint, &a.fsname)?;
     let running = match spawn(
         Arc::new(Mutex::new(server)),
-        Channel::new(dev),
+        FuseConn::new(dev),
         a.threads,
         ExitMode::Process,
     ) {

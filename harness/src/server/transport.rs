@@ -20,24 +20,24 @@ pub const READ_BUFFER: usize = (1 << 20) + 4096;
 
 /// The descriptors requests come from and replies go to (often the same).
 #[derive(Clone)]
-pub struct Channel {
+pub struct FuseConn {
     read: Arc<OwnedFd>,
     write: Arc<OwnedFd>,
 }
 
-impl Channel {
+impl FuseConn {
     /// One descriptor for both directions (/dev/fuse, a socket).
-    pub fn new(fd: OwnedFd) -> Channel {
+    pub fn new(fd: OwnedFd) -> FuseConn {
         let fd = Arc::new(fd);
-        Channel {
+        FuseConn {
             read: fd.clone(),
             write: fd,
         }
     }
 
     /// Separate descriptors for requests and replies.
-    pub fn pair(read: OwnedFd, write: OwnedFd) -> Channel {
-        Channel {
+    pub fn pair(read: OwnedFd, write: OwnedFd) -> FuseConn {
+        FuseConn {
             read: Arc::new(read),
             write: Arc::new(write),
         }
@@ -131,7 +131,7 @@ fn errno() -> i32 {
 /// Starts `threads` readers serving `server` on `chan`.
 pub fn spawn(
     server: Arc<Mutex<Server>>,
-    chan: Channel,
+    chan: FuseConn,
     threads: usize,
     exit: ExitMode,
 ) -> Result<Running> {
@@ -176,7 +176,7 @@ pub fn spawn(
     })
 }
 
-fn reader(server: &Mutex<Server>, chan: &Channel, stop: &Stop, exit: ExitMode) -> ServeEnd {
+fn reader(server: &Mutex<Server>, chan: &FuseConn, stop: &Stop, exit: ExitMode) -> ServeEnd {
     let rfd = chan.read.as_raw_fd();
     let wfd = chan.write.as_raw_fd();
     let mut buf = vec![0u8; READ_BUFFER];
@@ -353,7 +353,7 @@ pub fn serve_socketpair(server: Server, threads: usize) -> Result<(OwnedFd, Runn
     let (srv, kernel) = seqpacket_pair()?;
     let running = spawn(
         Arc::new(Mutex::new(server)),
-        Channel::new(srv),
+        FuseConn::new(srv),
         threads,
         ExitMode::Return,
     )?;

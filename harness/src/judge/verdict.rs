@@ -3,8 +3,8 @@
 //! kernel complained while the case ran.
 
 use crate::case::Case;
-use crate::channel::{CaseExit, CaseReport};
-use crate::kmsg::Finding;
+use crate::contract::{CaseExit, CaseReport};
+use crate::judge::kmsg::Finding;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,13 +137,13 @@ pub fn apply_known_defects(
     v: Verdict,
     findings: &[Finding],
     lost: bool,
-    known: &[&crate::kernels::KnownDefect],
+    known: &[&crate::kernel::named::KnownDefect],
 ) -> Verdict {
     if known.is_empty() || v.outcome == Outcome::NotRun {
         return v;
     }
     let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
-    let missing: Vec<&&crate::kernels::KnownDefect> = known
+    let missing: Vec<&&crate::kernel::named::KnownDefect> = known
         .iter()
         .filter(|k| !titles.contains(&k.title.as_str()))
         .collect();
@@ -225,7 +225,7 @@ pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kmsg::FindingKind;
+    use crate::judge::kmsg::FindingKind;
 
     fn case(expect: Option<&str>) -> Case {
         let t = tempfile::tempdir().unwrap();
@@ -343,8 +343,8 @@ mod tests {
         );
     }
 
-    fn defect(title: &str) -> crate::kernels::KnownDefect {
-        crate::kernels::KnownDefect {
+    fn defect(title: &str) -> crate::kernel::named::KnownDefect {
+        crate::kernel::named::KnownDefect {
             case: "c/001".into(),
             title: title.into(),
             why: "V10 defect".into(),

@@ -2,9 +2,9 @@
 //! content; and the per-run overlay (plan, cases) appended to it.
 
 use crate::cache::Cache;
-use crate::config::hex;
-use crate::cpio::Cpio;
 use crate::hostdeps::which;
+use crate::image::cpio::Cpio;
+use crate::kernel::config::hex;
 use crate::yaml;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;

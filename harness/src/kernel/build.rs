@@ -8,9 +8,9 @@
 //! in the same directory, which rebuilds incrementally.
 
 use crate::cache::Cache;
-use crate::config::{self, DotConfig, KconfigIndex, Problem, Severity};
-use crate::source::{KernelSource, SourceIdentity};
-use crate::ui::{say, Stage};
+use crate::kernel::config::{self, DotConfig, KconfigIndex, Problem, Severity};
+use crate::kernel::source::{KernelSource, SourceIdentity};
+use crate::report::ui::{say, Stage};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -28,7 +28,7 @@ pub struct KernelArtifacts {
     pub name: Option<String>,
     /// Cases that hit a known defect of this kernel (from its named file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub known_defects: Vec<crate::kernels::KnownDefect>,
+    pub known_defects: Vec<crate::kernel::named::KnownDefect>,
     pub bzimage: PathBuf,
     pub vmlinux: Option<PathBuf>,
     pub config_path: PathBuf,
@@ -587,7 +587,7 @@ mod tests {
         write_meta(&base_dir.join("meta.json"), &meta).unwrap();
 
         let mut child = ident("debian-package", "p", "/src/patched");
-        child.patches = vec![crate::patches::Patch {
+        child.patches = vec![crate::kernel::patches::Patch {
             name: "x".into(),
             origin: "s:1".into(),
             strip: 1,

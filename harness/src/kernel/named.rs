@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn shipped_kernels_parse() {
-        let root = crate::guestbuild::workspace_root();
+        let root = crate::image::guest_program::workspace_root();
         let names = available(&root);
         for n in ["default", "debug", "famfs-v10", "famfs-v10-debug"] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
@@ -337,10 +337,12 @@ mod tests {
         for n in names {
             let k = load(&root, &n).unwrap();
             k.check_cases(&ids).unwrap();
-            let frags =
-                crate::config::expand_fragment_names(&root.join("kernel-configs"), &k.fragments)
-                    .unwrap();
-            crate::config::load_fragments(&root.join("kernel-configs"), &frags).unwrap();
+            let frags = crate::kernel::config::expand_fragment_names(
+                &root.join("kernel-configs"),
+                &k.fragments,
+            )
+            .unwrap();
+            crate::kernel::config::load_fragments(&root.join("kernel-configs"), &frags).unwrap();
         }
     }
 }

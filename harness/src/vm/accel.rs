@@ -3,7 +3,7 @@
 
 use crate::cache::Cache;
 use crate::proc::GroupChild;
-use crate::ui::say;
+use crate::report::ui::say;
 use crate::vm::Accel;
 use anyhow::Result;
 use std::path::Path;
@@ -30,7 +30,7 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
     // Keyed by host boot and kernel: a kernel that cannot boot at all must
     // not make a working KVM look broken for other kernels.
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let kernel_hash = crate::source::sha256_file(kernel)?;
+    let kernel_hash = crate::kernel::source::sha256_file(kernel)?;
     let stamp = cache
         .dir("probe")?
         .join(format!("kvm-{}-{}", boot_id.trim(), &kernel_hash[..16]));
@@ -92,8 +92,8 @@ fn kvm_boots(kernel: &Path, initrd: &Path) -> Result<bool> {
     while start.elapsed() < Duration::from_secs(20) {
         if let Some(st) = child.child.try_wait()? {
             return Ok(st.code()
-                == Some(crate::guest::sys::qemu_status_for(
-                    crate::guest::sys::EXIT_PROBE_OK,
+                == Some(crate::contract::exit::qemu_status_for(
+                    crate::contract::exit::EXIT_PROBE_OK,
                 )));
         }
         std::thread::sleep(Duration::from_millis(50));

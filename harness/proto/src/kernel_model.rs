@@ -4,10 +4,10 @@
 //! The fmap rules follow the V10 table, checked in this order:
 //!
 //! 1. reply longer than the kernel's buffer: refused by /dev/fuse
-//!    ([`Verdict::ReplyRejected`]: write() EINVAL, open() EIO);
+//!    ([`KernelVerdict::ReplyRejected`]: write() EINVAL, open() EIO);
 //! 2. payload under 32 bytes: EINVAL;
 //! 3. (`fmap_size` profiles) `fmap_size` beyond the payload: retry with a
-//!    bigger buffer ([`Verdict::Retry`]), or EFBIG above the retry limit;
+//!    bigger buffer ([`KernelVerdict::Retry`]), or EFBIG above the retry limit;
 //! 4. `nextents` 0 or above the profile's maximum: ERANGE;
 //! 5. `ext_type` not SIMPLE/INTERLEAVE, or INTERLEAVE where the profile has
 //!    none: EINVAL;
@@ -254,7 +254,7 @@ pub struct FmapSummary {
 
 /// The kernel's reaction to one GET_FMAP reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Verdict {
+pub enum KernelVerdict {
     /// The fmap is installed; open() succeeds.
     Accept(FmapSummary),
     /// The fmap is refused; open() fails with `errno`.
@@ -267,25 +267,25 @@ pub enum Verdict {
     Retry { fmap_size: u32 },
 }
 
-impl Verdict {
+impl KernelVerdict {
     pub fn is_accept(&self) -> bool {
-        matches!(self, Verdict::Accept(_))
+        matches!(self, KernelVerdict::Accept(_))
     }
 
     /// Errno open() returns, or `None` if it succeeds or the exchange is
     /// not over (retry).
     pub fn open_errno(&self) -> Option<i32> {
         match self {
-            Verdict::Accept(_) | Verdict::Retry { .. } => None,
-            Verdict::Reject(r) => Some(r.errno),
-            Verdict::ReplyRejected { .. } => Some(EIO),
+            KernelVerdict::Accept(_) | KernelVerdict::Retry { .. } => None,
+            KernelVerdict::Reject(r) => Some(r.errno),
+            KernelVerdict::ReplyRejected { .. } => Some(EIO),
         }
     }
 
     /// Errno of the server's write() of the reply, if it fails.
     pub fn write_errno(&self) -> Option<i32> {
         match self {
-            Verdict::ReplyRejected { .. } => Some(EINVAL),
+            KernelVerdict::ReplyRejected { .. } => Some(EINVAL),
             _ => None,
         }
     }
@@ -297,14 +297,14 @@ impl Verdict {
 
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
-            Verdict::Reject(r) => Some(r),
+            KernelVerdict::Reject(r) => Some(r),
             _ => None,
         }
     }
 
     pub fn summary(&self) -> Option<&FmapSummary> {
         match self {
-            Verdict::Accept(s) => Some(s),
+            KernelVerdict::Accept(s) => Some(s),
             _ => None,
         }
     }
@@ -313,10 +313,10 @@ impl Verdict {
     /// the rule name.
     pub fn outcome_name(&self) -> &'static str {
         match self {
-            Verdict::Accept(_) => "accept",
-            Verdict::Retry { .. } => "retry",
-            Verdict::ReplyRejected { .. } => "reply-too-long",
-            Verdict::Reject(r) => r.rule.as_str(),
+            KernelVerdict::Accept(_) => "accept",
+            KernelVerdict::Retry { .. } => "retry",
+            KernelVerdict::ReplyRejected { .. } => "reply-too-long",
+            KernelVerdict::Reject(r) => r.rule.as_str(),
         }
     }
 }
@@ -325,15 +325,15 @@ fn errno_label(e: i32) -> String {
     format!("{} ({e})", crate::errno::errno_name(e).unwrap_or("?"))
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for KernelVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Accept(s) => write!(
+            KernelVerdict::Accept(s) => write!(
                 f,
                 "ACCEPT: {} extent(s), file_size {:#x}, total length {:#x}, devices {:?}",
                 s.nextents, s.file_size, s.total_len, s.devices
             ),
-            Verdict::Reject(r) => {
+            KernelVerdict::Reject(r) => {
                 write!(f, "REJECT {} by rule {}", errno_label(r.errno), r.rule)?;
                 if let Some(p) = r.place {
                     write!(f, " at {p}")?;
@@ -344,13 +344,13 @@ impl fmt::Display for Verdict {
                     write!(f, " (offset {}, value {:#x})", r.offset, r.value)
                 }
             }
-            Verdict::ReplyRejected { len, limit } => write!(
+            KernelVerdict::ReplyRejected { len, limit } => write!(
                 f,
                 "REPLY REJECTED: {len} bytes > {limit}: write() {}, open() {}",
                 errno_label(EINVAL),
                 errno_label(EIO)
             ),
-            Verdict::Retry { fmap_size } => {
+            KernelVerdict::Retry { fmap_size } => {
                 write!(f, "RETRY: kernel asks again with a {fmap_size}-byte buffer")
             }
         }
@@ -358,28 +358,28 @@ impl fmt::Display for Verdict {
 }
 
 /// The kernel's reaction to the first GET_FMAP reply payload `bytes`.
-pub fn kernel_verdict(profile: &Profile, bytes: &[u8]) -> Verdict {
-    judge(profile, bytes, profile.max_reply as usize, true)
+pub fn kernel_verdict(profile: &Profile, bytes: &[u8]) -> KernelVerdict {
+    judge_reply(profile, bytes, profile.max_reply as usize, true)
 }
 
 /// The kernel's reaction to the reply of its single retry, made with a
 /// buffer of `buffer_size` bytes (the first reply's `fmap_size`). There is
 /// no further retry: the payload is parsed as it is.
-pub fn kernel_verdict_retry(profile: &Profile, buffer_size: u32, bytes: &[u8]) -> Verdict {
-    judge(profile, bytes, buffer_size as usize, false)
+pub fn kernel_verdict_retry(profile: &Profile, buffer_size: u32, bytes: &[u8]) -> KernelVerdict {
+    judge_reply(profile, bytes, buffer_size as usize, false)
 }
 
 /// A whole GET_FMAP exchange: the first reply and, if the kernel retries,
 /// the second. Stays `Retry` when a retry is due but `second` is `None`.
-pub fn judge_exchange(profile: &Profile, first: &[u8], second: Option<&[u8]>) -> Verdict {
+pub fn judge_exchange(profile: &Profile, first: &[u8], second: Option<&[u8]>) -> KernelVerdict {
     match (kernel_verdict(profile, first), second) {
-        (Verdict::Retry { fmap_size }, Some(b)) => kernel_verdict_retry(profile, fmap_size, b),
+        (KernelVerdict::Retry { fmap_size }, Some(b)) => kernel_verdict_retry(profile, fmap_size, b),
         (v, _) => v,
     }
 }
 
-fn reject(rule: Rule, offset: usize, place: Option<Place>, value: u64) -> Verdict {
-    Verdict::Reject(Rejection {
+fn reject(rule: Rule, offset: usize, place: Option<Place>, value: u64) -> KernelVerdict {
+    KernelVerdict::Reject(Rejection {
         errno: rule.errno(),
         rule,
         offset,
@@ -396,9 +396,9 @@ struct Range {
     place: Place,
 }
 
-fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
+fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVerdict {
     if b.len() > limit {
-        return Verdict::ReplyRejected {
+        return KernelVerdict::ReplyRejected {
             len: b.len(),
             limit,
         };
@@ -412,7 +412,7 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
             if size > max {
                 return reject(Rule::FmapTooBig, 12, None, u64::from(size));
             }
-            return Verdict::Retry { fmap_size: size };
+            return KernelVerdict::Retry { fmap_size: size };
         }
     }
     if h.nextents == 0 || h.nextents > p.max_extents {
@@ -590,7 +590,7 @@ fn judge(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> Verdict {
     }
 
     let devices: BTreeSet<u32> = ranges.iter().map(|r| r.devindex).collect();
-    Verdict::Accept(FmapSummary {
+    KernelVerdict::Accept(FmapSummary {
         ext_type: h.ext_type,
         nextents: h.nextents,
         file_size: h.file_size,

@@ -3,7 +3,7 @@
 //! sources are never touched).
 
 use crate::cache::Cache;
-use crate::config::hex;
+use crate::kernel::config::hex;
 use crate::proc::run_logged;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ pub struct SourceIdentity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub patches: Vec<crate::patches::Patch>,
+    pub patches: Vec<crate::kernel::patches::Patch>,
     /// The tree this one was copied from: every file that differs between
     /// the two is newer here, so a build of that tree can seed a build of
     /// this one and make rebuilds only what differs.
@@ -241,7 +241,7 @@ fn publish(staging: &Path, dest: &Path) -> Result<()> {
 pub fn patched(
     cache: &Cache,
     base: &KernelSource,
-    series: &crate::patches::Series,
+    series: &crate::kernel::patches::Series,
     allow_fuzz: bool,
     log: &mut dyn FnMut(&str),
 ) -> Result<KernelSource> {
@@ -282,7 +282,7 @@ pub fn patched(
             series.path.display(),
             b.describe_line()
         ));
-        if let Err(e) = crate::patches::apply(&base.dir, series, &tree, allow_fuzz, log) {
+        if let Err(e) = crate::kernel::patches::apply(&base.dir, series, &tree, allow_fuzz, log) {
             let _ = std::fs::remove_file(&stamp);
             let _ = std::fs::remove_dir(&root); // only when empty
             return Err(e);
@@ -398,7 +398,7 @@ pub fn from_git(
                         changed.len(),
                         nb.display()
                     ));
-                    crate::patches::link_copy(nb, &staging)?;
+                    crate::kernel::patches::link_copy(nb, &staging)?;
                     let _ = std::fs::remove_file(staging.join(".harness-exported"));
                     let mut write = Vec::new();
                     for (status, path) in changed {
@@ -837,7 +837,7 @@ mod tests {
             )
             .unwrap();
             std::fs::write(pdir.path().join("series"), "1.patch\n").unwrap();
-            crate::patches::load(&pdir.path().join("series")).unwrap()
+            crate::kernel::patches::load(&pdir.path().join("series")).unwrap()
         };
         let s1 = mk("# one");
         let a = patched(&cache, &base, &s1, false, &mut |_| {}).unwrap();
@@ -855,9 +855,15 @@ mod tests {
         let b = patched(&cache, &base, &s2, false, &mut |_| {}).unwrap();
         assert_ne!(a.identity.content_hash, b.identity.content_hash);
         assert_ne!(a.dir, b.dir);
-        let ka = crate::kbuild::cache_key(&a.identity, "cfg", "gcc");
-        assert_ne!(ka, crate::kbuild::cache_key(&b.identity, "cfg", "gcc"));
-        assert_ne!(ka, crate::kbuild::cache_key(&base.identity, "cfg", "gcc"));
+        let ka = crate::kernel::build::cache_key(&a.identity, "cfg", "gcc");
+        assert_ne!(
+            ka,
+            crate::kernel::build::cache_key(&b.identity, "cfg", "gcc")
+        );
+        assert_ne!(
+            ka,
+            crate::kernel::build::cache_key(&base.identity, "cfg", "gcc")
+        );
     }
 
     #[test]
@@ -871,7 +877,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(pdir.path().join("series"), "1.patch\n").unwrap();
-        let series = crate::patches::load(&pdir.path().join("series")).unwrap();
+        let series = crate::kernel::patches::load(&pdir.path().join("series")).unwrap();
         let a = patched(
             &cache,
             &open_tree(t.path()).unwrap(),
@@ -899,8 +905,8 @@ mod tests {
         assert!(b.dir.join("edited.c").exists());
         assert_ne!(a.identity.content_hash, b.identity.content_hash);
         assert_eq!(
-            crate::kbuild::cache_key(&a.identity, "c", "g"),
-            crate::kbuild::cache_key(&b.identity, "c", "g"),
+            crate::kernel::build::cache_key(&a.identity, "c", "g"),
+            crate::kernel::build::cache_key(&b.identity, "c", "g"),
             "one build directory: incremental"
         );
         // Unchanged: nothing is applied again.

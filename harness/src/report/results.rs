@@ -3,8 +3,8 @@
 //! and the console log of its boot. Nothing is deleted on failure.
 
 use crate::case::Case;
-use crate::channel::CaseReport;
-use crate::verdict::{Outcome, Verdict};
+use crate::contract::CaseReport;
+use crate::judge::verdict::{Outcome, Verdict};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub struct CaseResult {
     pub duration_ms: u64,
     /// Boot number (1-based) the case ran in; None when it never ran.
     pub boot: Option<u32>,
-    pub findings: Vec<crate::kmsg::Finding>,
+    pub findings: Vec<crate::judge::kmsg::Finding>,
     /// Directory with the case's files, relative to the run directory.
     pub dir: String,
 }
@@ -35,7 +35,7 @@ pub struct BootRecord {
     pub first_result_ms: Option<u64>,
     pub duration_ms: u64,
     pub console_log: String,
-    pub kernel_findings_outside_cases: Vec<crate::kmsg::Finding>,
+    pub kernel_findings_outside_cases: Vec<crate::judge::kmsg::Finding>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -7,8 +7,10 @@
 //! kernel output, and a line cut short by a crash fails to parse and is
 //! dropped rather than misread.
 
-use crate::kmsg::Finding;
-use crate::topology::Topology;
+pub mod topology;
+
+use crate::contract::topology::Topology;
+use crate::judge::kmsg::Finding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -200,4 +202,48 @@ mod tests {
             ]
         );
     }
+}
+
+/// How the guest leaves QEMU with a status: QEMU's isa-debug-exit device.
+/// The guest writes a code to the port; QEMU exits with `(code << 1) | 1`.
+pub mod exit {
+    /// I/O port of QEMU's isa-debug-exit device (`iobase=0xf4`).
+    pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+    /// Runner finished normally: QEMU exits with (0 << 1) | 1 = 1.
+    pub const EXIT_RUNNER_DONE: u8 = 0;
+    /// Runner hit an internal error: QEMU exits with 3.
+    pub const EXIT_RUNNER_ERROR: u8 = 1;
+    /// KVM probe boot reached user space: QEMU exits with 33.
+    pub const EXIT_PROBE_OK: u8 = 16;
+
+    /// QEMU's exit status for a value written to the debug-exit port.
+    pub fn qemu_status_for(code: u8) -> i32 {
+        ((code as i32) << 1) | 1
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn debug_exit_status_mapping() {
+        assert_eq!(qemu_status_for(EXIT_RUNNER_DONE), 1);
+        assert_eq!(qemu_status_for(EXIT_RUNNER_ERROR), 3);
+        assert_eq!(qemu_status_for(EXIT_PROBE_OK), 33);
+    }
+}
+
+/// Environment variables the runner gives every case (documented for case
+/// authors in cases/README.md).
+pub mod env {
+    pub const CASE_ID: &str = "FH_CASE_ID";
+    pub const CASE_DIR: &str = "FH_CASE_DIR";
+    pub const ARTIFACTS: &str = "FH_ARTIFACTS";
+    pub const NOTRUN_FILE: &str = "FH_NOTRUN_FILE";
+    pub const CASES: &str = "FH_CASES";
+    pub const COMMON: &str = "FH_COMMON";
+    pub const TOOL: &str = "FH_TOOL";
+    pub const PROFILE: &str = "FH_PROFILE";
+    pub const TIMEOUT_SCALE: &str = "FH_TIMEOUT_SCALE";
+    pub const DAX: &str = "FH_DAX";
+    pub const DAX_NAME: &str = "FH_DAX_NAME";
+    /// The symbols the kernel under test was built with, space separated.
+    pub const KCONFIG: &str = "FH_KCONFIG";
 }

@@ -5,9 +5,9 @@
 //! result, so results print as the guest produces them.
 
 use crate::case::Case;
-use crate::results::CaseResult;
+use crate::judge::verdict::Outcome;
+use crate::report::results::CaseResult;
 use crate::run::{self, Options, Prepared};
-use crate::verdict::Outcome;
 use anyhow::{bail, Result};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::collections::HashMap;
@@ -121,11 +121,14 @@ pub fn run(
     mut prepared: Prepared,
     cases: Vec<Case>,
     args: &Arguments,
-) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+) -> Result<(
+    libtest_mimic::Conclusion,
+    Option<crate::report::results::Summary>,
+)> {
     prepared.opts.quiet_boots = true;
-    let dir = crate::results::RunDir::create(&prepared.opts.results_root, &run::run_id())?;
+    let dir = crate::report::results::RunDir::create(&prepared.opts.results_root, &run::run_id())?;
     let run_dir_path = dir.root.display().to_string();
-    crate::ui::say(&format!("results: {run_dir_path}"));
+    crate::report::ui::say(&format!("results: {run_dir_path}"));
     let mut args = args.clone();
     args.filter = None;
     args.skip.clear();
@@ -208,10 +211,10 @@ pub fn run_unavailable(
     cases: &[Case],
     why: &str,
     args: &Arguments,
-) -> Result<(libtest_mimic::Conclusion, crate::results::Summary)> {
-    let dir = crate::results::RunDir::create(&opts.results_root, &run::run_id())?;
-    crate::ui::say(&format!("notrun: {why}"));
-    let mut summary = crate::results::Summary {
+) -> Result<(libtest_mimic::Conclusion, crate::report::results::Summary)> {
+    let dir = crate::report::results::RunDir::create(&opts.results_root, &run::run_id())?;
+    crate::report::ui::say(&format!("notrun: {why}"));
+    let mut summary = crate::report::results::Summary {
         run_id: dir
             .root
             .file_name()
@@ -226,7 +229,7 @@ pub fn run_unavailable(
         counts: Default::default(),
         duration_ms: 0,
     };
-    let v = crate::verdict::Verdict {
+    let v = crate::judge::verdict::Verdict {
         outcome: Outcome::NotRun,
         reasons: vec![why.to_string()],
         raw_outcome: Outcome::NotRun,
@@ -256,7 +259,10 @@ pub fn prepare_and_run(
     opts: &Options,
     sel: &Selection,
     args: &Arguments,
-) -> Result<(libtest_mimic::Conclusion, Option<crate::results::Summary>)> {
+) -> Result<(
+    libtest_mimic::Conclusion,
+    Option<crate::report::results::Summary>,
+)> {
     let cases = select(&opts.cases_dir(), sel)?;
     let prepared = run::prepare(opts)?;
     run(prepared, cases, args)

@@ -5,10 +5,10 @@
 use famfs_proto::abi::{DaxdevOut, FmapSimpleExt, Wire};
 use famfs_proto::errno::{EFBIG, EINVAL, EIO, ERANGE};
 use famfs_proto::fmap::Record;
-use famfs_proto::verdict::Place;
+use famfs_proto::kernel_model::Place;
 use famfs_proto::{
     daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict, Fmap,
-    InterleavedExtent, Profile, RawFmap, Rule, SimpleExtent, Unchecked, Verdict,
+    InterleavedExtent, Profile, RawFmap, Rule, SimpleExtent, Unchecked, KernelVerdict,
 };
 
 const MIB: u64 = 1 << 20;
@@ -35,9 +35,9 @@ fn v10() -> Profile {
 }
 
 #[track_caller]
-fn assert_reject(v: &Verdict, errno: i32, rule: Rule) -> Place {
+fn assert_reject(v: &KernelVerdict, errno: i32, rule: Rule) -> Place {
     match v {
-        Verdict::Reject(r) => {
+        KernelVerdict::Reject(r) => {
             assert_eq!((r.errno, r.rule), (errno, rule), "{v}");
             assert_eq!(v.open_errno(), Some(errno));
             assert_eq!(v.write_errno(), None);
@@ -51,9 +51,9 @@ fn assert_reject(v: &Verdict, errno: i32, rule: Rule) -> Place {
 }
 
 #[track_caller]
-fn accepted(v: &Verdict) -> Vec<Unchecked> {
+fn accepted(v: &KernelVerdict) -> Vec<Unchecked> {
     match v {
-        Verdict::Accept(s) => s.unchecked.clone(),
+        KernelVerdict::Accept(s) => s.unchecked.clone(),
         other => panic!("expected accept, got {other}"),
     }
 }
@@ -329,7 +329,7 @@ fn reply_above_4096_is_refused_by_dev_fuse() {
     let v = kernel_verdict(&p, &raw.to_bytes());
     assert_eq!(
         v,
-        Verdict::ReplyRejected {
+        KernelVerdict::ReplyRejected {
             len: 4097,
             limit: 4096
         }
@@ -348,7 +348,7 @@ fn checks_happen_in_kernel_order() {
     let b = vec![0u8; 5000];
     assert!(matches!(
         kernel_verdict(&p, &b),
-        Verdict::ReplyRejected { .. }
+        KernelVerdict::ReplyRejected { .. }
     ));
     // Count before ext_type.
     let b = Fmap::simple(0, vec![])
@@ -666,14 +666,14 @@ fn post_v10_retry_with_fmap_size() {
     assert_eq!(full.len(), 32 + 300 * 24);
     assert!(matches!(
         kernel_verdict(&p, &full),
-        Verdict::ReplyRejected {
+        KernelVerdict::ReplyRejected {
             len: 7232,
             limit: 4096
         }
     ));
     let first = &full[..32];
     let v = kernel_verdict(&p, first);
-    assert_eq!(v, Verdict::Retry { fmap_size: 7232 });
+    assert_eq!(v, KernelVerdict::Retry { fmap_size: 7232 });
     assert_eq!(v.open_errno(), None);
     let second = kernel_verdict_retry(&p, 7232, &full);
     assert_eq!(second.summary().unwrap().nextents, 300);
@@ -684,7 +684,7 @@ fn post_v10_retry_with_fmap_size() {
     longer.push(0);
     assert_eq!(
         judge_exchange(&p, first, Some(&longer)),
-        Verdict::ReplyRejected {
+        KernelVerdict::ReplyRejected {
             len: 7233,
             limit: 7232
         }
@@ -717,7 +717,7 @@ fn post_v10_fmap_size_above_16mib_is_efbig() {
     let b = simple_n(1).to_raw(&p).set_fmap_size(16 << 20).to_bytes();
     assert_eq!(
         kernel_verdict(&p, &b),
-        Verdict::Retry {
+        KernelVerdict::Retry {
             fmap_size: 16 << 20
         }
     );
@@ -765,7 +765,7 @@ fn custom_profile_numbers_drive_the_verdict() {
     raw2.push(Record::Extent(FmapSimpleExt::default()));
     assert!(matches!(
         kernel_verdict(&v10(), &raw2.to_bytes()),
-        Verdict::ReplyRejected { limit: 4096, .. }
+        KernelVerdict::ReplyRejected { limit: 4096, .. }
     ));
 }
 

@@ -1,10 +1,15 @@
-//! The VM description both launch backends read, the QEMU arguments it
-//! means, and the monitor that follows a boot: the typed channel, the
-//! console, timeouts and the exit status.
+//! The VM stage: the description both launch backends read (`VmSpec`), the
+//! QEMU arguments it means, the accelerator probe (`accel`), virtme-ng
+//! (`vng`), and the monitor that follows a boot: the typed messages, the
+//! console, timeouts and the exit status. It launches and watches; it does
+//! not judge a case.
 
-use crate::channel::{GuestMsg, StreamDecoder, PORT_NAME};
+pub mod accel;
+pub mod vng;
+
+use crate::contract::topology::{PmemKind, Topology, ALIGN_2M};
+use crate::contract::{GuestMsg, StreamDecoder, PORT_NAME};
 use crate::proc::GroupChild;
-use crate::topology::{PmemKind, Topology, ALIGN_2M};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom};
@@ -318,8 +323,8 @@ pub fn monitor(
             // after the command, so Done is what counts there.
             let ok_status = match spec.backend {
                 Backend::Qemu => {
-                    code == Some(crate::guest::sys::qemu_status_for(
-                        crate::guest::sys::EXIT_RUNNER_DONE,
+                    code == Some(crate::contract::exit::qemu_status_for(
+                        crate::contract::exit::EXIT_RUNNER_DONE,
                     ))
                 }
                 Backend::Vng => true,
@@ -332,8 +337,8 @@ pub fn monitor(
             } else if done {
                 format!("the runner finished but the VM exit status was {code:?}")
             } else if code
-                == Some(crate::guest::sys::qemu_status_for(
-                    crate::guest::sys::EXIT_RUNNER_ERROR,
+                == Some(crate::contract::exit::qemu_status_for(
+                    crate::contract::exit::EXIT_RUNNER_ERROR,
                 ))
             {
                 "the guest runner failed (see the console log)".to_string()
@@ -420,7 +425,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::{DaxMode, PmemSpec};
+    use crate::contract::topology::{DaxMode, PmemSpec};
 
     fn spec(dir: &Path, topo: Topology, accel: Accel) -> VmSpec {
         VmSpec {

@@ -9,7 +9,7 @@
 //! allowed). A failure removes the staging directory, so nothing is ever
 //! left half-applied.
 
-use crate::config::hex;
+use crate::kernel::config::hex;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

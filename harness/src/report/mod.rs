@@ -1,0 +1,7 @@
+//! The report stage: the results directory with summary.json and JUnit
+//! (`results`), cases as libtest trials (`trials`) and progress lines
+//! (`ui`). It writes down verdicts; it never decides one.
+
+pub mod results;
+pub mod trials;
+pub mod ui;
