@@ -203,7 +203,25 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         }
     };
     let src = match &series {
-        Some(s) => crate::kernel::source::patched(cache, &base, s, plan.allow_fuzz, &mut log)?,
+        Some(s) => {
+            let user_tree =
+                base.identity.kind != "debian-package" && base.identity.commit.is_none();
+            if !opts.config_only && !user_tree {
+                // The unpatched base first (a no-op when cached): the series'
+                // build is then seeded from its objects, and so is the build
+                // of every later version of the series on this base.
+                kbuild::build(&kbuild::BuildRequest {
+                    source: &base,
+                    fragments_dir: &opts.root.join("kernel-configs"),
+                    fragments: plan.fragments.clone(),
+                    cache,
+                    jobs: kbuild::jobs(),
+                    config_only: false,
+                })
+                .context("building the base the series applies to")?;
+            }
+            crate::kernel::source::patched(cache, &base, s, plan.allow_fuzz, &mut log)?
+        }
         None => base,
     };
     let mut art = kbuild::build(&kbuild::BuildRequest {
@@ -324,6 +342,41 @@ pub fn plan_groups(cases: &[&Case]) -> Vec<BootGroup> {
     groups
 }
 
+/// What a run will do, decided once before anything boots: the cases the
+/// kernel's config rules out (with why), then one boot group per topology.
+/// The executor and the test list both read it, in this order.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    pub not_run: Vec<(String, String)>,
+    pub groups: Vec<BootGroup>,
+}
+
+impl Schedule {
+    pub fn new(kernel: &KernelArtifacts, cases: &[Case]) -> Schedule {
+        let mut not_run = Vec::new();
+        let mut runnable = Vec::new();
+        for c in cases {
+            match c.unmet_kconfig(&kernel.config) {
+                Some(why) => not_run.push((c.id.clone(), why)),
+                None => runnable.push(c),
+            }
+        }
+        Schedule {
+            not_run,
+            groups: plan_groups(&runnable),
+        }
+    }
+
+    /// Case ids in the order their results arrive.
+    pub fn order(&self) -> Vec<String> {
+        self.not_run
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(self.groups.iter().flat_map(|g| g.cases.iter().cloned()))
+            .collect()
+    }
+}
+
 /// Something a caller wants to hear about as the run goes.
 pub trait Sink {
     fn result(&mut self, r: &CaseResult);
@@ -335,33 +388,13 @@ impl<F: FnMut(&CaseResult)> Sink for F {
     }
 }
 
+/// A run id that sorts by time and cannot clash between concurrent runs.
 pub fn run_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    // UTC date-time without a date crate: days since epoch -> civil date.
-    let (d, s) = (secs / 86400, secs % 86400);
-    let (y, m, dd) = civil(d as i64);
     format!(
-        "{y:04}{m:02}{dd:02}-{:02}{:02}{:02}-{}",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60,
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
         std::process::id()
     )
-}
-
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
 }
 
 /// Run `selected` cases (in this order; host-side not-run cases included)
@@ -369,14 +402,16 @@ fn civil(z: i64) -> (i64, u32, u32) {
 pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
     let dir = RunDir::create(&p.opts.results_root, &run_id())?;
     say(&format!("results: {}", dir.root.display()));
-    execute_in(p, dir, selected, sink)
+    execute_in(p, dir, selected, &Schedule::new(&p.kernel, selected), sink)
 }
 
-/// [`execute`] into a run directory the caller created (and announced).
+/// [`execute`] into a run directory the caller created (and announced),
+/// following a schedule the caller made.
 pub fn execute_in(
     p: &Prepared,
     dir: RunDir,
     selected: &[Case],
+    schedule: &Schedule,
     sink: &mut dyn Sink,
 ) -> Result<Summary> {
     let start = Instant::now();
@@ -385,8 +420,8 @@ pub fn execute_in(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut summary = Summary {
-        run_id: id.clone(),
+    let summary = Summary {
+        run_id: id,
         kernel: serde_json::to_value(&p.kernel)?,
         backend: p.opts.backend,
         accel: Some(p.accel),
@@ -397,31 +432,32 @@ pub fn execute_in(
         duration_ms: 0,
     };
     let by_id: BTreeMap<&str, &Case> = selected.iter().map(|c| (c.id.as_str(), c)).collect();
-    let mut runnable: Vec<&Case> = Vec::new();
-    for c in selected {
-        if let Some(why) = c.unmet_kconfig(&p.kernel.config) {
-            let v = Verdict {
-                outcome: Outcome::NotRun,
-                reasons: vec![why],
-                raw_outcome: Outcome::NotRun,
-                diff: None,
-            };
-            let r = dir.write_case(c, &v, None, None)?;
-            sink.result(&r);
-            summary.cases.push(r);
-        } else {
-            runnable.push(c);
-        }
+    let mut rec = Recorder {
+        dir: &dir,
+        by_id: &by_id,
+        summary,
+        sink,
+        kernel: &p.kernel,
+    };
+    let mut failure = None;
+    for (id, why) in &schedule.not_run {
+        let v = Verdict {
+            outcome: Outcome::NotRun,
+            reasons: vec![why.clone()],
+            raw_outcome: Outcome::NotRun,
+            diff: None,
+        };
+        rec.write(id, &v, None, None)?;
     }
     let mut boot_no = 0u32;
-    let mut failure = None;
-    for group in plan_groups(&runnable) {
-        if let Err(e) = run_group(p, &dir, &group, &by_id, &mut boot_no, &mut summary, sink) {
+    for group in &schedule.groups {
+        if let Err(e) = run_group(p, group, &mut boot_no, &mut rec) {
             failure = Some(e);
             break;
         }
     }
     // Written even when the run stops early: what happened so far is kept.
+    let mut summary = rec.summary;
     summary.duration_ms = start.elapsed().as_millis() as u64;
     summary.count();
     dir.write_summary(&summary)?;
@@ -434,235 +470,267 @@ pub fn execute_in(
     }
 }
 
-fn fail_verdict(reasons: Vec<String>) -> Verdict {
-    Verdict {
-        outcome: Outcome::Fail,
-        reasons,
-        raw_outcome: Outcome::Fail,
-        diff: None,
+/// Judges a case's report (with the kernel's known defects) and records the
+/// result: the case's files, the summary, the caller's sink.
+struct Recorder<'a> {
+    dir: &'a RunDir,
+    by_id: &'a BTreeMap<&'a str, &'a Case>,
+    summary: Summary,
+    sink: &'a mut dyn Sink,
+    kernel: &'a KernelArtifacts,
+}
+
+impl Recorder<'_> {
+    fn write(
+        &mut self,
+        id: &str,
+        v: &Verdict,
+        report: Option<&crate::contract::CaseReport>,
+        boot: Option<u32>,
+    ) -> Result<()> {
+        let case = self
+            .by_id
+            .get(id)
+            .with_context(|| format!("unknown case {id}"))?;
+        let res = self.dir.write_case(case, v, report, boot)?;
+        self.sink.result(&res);
+        self.summary.cases.push(res);
+        Ok(())
+    }
+
+    /// A report from the guest, or one the host made for a case whose VM
+    /// went down (`lost`); `extra` is added to a failure's reasons.
+    fn judge(
+        &mut self,
+        r: &crate::contract::CaseReport,
+        lost: bool,
+        boot: u32,
+        extra: Option<String>,
+    ) -> Result<()> {
+        let Some(case) = self.by_id.get(r.id.as_str()) else {
+            return Ok(());
+        };
+        let mut v = verdict::apply_known_defects(
+            verdict::judge(case, r),
+            &r.findings,
+            lost,
+            &known_for(self.kernel, &r.id),
+        );
+        if let Some(x) = extra.filter(|_| v.outcome == Outcome::Fail) {
+            v.reasons.push(x);
+        }
+        self.write(&r.id, &v, Some(r), Some(boot))
+    }
+
+    fn fail_all(
+        &mut self,
+        ids: impl IntoIterator<Item = String>,
+        reasons: &[String],
+        boot: Option<u32>,
+    ) -> Result<()> {
+        for id in ids {
+            let v = Verdict {
+                outcome: Outcome::Fail,
+                reasons: reasons.to_vec(),
+                raw_outcome: Outcome::Fail,
+                diff: None,
+            };
+            self.write(&id, &v, None, boot)?;
+        }
+        Ok(())
     }
 }
 
-/// Boot (and re-boot after crashes) until every case of the group has a result.
-fn run_group(
+/// What one boot left behind.
+struct BootResult {
+    end: BootEnd,
+    /// The runner said hello: the boot reached user space.
+    reached_runner: bool,
+    setup_failure: Option<String>,
+    /// The case running when the VM went down, and since when.
+    current: Option<(String, Instant)>,
+    console: PathBuf,
+    console_text: String,
+}
+
+/// Boot once with the pending cases, streaming each result to the recorder
+/// as it arrives.
+fn boot_once(
     p: &Prepared,
-    dir: &RunDir,
-    group: &BootGroup,
-    by_id: &BTreeMap<&str, &Case>,
-    boot_no: &mut u32,
-    summary: &mut Summary,
-    sink: &mut dyn Sink,
-) -> Result<()> {
+    topology: &Topology,
+    pending: &mut VecDeque<String>,
+    n: u32,
+    rec: &mut Recorder,
+) -> Result<BootResult> {
+    let bdir = rec.dir.boot_dir(n);
+    std::fs::create_dir_all(&bdir)?;
+    let plan = make_plan(p, &rec.summary.run_id, n, topology, pending, rec.by_id);
+    let spec = make_spec(p, &bdir, topology, &plan)?;
+    if !p.opts.quiet_boots {
+        say(&format!(
+            "boot {n}: {} cases, {} ({:?}, {:?})",
+            pending.len(),
+            topology.describe(),
+            p.opts.backend,
+            p.accel
+        ));
+    }
+    let launched = Instant::now();
+    let mut child: Box<dyn Running> = match p.opts.backend {
+        Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
+        Backend::Vng => Box::new(crate::vm::vng::launch(&spec)?),
+    };
+    let scale = p.accel.timeout_scale();
+    let boot_s = match p.opts.backend {
+        Backend::Qemu => 60.0,
+        Backend::Vng => 120.0,
+    } * if p.accel == Accel::Tcg { 2.0 } else { 1.0 };
+    let timeouts = Timeouts {
+        boot: Duration::from_secs_f64(boot_s),
+        setup: Duration::from_secs_f64(60.0 * scale),
+        grace: Duration::from_secs(30),
+    };
+    let by_id = rec.by_id;
+    let case_timeout = |id: &str| -> Duration {
+        Duration::from_secs_f64(
+            by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale,
+        )
+    };
+    let (mut current, mut hello_ms, mut first_result_ms, mut setup_failure, mut write_error) =
+        (None, None, None, None, None);
+    let mut on_msg = |m: &GuestMsg| match m {
+        GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
+        GuestMsg::Setup {
+            ok: false, detail, ..
+        } => setup_failure = Some(detail.clone()),
+        GuestMsg::Setup { .. } | GuestMsg::Done { .. } => {}
+        GuestMsg::CaseStart { id, .. } => current = Some((id.clone(), Instant::now())),
+        GuestMsg::CaseEnd(r) => {
+            first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
+            current = None;
+            if let Err(e) = rec.judge(r, false, n, None) {
+                write_error = Some(e);
+            }
+            pending.retain(|x| *x != r.id);
+        }
+        GuestMsg::Note { text } => say(&format!("guest: {text}")),
+    };
+    let end = vm::monitor(child.as_mut(), &spec, &timeouts, &case_timeout, &mut on_msg)?;
+    drop(child);
+    if let Some(e) = write_error {
+        return Err(e.context("writing case results"));
+    }
+    let console = spec.console_log();
+    let console_text = std::fs::read(&console)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    rec.summary.boots.push(BootRecord {
+        index: n,
+        topology: topology.describe(),
+        backend: p.opts.backend,
+        accel: p.accel,
+        end: end.clone(),
+        hello_ms,
+        first_result_ms,
+        duration_ms: launched.elapsed().as_millis() as u64,
+        console_log: console
+            .strip_prefix(&rec.dir.root)
+            .unwrap_or(&console)
+            .display()
+            .to_string(),
+        kernel_findings_outside_cases: findings_outside_cases(&console_text),
+    });
+    // The pmem backing file can be large and the initramfs is rebuilt
+    // from plan.json and the cached base; the logs are what we keep.
+    for img in ["nvdimm0.img", "cxl-mem0.img", "cxl-lsa0.img"] {
+        let _ = std::fs::remove_file(bdir.join(img));
+    }
+    if matches!(end, BootEnd::Completed) {
+        let _ = std::fs::remove_file(bdir.join("initramfs.cpio"));
+    }
+    Ok(BootResult {
+        end,
+        reached_runner: hello_ms.is_some(),
+        setup_failure,
+        current,
+        console,
+        console_text,
+    })
+}
+
+/// The console's last lines and QEMU's own complaints (bad device
+/// arguments are not on the console).
+fn boot_tail(console: &Path, bdir: &Path) -> String {
+    let mut tail = vm::tail(console, 40);
+    let qemu_err = vm::tail(&bdir.join("qemu.stderr"), 10);
+    if !qemu_err.trim().is_empty() {
+        tail = format!("{tail}\n--- qemu stderr ---\n{qemu_err}");
+    }
+    tail
+}
+
+/// Boot (and re-boot after crashes) until every case of the group has a
+/// result. A boot that never reaches the runner is retried once.
+fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recorder) -> Result<()> {
     let mut pending: VecDeque<String> = group.cases.iter().cloned().collect();
     let mut restarts = 0;
     let mut infra_retry_used = false;
     while !pending.is_empty() {
         *boot_no += 1;
         let n = *boot_no;
-        let bdir = dir.boot_dir(n);
-        std::fs::create_dir_all(&bdir)?;
-        let plan = make_plan(p, &summary.run_id, n, &group.topology, &pending, by_id);
-        let spec = make_spec(p, &bdir, &group.topology, &plan)?;
-        if !p.opts.quiet_boots {
-            say(&format!(
-                "boot {n}: {} cases, {} ({:?}, {:?})",
-                pending.len(),
-                group.topology.describe(),
-                p.opts.backend,
-                p.accel
-            ));
+        let b = boot_once(p, &group.topology, &mut pending, n, rec)?;
+        if pending.is_empty() {
+            break;
         }
-        let launched = Instant::now();
-        let mut child: Box<dyn Running> = match p.opts.backend {
-            Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
-            Backend::Vng => Box::new(crate::vm::vng::launch(&spec)?),
-        };
-        let scale = p.accel.timeout_scale();
-        let timeouts = Timeouts {
-            boot: Duration::from_secs_f64(
-                match p.opts.backend {
-                    Backend::Qemu => 60.0,
-                    Backend::Vng => 120.0,
-                } * if p.accel == Accel::Tcg { 2.0 } else { 1.0 },
-            ),
-            setup: Duration::from_secs_f64(60.0 * scale),
-            grace: Duration::from_secs(30),
-        };
-        let case_timeout = |id: &str| -> Duration {
-            Duration::from_secs_f64(
-                by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale,
-            )
-        };
-        let mut current: Option<(String, Instant)> = None;
-        let mut hello_ms = None;
-        let mut first_result_ms = None;
-        let mut setup_failure: Option<String> = None;
-        let mut write_error: Option<anyhow::Error> = None;
-        // Results are judged, written and reported as they arrive.
-        let mut on_msg = |m: &GuestMsg| match m {
-            GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
-            GuestMsg::Setup {
-                ok: false, detail, ..
-            } => setup_failure = Some(detail.clone()),
-            GuestMsg::Setup { .. } => {}
-            GuestMsg::CaseStart { id, .. } => current = Some((id.clone(), Instant::now())),
-            GuestMsg::CaseEnd(r) => {
-                first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
-                current = None;
-                let Some(case) = by_id.get(r.id.as_str()) else {
-                    return;
+        let reason = match &b.end {
+            BootEnd::Completed => {
+                let why = match &b.setup_failure {
+                    Some(d) => format!("device setup in the guest failed: {d}"),
+                    None => "the guest runner finished without running this case".into(),
                 };
-                let v = verdict::apply_known_defects(
-                    verdict::judge(case, r),
-                    &r.findings,
-                    false,
-                    &known_for(&p.kernel, &r.id),
-                );
-                match dir.write_case(case, &v, Some(r), Some(n)) {
-                    Ok(res) => {
-                        sink.result(&res);
-                        summary.cases.push(res);
-                    }
-                    Err(e) => write_error = Some(e),
-                }
-                pending.retain(|x| *x != r.id);
+                return rec.fail_all(pending.drain(..), &[why], Some(n));
             }
-            GuestMsg::Note { text } => say(&format!("guest: {text}")),
-            GuestMsg::Done { .. } => {}
+            BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => reason.clone(),
         };
-        let end = vm::monitor(child.as_mut(), &spec, &timeouts, &case_timeout, &mut on_msg)?;
-        drop(child);
-        if let Some(e) = write_error {
-            return Err(e.context("writing case results"));
+        let tail = boot_tail(&b.console, &rec.dir.boot_dir(n));
+        if !b.reached_runner {
+            if !infra_retry_used {
+                infra_retry_used = true;
+                say(&format!("boot {n}: {reason}; this is an infrastructure failure, retrying the boot once. Console tail:\n{tail}"));
+                continue;
+            }
+            let why =
+                format!("boot failed twice before the guest runner started: {reason}; console log kept at {}", b.console.display());
+            rec.fail_all(
+                pending.drain(..),
+                &[why.clone(), format!("console tail:\n{tail}")],
+                Some(n),
+            )?;
+            bail!("{why}\n--- console tail ---\n{tail}");
         }
-        let console = spec.console_log();
-        let console_text = std::fs::read(&console)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let outside = findings_outside_cases(&console_text);
-        summary.boots.push(BootRecord {
-            index: n,
-            topology: group.topology.describe(),
-            backend: p.opts.backend,
-            accel: p.accel,
-            end: end.clone(),
-            hello_ms,
-            first_result_ms,
-            duration_ms: launched.elapsed().as_millis() as u64,
-            console_log: console
-                .strip_prefix(&dir.root)
-                .unwrap_or(&console)
-                .display()
-                .to_string(),
-            kernel_findings_outside_cases: outside,
-        });
-        // The pmem backing file can be large and the initramfs is rebuilt
-        // from plan.json and the cached base; the logs are what we keep.
-        for img in ["nvdimm0.img", "cxl-mem0.img", "cxl-lsa0.img"] {
-            let _ = std::fs::remove_file(bdir.join(img));
-        }
-        if matches!(end, BootEnd::Completed) {
-            let _ = std::fs::remove_file(bdir.join("initramfs.cpio"));
+        if let Some((cur, started)) = b.current {
+            let report = lost_report(&cur, &reason, &b.console_text, started.elapsed());
+            rec.judge(&report, true, n, Some(format!("console tail:\n{tail}")))?;
+            pending.retain(|x| *x != cur);
         }
         if pending.is_empty() {
             break;
         }
-        match end {
-            BootEnd::Completed => {
-                let why = match &setup_failure {
-                    Some(d) => format!("device setup in the guest failed: {d}"),
-                    None => "the guest runner finished without running this case".into(),
-                };
-                for id in pending.drain(..) {
-                    fail_case(dir, by_id, &id, vec![why.clone()], Some(n), summary, sink)?;
-                }
-            }
-            BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => {
-                let mut tail = vm::tail(&console, 40);
-                // QEMU's own complaints (bad device arguments) are not on the console.
-                let qemu_err = vm::tail(&bdir.join("qemu.stderr"), 10);
-                if !qemu_err.trim().is_empty() {
-                    tail = format!("{tail}\n--- qemu stderr ---\n{qemu_err}");
-                }
-                if hello_ms.is_none() {
-                    if !infra_retry_used {
-                        infra_retry_used = true;
-                        say(&format!("boot {n}: {reason}; this is an infrastructure failure, retrying the boot once. Console tail:\n{tail}"));
-                        continue;
-                    }
-                    let why = format!("boot failed twice before the guest runner started: {reason}; console log kept at {}", console.display());
-                    for id in pending.drain(..) {
-                        fail_case(
-                            dir,
-                            by_id,
-                            &id,
-                            vec![why.clone(), format!("console tail:\n{tail}")],
-                            Some(n),
-                            summary,
-                            sink,
-                        )?;
-                    }
-                    bail!("{why}\n--- console tail ---\n{tail}");
-                }
-                if let Some((cur, started)) = current.take() {
-                    if let Some(case) = by_id.get(cur.as_str()) {
-                        let report = lost_report(&cur, &reason, &console_text, started.elapsed());
-                        let mut v = verdict::apply_known_defects(
-                            verdict::judge(case, &report),
-                            &report.findings,
-                            true,
-                            &known_for(&p.kernel, &cur),
-                        );
-                        if v.outcome == Outcome::Fail {
-                            v.reasons.push(format!("console tail:\n{tail}"));
-                        }
-                        let res = dir.write_case(case, &v, Some(&report), Some(n))?;
-                        sink.result(&res);
-                        summary.cases.push(res);
-                    }
-                    pending.retain(|x| *x != cur);
-                }
-                if pending.is_empty() {
-                    break;
-                }
-                if restarts >= p.opts.max_restarts {
-                    let why = format!(
-                        "not run: the VM died {} times; giving up on this topology",
-                        restarts + 1
-                    );
-                    for id in pending.drain(..) {
-                        fail_case(dir, by_id, &id, vec![why.clone()], None, summary, sink)?;
-                    }
-                    break;
-                }
-                restarts += 1;
-                // On a line of its own: the test list may be mid-line.
-                eprintln!();
-                say(&format!(
-                    "boot {n}: {reason}; restarting the VM for {} remaining cases",
-                    pending.len()
-                ));
-            }
+        if restarts >= p.opts.max_restarts {
+            let why = format!(
+                "not run: the VM died {} times; giving up on this topology",
+                restarts + 1
+            );
+            return rec.fail_all(pending.drain(..), &[why], None);
         }
+        restarts += 1;
+        // On a line of its own: the test list may be mid-line.
+        eprintln!();
+        say(&format!(
+            "boot {n}: {reason}; restarting the VM for {} remaining cases",
+            pending.len()
+        ));
     }
-    Ok(())
-}
-
-fn fail_case(
-    dir: &RunDir,
-    by_id: &BTreeMap<&str, &Case>,
-    id: &str,
-    reasons: Vec<String>,
-    boot: Option<u32>,
-    summary: &mut Summary,
-    sink: &mut dyn Sink,
-) -> Result<()> {
-    let case = by_id
-        .get(id)
-        .with_context(|| format!("unknown case {id}"))?;
-    let res = dir.write_case(case, &fail_verdict(reasons), None, boot)?;
-    sink.result(&res);
-    summary.cases.push(res);
     Ok(())
 }
 
@@ -811,9 +879,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(20_413), (2025, 11, 21));
+    fn run_ids_sort_by_time_and_name_the_process() {
+        let id = run_id();
+        let re = regex::Regex::new(r"^\d{8}-\d{6}-\d+$").unwrap();
+        assert!(re.is_match(&id), "{id}");
+        assert!(id.ends_with(&format!("-{}", std::process::id())));
     }
 
     #[test]

@@ -23,8 +23,8 @@ mod server {
     };
     use famfs_proto::kernel_model::{DaxdevVerdict, Unchecked};
     use famfs_proto::{
-        daxdev_verdict, judge_exchange, kernel_verdict, Fmap, Opcode, Profile, Rule, SimpleExtent,
-        KernelVerdict,
+        daxdev_verdict, judge_exchange, kernel_verdict, Fmap, KernelVerdict, Opcode, Profile, Rule,
+        SimpleExtent,
     };
     use std::io::Write;
     use std::path::Path;

@@ -2,8 +2,8 @@
 //! reports.
 
 use crate::fmap::{ext_type_name, file_type_name, walk, Record};
-use crate::profile::Profile;
 use crate::kernel_model::{judge_exchange, KernelVerdict};
+use crate::profile::Profile;
 use std::fmt::Write;
 
 const MIB: u64 = 1 << 20;

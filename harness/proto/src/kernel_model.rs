@@ -373,7 +373,9 @@ pub fn kernel_verdict_retry(profile: &Profile, buffer_size: u32, bytes: &[u8]) -
 /// the second. Stays `Retry` when a retry is due but `second` is `None`.
 pub fn judge_exchange(profile: &Profile, first: &[u8], second: Option<&[u8]>) -> KernelVerdict {
     match (kernel_verdict(profile, first), second) {
-        (KernelVerdict::Retry { fmap_size }, Some(b)) => kernel_verdict_retry(profile, fmap_size, b),
+        (KernelVerdict::Retry { fmap_size }, Some(b)) => {
+            kernel_verdict_retry(profile, fmap_size, b)
+        }
         (v, _) => v,
     }
 }

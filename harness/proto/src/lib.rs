@@ -34,16 +34,16 @@ pub mod abi;
 pub mod describe;
 pub mod errno;
 pub mod fmap;
-pub mod profile;
 pub mod kernel_model;
+pub mod profile;
 
 pub use abi::{AbiError, DaxdevOut, OpKind, Opcode, Wire};
 pub use describe::describe;
 pub use fmap::{DecodeError, Decoded, Extents, Fmap, InterleavedExtent, RawFmap, SimpleExtent};
-pub use profile::{
-    CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
-};
 pub use kernel_model::{
     daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict,
-    FmapSummary, Rejection, Rule, Unchecked, KernelVerdict,
+    FmapSummary, KernelVerdict, Rejection, Rule, Unchecked,
+};
+pub use profile::{
+    CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
 };

@@ -8,7 +8,7 @@ use famfs_proto::fmap::Record;
 use famfs_proto::kernel_model::Place;
 use famfs_proto::{
     daxdev_verdict, judge_exchange, kernel_verdict, kernel_verdict_retry, DaxdevVerdict, Fmap,
-    InterleavedExtent, Profile, RawFmap, Rule, SimpleExtent, Unchecked, KernelVerdict,
+    InterleavedExtent, KernelVerdict, Profile, RawFmap, Rule, SimpleExtent, Unchecked,
 };
 
 const MIB: u64 = 1 << 20;

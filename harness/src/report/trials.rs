@@ -136,18 +136,8 @@ pub fn run(
     args.test_threads = Some(1); // keep VM order, stream as results arrive
 
     // Execution order: host-side not-run first, then one boot group after another.
-    let mut order: Vec<String> = cases
-        .iter()
-        .filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_some())
-        .map(|c| c.id.clone())
-        .collect();
-    let runnable: Vec<&Case> = cases
-        .iter()
-        .filter(|c| c.unmet_kconfig(&prepared.kernel.config).is_none())
-        .collect();
-    for g in run::plan_groups(&runnable) {
-        order.extend(g.cases);
-    }
+    let schedule = run::Schedule::new(&prepared.kernel, &cases);
+    let order = schedule.order();
     let board = Arc::new((Mutex::new(Board::default()), Condvar::new()));
 
     let worker = {
@@ -160,7 +150,7 @@ pub fn run(
                 m.lock().unwrap().results.insert(r.id.clone(), r.clone());
                 cv.notify_all();
             };
-            let out = run::execute_in(&prepared, dir, &cases, &mut sink);
+            let out = run::execute_in(&prepared, dir, &cases, &schedule, &mut sink);
             let (m, cv) = &*board;
             m.lock().unwrap().finished =
                 Some(out.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));

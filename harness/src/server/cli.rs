@@ -2,7 +2,7 @@
 
 use super::dispatch::Server;
 use super::scenario::{Config, NodeKind};
-use super::transport::{spawn, FuseConn, ExitMode, ServeEnd, Wake};
+use super::transport::{spawn, ExitMode, FuseConn, ServeEnd, Wake};
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -27,4 +27,4 @@ pub use dispatch::{Action, InitRecord, RequestRecord, Server, WriteFailure};
 pub use fault::{Fault, FaultClass};
 pub use scenario::{Config, Scenario};
 pub use sim::SimKernel;
-pub use transport::{serve_socketpair, spawn, FuseConn, ExitMode, Running, ServeEnd, Wake};
+pub use transport::{serve_socketpair, spawn, ExitMode, FuseConn, Running, ServeEnd, Wake};
