@@ -145,8 +145,6 @@ struct KernelArgs {
 
 #[derive(Args)]
 struct TestVm {
-    /// Run cases whose name contains any of these (all when none).
-    filters: Vec<String>,
     #[command(flatten)]
     kernel: KernelArgs,
     /// Launch backend.
@@ -164,31 +162,13 @@ struct TestVm {
     /// Where run directories go (default: target/famfs-harness).
     #[arg(long, value_name = "DIR")]
     results: Option<PathBuf>,
-    // ---- libtest options ----
-    /// List the cases and exit.
-    #[arg(long)]
-    list: bool,
-    /// Filters match case names exactly.
-    #[arg(long)]
-    exact: bool,
-    /// Skip cases whose name contains this (repeatable).
-    #[arg(long)]
-    skip: Vec<String>,
-    /// Run only ignored cases.
-    #[arg(long)]
-    ignored: bool,
-    /// Run ignored and not ignored cases.
-    #[arg(long)]
-    include_ignored: bool,
-    /// Output format: pretty, terse or json.
-    #[arg(long, value_parser = ["pretty", "terse", "json"])]
-    format: Option<String>,
-    /// Less output.
-    #[arg(long, short = 'q')]
-    quiet: bool,
-    /// Colour: auto, always, never.
-    #[arg(long, value_parser = ["auto", "always", "never"])]
-    color: Option<String>,
+    /// libtest's options: the first filter, --list, --exact, --skip,
+    /// --ignored, --include-ignored, --format, --color, -q, ...
+    #[command(flatten)]
+    libtest: libtest_mimic::Arguments,
+    /// More filters: cases whose name contains any of them run.
+    #[arg(value_name = "MORE_FILTERS")]
+    more_filters: Vec<String>,
 }
 
 fn options(k: &KernelArgs) -> Result<Options> {
@@ -218,27 +198,6 @@ fn options(k: &KernelArgs) -> Result<Options> {
     Ok(o)
 }
 
-fn libtest_args(t: &TestVm) -> libtest_mimic::Arguments {
-    let mut a = libtest_mimic::Arguments::from_iter(["test-vm"]);
-    a.list = t.list;
-    a.ignored = t.ignored;
-    a.include_ignored = t.include_ignored;
-    a.quiet = t.quiet;
-    a.format = match t.format.as_deref() {
-        Some("terse") => Some(libtest_mimic::FormatSetting::Terse),
-        Some("json") => Some(libtest_mimic::FormatSetting::Json),
-        Some("pretty") => Some(libtest_mimic::FormatSetting::Pretty),
-        _ => None,
-    };
-    a.color = match t.color.as_deref() {
-        Some("always") => Some(libtest_mimic::ColorSetting::Always),
-        Some("never") => Some(libtest_mimic::ColorSetting::Never),
-        Some("auto") => Some(libtest_mimic::ColorSetting::Auto),
-        _ => None,
-    };
-    a
-}
-
 fn main() {
     match real_main() {
         Ok(code) => std::process::exit(code),
@@ -262,14 +221,25 @@ fn real_main() -> Result<i32> {
                 opts.results_root = r.clone();
             }
             let sel = Selection {
-                filters: t.filters.clone(),
-                exact: t.exact,
-                skip: t.skip.clone(),
+                filters: t
+                    .libtest
+                    .filter
+                    .iter()
+                    .chain(&t.more_filters)
+                    .cloned()
+                    .collect(),
+                exact: t.libtest.exact,
+                skip: t.libtest.skip.clone(),
                 groups: t.groups.clone(),
             };
-            let args = libtest_args(&t);
+            // Selection is done once, by `trials::select` (several filters,
+            // groups); libtest only formats and runs what was selected.
+            let mut args = t.libtest.clone();
+            args.filter = None;
+            args.skip.clear();
+            args.exact = false;
             let cases = trials::select(&opts.cases_dir(), &sel)?;
-            if t.list {
+            if t.libtest.list {
                 let _ = trials::list(&cases, &args);
                 return Ok(0);
             }

@@ -189,37 +189,14 @@ pub fn apply_known_defects(
     }
 }
 
-/// A small unified diff (LCS over lines); golden files are short.
+/// A unified diff with three lines of context around each change, so a
+/// one-line change in a long output is a short hunk, not the whole file.
 pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
-    let a: Vec<&str> = a.lines().collect();
-    let b: Vec<&str> = b.lines().collect();
-    let (n, m) = (a.len(), b.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut out = format!("--- {a_name}\n+++ {b_name}\n");
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            out.push_str(&format!(" {}\n", a[i]));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push_str(&format!("-{}\n", a[i]));
-            i += 1;
-        } else {
-            out.push_str(&format!("+{}\n", b[j]));
-            j += 1;
-        }
-    }
-    out
+    similar::TextDiff::from_lines(a, b)
+        .unified_diff()
+        .context_radius(3)
+        .header(a_name, b_name)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -339,8 +316,13 @@ mod tests {
     fn diff_shape() {
         assert_eq!(
             unified_diff("a\nb\nc\n", "a\nc\nd\n", "x", "y"),
-            "--- x\n+++ y\n a\n-b\n c\n+d\n"
+            "--- x\n+++ y\n@@ -1,3 +1,3 @@\n a\n-b\n c\n+d\n"
         );
+        // A one-line change in 500 lines is one short hunk.
+        let a: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        let b = a.replace("line 250\n", "line 250 changed\n");
+        let d = unified_diff(&a, &b, "x", "y");
+        assert_eq!(d.lines().count(), 2 + 1 + 3 + 2 + 3, "{d}");
     }
 
     fn defect(title: &str) -> crate::kernel::named::KnownDefect {

@@ -111,11 +111,9 @@ impl<'de> Deserialize<'de> for Mode {
 #[serde(transparent)]
 pub struct Errno(pub i32);
 
-/// Errno names the scenario accepts (those famfs-proto knows).
+/// Errno names the scenario accepts: every Linux errno name.
 pub fn errno_names() -> Vec<&'static str> {
-    (1..4096)
-        .filter_map(famfs_proto::errno::errno_name)
-        .collect()
+    famfs_proto::errno::TABLE.iter().map(|(n, _)| *n).collect()
 }
 
 impl<'de> Deserialize<'de> for Errno {
@@ -138,8 +136,7 @@ impl<'de> Deserialize<'de> for Errno {
                 if let Ok(n) = v.trim().parse::<i32>() {
                     return Ok(Errno(n));
                 }
-                (1..4096)
-                    .find(|&n| famfs_proto::errno::errno_name(n) == Some(v.trim()))
+                famfs_proto::errno::errno_by_name(v.trim())
                     .map(Errno)
                     .ok_or_else(|| {
                         E::custom(format!(

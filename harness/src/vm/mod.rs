@@ -398,19 +398,10 @@ pub fn launch_qemu(spec: &VmSpec) -> Result<GroupChild> {
     GroupChild::spawn(&mut cmd, "qemu-system-x86_64")
 }
 
+/// A command line a person can paste into a shell (paths with spaces and
+/// quotes included).
 pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
 /// Last `n` lines of a log file, for error messages.
@@ -530,5 +521,23 @@ mod tests {
             plain.contains("-machine pc ") && !plain.contains("nvdimm"),
             "{plain}"
         );
+    }
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    #[test]
+    fn command_lines_survive_spaces_and_quotes() {
+        let argv: Vec<String> = [
+            "qemu",
+            "-kernel",
+            "/a dir/bzImage",
+            "-append",
+            "console=ttyS0 it's",
+        ]
+        .map(String::from)
+        .to_vec();
+        let line = super::shell_words(&argv);
+        assert_eq!(shlex::split(&line).unwrap(), argv);
     }
 }
