@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Build the kernel, boot it in QEMU with emulated pmem, run the cases.
-    TestVm(TestVm),
+    TestVm(Box<TestVm>),
     /// Configure, verify and build the kernel only.
     Kernel {
         #[command(flatten)]
