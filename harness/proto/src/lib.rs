@@ -12,6 +12,7 @@
 //! - [`kernel_model`]: what the kernel does with a GET_FMAP / GET_DAXDEV reply.
 //! - [`describe`](mod@describe): readable dump of fmap bytes.
 //! - [`errno`]: Linux errno numbers.
+//! - [`size`]: the one size syntax (`4096`, `0x1000`, `4K`, `2M`, `1G`).
 //!
 //! ```
 //! use famfs_proto::{errno, kernel_verdict, Fmap, Profile, Rule, SimpleExtent};
@@ -36,6 +37,7 @@ pub mod errno;
 pub mod fmap;
 pub mod kernel_model;
 pub mod profile;
+pub mod size;
 
 pub use abi::{AbiError, DaxdevOut, OpKind, Opcode, Wire};
 pub use describe::describe;
@@ -47,3 +49,4 @@ pub use kernel_model::{
 pub use profile::{
     CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
 };
+pub use size::Size;

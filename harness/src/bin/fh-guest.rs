@@ -24,15 +24,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not";
 
 fn parse_len(s: &str) -> Result<usize> {
-    let (n, m) = match s.chars().last() {
-        Some('K') => (&s[..s.len() - 1], 1usize << 10),
-        Some('M') => (&s[..s.len() - 1], 1 << 20),
-        Some('G') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    Ok(n.parse::<usize>()
-        .with_context(|| format!("bad length `{s}`"))?
-        * m)
+    let n = famfs_proto::Size::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
+    usize::try_from(n).with_context(|| format!("length `{s}` does not fit in memory"))
 }
 
 fn main() {

@@ -52,22 +52,9 @@ pub const ALIGN_2M: u64 = 2 * MIB;
 /// Parse a size such as `256M`, `1G`, `2097152`, into MiB (must be whole
 /// 2 MiB multiples: NVDIMM and devdax want 2 MiB alignment).
 pub fn parse_size_mib(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, mul) = match s.chars().last() {
-        Some('G' | 'g') => (&s[..s.len() - 1], 1024 * MIB),
-        Some('M' | 'm') => (&s[..s.len() - 1], MIB),
-        Some('K' | 'k') => (&s[..s.len() - 1], 1024),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{s}` is not a size (e.g. 256M, 1G)"))?;
-    let bytes = n
-        .checked_mul(mul)
-        .ok_or_else(|| anyhow::anyhow!("size `{s}` is too large"))?;
+    let bytes = famfs_proto::Size::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
     if bytes == 0 || bytes % ALIGN_2M != 0 {
-        bail!("size `{s}` must be a non-zero multiple of 2M");
+        bail!("size `{}` must be a non-zero multiple of 2M", s.trim());
     }
     Ok(bytes / MIB)
 }
@@ -158,7 +145,7 @@ mod tests {
         assert!(parse_size_mib("lots")
             .unwrap_err()
             .to_string()
-            .contains("not a size"));
+            .contains("bad size 'lots'"));
     }
 
     #[test]
