@@ -106,7 +106,7 @@ pub fn require_tool(program: &str) -> Result<PathBuf> {
 }
 
 fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn is_debian_like() -> bool {

@@ -23,6 +23,7 @@
 pub mod contract;
 pub mod guest;
 pub mod judge;
+pub mod proc;
 pub mod server;
 pub mod yaml;
 
@@ -39,8 +40,6 @@ pub mod hostdeps;
 pub mod image;
 #[cfg(feature = "host")]
 pub mod kernel;
-#[cfg(feature = "host")]
-pub mod proc;
 #[cfg(feature = "host")]
 pub mod report;
 #[cfg(feature = "host")]

@@ -1,11 +1,15 @@
-//! Running host programs: errors that say which command failed and show its
-//! output, and children in their own process group so a timeout or Ctrl-C
-//! takes down everything they started (QEMU, virtiofsd, vng's helpers).
+//! Child processes in their own process group, so that a timeout, a case's
+//! end or Ctrl-C takes down everything they started (QEMU, virtiofsd, vng's
+//! helpers, a case's daemons). One helper for every launch: the host's
+//! (make, QEMU, virtme-ng through duct) and the guest runner's (cases).
+//! On the host, SIGINT/SIGTERM/SIGHUP kill every registered group before the
+//! harness exits; the signals are received on a thread (signal-hook), so
+//! no lock is ever taken inside a signal handler.
 
 use anyhow::{bail, Context, Result};
+use rustix::process::{kill_process_group, Pid, Signal};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Run a command to completion; on failure the error carries its output tail.
@@ -28,51 +32,63 @@ pub fn run_logged(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(stdout)
 }
 
-/// Make the child lead its own process group (so killpg reaches grandchildren).
+/// Make the child lead its own process group (so a group kill reaches
+/// grandchildren).
 pub fn own_process_group(cmd: &mut Command) -> &mut Command {
     cmd.process_group(0)
 }
 
-/// Send SIGKILL to a whole process group.
+/// Send SIGKILL to a whole process group (gone already is fine).
 pub fn kill_group(pgid: u32) {
-    unsafe {
-        libc::killpg(pgid as i32, libc::SIGKILL);
+    if let Some(pid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process_group(pid, Signal::KILL);
     }
 }
 
 static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-static HANDLER: AtomicBool = AtomicBool::new(false);
 
 /// Process groups to kill if the harness is interrupted.
 pub fn register_group(pgid: u32) {
-    GROUPS.lock().unwrap().push(pgid);
-    install_signal_handler();
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
+    #[cfg(feature = "host")]
+    signals::install();
 }
 
 pub fn unregister_group(pgid: u32) {
-    GROUPS.lock().unwrap().retain(|g| *g != pgid);
+    GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|g| *g != pgid);
 }
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe calls: try_lock, killpg, _exit.
-    if let Ok(g) = GROUPS.try_lock() {
-        for pg in g.iter() {
-            unsafe {
-                libc::killpg(*pg as i32, libc::SIGKILL);
-            }
-        }
-    }
-    unsafe { libc::_exit(128 + sig) };
-}
+#[cfg(feature = "host")]
+mod signals {
+    use std::sync::Once;
 
-fn install_signal_handler() {
-    if HANDLER.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
+    static INSTALL: Once = Once::new();
+
+    /// A thread waits for SIGINT, SIGTERM or SIGHUP, kills every registered
+    /// group and exits with 128 + the signal, as a shell would report it.
+    pub fn install() {
+        INSTALL.call_once(|| {
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+            let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            else {
+                return;
+            };
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    for pg in super::GROUPS
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                    {
+                        super::kill_group(*pg);
+                    }
+                    std::process::exit(128 + sig);
+                }
+            });
+        });
     }
 }
 
@@ -93,6 +109,7 @@ impl GroupChild {
         Ok(GroupChild { child, pgid })
     }
 
+    /// Kill the group, and reap the leader.
     pub fn kill(&mut self) {
         kill_group(self.pgid);
         let _ = self.child.wait();
@@ -105,5 +122,48 @@ impl Drop for GroupChild {
         kill_group(self.pgid);
         let _ = self.child.try_wait();
         unregister_group(self.pgid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_kill_reaches_grandchildren() {
+        let t = tempfile::tempdir().unwrap();
+        let pidfile = t.path().join("grandchild");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("sleep 300 & echo $! > {}; wait", pidfile.display()));
+        let mut g = GroupChild::spawn(&mut cmd, "sh").unwrap();
+        let start = std::time::Instant::now();
+        while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "the grandchild never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        g.kill();
+        // The grandchild is gone (reaped by init, or a zombie briefly).
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false)
+        };
+        let start = std::time::Instant::now();
+        while alive(grandchild) {
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "grandchild {grandchild} survived the group kill"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

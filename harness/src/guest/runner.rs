@@ -6,7 +6,7 @@ use crate::contract::{self, CaseExit, CaseReport, GuestMsg, PlannedCase, RunPlan
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -232,12 +232,12 @@ fn spawn_and_wait(
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
-    cmd.process_group(0);
+    crate::proc::own_process_group(&mut cmd);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting /bin/sh {}", script.display()))?;
     drop(cmd); // close our copies of the pipe's write end
-    let pgid = child.id() as i32;
+    let pgid = child.id();
     let collector = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 8192];
@@ -264,7 +264,7 @@ fn spawn_and_wait(
             };
         }
         if start.elapsed() >= timeout {
-            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            crate::proc::kill_group(pgid);
             let _ = child.wait();
             break CaseExit::TimedOut {
                 after_s: start.elapsed().as_secs_f64(),
@@ -275,7 +275,7 @@ fn spawn_and_wait(
     };
     // Whatever the case left running in its group goes now, so it cannot
     // hold the output pipe open or disturb the next case.
-    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    crate::proc::kill_group(pgid);
     reap_orphans();
     // A process stuck in the kernel (D state) may keep the pipe open; don't
     // wait for it forever.
@@ -300,9 +300,9 @@ fn reap_orphans() {
         return;
     }
     loop {
-        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
-        if r <= 0 {
-            break;
+        match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) => {}
+            _ => break,
         }
     }
 }
@@ -319,8 +319,7 @@ fn cleanup_mounts_under(dir: &Path) {
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
-        let c = std::ffi::CString::new(t).unwrap();
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
     }
 }
 

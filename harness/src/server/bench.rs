@@ -8,7 +8,6 @@ use anyhow::{bail, Result};
 use famfs_proto::abi::{OutHeader, Wire};
 use famfs_proto::{Opcode, Profile};
 use std::fmt::Write as _;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -58,7 +57,6 @@ fn direct(cfg: &Config, req: &[u8], n: u64) -> Result<Duration> {
 /// Over a socketpair to one server thread, `window` requests in flight.
 fn channel(cfg: &Config, req: &[u8], n: u64, window: u64) -> Result<Duration> {
     let (mut k, running) = SimKernel::start(started(cfg)?, 1)?;
-    let fd = k.as_raw_fd();
     let mut msg = req.to_vec();
     let mut buf = vec![0u8; 1 << 16];
     let (mut sent, mut got) = (0u64, 0u64);
@@ -69,9 +67,9 @@ fn channel(cfg: &Config, req: &[u8], n: u64, window: u64) -> Result<Duration> {
             k.send_raw(&msg)?;
             sent += 1;
         }
-        let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if r < OutHeader::SIZE as isize {
-            bail!("short or failed receive ({r})");
+        let r = rustix::net::recv(&k, &mut buf, rustix::net::RecvFlags::empty()).map(|(n, _)| n);
+        if !matches!(r, Ok(n) if n >= OutHeader::SIZE) {
+            bail!("short or failed receive ({r:?})");
         }
         let h = OutHeader::decode(&buf).expect("checked length");
         if h.error != 0 {

@@ -7,7 +7,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const USAGE: &str = "usage: famfsd --scenario FILE --mountpoint DIR [options]
@@ -147,33 +146,6 @@ pub fn summary(cfg: &Config) -> String {
     s
 }
 
-static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(_sig: libc::c_int) {
-    let fd = WAKE_FD.load(Ordering::SeqCst);
-    if fd >= 0 {
-        // Keep errno intact for the code the signal interrupted.
-        unsafe {
-            let saved = *libc::__errno_location();
-            let b = b's';
-            libc::write(fd, (&b as *const u8).cast(), 1);
-            *libc::__errno_location() = saved;
-        }
-    }
-}
-
-fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> Result<()> {
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = handler;
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error()).context("sigaction");
-        }
-    }
-    Ok(())
-}
-
 fn os_error(e: &std::io::Error) -> String {
     let code = e.raw_os_error().unwrap_or(0);
     match famfs_proto::errno::errno_name(code) {
@@ -195,34 +167,32 @@ fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
         }
         Err(e) => bail!("opening /dev/fuse: {}", os_error(&e)),
     };
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     let data = format!(
         "fd={},rootmode=40000,user_id={uid},group_id={gid},allow_other",
         dev.as_raw_fd()
     );
-    let c = |s: &str| CString::new(s).map_err(|_| anyhow!("'{s}' contains a NUL byte"));
-    let target = c(&mountpoint.to_string_lossy())?;
-    let (src, fstype, data) = (c(fsname)?, c("fuse")?, c(&data)?);
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            data.as_ptr().cast(),
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        let hint = match e.raw_os_error() {
-            Some(libc::EPERM) => " (mounting FUSE directly needs root / CAP_SYS_ADMIN)",
-            Some(libc::ENODEV) => " (the kernel has no fuse file system type)",
+    let data = CString::new(data).map_err(|_| anyhow!("mount data contains a NUL byte"))?;
+    use rustix::mount::{mount, MountFlags};
+    if let Err(e) = mount(
+        fsname,
+        mountpoint,
+        "fuse",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(data.as_c_str()),
+    ) {
+        let hint = match e {
+            rustix::io::Errno::PERM => " (mounting FUSE directly needs root / CAP_SYS_ADMIN)",
+            rustix::io::Errno::NODEV => " (the kernel has no fuse file system type)",
             _ => "",
         };
         bail!(
             "mount(2) of fuse on {} failed: {}{hint}",
             mountpoint.display(),
-            os_error(&e)
+            os_error(&e.into())
         );
     }
     Ok(dev)
@@ -230,14 +200,11 @@ fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
 
 /// Detaches the mount; a mount that is already gone is fine.
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    let target = CString::new(mountpoint.to_string_lossy().as_bytes())?;
-    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
-            bail!("umount2({}): {}", mountpoint.display(), os_error(&e));
-        }
+    use rustix::io::Errno;
+    match rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(Errno::INVAL | Errno::NOENT) => Ok(()),
+        Err(e) => bail!("umount2({}): {}", mountpoint.display(), os_error(&e.into())),
     }
-    Ok(())
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
@@ -279,11 +246,16 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
             return Err(e);
         }
     };
-    WAKE_FD.store(running.wake_fd(), Ordering::SeqCst);
-    let announce = || -> Result<()> {
-        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        set_handler(libc::SIGTERM, handler)?;
-        set_handler(libc::SIGINT, handler)?;
+    let mut handlers = Vec::new();
+    let mut announce = || -> Result<()> {
+        // SIGTERM and SIGINT write a byte into the wake pipe (signal-hook's
+        // pipe registration: nothing but write(2) runs in the handler).
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            handlers.push(
+                signal_hook::low_level::pipe::register(sig, running.wake_fd()?)
+                    .context("installing the signal handler")?,
+            );
+        }
         if let Some(p) = &a.ready {
             let text = serde_json::json!({
                 "pid": std::process::id(),
@@ -306,9 +278,9 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
     let um = unmount(&a.mountpoint);
     running.stop();
     let ends = running.join();
-    WAKE_FD.store(-1, Ordering::SeqCst);
-    let _ = set_handler(libc::SIGTERM, libc::SIG_DFL);
-    let _ = set_handler(libc::SIGINT, libc::SIG_DFL);
+    for h in handlers {
+        signal_hook::low_level::unregister(h);
+    }
     setup?;
     um?;
     if let Some(ServeEnd::Failed(msg)) = ends.iter().find(|e| matches!(e, ServeEnd::Failed(_))) {

@@ -11,7 +11,7 @@ use famfs_proto::abi::{
     Wire,
 };
 use famfs_proto::{Opcode, Profile};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 /// Flags a 7.3-era kernel offers besides the famfs bit.
@@ -168,9 +168,10 @@ impl SimKernel {
 
     /// Sends bytes as one message.
     pub fn send_raw(&mut self, msg: &[u8]) -> Result<()> {
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-        if n != msg.len() as isize {
-            return Err(std::io::Error::last_os_error()).context("sending a request");
+        let n = rustix::net::send(&self.fd, msg, rustix::net::SendFlags::empty())
+            .context("sending a request")?;
+        if n != msg.len() {
+            bail!("sending a request: {n} of {} bytes sent", msg.len());
         }
         Ok(())
     }
@@ -178,24 +179,22 @@ impl SimKernel {
     /// Receives one message; `None` on timeout. The server closing its end
     /// is an error mentioning "closed".
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Reply>> {
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut p = [PollFd::new(&self.fd, PollFlags::IN)];
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: timeout.subsec_nanos() as i64,
         };
-        let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
-        if r == 0 {
+        if poll(&mut p, Some(&ts)).context("waiting for a reply")? == 0 {
             return Ok(None);
         }
         let mut buf = vec![0u8; 1 << 21];
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error()).context("receiving a reply");
-        }
+        let (n, _) = rustix::net::recv(&self.fd, &mut buf, rustix::net::RecvFlags::empty())
+            .context("receiving a reply")?;
         if n == 0 {
             bail!("the server closed the connection");
         }
-        buf.truncate(n as usize);
+        buf.truncate(n);
         Ok(Some(Reply { raw: buf }))
     }
 
@@ -289,8 +288,8 @@ impl SimKernel {
     }
 }
 
-impl AsRawFd for SimKernel {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.as_raw_fd()
+impl std::os::fd::AsFd for SimKernel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

@@ -9,10 +9,11 @@
 
 use super::dispatch::{Action, Server};
 use anyhow::{bail, Context, Result};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Read buffer per thread: above the 128K `max_write` plus headers, the
 /// minimum /dev/fuse accepts for such a connection.
@@ -87,7 +88,7 @@ struct Stop {
 impl Stop {
     fn trigger(&self) {
         if !self.flag.swap(true, Ordering::SeqCst) {
-            write_byte(self.write.as_raw_fd(), b'x');
+            write_byte(&self.write, b'x');
         }
     }
 }
@@ -101,31 +102,31 @@ pub struct Running {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe2");
-    }
-    // SAFETY: pipe2 returned two new descriptors we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe2")
 }
 
-fn write_byte(fd: RawFd, b: u8) {
+fn write_byte(fd: impl AsFd, b: u8) {
     // Errors are moot: the pipe only has to become readable.
-    let _ = unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    let _ = rustix::io::write(fd, &[b]);
 }
 
 /// Sets `O_NONBLOCK`, so a reader that lost the race for a request goes
 /// back to poll instead of blocking where the stop pipe cannot reach it.
-pub fn set_nonblocking(fd: RawFd) -> Result<()> {
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("fcntl(O_NONBLOCK)");
-    }
-    Ok(())
+pub fn set_nonblocking(fd: impl AsFd) -> Result<()> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let fl = fcntl_getfl(&fd).context("fcntl(F_GETFL)")?;
+    fcntl_setfl(&fd, fl | OFlags::NONBLOCK).context("fcntl(O_NONBLOCK)")
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+/// Waits until `fd` is ready for `events` (or `timeout` passes; None waits
+/// for ever). Interruptions count as a wake-up.
+fn poll_one(fd: impl AsFd, events: rustix::event::PollFlags, timeout: Option<Duration>) {
+    let mut p = [rustix::event::PollFd::new(&fd, events)];
+    let ts = timeout.map(|t| rustix::event::Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    });
+    let _ = rustix::event::poll(&mut p, ts.as_ref());
 }
 
 /// Starts `threads` readers serving `server` on `chan`.
@@ -138,7 +139,7 @@ pub fn spawn(
     if threads == 0 {
         bail!("at least one reader thread is needed");
     }
-    set_nonblocking(chan.read.as_raw_fd())?;
+    set_nonblocking(&*chan.read)?;
     let (sr, sw) = pipe()?;
     let stop = Arc::new(Stop {
         flag: AtomicBool::new(false),
@@ -162,7 +163,7 @@ pub fn spawn(
                 // Any reader ending ends them all: the device is gone or
                 // the server is stopping.
                 stop.trigger();
-                write_byte(wake.as_raw_fd(), b'e');
+                write_byte(&*wake, b'e');
                 end
             })
             .context("spawning a reader thread")?;
@@ -177,61 +178,41 @@ pub fn spawn(
 }
 
 fn reader(server: &Mutex<Server>, chan: &FuseConn, stop: &Stop, exit: ExitMode) -> ServeEnd {
-    let rfd = chan.read.as_raw_fd();
-    let wfd = chan.write.as_raw_fd();
+    use rustix::event::{PollFd, PollFlags};
+    use rustix::io::Errno;
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         if stop.flag.load(Ordering::SeqCst) {
             return ServeEnd::Stopped;
         }
-        let n = unsafe { libc::read(rfd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 {
-            return ServeEnd::Disconnected;
-        }
-        if n < 0 {
-            match errno() {
-                libc::EAGAIN => {
-                    let mut fds = [
-                        libc::pollfd {
-                            fd: rfd,
-                            events: libc::POLLIN,
-                            revents: 0,
-                        },
-                        libc::pollfd {
-                            fd: stop.read.as_raw_fd(),
-                            events: libc::POLLIN,
-                            revents: 0,
-                        },
-                    ];
-                    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-                    if r < 0 && errno() != libc::EINTR {
-                        return ServeEnd::Failed(format!(
-                            "poll: {}",
-                            std::io::Error::last_os_error()
-                        ));
-                    }
-                    if fds[1].revents != 0 {
-                        return ServeEnd::Stopped;
-                    }
-                    continue;
+        let n = match rustix::io::read(&*chan.read, &mut buf) {
+            Ok(0) => return ServeEnd::Disconnected,
+            Ok(n) => n,
+            Err(Errno::AGAIN) => {
+                let mut fds = [
+                    PollFd::new(&*chan.read, PollFlags::IN),
+                    PollFd::new(&stop.read, PollFlags::IN),
+                ];
+                match rustix::event::poll(&mut fds, None) {
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return ServeEnd::Failed(format!("poll: {e}")),
                 }
-                // Interrupted, or a request that vanished before it was read.
-                libc::EINTR | libc::ENOENT => continue,
-                libc::ENODEV | libc::ECONNRESET | libc::ENOTCONN => return ServeEnd::Disconnected,
-                e => {
-                    return ServeEnd::Failed(format!(
-                        "reading requests: {}",
-                        std::io::Error::from_raw_os_error(e)
-                    ))
+                if !fds[1].revents().is_empty() {
+                    return ServeEnd::Stopped;
                 }
+                continue;
             }
-        }
-        let req = &buf[..n as usize];
+            // Interrupted, or a request that vanished before it was read.
+            Err(Errno::INTR | Errno::NOENT) => continue,
+            Err(Errno::NODEV | Errno::CONNRESET | Errno::NOTCONN) => return ServeEnd::Disconnected,
+            Err(e) => return ServeEnd::Failed(format!("reading requests: {e}")),
+        };
+        let req = &buf[..n];
         let actions = server.lock().unwrap_or_else(|p| p.into_inner()).handle(req);
         for a in actions {
             match a {
                 Action::Write(m) => {
-                    if let Err(e) = write_msg(wfd, &m) {
+                    if let Err(e) = write_msg(&*chan.write, &m) {
                         let unique =
                             u64::from_le_bytes(m[8..16].try_into().expect("16-byte header"));
                         server
@@ -260,51 +241,42 @@ fn reader(server: &Mutex<Server>, chan: &FuseConn, stop: &Stop, exit: ExitMode) 
 
 /// Writes one message; returns the errno on failure. A full socket buffer
 /// (simulated kernel) is waited out.
-fn write_msg(fd: RawFd, m: &[u8]) -> Result<(), i32> {
+fn write_msg(fd: impl AsFd, m: &[u8]) -> Result<(), i32> {
+    use rustix::io::Errno;
     loop {
-        let n = unsafe { libc::write(fd, m.as_ptr().cast(), m.len()) };
-        if n >= 0 {
-            return Ok(());
-        }
-        match errno() {
-            libc::EINTR => continue,
-            libc::EAGAIN => {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                unsafe { libc::poll(&mut p, 1, 1000) };
-            }
-            e => return Err(e),
+        match rustix::io::write(&fd, m) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => poll_one(
+                &fd,
+                rustix::event::PollFlags::OUT,
+                Some(Duration::from_secs(1)),
+            ),
+            Err(e) => return Err(e.raw_os_error()),
         }
     }
 }
 
 impl Running {
-    /// Descriptor a signal handler writes one byte to (see [`Wake::Signal`]).
-    pub fn wake_fd(&self) -> RawFd {
-        self.wake_write.as_raw_fd()
+    /// A descriptor of the wake pipe for signal delivery (see
+    /// [`Wake::Signal`]): any byte but `e` written to it is a signal.
+    pub fn wake_fd(&self) -> Result<OwnedFd> {
+        self.wake_write
+            .try_clone()
+            .context("duplicating the wake pipe")
     }
 
     /// Blocks until a signal byte arrives or a reader thread ends.
     pub fn wait(&self) -> Wake {
         loop {
-            let mut b = 0u8;
-            let n =
-                unsafe { libc::read(self.wake_read.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
-            if n == 1 {
-                return if b == b'e' {
-                    Wake::ThreadEnded
-                } else {
-                    Wake::Signal
-                };
+            let mut b = [0u8];
+            match rustix::io::read(&self.wake_read, &mut b) {
+                Ok(1) if b[0] == b'e' => return Wake::ThreadEnded,
+                Ok(1) => return Wake::Signal,
+                Err(rustix::io::Errno::INTR) => continue,
+                // Cannot happen while we hold the write end; treat as an end.
+                _ => return Wake::ThreadEnded,
             }
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            // Cannot happen while we hold the write end; treat as an end.
-            return Wake::ThreadEnded;
         }
     }
 
@@ -332,20 +304,14 @@ impl Running {
 
 /// A connected `SOCK_SEQPACKET` pair: (server end, kernel end).
 pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error()).context("socketpair(SOCK_SEQPACKET)");
-    }
-    // SAFETY: socketpair returned two new descriptors we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("socketpair(SOCK_SEQPACKET)")
 }
 
 /// Serves `server` over a new socketpair and returns the kernel's end.

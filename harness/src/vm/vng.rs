@@ -6,7 +6,6 @@
 use crate::proc::{kill_group, register_group, unregister_group};
 use crate::vm::{shell_words, Accel, Running, VmSpec};
 use anyhow::{bail, Context, Result};
-use std::os::unix::process::CommandExt;
 
 pub struct VngChild {
     handle: duct::Handle,
@@ -87,7 +86,7 @@ pub fn launch(spec: &VmSpec) -> Result<VngChild> {
         .stdout_path(&console)
         .unchecked()
         .before_spawn(|c| {
-            c.process_group(0);
+            crate::proc::own_process_group(c);
             Ok(())
         });
     let handle = expr.start().context("starting vng")?;
