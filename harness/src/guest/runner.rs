@@ -299,12 +299,7 @@ fn reap_orphans() {
     if std::process::id() != 1 {
         return;
     }
-    loop {
-        match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
-            Ok(Some(_)) => {}
-            _ => break,
-        }
-    }
+    while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
 }
 
 /// Detach mounts a case left under its directory (a FUSE mount whose
