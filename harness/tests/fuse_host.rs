@@ -2,7 +2,7 @@
 //! host has FUSE but no famfs). Needs root and /dev/fuse; skipped with the
 //! reason otherwise.
 
-use famfs_harness::guest::fuseprobe;
+use famfs_harness::guest::capability;
 use famfs_proto::Profile;
 
 fn can_mount() -> Result<(), String> {
@@ -29,7 +29,7 @@ fn gate_is_not_fooled_by_a_bit_that_means_something_else() {
     for name in Profile::names() {
         let profile = Profile::by_name(name).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let cap = fuseprobe::famfs_capability(&profile, dir.path()).unwrap();
+        let cap = capability::famfs_capability(&profile, dir.path()).unwrap();
         // No famfs on the host: whatever the bit says, nothing may pass.
         assert!(!cap.usable(), "{name}: {}", cap.describe());
         assert!(!cap.get_fmap_seen, "{name}: the host kernel sent GET_FMAP");
@@ -40,7 +40,7 @@ fn gate_is_not_fooled_by_a_bit_that_means_something_else() {
                 cap.describe()
             );
         }
-        // The probe unmounted itself.
+        // The gate unmounted itself.
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
         assert!(
             !mounts.contains(&dir.path().display().to_string()),

@@ -3,7 +3,7 @@
 //! runs unchanged under virtme-ng.
 
 use anyhow::{bail, Context, Result};
-use famfs_harness::guest::{dax, fuseprobe, runner, sys, tools};
+use famfs_harness::guest::{capability, dax, runner, sys, tools};
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
@@ -12,8 +12,7 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   dax-info NAME                       print size, align and driver of a dax device
   dax-bind NAME device_dax|fsdev_dax  bind a dax device to a driver through sysfs
   dax-mmap DEV LEN [OFFSET]           mmap DEV, write a pattern, read it back
-  fuse-probe MNT INIT_JSON LOG_JSONL [PROFILE]   serve a one-file FUSE mount and record INIT
-  fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]   judge what the probe saw against the kernel's kind
+  fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]   judge a famfsd session against the kernel's kind
   famfsd --scenario FILE --mountpoint DIR [--log F] [--init-record F] [--threads N] [--profile P] [--ready F]
                                       the fault-injecting famfs FUSE server (see cases/scenarios/README.md)
   file PATH                           size, mode and content of a file (or the errno)
@@ -106,37 +105,20 @@ fn real_main(args: &[String]) -> Result<i32> {
             println!("{}", dax::mmap_pattern(dev, len, off)?);
             Ok(0)
         }
-        "fuse-probe" => {
-            let [mnt, init, log] = [0, 1, 2].map(|i| rest.get(i).cloned());
-            let profile =
-                famfs_proto::Profile::by_name(rest.get(3).map(String::as_str).unwrap_or("v10"))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let opts = fuseprobe::ProbeOptions {
-                mountpoint: mnt.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
-                init_path: init.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
-                log_path: log.context("fuse-probe MNT INIT_JSON LOG_JSONL")?,
-                profile,
-            };
-            fuseprobe::serve(&opts)?;
-            Ok(0)
-        }
         "fuse-report" => {
-            let init_p = rest.first().context("fuse-report INIT_JSON LOG_JSONL")?;
-            let log_p = rest.get(1).context("fuse-report INIT_JSON LOG_JSONL")?;
-            let init: fuseprobe::InitRecord = serde_json::from_str(
+            let u = "fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]";
+            let init_p = rest.first().context(u)?;
+            let log_p = rest.get(1).context(u)?;
+            let init: famfs_harness::server::InitRecord = serde_json::from_str(
                 &std::fs::read_to_string(init_p).with_context(|| format!("reading {init_p}"))?,
             )?;
-            let reqs = std::fs::read_to_string(log_p)
-                .with_context(|| format!("reading {log_p}"))?
-                .lines()
-                .map(serde_json::from_str)
-                .collect::<Result<Vec<fuseprobe::RequestRecord>, _>>()?;
+            let reqs = capability::read_log(std::path::Path::new(log_p))?;
             let famfs_kernel = match rest.get(2).map(String::as_str) {
                 Some("--famfs-kernel") => true,
                 None => false,
-                Some(other) => bail!("fuse-report: unknown argument `{other}`"),
+                Some(other) => bail!("fuse-report: unknown argument `{other}`\n{u}"),
             };
-            print!("{}", fuseprobe::report(&init, &reqs, famfs_kernel)?);
+            print!("{}", capability::report(&init, &reqs, famfs_kernel)?);
             Ok(0)
         }
         "famfsd" => famfs_harness::server::cli_main(rest),
@@ -195,7 +177,7 @@ fn real_main(args: &[String]) -> Result<i32> {
                 famfs_proto::Profile::parse(rest.first().map(String::as_str).unwrap_or("v10"))
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
             let scratch = std::env::temp_dir().join(format!("fh-famfs-cap-{}", std::process::id()));
-            let rec = fuseprobe::famfs_capability(&profile, &scratch);
+            let rec = capability::famfs_capability(&profile, &scratch);
             let _ = std::fs::remove_dir_all(&scratch);
             let cap = rec?;
             println!("{}", cap.describe());

@@ -2,7 +2,7 @@
 
 use super::dispatch::Server;
 use super::scenario::{Config, NodeKind};
-use super::transport::{spawn, ExitMode, FuseConn, ServeEnd, Wake};
+use super::transport::{spawn, ExitMode, FuseConn, Running, ServeEnd, Wake};
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -214,6 +214,67 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
+/// A famfsd serving a mount in this process (the `famfsd` command, and the
+/// capability gate that famfs cases pass first).
+pub struct Mounted {
+    pub running: Running,
+    pub server: Arc<Mutex<Server>>,
+    pub mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// Mount /dev/fuse on `mountpoint` and serve `cfg` with `threads` readers,
+    /// logging requests and the INIT exchange where asked.
+    pub fn start(
+        cfg: Config,
+        mountpoint: &Path,
+        fsname: &str,
+        threads: usize,
+        log: Option<&Path>,
+        init_record: Option<&Path>,
+        exit: ExitMode,
+    ) -> Result<Mounted> {
+        let mut server = Server::new(cfg);
+        if let Some(p) = log {
+            let f = std::fs::File::create(p)
+                .with_context(|| format!("creating the request log {}", p.display()))?;
+            server.set_log(Box::new(std::io::LineWriter::new(f)));
+        }
+        if let Some(p) = init_record {
+            // A stale record from an earlier run must not pass for this one.
+            let _ = std::fs::remove_file(p);
+            server.set_init_record(p.to_path_buf());
+        }
+        let server = Arc::new(Mutex::new(server));
+        let dev = mount_fuse(mountpoint, fsname)?;
+        match spawn(server.clone(), FuseConn::new(dev), threads, exit) {
+            Ok(running) => Ok(Mounted {
+                running,
+                server,
+                mountpoint: mountpoint.to_path_buf(),
+            }),
+            Err(e) => {
+                let _ = unmount(mountpoint);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unmount while the readers still answer (the kernel may need replies
+    /// to finish with the mount), then stop them and close the device.
+    pub fn stop(self) -> Result<()> {
+        let um = unmount(&self.mountpoint);
+        self.running.stop();
+        let ends = self.running.join();
+        um?;
+        if let Some(ServeEnd::Failed(msg)) = ends.iter().find(|e| matches!(e, ServeEnd::Failed(_)))
+        {
+            bail!("serving {} failed: {msg}", self.mountpoint.display());
+        }
+        Ok(())
+    }
+}
+
 fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
     if !a.mountpoint.is_dir() {
         bail!(
@@ -222,30 +283,16 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         );
     }
     let profile = cfg.profile.name.clone();
-    let mut server = Server::new(cfg);
-    if let Some(p) = &a.log {
-        let f = std::fs::File::create(p)
-            .with_context(|| format!("creating the request log {}", p.display()))?;
-        server.set_log(Box::new(std::io::LineWriter::new(f)));
-    }
-    if let Some(p) = &a.init_record {
-        // A stale record from an earlier run must not pass for this one.
-        let _ = std::fs::remove_file(p);
-        server.set_init_record(p.clone());
-    }
-    let dev = mount_fuse(&a.mountpoint, &a.fsname)?;
-    let running = match spawn(
-        Arc::new(Mutex::new(server)),
-        FuseConn::new(dev),
+    let mounted = Mounted::start(
+        cfg,
+        &a.mountpoint,
+        &a.fsname,
         a.threads,
+        a.log.as_deref(),
+        a.init_record.as_deref(),
         ExitMode::Process,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = unmount(&a.mountpoint);
-            return Err(e);
-        }
-    };
+    )?;
+    let running = &mounted.running;
     let mut handlers = Vec::new();
     let mut announce = || -> Result<()> {
         // SIGTERM and SIGINT write a byte into the wake pipe (signal-hook's
@@ -273,19 +320,12 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         Ok(()) => running.wait(),
         Err(_) => Wake::ThreadEnded,
     };
-    // Unmount while the readers still answer: the kernel may need replies
-    // to finish with the mount. Then stop them and close the device.
-    let um = unmount(&a.mountpoint);
-    running.stop();
-    let ends = running.join();
+    let stopped = mounted.stop();
     for h in handlers {
         signal_hook::low_level::unregister(h);
     }
     setup?;
-    um?;
-    if let Some(ServeEnd::Failed(msg)) = ends.iter().find(|e| matches!(e, ServeEnd::Failed(_))) {
-        bail!("serving {} failed: {msg}", a.mountpoint.display());
-    }
+    stopped?;
     if why == Wake::Signal {
         eprintln!(
             "famfsd: signal received, {} unmounted",

@@ -22,7 +22,7 @@ pub mod sim;
 pub mod transport;
 
 pub use bench::bench;
-pub use cli::{cli_main, unmount};
+pub use cli::{cli_main, unmount, Mounted};
 pub use dispatch::{Action, InitRecord, RequestRecord, Server, WriteFailure};
 pub use fault::{Fault, FaultClass};
 pub use scenario::{Config, Scenario};
