@@ -6,7 +6,7 @@ use famfs_harness::guest::capability;
 use famfs_proto::Profile;
 
 fn can_mount() -> Result<(), String> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Err("not root".into());
     }
     if std::fs::OpenOptions::new()

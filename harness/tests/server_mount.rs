@@ -32,7 +32,7 @@ mod server {
 
     #[test]
     fn mount_serves_plain_files_and_unmounts_on_sigterm() {
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: mounting FUSE through /dev/fuse needs root");
             return;
         }
@@ -153,7 +153,8 @@ mod server {
         );
 
         // SIGTERM: the server unmounts and returns 0.
-        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
+            .unwrap();
         let code = server.join().unwrap().expect("famfsd returns cleanly");
         assert_eq!(code, 0);
         assert_eq!(mounted(&mnt), None, "no mount left behind");

@@ -203,71 +203,41 @@ pub fn bind(name: &str, driver: &str) -> Result<()> {
 /// mmap `len` bytes of `dev` at `offset`, write a pattern, read it back.
 /// Returns a one-line result suitable for golden output.
 pub fn mmap_pattern(dev: &str, len: usize, offset: i64) -> Result<String> {
-    use std::os::unix::io::AsRawFd;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(dev)
         .with_context(|| format!("opening {dev}"))?;
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            offset,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        return Ok(format!(
-            "mmap {dev} len {len}: failed {}",
-            super::sys::errno_name(e)
-        ));
-    }
-    let words = len / 8;
     let seed = 0x9e37_79b9_7f4a_7c15u64 ^ (offset as u64);
-    let s = unsafe { std::slice::from_raw_parts_mut(p as *mut u64, words) };
-    for (i, w) in s.iter_mut().enumerate() {
-        *w = seed.wrapping_mul(i as u64 + 1) ^ (i as u64);
-    }
-    let mut bad = 0usize;
-    let mut first_bad = None;
-    for (i, w) in s.iter().enumerate() {
-        if *w != seed.wrapping_mul(i as u64 + 1) ^ (i as u64) {
-            bad += 1;
-            first_bad.get_or_insert(i * 8);
+    let want = |i: usize| seed.wrapping_mul(i as u64 + 1) ^ (i as u64);
+    let (mut bad, mut first_bad) = (0usize, None);
+    {
+        let mut m = match super::sys::Mapping::shared(&f, len, offset as u64, true) {
+            Ok(m) => m,
+            Err(e) => return Ok(format!("mmap {dev} len {len}: failed {e}")),
+        };
+        for (i, w) in m.words_mut().iter_mut().enumerate() {
+            *w = want(i);
+        }
+        for (i, w) in m.words().iter().enumerate() {
+            if *w != want(i) {
+                bad += 1;
+                first_bad.get_or_insert(i * 8);
+            }
         }
     }
-    unsafe { libc::munmap(p, len) };
     // Read back through a fresh mapping too: the data must be in the device,
     // not only in this mapping.
-    let p2 = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            offset,
-        )
+    let m2 = match super::sys::Mapping::shared(&f, len, offset as u64, false) {
+        Ok(m) => m,
+        Err(e) => return Ok(format!("second mmap {dev}: failed {e}")),
     };
-    if p2 == libc::MAP_FAILED {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        return Ok(format!(
-            "second mmap {dev}: failed {}",
-            super::sys::errno_name(e)
-        ));
-    }
-    let s2 = unsafe { std::slice::from_raw_parts(p2 as *const u64, words) };
-    for (i, w) in s2.iter().enumerate() {
-        if *w != seed.wrapping_mul(i as u64 + 1) ^ (i as u64) {
+    for (i, w) in m2.words().iter().enumerate() {
+        if *w != want(i) {
             bad += 1;
             first_bad.get_or_insert(i * 8);
         }
     }
-    unsafe { libc::munmap(p2, len) };
     Ok(match first_bad {
         None => format!("mmap {len} bytes at offset {offset}: pattern ok"),
         Some(o) => {

@@ -13,6 +13,9 @@ pub use crate::contract::exit::{
 /// ignored and this returns, so callers fall back to powering off.
 pub fn debug_exit(code: u8) {
     #[cfg(target_arch = "x86_64")]
+    // SAFETY: ioperm only changes this process's I/O permission bitmap; the
+    // `out` runs only once access to the port was granted, touches no
+    // memory, and on the debug-exit port ends the VM.
     unsafe {
         if libc::ioperm(DEBUG_EXIT_PORT as libc::c_ulong, 4, 1) == 0 {
             std::arch::asm!("out dx, al", in("dx") DEBUG_EXIT_PORT, in("al") code, options(nomem, nostack));
@@ -23,37 +26,28 @@ pub fn debug_exit(code: u8) {
 /// End the guest: debug-exit first, then power off (PID 1 must never return).
 pub fn leave_guest(code: u8) -> ! {
     let _ = std::io::stdout().flush();
-    unsafe { libc::sync() };
+    rustix::fs::sync();
     debug_exit(code);
-    unsafe {
-        libc::reboot(libc::RB_POWER_OFF);
-    }
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
     std::process::exit(code as i32)
 }
 
 pub fn mount(src: &str, target: &str, fstype: &str, data: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(target).ok();
-    let c = |s: &str| CString::new(s).unwrap();
-    let (s, t, f) = (c(src), c(target), c(fstype));
-    let d = data.map(c);
-    let r = unsafe {
-        libc::mount(
-            s.as_ptr(),
-            t.as_ptr(),
-            f.as_ptr(),
-            0,
-            d.as_ref()
-                .map(|d| d.as_ptr() as *const libc::c_void)
-                .unwrap_or(std::ptr::null()),
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EBUSY) {
-            return Err(e).with_context(|| format!("mount -t {fstype} {src} {target}"));
-        }
+    let data = data
+        .map(|d| CString::new(d).context("mount data contains a NUL byte"))
+        .transpose()?;
+    match rustix::mount::mount(
+        src,
+        target,
+        fstype,
+        rustix::mount::MountFlags::empty(),
+        data.as_deref(),
+    ) {
+        Ok(()) | Err(rustix::io::Errno::BUSY) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e))
+            .with_context(|| format!("mount -t {fstype} {src} {target}")),
     }
-    Ok(())
 }
 
 pub fn is_mounted(target: &str) -> bool {
@@ -91,22 +85,19 @@ pub fn kmsg_write(text: &str) {
 /// A reader positioned at the end of the kernel log: what it returns later
 /// is exactly what was logged after it was opened.
 pub struct KmsgCursor {
-    fd: i32,
+    fd: std::os::fd::OwnedFd,
 }
 
 impl KmsgCursor {
     pub fn at_end() -> Result<KmsgCursor> {
-        let path = CString::new("/dev/kmsg").unwrap();
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error()).context("opening /dev/kmsg");
-        }
-        unsafe { libc::lseek(fd, 0, libc::SEEK_END) };
+        use rustix::fs::{open, seek, Mode, OFlags, SeekFrom};
+        let fd = open(
+            "/dev/kmsg",
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .context("opening /dev/kmsg")?;
+        seek(&fd, SeekFrom::End(0)).context("seeking to the end of /dev/kmsg")?;
         Ok(KmsgCursor { fd })
     }
 
@@ -115,32 +106,22 @@ impl KmsgCursor {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            let n =
-                unsafe { libc::read(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EPIPE) {
-                    // Records were overwritten before we read them; go on.
+            let n = match rustix::io::read(&self.fd, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                // Records were overwritten before we read them; go on.
+                Err(rustix::io::Errno::PIPE) => {
                     out.push("[harness] kernel log records were lost (ring buffer wrapped)".into());
                     continue;
                 }
-                break; // EAGAIN: nothing more
-            }
-            if n == 0 {
-                break;
-            }
-            let rec = String::from_utf8_lossy(&buf[..n as usize]);
+                Err(_) => break, // EAGAIN: nothing more
+            };
+            let rec = String::from_utf8_lossy(&buf[..n]);
             if let Some(l) = crate::judge::kmsg::record_to_line(&rec) {
                 out.push(l);
             }
         }
         out
-    }
-}
-
-impl Drop for KmsgCursor {
-    fn drop(&mut self) {
-        unsafe { libc::close(self.fd) };
     }
 }
 
@@ -161,6 +142,70 @@ pub fn errno_name(e: i32) -> String {
     famfs_proto::errno::errno_name(e)
         .map(str::to_string)
         .unwrap_or_else(|| format!("errno {e}"))
+}
+
+/// A shared mapping of a file or device, unmapped when dropped. The words
+/// are read and written through volatile-free slices: the tools map dax
+/// devices and famfs files, whose contents only they change while mapped.
+pub struct Mapping {
+    ptr: *mut u64,
+    len: usize,
+}
+
+impl Mapping {
+    /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset)`;
+    /// the error is the errno's name.
+    pub fn shared(
+        fd: impl std::os::fd::AsFd,
+        len: usize,
+        offset: u64,
+        write: bool,
+    ) -> std::result::Result<Mapping, String> {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        let prot = if write {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY: a new mapping at an address the kernel picks (no hint) can
+        // alias nothing this program holds; it is only reached through this
+        // value and unmapped exactly once, in Drop.
+        match unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                MapFlags::SHARED,
+                fd,
+                offset,
+            )
+        } {
+            Ok(p) => Ok(Mapping { ptr: p.cast(), len }),
+            Err(e) => Err(errno_name(e.raw_os_error())),
+        }
+    }
+
+    /// The mapping as 64-bit words (a fault on a bad page is a SIGBUS, which
+    /// the case sees, as it should).
+    pub fn words(&self) -> &[u64] {
+        // SAFETY: the mapping is `len` bytes, page aligned (so u64 aligned),
+        // and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len / 8) }
+    }
+
+    /// The words, writable (for a mapping made with `write`).
+    pub fn words_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in `words`; `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len / 8) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the range was mapped by `shared` and no slice of it
+        // outlives `self`.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
 }
 
 #[cfg(test)]

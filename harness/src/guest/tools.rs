@@ -1,11 +1,10 @@
 //! Small file tools the cases call through `fh-guest`, with output stable
 //! across busybox and coreutils (golden files compare it).
 
-use super::sys::errno_name;
+use super::sys::{errno_name, Mapping};
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 
 fn errno_of(e: &std::io::Error) -> String {
     errno_name(e.raw_os_error().unwrap_or(0))
@@ -97,32 +96,6 @@ pub fn pattern_word(off: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn map(
-    f: &std::fs::File,
-    len: usize,
-    off: i64,
-    write: bool,
-) -> std::result::Result<*mut u64, String> {
-    let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            prot,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            off,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        Err(errno_name(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        ))
-    } else {
-        Ok(p as *mut u64)
-    }
-}
-
 /// `pattern-fill DEV OFFSET LEN`: write the pattern into a devdax device.
 pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
     let f = std::fs::OpenOptions::new()
@@ -130,15 +103,13 @@ pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
         .write(true)
         .open(dev)
         .with_context(|| format!("opening {dev}"))?;
-    let p = match map(&f, len, off as i64, true) {
-        Ok(p) => p,
+    let mut m = match Mapping::shared(&f, len, off, true) {
+        Ok(m) => m,
         Err(e) => return Ok(format!("mmap {dev}: failed {e}\n")),
     };
-    let words = unsafe { std::slice::from_raw_parts_mut(p, len / 8) };
-    for (i, w) in words.iter_mut().enumerate() {
+    for (i, w) in m.words_mut().iter_mut().enumerate() {
         *w = pattern_word(off + 8 * i as u64);
     }
-    unsafe { libc::munmap(p as *mut libc::c_void, len) };
     Ok(format!("filled {len} bytes at device offset {off}\n"))
 }
 
@@ -157,32 +128,19 @@ pub fn pattern_check(
     };
     let data: Vec<u64> = match how {
         "mmap" => {
-            let p = match map(&f, len, file_off as i64, false) {
-                Ok(p) => p,
+            match Mapping::shared(&f, len, file_off, false) {
+                // A fault here is a SIGBUS: the case sees the signal, as it should.
+                Ok(m) => m.words().to_vec(),
                 Err(e) => return Ok(format!("mmap: failed {e}\n")),
-            };
-            // A fault here is a SIGBUS: the case sees the signal, as it should.
-            let v = unsafe { std::slice::from_raw_parts(p, len / 8) }.to_vec();
-            unsafe { libc::munmap(p as *mut libc::c_void, len) };
-            v
+            }
         }
         "read" => {
             let mut buf = vec![0u8; len];
-            let n = unsafe {
-                libc::pread(
-                    f.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    len,
-                    file_off as i64,
-                )
+            let n = match rustix::io::pread(&f, &mut buf, file_off) {
+                Ok(n) => n,
+                Err(e) => return Ok(format!("read: failed {}\n", errno_name(e.raw_os_error()))),
             };
-            if n < 0 {
-                return Ok(format!(
-                    "read: failed {}\n",
-                    errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-                ));
-            }
-            if (n as usize) < len {
+            if n < len {
                 return Ok(format!("read: short, {n} of {len} bytes\n"));
             }
             buf.chunks_exact(8)
