@@ -52,16 +52,33 @@ fn main() {
 fn real_main(args: &[String]) -> Result<i32> {
     let cmd = args.get(1).map(String::as_str).unwrap_or("");
     let rest = &args[args.len().min(2)..];
+    // `fh-guest COMMAND --help` is the usage, for every command (famfsd
+    // prints its own).
+    if cmd != "famfsd" && rest.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(0);
+    }
     match cmd {
         "run" => {
-            let mut plan = None;
-            let mut channel = None;
-            let mut it = rest.iter();
-            while let Some(a) = it.next() {
-                match a.as_str() {
-                    "--plan" => plan = it.next().cloned(),
-                    "--channel" => channel = it.next().cloned(),
-                    other => bail!("run: unknown argument `{other}`\n{USAGE}"),
+            let (mut plan, mut channel) = (None, None);
+            let mut p = lexopt::Parser::from_args(rest);
+            while let Some(arg) = p.next()? {
+                match arg {
+                    lexopt::Arg::Long("plan") => {
+                        plan = Some(
+                            p.value()?
+                                .into_string()
+                                .map_err(|v| anyhow::anyhow!("bad --plan {v:?}"))?,
+                        )
+                    }
+                    lexopt::Arg::Long("channel") => {
+                        channel = Some(
+                            p.value()?
+                                .into_string()
+                                .map_err(|v| anyhow::anyhow!("bad --channel {v:?}"))?,
+                        )
+                    }
+                    other => bail!("run: {}\n{USAGE}", other.unexpected()),
                 }
             }
             let plan = plan.context("run: --plan FILE is required")?;

@@ -33,41 +33,40 @@ pub struct Args {
     pub ready: Option<PathBuf>,
     pub fsname: String,
     pub check: bool,
+    pub help: bool,
 }
 
 impl Args {
-    /// Parses the arguments that follow the command name; both `--opt V`
-    /// and `--opt=V` are accepted.
+    /// Parses the arguments that follow the command name (lexopt: both
+    /// `--opt V` and `--opt=V`). `--help` sets `help` and nothing else is
+    /// required.
     pub fn parse(args: &[String]) -> Result<Args> {
+        use lexopt::Arg::{Long, Short};
         let mut a = Args {
             threads: 1,
             fsname: "fh-famfsd".into(),
             ..Default::default()
         };
         let (mut scenario, mut mountpoint) = (None, None);
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (key, inline) = match arg.split_once('=') {
-                Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-                _ => (arg.as_str(), None),
-            };
-            if key == "--check" {
-                a.check = true;
-                continue;
-            }
-            if key == "--help" || key == "-h" {
-                bail!("{USAGE}");
-            }
-            let mut value = || -> Result<String> {
-                match &inline {
-                    Some(v) => Ok(v.clone()),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| anyhow!("{key} needs a value\n{USAGE}")),
+        let mut p = lexopt::Parser::from_args(args);
+        while let Some(arg) = p.next().map_err(|e| anyhow!("{e}\n{USAGE}"))? {
+            let key = match &arg {
+                Long(k) => format!("--{k}"),
+                Short(c) => format!("-{c}"),
+                lexopt::Arg::Value(v) => {
+                    bail!("unexpected argument '{}'\n{USAGE}", v.to_string_lossy())
                 }
             };
-            match key {
+            drop(arg);
+            let mut value = || -> Result<String> {
+                p.value()
+                    .map_err(|_| anyhow!("{key} needs a value\n{USAGE}"))?
+                    .into_string()
+                    .map_err(|v| anyhow!("{key}: '{}' is not UTF-8", v.to_string_lossy()))
+            };
+            match key.as_str() {
+                "--check" => a.check = true,
+                "--help" | "-h" => a.help = true,
                 "--scenario" => scenario = Some(PathBuf::from(value()?)),
                 "--mountpoint" => mountpoint = Some(PathBuf::from(value()?)),
                 "--log" => a.log = Some(PathBuf::from(value()?)),
@@ -82,8 +81,11 @@ impl Args {
                         _ => bail!("--threads takes a number from 1 to 64, not '{v}'"),
                     };
                 }
-                other => bail!("unknown argument '{other}'\n{USAGE}"),
+                _ => bail!("unknown argument '{key}'\n{USAGE}"),
             }
+        }
+        if a.help {
+            return Ok(a);
         }
         a.scenario = scenario.ok_or_else(|| anyhow!("--scenario FILE is required\n{USAGE}"))?;
         match mountpoint {
@@ -100,6 +102,10 @@ impl Args {
 /// exits non-zero); a served-and-unmounted run returns 0.
 pub fn cli_main(args: &[String]) -> Result<i32> {
     let a = Args::parse(args)?;
+    if a.help {
+        println!("{USAGE}");
+        return Ok(0);
+    }
     let cfg = Config::load(&a.scenario, a.profile.as_deref())?;
     if a.check {
         println!("{}", summary(&cfg).trim_end());
@@ -386,6 +392,9 @@ mod tests {
                 .unwrap()
                 .check
         );
+        // --help needs nothing else and is not an error.
+        assert!(Args::parse(&s(&["--help"])).unwrap().help);
+        assert_eq!(cli_main(&s(&["-h"])).unwrap(), 0);
     }
 
     #[test]
