@@ -303,14 +303,12 @@ pub fn patched(
     })
 }
 
-fn git(repo: &Path) -> Command {
-    let mut c = Command::new("git");
-    c.arg("-C").arg(repo);
-    c
-}
-
-fn git_out(cmd: &mut Command, what: &str) -> Result<String> {
+/// Run a git command (xshell), capturing its output; a failure is `what`
+/// with git's own message.
+fn git_out(cmd: xshell::Cmd<'_>, what: &str) -> Result<String> {
     let out = cmd
+        .quiet()
+        .ignore_status()
         .output()
         .with_context(|| format!("running git ({what})"))?;
     if !out.status.success() {
@@ -336,17 +334,14 @@ pub fn from_git(
         bail!("--kernel-git {} does not exist", repo.display());
     }
     let repo = repo.canonicalize()?;
+    let sh = xshell::Shell::new()?;
     git_out(
-        git(&repo).args(["rev-parse", "--git-dir"]),
+        xshell::cmd!(sh, "git -C {repo} rev-parse --git-dir"),
         &format!("{} is not a git repository", repo.display()),
     )?;
+    let want = format!("{rev}^{{commit}}");
     let commit = git_out(
-        git(&repo).args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{rev}^{{commit}}"),
-        ]),
+        xshell::cmd!(sh, "git -C {repo} rev-parse --verify --quiet {want}"),
         &format!("ref `{rev}` does not exist in {}", repo.display()),
     )
     .map_err(|_| {
@@ -356,11 +351,13 @@ pub fn from_git(
         )
     })?;
     for f in ["Makefile", "Kconfig", "arch/x86/Kconfig"] {
-        let ok = git(&repo)
-            .args(["cat-file", "-e", &format!("{commit}:{f}")])
-            .status()?
-            .success();
-        if !ok {
+        let object = format!("{commit}:{f}");
+        if git_out(
+            xshell::cmd!(sh, "git -C {repo} cat-file -e {object}"),
+            "git cat-file",
+        )
+        .is_err()
+        {
             bail!(
                 "{} at {rev} ({}) is not a kernel tree: it has no {f}",
                 repo.display(),
@@ -374,7 +371,7 @@ pub fn from_git(
     std::fs::create_dir_all(&base)?;
     let dest = base.join(&commit);
     let describe = git_out(
-        git(&repo).args(["describe", "--always", "--tags", &commit]),
+        xshell::cmd!(sh, "git -C {repo} describe --always --tags {commit}"),
         "git describe",
     )
     .ok();
@@ -383,10 +380,10 @@ pub fn from_git(
         let _ = std::fs::remove_dir_all(&staging);
         let index = base.join(format!(".index-{}", std::process::id()));
         let result = (|| -> Result<Option<PathBuf>> {
-            let mut rt = git(&repo);
-            rt.env("GIT_INDEX_FILE", &index)
-                .args(["read-tree", &commit]);
-            git_out(&mut rt, "git read-tree into a private index")?;
+            git_out(
+                xshell::cmd!(sh, "git -C {repo} read-tree {commit}").env("GIT_INDEX_FILE", &index),
+                "git read-tree into a private index",
+            )?;
             let neighbour = closest_export(&repo, &base, &commit)?;
             let prefix = format!("{}/", staging.display());
             match &neighbour {
@@ -454,37 +451,20 @@ pub fn from_git(
 /// `git checkout-index` into `prefix` from a private index: every file, or
 /// the given paths (fed on stdin, so any number of them).
 fn checkout_index(repo: &Path, index: &Path, prefix: &str, paths: Option<&[String]>) -> Result<()> {
-    use std::io::Write;
-    let mut c = git(repo);
-    c.env("GIT_INDEX_FILE", index)
-        .args(["checkout-index", "-f", &format!("--prefix={prefix}")]);
+    let sh = xshell::Shell::new()?;
+    let prefix = format!("--prefix={prefix}");
+    let cmd =
+        xshell::cmd!(sh, "git -C {repo} checkout-index -f {prefix}").env("GIT_INDEX_FILE", index);
     match paths {
-        None => {
-            c.arg("-a");
-            git_out(&mut c, "git checkout-index -a")?;
-        }
+        None => git_out(cmd.arg("-a"), "git checkout-index -a")?,
         Some(paths) => {
-            c.args(["--stdin", "-z"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = c.spawn().context("running git checkout-index")?;
-            {
-                let mut stdin = child.stdin.take().context("stdin of git checkout-index")?;
-                for p in paths {
-                    stdin.write_all(p.as_bytes())?;
-                    stdin.write_all(b"\0")?;
-                }
-            }
-            let out = child.wait_with_output()?;
-            if !out.status.success() {
-                bail!(
-                    "git checkout-index: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
+            let list: Vec<u8> = paths.iter().flat_map(|p| p.bytes().chain([0])).collect();
+            git_out(
+                cmd.args(["--stdin", "-z"]).stdin(list),
+                "git checkout-index --stdin",
+            )?
         }
-    }
+    };
     Ok(())
 }
 
@@ -511,8 +491,12 @@ fn closest_export(
     exports.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut best: Option<(PathBuf, Vec<(String, String)>)> = None;
     for (_, path, c) in exports.into_iter().take(8) {
+        let sh = xshell::Shell::new()?;
         let Ok(out) = git_out(
-            git(repo).args(["diff", "--name-status", "--no-renames", "-z", &c, commit]),
+            xshell::cmd!(
+                sh,
+                "git -C {repo} diff --name-status --no-renames -z {c} {commit}"
+            ),
             "git diff",
         ) else {
             continue;
