@@ -52,7 +52,7 @@ _require_famfs_cap() {
 	case $? in
 	0) ;;
 	3) _notrun "$msg" ;;
-	*) _fail "capability probe failed: $msg" ;;
+	*) _fail "capability gate failed: $msg" ;;
 	esac
 }
 
