@@ -17,6 +17,12 @@ pub fn run_logged(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    checked(out, what)
+}
+
+/// A finished command's stdout, or an error with `what`, its status and
+/// the last lines of its output (for commands run through xshell too).
+pub fn checked(out: std::process::Output, what: &str) -> Result<String> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -2,10 +2,9 @@
 //! virtme-ng alike), in its own target directory so it never fights the
 //! outer cargo for the build lock.
 
-use crate::proc::run_logged;
-use anyhow::Result;
+use crate::proc::checked;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -21,27 +20,19 @@ pub fn workspace_root() -> PathBuf {
 pub fn build(root: &Path) -> Result<PathBuf> {
     let target_dir = root.join("target/guest");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTFLAGS")
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "guest",
-            "-p",
-            "famfs-harness",
-            "--no-default-features",
-            "--bin",
-            "fh-guest",
-            "--target",
-            TARGET,
-        ])
-        .args([
-            "--config",
-            &format!("target.{TARGET}.rustflags=[\"-C\",\"target-feature=+crt-static\"]"),
-        ]);
-    run_logged(&mut cmd, "building the guest program (fh-guest, static)")?;
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(root);
+    let rustflags = format!("target.{TARGET}.rustflags=[\"-C\",\"target-feature=+crt-static\"]");
+    let out = xshell::cmd!(
+        sh,
+        "{cargo} build --quiet --profile guest -p famfs-harness --no-default-features --bin fh-guest --target {TARGET} --config {rustflags}"
+    )
+    .env("CARGO_TARGET_DIR", &target_dir)
+    .env_remove("RUSTFLAGS")
+    .quiet()
+    .ignore_status()
+    .output()
+    .context("building the guest program: could not start cargo")?;
+    checked(out, "building the guest program (fh-guest, static)")?;
     Ok(target_dir.join(TARGET).join("guest"))
 }

@@ -374,20 +374,19 @@ pub fn apply(
             for f in touched_files(p) {
                 unshare(&staging.join(f))?;
             }
-            let patch_file = parent.join(format!(".patch-{}-{i}", std::process::id()));
-            std::fs::write(&patch_file, &p.text)?;
-            let mut cmd = Command::new("patch");
-            cmd.arg(format!("-p{}", p.strip)).args([
-                "--forward",
-                "--batch",
-                "--no-backup-if-mismatch",
-            ]);
-            if !allow_fuzz {
-                cmd.arg("--fuzz=0");
-            }
-            cmd.arg("-d").arg(&staging).arg("-i").arg(&patch_file);
-            let out = cmd.output().context("running patch");
-            let _ = std::fs::remove_file(&patch_file);
+            // The patch on stdin, so nothing is written beside the tree.
+            let sh = xshell::Shell::new()?;
+            let strip = format!("-p{}", p.strip);
+            let fuzz = (!allow_fuzz).then_some("--fuzz=0");
+            let out = xshell::cmd!(
+                sh,
+                "patch {strip} --forward --batch --no-backup-if-mismatch {fuzz...} -d {staging}"
+            )
+            .stdin(&p.text)
+            .quiet()
+            .ignore_status()
+            .output()
+            .context("running patch");
             let out = out?;
             let text = format!(
                 "{}{}",
