@@ -45,30 +45,22 @@ fn check_shipped_results(s: &Summary, backend: &str) {
     }
     // No famfs in 7.3: the famfs cases are gated off with the reason (by
     // the capability gate in the guest, or by the kernel config).
-    let famfs = outcome(s, "famfs/001");
-    assert_eq!(
-        famfs.outcome,
-        Outcome::NotRun,
-        "{backend}: {:#?}",
-        famfs.reasons
-    );
-    assert!(
-        famfs.reasons[0].contains("famfs capability not offered"),
-        "{:#?}",
-        famfs.reasons
-    );
-    let both = outcome(s, "famfs/002");
-    assert_eq!(
-        both.outcome,
-        Outcome::NotRun,
-        "{backend}: {:#?}",
-        both.reasons
-    );
-    assert!(
-        both.reasons[0].contains("FUSE_FAMFS_DAX"),
-        "{:#?}",
-        both.reasons
-    );
+    let notrun_because = |id: &str, why: &str| {
+        let r = outcome(s, id);
+        assert_eq!(
+            r.outcome,
+            Outcome::NotRun,
+            "{backend}: {id}: {:#?}",
+            r.reasons
+        );
+        assert!(
+            r.reasons[0].contains(why),
+            "{backend}: {id}: {:#?}",
+            r.reasons
+        );
+    };
+    notrun_because("famfs/001", "famfs capability not offered");
+    notrun_because("famfs/002", "FUSE_FAMFS_DAX");
     // The detector self-check: the script passed, the harness failed it for
     // the WARNING it provoked, and the expectation turned that into a pass.
     let st = outcome(s, "selftest/001");
