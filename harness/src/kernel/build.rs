@@ -391,6 +391,17 @@ fn seed(from: &Path, obj: &Path, ident: &SourceIdentity) -> Result<()> {
         ),
     ];
     rewrite_cmd_files(&staging, &pairs)?;
+    // Every file that differs from the parent tree must be newer than every
+    // copied object, whenever the tree was made: the parent may have been
+    // built after this tree was patched or exported.
+    let now = std::time::SystemTime::now();
+    for rel in &ident.differs_from_parent {
+        let f = ident.path.join(rel);
+        if let Ok(file) = std::fs::File::open(&f) {
+            file.set_modified(now)
+                .with_context(|| format!("marking {} changed", f.display()))?;
+        }
+    }
     let link = staging.join("source");
     if link.is_symlink() {
         std::fs::remove_file(&link)?;
@@ -586,7 +597,16 @@ mod tests {
         };
         write_meta(&base_dir.join("meta.json"), &meta).unwrap();
 
-        let mut child = ident("debian-package", "p", "/src/patched");
+        let src = t.path().join("src-patched");
+        std::fs::create_dir_all(src.join("fs/fuse")).unwrap();
+        std::fs::write(src.join("fs/fuse/file.c"), "patched").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::open(src.join("fs/fuse/file.c"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut child = ident("debian-package", "p", src.to_str().unwrap());
+        child.differs_from_parent = vec!["fs/fuse/file.c".into(), "fs/fuse/gone.c".into()];
         child.patches = vec![crate::kernel::patches::Patch {
             name: "x".into(),
             origin: "s:1".into(),
@@ -618,11 +638,13 @@ mod tests {
         std::fs::create_dir_all(&obj).unwrap();
         seed(&nb, &obj, &child).unwrap();
         let got = std::fs::read_to_string(obj.join("fs/fuse/.file.o.cmd")).unwrap();
-        assert_eq!(got, format!("savedcmd_fs/fuse/file.o := gcc -I/src/patched/include -c -o fs/fuse/file.o /src/patched/fs/fuse/file.c # {}\n", obj.display()));
-        assert_eq!(
-            std::fs::read_link(obj.join("source")).unwrap(),
-            PathBuf::from("/src/patched")
-        );
+        let p = src.display();
+        assert_eq!(got, format!("savedcmd_fs/fuse/file.o := gcc -I{p}/include -c -o fs/fuse/file.o {p}/fs/fuse/file.c # {}\n", obj.display()));
+        assert_eq!(std::fs::read_link(obj.join("source")).unwrap(), src);
+        // The patched file is now newer than the copied object, although it
+        // was written long before the base was built.
+        let mtime = |f: &Path| std::fs::metadata(f).unwrap().modified().unwrap();
+        assert!(mtime(&src.join("fs/fuse/file.c")) >= mtime(&obj.join("fs/fuse/file.o")));
         assert_eq!(
             std::fs::read_to_string(obj.join("fs/fuse/file.o")).unwrap(),
             "obj"

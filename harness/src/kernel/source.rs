@@ -40,11 +40,15 @@ pub struct SourceIdentity {
     pub series: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<crate::kernel::patches::Patch>,
-    /// The tree this one was copied from: every file that differs between
-    /// the two is newer here, so a build of that tree can seed a build of
-    /// this one and make rebuilds only what differs.
+    /// The tree this one was copied from, so that a build of that tree can
+    /// seed a build of this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<PathBuf>,
+    /// Files (relative) that differ from `parent`: a seeded build marks them
+    /// newer than every copied object, whatever order the trees and builds
+    /// were made in, so make rebuilds exactly what differs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differs_from_parent: Vec<PathBuf>,
 }
 
 impl SourceIdentity {
@@ -66,6 +70,7 @@ impl SourceIdentity {
             series: None,
             patches: vec![],
             parent: None,
+            differs_from_parent: vec![],
         }
     }
 
@@ -297,6 +302,14 @@ pub fn patched(
     identity.series = Some(series.path.clone());
     identity.patches = series.patches.clone();
     identity.parent = Some(b.path.clone());
+    let mut differs: Vec<PathBuf> = series
+        .patches
+        .iter()
+        .flat_map(crate::kernel::patches::touched_files)
+        .collect();
+    differs.sort();
+    differs.dedup();
+    identity.differs_from_parent = differs;
     Ok(KernelSource {
         dir: tree,
         identity,
@@ -411,6 +424,8 @@ pub fn from_git(
                     if !write.is_empty() {
                         checkout_index(&repo, &index, &prefix, Some(&write))?;
                     }
+                    let list: String = changed.iter().map(|(_, p)| format!("{p}\n")).collect();
+                    std::fs::write(staging.join(".harness-differs"), list)?;
                 }
                 None => {
                     log(&format!(
@@ -442,6 +457,11 @@ pub fn from_git(
     identity.parent = std::fs::read_to_string(dest.join(".harness-parent"))
         .ok()
         .map(PathBuf::from);
+    identity.differs_from_parent = std::fs::read_to_string(dest.join(".harness-differs"))
+        .unwrap_or_default()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
     Ok(KernelSource {
         dir: dest,
         identity,
