@@ -768,6 +768,12 @@ mod tests {
             said.iter().any(|m| m.contains("3 files differ")),
             "{said:?}"
         );
+        let mut differs = b.identity.differs_from_parent.clone();
+        differs.sort();
+        assert_eq!(
+            differs,
+            [PathBuf::from("a.c"), "gone.c".into(), "new.c".into()]
+        );
         assert_eq!(std::fs::read_to_string(b.dir.join("a.c")).unwrap(), "two\n");
         assert_eq!(
             std::fs::read_to_string(b.dir.join("new.c")).unwrap(),
@@ -846,6 +852,7 @@ mod tests {
         let s1 = mk("# one");
         let a = patched(&cache, &base, &s1, false, &mut |_| {}).unwrap();
         assert_eq!(a.identity.patches.len(), 1);
+        assert_eq!(a.identity.differs_from_parent, [PathBuf::from("Kconfig")]);
         assert_eq!(a.identity.parent.as_deref(), Some(t.path()));
         assert_eq!(
             std::fs::read_to_string(a.dir.join("Kconfig")).unwrap(),
