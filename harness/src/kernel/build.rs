@@ -188,7 +188,9 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         dir.display()
     ));
     let mut seeded_from = meta.seeded_from.clone();
-    if !req.config_only && meta.built_fingerprint.is_none() && !obj.join(".config").exists() {
+    // Never built here (at most configured by `kernel --check`, or a build
+    // that stopped): a neighbour's objects are the better start.
+    if !req.config_only && meta.built_fingerprint.is_none() {
         if let Some(nb) = neighbour(req.cache, ident, &merged.hash(), &compiler)? {
             let stage = Stage::start("kernel seed");
             seed(&nb, &obj, ident)?;
