@@ -204,7 +204,11 @@ fn reader(server: &Mutex<Server>, chan: &FuseConn, stop: &Stop, exit: ExitMode) 
             }
             // Interrupted, or a request that vanished before it was read.
             Err(Errno::INTR | Errno::NOENT) => continue,
-            Err(Errno::NODEV | Errno::CONNRESET | Errno::NOTCONN) => return ServeEnd::Disconnected,
+            // ECONNABORTED: the connection was aborted (unmounted, or through
+            // /sys/fs/fuse/connections/N/abort) while a reader waited.
+            Err(Errno::NODEV | Errno::CONNRESET | Errno::NOTCONN | Errno::CONNABORTED) => {
+                return ServeEnd::Disconnected
+            }
             Err(e) => return ServeEnd::Failed(format!("reading requests: {e}")),
         };
         let req = &buf[..n];
