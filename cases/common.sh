@@ -75,3 +75,24 @@ _expect() {
 		echo "$1: $2, but this kernel must give $3"
 	fi
 }
+
+# _lkdtm TYPE: provoke the kernel's crash-test driver (LKDTM) with one of the
+# types it lists; not run when the kernel has no LKDTM or lacks TYPE.
+_lkdtm() {
+	_lkdtm_dir=/sys/kernel/debug/provoke-crash
+	[ -w "$_lkdtm_dir/DIRECT" ] || _notrun "$_lkdtm_dir/DIRECT is missing (LKDTM)"
+	# Reading DIRECT lists the types this kernel's LKDTM has.
+	grep -qx "$1" "$_lkdtm_dir/DIRECT" || _notrun "this kernel's LKDTM has no $1"
+	echo "$1" > "$_lkdtm_dir/DIRECT"
+}
+
+# _wait_kmsg PATTERN SECONDS: wait until the kernel log has a line matching
+# PATTERN (grep -E); fails the case when it does not come in time.
+_wait_kmsg() {
+	_n=0
+	while ! dmesg | grep -qE "$1"; do
+		_n=$((_n + 1))
+		[ "$_n" -le "$2" ] || _fail "no kernel log line matching '$1' within $2 s"
+		sleep 1
+	done
+}

@@ -7,6 +7,7 @@ use crate::cache::Cache;
 use crate::case::Case;
 use crate::contract::topology::Topology;
 use crate::contract::{GuestMsg, PlannedCase, RunPlan};
+use crate::judge::reports::KernelReport;
 use crate::judge::verdict::{self, Outcome, Verdict};
 use crate::kernel::build::{self as kbuild, KernelArtifacts};
 use crate::report::results::{BootRecord, CaseResult, RunDir, Summary};
@@ -367,14 +368,27 @@ impl Schedule {
         }
     }
 
-    /// Case ids in the order their results arrive.
+    /// Trial names in the order their results arrive: each boot group's
+    /// cases, then its [`boot_trial`].
     pub fn order(&self) -> Vec<String> {
         self.not_run
             .iter()
             .map(|(id, _)| id.clone())
-            .chain(self.groups.iter().flat_map(|g| g.cases.iter().cloned()))
+            .chain(self.groups.iter().enumerate().flat_map(|(g, grp)| {
+                grp.cases
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(boot_trial(g + 1)))
+            }))
             .collect()
     }
+}
+
+/// The trial that holds the kernel reports of the `n`-th boot group
+/// (restarts included) that fall outside every case: during boot, between
+/// cases, after the last one, at shutdown. It fails with their titles.
+pub fn boot_trial(n: usize) -> String {
+    format!("boot/{n}")
 }
 
 /// Something a caller wants to hear about as the run goes.
@@ -438,6 +452,8 @@ pub fn execute_in(
         summary,
         sink,
         kernel: &p.kernel,
+        symbolizer: std::cell::OnceCell::new(),
+        outside: Vec::new(),
     };
     let mut failure = None;
     for (id, why) in &schedule.not_run {
@@ -447,11 +463,14 @@ pub fn execute_in(
             raw_outcome: Outcome::NotRun,
             diff: None,
         };
-        rec.write(id, &v, None, None)?;
+        rec.write(id, &v, None, None, &[])?;
     }
     let mut boot_no = 0u32;
-    for group in &schedule.groups {
-        if let Err(e) = run_group(p, group, &mut boot_no, &mut rec) {
+    for (g, group) in schedule.groups.iter().enumerate() {
+        let r = run_group(p, group, &mut boot_no, &mut rec);
+        // The group's boot trial has a result however the group ended.
+        rec.write_boot_trial(g + 1)?;
+        if let Err(e) = r {
             failure = Some(e);
             break;
         }
@@ -478,6 +497,10 @@ struct Recorder<'a> {
     summary: Summary,
     sink: &'a mut dyn Sink,
     kernel: &'a KernelArtifacts,
+    /// Opened at the first report, when the kernel has debug info.
+    symbolizer: std::cell::OnceCell<Option<crate::judge::symbolize::Symbolizer>>,
+    /// Reports outside every case in the current boot group: (boot, report).
+    outside: Vec<(u32, KernelReport)>,
 }
 
 impl Recorder<'_> {
@@ -487,15 +510,28 @@ impl Recorder<'_> {
         v: &Verdict,
         report: Option<&crate::contract::CaseReport>,
         boot: Option<u32>,
+        reports: &[KernelReport],
     ) -> Result<()> {
         let case = self
             .by_id
             .get(id)
             .with_context(|| format!("unknown case {id}"))?;
-        let res = self.dir.write_case(case, v, report, boot)?;
+        let res = self.dir.write_case(case, v, report, boot, reports)?;
         self.sink.result(&res);
         self.summary.cases.push(res);
         Ok(())
+    }
+
+    /// Reports of some kernel log lines, with source lines when the
+    /// kernel's vmlinux has debug info.
+    fn reports<'l>(&self, lines: impl IntoIterator<Item = &'l str>) -> Vec<KernelReport> {
+        let mut rs = crate::judge::reports::parse(lines);
+        if !rs.is_empty() {
+            if let Some(s) = self.symbolizer.get_or_init(|| open_symbolizer(self.kernel)) {
+                s.symbolize(&mut rs);
+            }
+        }
+        rs
     }
 
     /// A report from the guest, or one the host made for a case whose VM
@@ -510,16 +546,17 @@ impl Recorder<'_> {
         let Some(case) = self.by_id.get(r.id.as_str()) else {
             return Ok(());
         };
+        let reports = self.reports(r.kmsg.iter().map(String::as_str));
         let mut v = verdict::apply_known_defects(
-            verdict::judge(case, r),
-            &r.findings,
+            verdict::judge(case, r, &reports),
+            &reports,
             lost,
             &known_for(self.kernel, &r.id),
         );
         if let Some(x) = extra.filter(|_| v.outcome == Outcome::Fail) {
             v.reasons.push(x);
         }
-        self.write(&r.id, &v, Some(r), Some(boot))
+        self.write(&r.id, &v, Some(r), Some(boot), &reports)
     }
 
     fn fail_all(
@@ -535,9 +572,60 @@ impl Recorder<'_> {
                 raw_outcome: Outcome::Fail,
                 diff: None,
             };
-            self.write(&id, &v, None, boot)?;
+            self.write(&id, &v, None, boot, &[])?;
         }
         Ok(())
+    }
+
+    /// The result of boot group `n`'s trial, from the reports gathered
+    /// outside its cases.
+    fn write_boot_trial(&mut self, n: usize) -> Result<()> {
+        let outside = std::mem::take(&mut self.outside);
+        let reasons: Vec<String> = outside
+            .iter()
+            .map(|(b, r)| {
+                let place = match r.ts {
+                    Some(t) => format!("boot {b}, {t:.1}s after boot"),
+                    None => format!("boot {b}"),
+                };
+                format!("kernel: {} (outside every case: {place})", r.title)
+            })
+            .collect();
+        let outcome = if reasons.is_empty() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        };
+        let v = Verdict {
+            outcome: outcome.clone(),
+            reasons,
+            raw_outcome: outcome,
+            diff: None,
+        };
+        let reports: Vec<KernelReport> = outside.into_iter().map(|(_, r)| r).collect();
+        let res = self.dir.write_trial(&boot_trial(n), &v, &reports)?;
+        self.sink.result(&res);
+        self.summary.cases.push(res);
+        Ok(())
+    }
+}
+
+/// The symbolizer for a kernel's vmlinux, if it has debug info; the trees
+/// it was compiled in are cut from source paths.
+pub fn open_symbolizer(k: &KernelArtifacts) -> Option<crate::judge::symbolize::Symbolizer> {
+    let vmlinux = k.vmlinux.as_ref()?;
+    let mut trees: Vec<PathBuf> = Vec::new();
+    if let Some(s) = &k.source {
+        trees.push(s.path.clone());
+        trees.extend(s.parent.clone());
+    }
+    trees.extend(k.build_dir.clone());
+    match crate::judge::symbolize::Symbolizer::open(vmlinux, &trees) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("reports are not symbolized: {e:#}"));
+            None
+        }
     }
 }
 
@@ -549,8 +637,15 @@ struct BootResult {
     setup_failure: Option<String>,
     /// The case running when the VM went down, and since when.
     current: Option<(String, Instant)>,
+    /// What the running case had written when the VM went down.
+    streamed: String,
+    /// The runner ended the boot early and said why.
+    restart: Option<String>,
     console: PathBuf,
     console_text: String,
+    /// Reports on the console outside every case (boot, between cases,
+    /// after the last one, shutdown).
+    outside: Vec<KernelReport>,
 }
 
 /// Boot once with the pending cases, streaming each result to the recorder
@@ -588,7 +683,9 @@ fn boot_once(
     let timeouts = Timeouts {
         boot: Duration::from_secs_f64(boot_s),
         setup: Duration::from_secs_f64(60.0 * scale),
-        grace: Duration::from_secs(30),
+        // The runner kills a case at its timeout and reports within a few
+        // seconds; longer means the guest itself is stuck.
+        grace: Duration::from_secs(10),
     };
     let by_id = rec.by_id;
     let case_timeout = |id: &str| -> Duration {
@@ -598,13 +695,23 @@ fn boot_once(
     };
     let (mut current, mut hello_ms, mut first_result_ms, mut setup_failure, mut write_error) =
         (None, None, None, None, None);
+    let mut streamed = String::new();
+    let mut restart = None;
     let mut on_msg = |m: &GuestMsg| match m {
         GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
         GuestMsg::Setup {
             ok: false, detail, ..
         } => setup_failure = Some(detail.clone()),
         GuestMsg::Setup { .. } | GuestMsg::Done { .. } => {}
-        GuestMsg::CaseStart { id, .. } => current = Some((id.clone(), Instant::now())),
+        GuestMsg::CaseStart { id, .. } => {
+            current = Some((id.clone(), Instant::now()));
+            streamed.clear();
+        }
+        GuestMsg::CaseOutput { id, text } => {
+            if current.as_ref().is_some_and(|(c, _)| c == id) && streamed.len() < 1 << 20 {
+                streamed.push_str(text);
+            }
+        }
         GuestMsg::CaseEnd(r) => {
             first_result_ms.get_or_insert(launched.elapsed().as_millis() as u64);
             current = None;
@@ -612,6 +719,10 @@ fn boot_once(
                 write_error = Some(e);
             }
             pending.retain(|x| *x != r.id);
+        }
+        GuestMsg::Restart { reason } => {
+            say(&format!("boot {n}: the runner ends this boot: {reason}"));
+            restart = Some(reason.clone());
         }
         GuestMsg::Note { text } => say(&format!("guest: {text}")),
     };
@@ -624,6 +735,12 @@ fn boot_once(
     let console_text = std::fs::read(&console)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
+    let lines: Vec<&str> = console_text.lines().collect();
+    let windows = crate::judge::windows::Windows::of(&lines);
+    let outside = windows.outside(&rec.reports(lines.iter().copied()));
+    if let Err(e) = write_reports(&bdir.join("reports.txt"), &outside) {
+        say(&format!("boot {n}: writing reports.txt: {e:#}"));
+    }
     rec.summary.boots.push(BootRecord {
         index: n,
         topology: topology.describe(),
@@ -638,7 +755,7 @@ fn boot_once(
             .unwrap_or(&console)
             .display()
             .to_string(),
-        kernel_findings_outside_cases: findings_outside_cases(&console_text),
+        reports_outside_cases: outside.clone(),
     });
     // The pmem backing file can be large and the initramfs is rebuilt
     // from plan.json and the cached base; the logs are what we keep.
@@ -653,15 +770,37 @@ fn boot_once(
         reached_runner: hello_ms.is_some(),
         setup_failure,
         current,
+        streamed,
+        restart,
         console,
         console_text,
+        outside,
     })
 }
 
+/// Reports as a person reads them, in a file beside the logs.
+fn write_reports(path: &Path, reports: &[KernelReport]) -> Result<()> {
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = reports.iter().map(KernelReport::render).collect();
+    std::fs::write(path, text.join("\n"))?;
+    Ok(())
+}
+
 /// The console's last lines and QEMU's own complaints (bad device
-/// arguments are not on the console).
-fn boot_tail(console: &Path, bdir: &Path) -> String {
-    let mut tail = vm::tail(console, 40);
+/// arguments are not on the console). With a case, the tail starts at its
+/// start marker: what the case caused, not boot noise.
+fn boot_tail(console: &str, bdir: &Path, case: Option<&str>) -> String {
+    let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let from = case
+        .and_then(|id| {
+            let w = crate::judge::windows::Windows::of(&lines);
+            w.cases.iter().rev().find(|c| c.0 == id).map(|c| c.1)
+        })
+        .unwrap_or(0);
+    let shown = &lines[from.max(lines.len().saturating_sub(40))..];
+    let mut tail = shown.join("\n");
     let qemu_err = vm::tail(&bdir.join("qemu.stderr"), 10);
     if !qemu_err.trim().is_empty() {
         tail = format!("{tail}\n--- qemu stderr ---\n{qemu_err}");
@@ -679,21 +818,25 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
         *boot_no += 1;
         let n = *boot_no;
         let b = boot_once(p, &group.topology, &mut pending, n, rec)?;
-        if pending.is_empty() {
-            break;
-        }
-        let reason = match &b.end {
-            BootEnd::Completed => {
-                let why = match &b.setup_failure {
-                    Some(d) => format!("device setup in the guest failed: {d}"),
-                    None => "the guest runner finished without running this case".into(),
-                };
-                return rec.fail_all(pending.drain(..), &[why], Some(n));
-            }
-            BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => reason.clone(),
+        let titles = |rs: &[KernelReport]| {
+            rs.iter()
+                .map(|r| r.title.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         };
-        let tail = boot_tail(&b.console, &rec.dir.boot_dir(n));
         if !b.reached_runner {
+            // A crash before the runner starts is infrastructure: shown,
+            // retried once, not a boot-trial failure.
+            let reason = match &b.end {
+                BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => reason.clone(),
+                BootEnd::Completed => "the VM exited before the guest runner started".into(),
+            };
+            let reason = if b.outside.is_empty() {
+                reason
+            } else {
+                format!("{reason}; the kernel reported: {}", titles(&b.outside))
+            };
+            let tail = boot_tail(&b.console_text, &rec.dir.boot_dir(n), None);
             if !infra_retry_used {
                 infra_retry_used = true;
                 say(&format!("boot {n}: {reason}; this is an infrastructure failure, retrying the boot once. Console tail:\n{tail}"));
@@ -708,8 +851,31 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
             )?;
             bail!("{why}\n--- console tail ---\n{tail}");
         }
+        rec.outside
+            .extend(b.outside.iter().cloned().map(|r| (n, r)));
+        if pending.is_empty() {
+            break;
+        }
+        let reason = match (&b.end, &b.restart) {
+            (_, Some(why)) => format!("the runner ended the boot: {why}"),
+            (BootEnd::Completed, None) => {
+                let why = match &b.setup_failure {
+                    Some(d) => format!("device setup in the guest failed: {d}"),
+                    None => "the guest runner finished without running this case".into(),
+                };
+                return rec.fail_all(pending.drain(..), &[why], Some(n));
+            }
+            (BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason }, None) => reason.clone(),
+        };
         if let Some((cur, started)) = b.current {
-            let report = lost_report(&cur, &reason, &b.console_text, started.elapsed());
+            let tail = boot_tail(&b.console_text, &rec.dir.boot_dir(n), Some(&cur));
+            let report = lost_report(
+                &cur,
+                &reason,
+                &b.console_text,
+                started.elapsed(),
+                b.streamed,
+            );
             rec.judge(&report, true, n, Some(format!("console tail:\n{tail}")))?;
             pending.retain(|x| *x != cur);
         }
@@ -718,7 +884,7 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
         }
         if restarts >= p.opts.max_restarts {
             let why = format!(
-                "not run: the VM died {} times; giving up on this topology",
+                "not run: the VM went down {} times; giving up on this topology",
                 restarts + 1
             );
             return rec.fail_all(pending.drain(..), &[why], None);
@@ -735,57 +901,29 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
 }
 
 /// What the host knows of a case whose VM went down under it: the console
-/// from the case's start marker on, and the findings in it.
+/// from the case's start marker on, and the output it streamed.
 fn lost_report(
     id: &str,
     reason: &str,
     console: &str,
     ran: Duration,
+    output: String,
 ) -> crate::contract::CaseReport {
-    let marker = format!("fh: case {id} start");
-    let from = console
-        .find(&marker)
-        .map(|i| console[..i].rfind('\n').map(|j| j + 1).unwrap_or(0))
-        .unwrap_or(0);
-    let slice: Vec<String> = console[from..]
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
+    let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let w = crate::judge::windows::Windows::of(&lines);
     crate::contract::CaseReport {
         id: id.into(),
         exit: crate::contract::CaseExit::Lost {
             reason: reason.into(),
         },
-        output: String::new(),
+        output,
         notrun: None,
-        findings: findings_for_case(console, id),
-        kmsg: slice,
+        kmsg: w.slice(&lines, id).iter().map(|l| l.to_string()).collect(),
+        taint_before: None,
+        taint_after: None,
         duration_ms: ran.as_millis() as u64,
         artifacts: Default::default(),
     }
-}
-
-/// Kernel-log findings on the console after the case's start marker.
-pub fn findings_for_case(console: &str, id: &str) -> Vec<crate::judge::kmsg::Finding> {
-    let marker = format!("fh: case {id} start");
-    let from = console.find(&marker).map(|i| i + marker.len()).unwrap_or(0);
-    crate::judge::kmsg::scan(console[from..].lines())
-}
-
-/// Findings on the console outside any case's markers (boot, shutdown).
-pub fn findings_outside_cases(console: &str) -> Vec<crate::judge::kmsg::Finding> {
-    let mut inside = false;
-    let mut lines = Vec::new();
-    for l in console.lines() {
-        if l.contains("fh: case ") && l.trim_end_matches('\r').ends_with(" start") {
-            inside = true;
-        } else if l.contains("fh: case ") && l.trim_end_matches('\r').ends_with(" end") {
-            inside = false;
-        } else if !inside {
-            lines.push(l);
-        }
-    }
-    crate::judge::kmsg::scan(lines)
 }
 
 fn make_plan(
@@ -884,16 +1022,5 @@ mod tests {
         let re = regex::Regex::new(r"^\d{8}-\d{6}-\d+$").unwrap();
         assert!(re.is_match(&id), "{id}");
         assert!(id.ends_with(&format!("-{}", std::process::id())));
-    }
-
-    #[test]
-    fn console_findings_are_attributed() {
-        let con = "[ 1.0] WARNING: a.c:1 at boot_fn+0x1/0x2, CPU#0: swapper/1\r\n[ 2.0] fh: case x/001 start\r\n[ 2.1] WARNING: b.c:2 at case_fn+0x1/0x2, CPU#0: sh/5\r\n[ 2.2] fh: case x/001 end\r\n";
-        let inside = findings_for_case(con, "x/001");
-        assert_eq!(inside.len(), 1);
-        assert_eq!(inside[0].title, "WARNING in case_fn");
-        let outside = findings_outside_cases(con);
-        assert_eq!(outside.len(), 1);
-        assert_eq!(outside[0].title, "WARNING in boot_fn");
     }
 }

@@ -6,7 +6,7 @@
 //! two cores), later runs reuse the cache (a few seconds per boot).
 
 use famfs_harness::case::Case;
-use famfs_harness::judge::kmsg::FindingKind;
+use famfs_harness::judge::reports::ReportKind;
 use famfs_harness::judge::verdict::Outcome;
 use famfs_harness::report::results::Summary;
 use famfs_harness::run::{self, KernelChoice, Options};
@@ -20,8 +20,9 @@ fn root() -> std::path::PathBuf {
     famfs_harness::image::guest_program::workspace_root()
 }
 
+/// The cases a run without filters selects.
 fn shipped_cases() -> Vec<Case> {
-    famfs_harness::case::discover(&root().join("cases")).unwrap()
+    famfs_harness::report::trials::select(&root().join("cases"), &Default::default()).unwrap()
 }
 
 fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::report::results::CaseResult {
@@ -71,15 +72,18 @@ fn check_shipped_results(s: &Summary, backend: &str) {
         st.reasons
     );
     assert_eq!(st.raw_outcome, Outcome::Fail);
-    assert!(
-        st.findings
+    let titles = |r: &famfs_harness::report::results::CaseResult| {
+        r.reports
             .iter()
-            .any(|f| f.kind == FindingKind::Warning && f.title.contains("lkdtm")),
-        "{backend}: WARNING not named: {:#?}",
-        st.findings
-    );
+            .map(|k| k.title.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(st), vec!["WARNING in lkdtm_WARNING"], "{backend}");
+    assert_eq!(st.reports[0].kind, ReportKind::Warning);
     assert!(
-        st.reasons.iter().any(|r| r.contains("kernel log: WARNING")),
+        st.reasons
+            .iter()
+            .any(|r| r == "kernel: WARNING in lkdtm_WARNING"),
         "{:#?}",
         st.reasons
     );
@@ -92,17 +96,20 @@ fn check_shipped_results(s: &Summary, backend: &str) {
         "{backend}: {:#?}",
         bug.reasons
     );
+    // One crash, one report: the Oops line and the panic belong to the BUG.
+    assert_eq!(titles(bug), vec!["kernel BUG in lkdtm_BUG"], "{backend}");
     assert!(
-        bug.findings
+        bug.reports[0]
+            .text
             .iter()
-            .any(|f| f.kind == FindingKind::Bug && f.title.contains("lkdtm")),
+            .any(|l| l.contains("Kernel panic - not syncing")),
         "{:#?}",
-        bug.findings
+        bug.reports[0].text
     );
     assert!(
-        bug.findings.iter().any(|f| f.kind == FindingKind::Panic),
+        bug.reasons[1].starts_with("crashed: kernel BUG in lkdtm_BUG"),
         "{:#?}",
-        bug.findings
+        bug.reasons
     );
     let after = outcome(s, "selftest/003");
     assert_eq!(
@@ -135,10 +142,14 @@ fn check_shipped_results(s: &Summary, backend: &str) {
     assert_eq!(outcome(s, "dax/003").boot, Some(3));
     for b in &s.boots {
         assert!(
-            b.kernel_findings_outside_cases.is_empty(),
+            b.reports_outside_cases.is_empty(),
             "{backend}: {:#?}",
-            b.kernel_findings_outside_cases
+            b.reports_outside_cases
         );
+    }
+    // One boot trial per topology, clean.
+    for t in ["boot/1", "boot/2"] {
+        assert_eq!(outcome(s, t).outcome, Outcome::Pass, "{backend}: {t}");
     }
 }
 

@@ -10,7 +10,6 @@
 pub mod topology;
 
 use crate::contract::topology::Topology;
-use crate::judge::kmsg::Finding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -72,7 +71,19 @@ pub enum GuestMsg {
         id: String,
         uptime_ms: u64,
     },
+    /// Output the running case wrote, in whole lines as it writes them, so
+    /// that a case that takes the VM down keeps what it printed.
+    CaseOutput {
+        id: String,
+        text: String,
+    },
     CaseEnd(CaseReport),
+    /// The runner ends the boot before its plan is done (a case left a
+    /// process behind that cannot be killed); the host boots a fresh VM for
+    /// the cases that did not run.
+    Restart {
+        reason: String,
+    },
     /// Runner diagnostics worth keeping in the run log.
     Note {
         text: String,
@@ -115,9 +126,14 @@ pub struct CaseReport {
     pub output: String,
     /// Set by `_notrun REASON` inside the case.
     pub notrun: Option<String>,
-    /// Kernel log records written while the case ran.
+    /// Kernel log records from the case's start marker to its `done`
+    /// marker (a short tail after the case ended included).
     pub kmsg: Vec<String>,
-    pub findings: Vec<Finding>,
+    /// /proc/sys/kernel/tainted before the case and after its tail.
+    #[serde(default)]
+    pub taint_before: Option<u64>,
+    #[serde(default)]
+    pub taint_after: Option<u64>,
     pub duration_ms: u64,
     /// Files the case left in its artifact directory: name -> content
     /// (small text files only; see the runner).
@@ -171,7 +187,8 @@ mod tests {
             output: "line1\nline2 \"quoted\"\n".into(),
             notrun: None,
             kmsg: vec!["a".into()],
-            findings: vec![],
+            taint_before: Some(0),
+            taint_after: Some(512),
             duration_ms: 12,
             artifacts: Default::default(),
         });
@@ -246,4 +263,31 @@ pub mod env {
     pub const DAX_NAME: &str = "FH_DAX_NAME";
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
+}
+
+/// Lines the runner writes into the kernel log, so that the kernel log and
+/// the console say which case was running when the kernel printed
+/// something. A case's window runs from `start` to `done`; between `end`
+/// and `done` is the case's tail (late reports from work it left behind).
+pub mod marker {
+    pub const RUNNER_START: &str = "fh: runner start";
+
+    pub fn case(id: &str, what: &str) -> String {
+        format!("fh: case {id} {what}")
+    }
+
+    /// `(case id, what)` of a marker message.
+    pub fn parse(msg: &str) -> Option<(&str, &str)> {
+        let rest = msg.trim().strip_prefix("fh: case ")?;
+        let (id, what) = rest.rsplit_once(' ')?;
+        matches!(what, "start" | "end" | "done").then_some((id, what))
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn markers_round_trip() {
+        assert_eq!(parse(&case("dax/001", "start")), Some(("dax/001", "start")));
+        assert_eq!(parse("fh: case x/1 other"), None);
+        assert_eq!(parse("WARNING: x"), None);
+    }
 }

@@ -62,57 +62,121 @@ impl ResultPort {
     }
 }
 
+/// The port, shared by the main loop and the thread streaming a case's
+/// output.
+pub type SharedPort = std::sync::Arc<std::sync::Mutex<ResultPort>>;
+
+fn send(port: &SharedPort, m: &GuestMsg) {
+    port.lock().unwrap_or_else(|e| e.into_inner()).send(m);
+}
+
+/// How long the runner keeps reading the kernel log after a case ended
+/// (work the case left behind reports late), and after the last case.
+const CASE_TAIL: Duration = Duration::from_millis(250);
+const FINAL_TAIL: Duration = Duration::from_millis(1000);
+
+/// The hang detector's timeout while cases run: well inside a case's
+/// timeout, so a hung case is named by the kernel's own report.
+const HUNG_TASK_TIMEOUT_S: u32 = 30;
+const HUNG_TASK_CHECK_S: u32 = 5;
+
 /// Entry point of `fh-guest run`.
 pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<()> {
     sys::ensure_mounts();
-    let mut ch = ResultPort::open(channel_path)?;
+    let port: SharedPort =
+        std::sync::Arc::new(std::sync::Mutex::new(ResultPort::open(channel_path)?));
     let plan: RunPlan = serde_json::from_str(
         &std::fs::read_to_string(plan_path).with_context(|| format!("reading plan {plan_path}"))?,
     )
     .with_context(|| format!("parsing plan {plan_path}"))?;
-    ch.send(&GuestMsg::Hello {
-        release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .into(),
-        cmdline: std::fs::read_to_string("/proc/cmdline")
-            .unwrap_or_default()
-            .trim()
-            .into(),
-        uptime_ms: sys::uptime_ms(),
-        runner: env!("CARGO_PKG_VERSION").into(),
-    });
+    sys::kmsg_write(&format!("{}\n", contract::marker::RUNNER_START));
+    arm_hang_detector();
+    send(
+        &port,
+        &GuestMsg::Hello {
+            release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .into(),
+            cmdline: std::fs::read_to_string("/proc/cmdline")
+                .unwrap_or_default()
+                .trim()
+                .into(),
+            uptime_ms: sys::uptime_ms(),
+            runner: env!("CARGO_PKG_VERSION").into(),
+        },
+    );
     let mut devices = Vec::new();
     let setup = match &plan.topology.pmem {
         None => Ok(()),
         Some(spec) => super::dax::setup_pmem(spec).map(|d| devices = d),
     };
     match &setup {
-        Ok(()) => ch.send(&GuestMsg::Setup {
-            ok: true,
-            detail: plan.topology.describe(),
-            devices: devices.clone(),
-        }),
-        Err(e) => ch.send(&GuestMsg::Setup {
-            ok: false,
-            detail: format!("{e:#}"),
-            devices: vec![],
-        }),
+        Ok(()) => send(
+            &port,
+            &GuestMsg::Setup {
+                ok: true,
+                detail: plan.topology.describe(),
+                devices: devices.clone(),
+            },
+        ),
+        Err(e) => send(
+            &port,
+            &GuestMsg::Setup {
+                ok: false,
+                detail: format!("{e:#}"),
+                devices: vec![],
+            },
+        ),
     }
     let mut ran = 0;
     if setup.is_ok() {
         for case in &plan.cases {
-            ch.send(&GuestMsg::CaseStart {
-                id: case.id.clone(),
-                uptime_ms: sys::uptime_ms(),
-            });
-            let report = run_case(&plan, case, &devices, tool);
-            ch.send(&GuestMsg::CaseEnd(report));
+            send(
+                &port,
+                &GuestMsg::CaseStart {
+                    id: case.id.clone(),
+                    uptime_ms: sys::uptime_ms(),
+                },
+            );
+            let (report, left) = run_case(&plan, case, &devices, tool, &port);
+            send(&port, &GuestMsg::CaseEnd(report));
             ran += 1;
+            if !left.is_empty() {
+                send(
+                    &port,
+                    &GuestMsg::Restart {
+                        reason: format!(
+                            "{} left processes that cannot be killed: {}",
+                            case.id,
+                            left.join(", ")
+                        ),
+                    },
+                );
+                break;
+            }
         }
     }
-    ch.send(&GuestMsg::Done { cases: ran });
+    // Reports that arrive now are outside every case: give them a moment
+    // to reach the log before the VM goes.
+    std::thread::sleep(FINAL_TAIL);
+    send(&port, &GuestMsg::Done { cases: ran });
     Ok(())
+}
+
+/// Make the kernel's hung-task detector fire within a case's timeout.
+fn arm_hang_detector() {
+    let dir = Path::new("/proc/sys/kernel");
+    if dir.join("hung_task_timeout_secs").exists() {
+        let _ = std::fs::write(
+            dir.join("hung_task_timeout_secs"),
+            HUNG_TASK_TIMEOUT_S.to_string(),
+        );
+        let _ = std::fs::write(
+            dir.join("hung_task_check_interval_secs"),
+            HUNG_TASK_CHECK_S.to_string(),
+        );
+    }
 }
 
 fn case_env(
@@ -164,29 +228,51 @@ fn case_env(
     env
 }
 
-/// Run one case between kernel-log markers and collect everything about it.
+/// Run one case between kernel-log markers and collect everything about
+/// it. Also returns the processes the case left that could not be killed.
 pub fn run_case(
     plan: &RunPlan,
     case: &PlannedCase,
     devices: &[crate::contract::DaxDevice],
     tool: &Path,
-) -> CaseReport {
+    port: &SharedPort,
+) -> (CaseReport, Vec<String>) {
+    use crate::contract::marker;
     let dir = PathBuf::from("/tmp/fh-cases").join(case.id.replace('/', "_"));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(dir.join("artifacts"));
     // WARN_ON_ONCE sites fire once per boot; re-arm them so each case sees its own.
     let _ = std::fs::write("/sys/kernel/debug/clear_warn_once", "1");
+    let taint_before = crate::judge::taint::read();
     let mut kmsg = KmsgCursor::at_end().ok();
-    sys::kmsg_write(&format!("fh: case {} start\n", case.id));
+    sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "start")));
     let start = Instant::now();
     let timeout = Duration::from_secs_f64(case.timeout_s as f64 * plan.timeout_scale.max(1.0));
     let script = Path::new(&plan.cases_root).join(&case.script);
-
-    let (exit, output) = match spawn_and_wait(
+    let stream = {
+        let port = port.clone();
+        let id = case.id.clone();
+        move |text: &str| {
+            send(
+                &port,
+                &GuestMsg::CaseOutput {
+                    id: id.clone(),
+                    text: text.to_string(),
+                },
+            )
+        }
+    };
+    // Before a hung case is killed, the kernel lists its blocked tasks.
+    let on_timeout = || {
+        let _ = std::fs::write("/proc/sysrq-trigger", "w");
+    };
+    let (exit, output, left) = match spawn_and_wait(
         &script,
         &dir,
         case_env(plan, case, devices, tool, &dir),
         timeout,
+        Box::new(stream),
+        &on_timeout,
     ) {
         Ok(r) => r,
         Err(e) => (
@@ -194,34 +280,58 @@ pub fn run_case(
                 error: format!("{e:#}"),
             },
             String::new(),
+            vec![],
         ),
     };
     let duration_ms = start.elapsed().as_millis() as u64;
     cleanup_mounts_under(&dir);
-    sys::kmsg_write(&format!("fh: case {} end\n", case.id));
-    let lines = kmsg.as_mut().map(|k| k.read_new()).unwrap_or_default();
-    let findings = crate::judge::kmsg::scan(lines.iter().map(String::as_str));
+    sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
+    std::thread::sleep(CASE_TAIL);
+    let done = marker::case(&case.id, "done");
+    sys::kmsg_write(&format!("{done}\n"));
+    // Everything up to our own `done` record: the console's window for the
+    // case and this slice are the same lines.
+    let mut lines = Vec::new();
+    if let Some(k) = kmsg.as_mut() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            lines.extend(k.read_new());
+            if lines.iter().any(|l| l.ends_with(&done)) || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     let notrun = std::fs::read_to_string(dir.join(".notrun"))
         .ok()
         .map(|s| s.trim().to_string());
-    CaseReport {
-        id: case.id.clone(),
-        exit,
-        output,
-        notrun,
-        kmsg: lines,
-        findings,
-        duration_ms,
-        artifacts: collect_artifacts(&dir.join("artifacts")),
-    }
+    (
+        CaseReport {
+            id: case.id.clone(),
+            exit,
+            output,
+            notrun,
+            kmsg: lines,
+            taint_before,
+            taint_after: crate::judge::taint::read(),
+            duration_ms,
+            artifacts: collect_artifacts(&dir.join("artifacts")),
+        },
+        left,
+    )
 }
+
+/// Output chunks as the case writes them, in whole lines.
+type OutputSink = Box<dyn FnMut(&str) + Send>;
 
 fn spawn_and_wait(
     script: &Path,
     dir: &Path,
     env: BTreeMap<String, String>,
     timeout: Duration,
-) -> Result<(CaseExit, String)> {
+    mut on_output: OutputSink,
+    on_timeout: &dyn Fn(),
+) -> Result<(CaseExit, String, Vec<String>)> {
     let (mut reader, writer) = std::io::pipe().context("creating the output pipe")?;
     let writer2 = writer.try_clone()?;
     let mut cmd = Command::new("/bin/sh");
@@ -240,6 +350,7 @@ fn spawn_and_wait(
     let pgid = child.id();
     let collector = std::thread::spawn(move || {
         let mut buf = Vec::new();
+        let mut sent = 0;
         let mut chunk = [0u8; 8192];
         loop {
             match reader.read(&mut chunk) {
@@ -247,9 +358,18 @@ fn spawn_and_wait(
                 Ok(n) => {
                     if buf.len() < MAX_CAPTURE {
                         buf.extend_from_slice(&chunk[..n]);
+                        if let Some(nl) = buf.iter().rposition(|&b| b == b'\n') {
+                            if nl + 1 > sent {
+                                on_output(&String::from_utf8_lossy(&buf[sent..=nl]));
+                                sent = nl + 1;
+                            }
+                        }
                     }
                 }
             }
+        }
+        if buf.len() > sent {
+            on_output(&String::from_utf8_lossy(&buf[sent..]));
         }
         buf
     });
@@ -264,6 +384,7 @@ fn spawn_and_wait(
             };
         }
         if start.elapsed() >= timeout {
+            on_timeout();
             crate::proc::kill_group(pgid);
             let _ = child.wait();
             break CaseExit::TimedOut {
@@ -279,7 +400,7 @@ fn spawn_and_wait(
     reap_orphans();
     // A process stuck in the kernel (D state) may keep the pipe open; don't
     // wait for it forever.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(3);
     while !collector.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -291,7 +412,37 @@ fn spawn_and_wait(
     if out.len() >= MAX_CAPTURE {
         out.push_str("\n[harness] output truncated\n");
     }
-    Ok((exit, out))
+    reap_orphans();
+    Ok((exit, out, survivors(pgid)))
+}
+
+/// Live (not zombie) processes still in a process group after SIGKILL:
+/// they are stuck in the kernel, `comm[pid] state`.
+fn survivors(pgid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = stat[..close].split_once('(').map(|x| x.1).unwrap_or("");
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let pgrp: u32 = rest.nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        if pgrp == pgid && state != "Z" && state != "X" {
+            out.push(format!("{comm}[{pid}] state {state}"));
+        }
+    }
+    out
 }
 
 /// As PID 1 the runner inherits orphans; collect the dead ones.
@@ -351,7 +502,82 @@ mod tests {
         std::fs::write(&p, script).unwrap();
         let mut env = BTreeMap::new();
         env.insert("PATH".to_string(), "/usr/bin:/bin".to_string());
-        spawn_and_wait(&p, t.path(), env, Duration::from_millis(timeout_ms)).unwrap()
+        let (exit, out, left) = spawn_and_wait(
+            &p,
+            t.path(),
+            env,
+            Duration::from_millis(timeout_ms),
+            Box::new(|_| {}),
+            &|| {},
+        )
+        .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        (exit, out)
+    }
+
+    #[test]
+    fn output_streams_in_whole_lines_before_the_case_ends() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("case");
+        std::fs::write(&p, "printf 'one\\ntw'\nsleep 0.3\nprintf 'o\\nlast'\n").unwrap();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Instant)>::new()));
+        let g2 = got.clone();
+        let started = Instant::now();
+        let timed_out = std::sync::atomic::AtomicBool::new(false);
+        let (exit, out, _) = spawn_and_wait(
+            &p,
+            t.path(),
+            [("PATH".to_string(), "/usr/bin:/bin".to_string())].into(),
+            Duration::from_secs(10),
+            Box::new(move |s| g2.lock().unwrap().push((s.to_string(), Instant::now()))),
+            &|| timed_out.store(true, std::sync::atomic::Ordering::SeqCst),
+        )
+        .unwrap();
+        assert_eq!(exit, CaseExit::Exited { code: 0 });
+        assert_eq!(out, "one\ntwo\nlast");
+        let got = got.lock().unwrap();
+        let texts: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(texts, vec!["one\n", "two\n", "last"]);
+        // The first line arrived while the case was still sleeping.
+        assert!(got[0].1.duration_since(started) < Duration::from_millis(300));
+        assert!(!timed_out.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn the_timeout_hook_runs_before_the_kill() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("case");
+        std::fs::write(&p, "sleep 30\n").unwrap();
+        let hooked = std::sync::atomic::AtomicBool::new(false);
+        let (exit, _, left) = spawn_and_wait(
+            &p,
+            t.path(),
+            [("PATH".to_string(), "/usr/bin:/bin".to_string())].into(),
+            Duration::from_millis(200),
+            Box::new(|_| {}),
+            &|| hooked.store(true, std::sync::atomic::Ordering::SeqCst),
+        )
+        .unwrap();
+        assert!(matches!(exit, CaseExit::TimedOut { .. }));
+        assert!(hooked.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn survivors_finds_live_members_of_a_group() {
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        crate::proc::own_process_group(&mut c);
+        let mut child = c.spawn().unwrap();
+        let left = survivors(child.id());
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(
+            left[0].starts_with(&format!("sleep[{}]", child.id())),
+            "{left:?}"
+        );
+        crate::proc::kill_group(child.id());
+        let _ = child.wait();
+        assert!(survivors(child.id()).is_empty());
     }
 
     #[test]

@@ -117,9 +117,7 @@ impl KmsgCursor {
                 Err(_) => break, // EAGAIN: nothing more
             };
             let rec = String::from_utf8_lossy(&buf[..n]);
-            if let Some(l) = crate::judge::kmsg::record_to_line(&rec) {
-                out.push(l);
-            }
+            out.extend(crate::judge::kmsg::record_to_lines(&rec));
         }
         out
     }

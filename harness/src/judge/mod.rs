@@ -1,7 +1,15 @@
-//! Judging: what the kernel log says (findings, shared with the guest
-//! runner, which reads its own kernel log) and what a case's result is
-//! (verdicts, host only). Nothing here launches or writes anything.
+//! Judging: the kernel log's lines (shared with the guest runner, which
+//! reads its own kernel log), the reports grouped from them and their source
+//! lines, taint, and case verdicts (host only). Nothing here launches
+//! anything.
 
 pub mod kmsg;
 #[cfg(feature = "host")]
+pub mod reports;
+#[cfg(feature = "host")]
+pub mod symbolize;
+pub mod taint;
+#[cfg(feature = "host")]
 pub mod verdict;
+#[cfg(feature = "host")]
+pub mod windows;

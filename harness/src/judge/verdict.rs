@@ -4,7 +4,7 @@
 
 use crate::case::Case;
 use crate::contract::{CaseExit, CaseReport};
-use crate::judge::kmsg::Finding;
+use crate::judge::reports::{KernelReport, ReportKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,11 +43,18 @@ impl Verdict {
     }
 }
 
-fn finding_matches(f: &Finding, want: &str) -> bool {
-    f.kind.label().eq_ignore_ascii_case(want) || f.title.contains(want)
+/// `expect.fail` names a kind (`WARNING`, `KASAN`, ...) or a whole title.
+fn report_matches(r: &KernelReport, want: &str) -> bool {
+    ReportKind::by_label(want) == Some(r.kind) || r.title == want
 }
 
-pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
+/// The reason line of one kernel report.
+pub fn report_reason(r: &KernelReport) -> String {
+    format!("kernel: {}", r.title)
+}
+
+/// Judge a case from its report and the kernel reports of its window.
+pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
     let mut reasons = Vec::new();
     let mut diff = None;
     match &r.exit {
@@ -58,18 +65,27 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
             reasons.push(format!("timed out after {after_s:.1}s (killed)"))
         }
         CaseExit::SpawnFailed { error } => reasons.push(format!("could not start: {error}")),
-        CaseExit::Lost { reason } => {
-            reasons.push(format!("the VM went down while the case ran: {reason}"))
-        }
+        CaseExit::Lost { reason } => reasons.push(match reports.first() {
+            Some(first) => format!("crashed: {} (the VM went down: {reason})", first.title),
+            None => format!("the VM went down while the case ran: {reason}"),
+        }),
     }
     // Losing the VM is what a crash looks like; it does not stand in the way
     // of an expected crash.
     let lost = matches!(r.exit, CaseExit::Lost { .. }) as usize;
-    let kernel: Vec<String> = r
-        .findings
-        .iter()
-        .map(|f| format!("kernel log: {}: {}", f.kind.label(), f.title))
-        .collect();
+    let mut kernel: Vec<String> = reports.iter().map(report_reason).collect();
+    // Taint is the catch-all: the kernel complained in a way no pattern knows.
+    if reports.is_empty() {
+        if let (Some(before), Some(after)) = (r.taint_before, r.taint_after) {
+            let new = after & !before;
+            if new != 0 {
+                kernel.push(format!(
+                    "kernel: taint {} appeared without a report the harness recognises (see kmsg.log)",
+                    crate::judge::taint::describe(new)
+                ));
+            }
+        }
+    }
     if let Some(why) = &r.notrun {
         if reasons.is_empty() && kernel.is_empty() {
             return Verdict {
@@ -96,7 +112,9 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
         Outcome::Fail
     };
     if let Some(exp) = &case.meta.expect {
-        let matched = r.findings.iter().any(|f| finding_matches(f, &exp.fail));
+        // Exactly the named report: another report beside it, or a failure
+        // of another kind, is not the expected failure.
+        let matched = !reports.is_empty() && reports.iter().all(|k| report_matches(k, &exp.fail));
         if matched && other_reasons == 0 {
             return Verdict {
                 outcome: Outcome::ExpectedFail,
@@ -108,7 +126,7 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
             };
         }
         let mut rs = vec![format!(
-            "expected the harness to fail this case with `{}`, but it did not",
+            "expected the harness to fail this case with exactly `{}`, but it did not",
             exp.fail
         )];
         rs.extend(reasons);
@@ -135,7 +153,7 @@ pub fn judge(case: &Case, r: &CaseReport) -> Verdict {
 /// or the case no longer reaches it) fails it.
 pub fn apply_known_defects(
     v: Verdict,
-    findings: &[Finding],
+    findings: &[KernelReport],
     lost: bool,
     known: &[&crate::kernel::named::KnownDefect],
 ) -> Verdict {
@@ -147,7 +165,7 @@ pub fn apply_known_defects(
         .iter()
         .filter(|k| !titles.contains(&k.title.as_str()))
         .collect();
-    let extra: Vec<&Finding> = findings
+    let extra: Vec<&KernelReport> = findings
         .iter()
         .filter(|f| !known.iter().any(|k| k.title == f.title))
         .collect();
@@ -162,8 +180,7 @@ pub fn apply_known_defects(
     }
     for f in &extra {
         reasons.push(format!(
-            "kernel report beside the known defect: {}: {}",
-            f.kind.label(),
+            "kernel report beside the known defect: {}",
             f.title
         ));
     }
@@ -202,7 +219,7 @@ pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::kmsg::FindingKind;
+    use crate::judge::reports::ReportKind;
 
     fn case(expect: Option<&str>) -> Case {
         let t = tempfile::tempdir().unwrap();
@@ -216,25 +233,45 @@ mod tests {
         crate::case::load(t.path(), &p).unwrap()
     }
 
-    fn report(code: i32, out: &str, findings: Vec<Finding>) -> CaseReport {
-        CaseReport {
-            id: "g/001".into(),
-            exit: CaseExit::Exited { code },
-            output: out.into(),
-            notrun: None,
-            kmsg: vec![],
-            findings,
-            duration_ms: 1,
-            artifacts: Default::default(),
+    /// A case report and the kernel reports of its window.
+    struct R(CaseReport, Vec<KernelReport>);
+
+    fn report(code: i32, out: &str, reports: Vec<KernelReport>) -> R {
+        R(
+            CaseReport {
+                id: "g/001".into(),
+                exit: CaseExit::Exited { code },
+                output: out.into(),
+                notrun: None,
+                kmsg: vec![],
+                taint_before: None,
+                taint_after: None,
+                duration_ms: 1,
+                artifacts: Default::default(),
+            },
+            reports,
+        )
+    }
+
+    fn judge(c: &Case, r: &R) -> Verdict {
+        super::judge(c, &r.0, &r.1)
+    }
+
+    fn kreport(kind: ReportKind, title: &str) -> KernelReport {
+        KernelReport {
+            kind,
+            title: title.into(),
+            header: "x".into(),
+            text: vec![],
+            rip: None,
+            frames: vec![],
+            ts: None,
+            line: 0,
         }
     }
 
-    fn warn() -> Finding {
-        Finding {
-            kind: FindingKind::Warning,
-            title: "WARNING in lkdtm_WARNING".into(),
-            line: "WARNING: x".into(),
-        }
+    fn warn() -> KernelReport {
+        kreport(ReportKind::Warning, "WARNING in lkdtm_WARNING")
     }
 
     #[test]
@@ -251,7 +288,7 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(
             v.reasons,
-            vec!["kernel log: WARNING: WARNING in lkdtm_WARNING".to_string()]
+            vec!["kernel: WARNING in lkdtm_WARNING".to_string()]
         );
         let v = judge(&c, &report(3, "", vec![]));
         assert_eq!(
@@ -265,9 +302,9 @@ mod tests {
     fn notrun_unless_the_kernel_complained() {
         let c = case(None);
         let mut r = report(0, "", vec![]);
-        r.notrun = Some("no famfs".into());
+        r.0.notrun = Some("no famfs".into());
         assert_eq!(judge(&c, &r).outcome, Outcome::NotRun);
-        r.findings.push(warn());
+        r.1.push(warn());
         assert_eq!(judge(&c, &r).outcome, Outcome::Fail);
     }
 
@@ -286,18 +323,58 @@ mod tests {
     }
 
     #[test]
+    fn expectations_are_exact() {
+        // A lockdep report is not a WARNING, though its header says WARNING.
+        let c = case(Some("WARNING"));
+        let lockdep = kreport(ReportKind::Lockdep, "possible deadlock in f");
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![lockdep.clone()]));
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        // A KASAN report beside the expected WARNING spoils it.
+        let kasan = kreport(ReportKind::Kasan, "KASAN: slab-out-of-bounds Write in f");
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![warn(), kasan.clone()]));
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        // A whole title matches; a piece of one does not.
+        let c = case(Some("'WARNING in lkdtm_WARNING'"));
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![warn()]));
+        assert_eq!(v.outcome, Outcome::ExpectedFail, "{:?}", v.reasons);
+        let c = case(Some("lkdtm_WARNING"));
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![warn()]));
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        // Kind names are case-insensitive.
+        let c = case(Some("kasan"));
+        let v = judge(&c, &report(0, "hello pid 1\n", vec![kasan]));
+        assert_eq!(v.outcome, Outcome::ExpectedFail, "{:?}", v.reasons);
+    }
+
+    #[test]
+    fn new_taint_without_a_report_fails_naming_the_bits() {
+        let c = case(None);
+        let mut r = report(0, "hello pid 1\n", vec![]);
+        r.0.taint_before = Some(1 << 9);
+        r.0.taint_after = Some((1 << 9) | (1 << 5));
+        let v = judge(&c, &r);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(
+            v.reasons[0].contains("B (bad page referenced") && !v.reasons[0].contains("W ("),
+            "{:?}",
+            v.reasons
+        );
+        // An old bit, or a new bit with its report, adds nothing.
+        r.0.taint_after = Some(1 << 9);
+        assert_eq!(judge(&c, &r).outcome, Outcome::Pass);
+        r.0.taint_after = Some((1 << 9) | (1 << 5));
+        r.1.push(kreport(ReportKind::Bug, "BUG: Bad page state in f"));
+        assert_eq!(
+            judge(&c, &r).reasons,
+            vec!["kernel: BUG: Bad page state in f"]
+        );
+    }
+
+    #[test]
     fn an_expected_crash_may_take_the_vm_down() {
         let c = case(Some("BUG"));
-        let mut r = report(
-            0,
-            "",
-            vec![Finding {
-                kind: FindingKind::Bug,
-                title: "kernel BUG at x.c:1".into(),
-                line: String::new(),
-            }],
-        );
-        r.exit = CaseExit::Lost {
+        let mut r = report(0, "", vec![kreport(ReportKind::Bug, "kernel BUG in f")]);
+        r.0.exit = CaseExit::Lost {
             reason: "panic".into(),
         };
         let v = judge(&c, &r);
@@ -306,7 +383,8 @@ mod tests {
         let v = judge(&case(None), &r);
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(
-            v.reasons[0].contains("VM went down") && v.reasons[1].contains("kernel BUG"),
+            v.reasons[0] == "crashed: kernel BUG in f (the VM went down: panic)"
+                && v.reasons[1] == "kernel: kernel BUG in f",
             "{:?}",
             v.reasons
         );

@@ -4,6 +4,7 @@
 
 use crate::case::Case;
 use crate::contract::CaseReport;
+use crate::judge::reports::KernelReport;
 use crate::judge::verdict::{Outcome, Verdict};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,9 @@ pub struct CaseResult {
     pub duration_ms: u64,
     /// Boot number (1-based) the case ran in; None when it never ran.
     pub boot: Option<u32>,
-    pub findings: Vec<crate::judge::kmsg::Finding>,
+    /// The kernel reports of the case's window (for a boot trial: outside
+    /// every case); the first one's title is the failure's headline.
+    pub reports: Vec<KernelReport>,
     /// Directory with the case's files, relative to the run directory.
     pub dir: String,
 }
@@ -35,7 +38,7 @@ pub struct BootRecord {
     pub first_result_ms: Option<u64>,
     pub duration_ms: u64,
     pub console_log: String,
-    pub kernel_findings_outside_cases: Vec<crate::judge::kmsg::Finding>,
+    pub reports_outside_cases: Vec<KernelReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -113,14 +116,12 @@ impl RunDir {
         verdict: &Verdict,
         report: Option<&CaseReport>,
         boot: Option<u32>,
+        reports: &[KernelReport],
     ) -> Result<CaseResult> {
         let dir = self.case_dir(&case.id);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("expected.out"), &case.golden)?;
-        std::fs::write(
-            dir.join("verdict.txt"),
-            format!("{:?}\n{}\n", verdict.outcome, verdict.message()),
-        )?;
+        write_verdict(&dir, verdict, reports)?;
         if let Some(d) = &verdict.diff {
             std::fs::write(dir.join("output.diff"), d)?;
         }
@@ -154,7 +155,33 @@ impl RunDir {
             reasons: verdict.reasons.clone(),
             duration_ms: report.map(|r| r.duration_ms).unwrap_or(0),
             boot,
-            findings: report.map(|r| r.findings.clone()).unwrap_or_default(),
+            reports: reports.to_vec(),
+            dir: dir
+                .strip_prefix(&self.root)
+                .unwrap_or(&dir)
+                .display()
+                .to_string(),
+        })
+    }
+
+    /// A trial that is not a case (a boot group's reports outside cases).
+    pub fn write_trial(
+        &self,
+        id: &str,
+        verdict: &Verdict,
+        reports: &[KernelReport],
+    ) -> Result<CaseResult> {
+        let dir = self.case_dir(id);
+        std::fs::create_dir_all(&dir)?;
+        write_verdict(&dir, verdict, reports)?;
+        Ok(CaseResult {
+            id: id.to_string(),
+            outcome: verdict.outcome.clone(),
+            raw_outcome: verdict.raw_outcome.clone(),
+            reasons: verdict.reasons.clone(),
+            duration_ms: 0,
+            boot: None,
+            reports: reports.to_vec(),
             dir: dir
                 .strip_prefix(&self.root)
                 .unwrap_or(&dir)
@@ -171,6 +198,19 @@ impl RunDir {
         std::fs::write(self.root.join("junit.xml"), junit(s, self)?)?;
         Ok(())
     }
+}
+
+/// `verdict.txt`, and `reports.txt` with every kernel report in full.
+fn write_verdict(dir: &Path, verdict: &Verdict, reports: &[KernelReport]) -> Result<()> {
+    std::fs::write(
+        dir.join("verdict.txt"),
+        format!("{:?}\n{}\n", verdict.outcome, verdict.message()),
+    )?;
+    if !reports.is_empty() {
+        let text: Vec<String> = reports.iter().map(KernelReport::render).collect();
+        std::fs::write(dir.join("reports.txt"), text.join("\n"))?;
+    }
+    Ok(())
 }
 
 /// What CI shows about the kernel: its name, release, source and every
@@ -241,10 +281,21 @@ pub fn junit(s: &Summary, dir: &RunDir) -> Result<String> {
                 st
             }
             Outcome::Fail => {
+                // A kernel report's title is what a dashboard groups by.
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                st.set_message(c.reasons.first().cloned().unwrap_or_default());
-                let diff = read_opt(&dir.root.join(&c.dir).join("output.diff")).unwrap_or_default();
-                st.set_description(format!("{}\n{diff}", c.reasons.join("\n")));
+                match c.reports.first() {
+                    Some(r) => {
+                        st.set_message(r.title.clone());
+                        st.set_type(r.title.clone());
+                    }
+                    None => {
+                        st.set_message(c.reasons.first().cloned().unwrap_or_default());
+                    }
+                }
+                let case_dir = dir.root.join(&c.dir);
+                let diff = read_opt(&case_dir.join("output.diff")).unwrap_or_default();
+                let reports = read_opt(&case_dir.join("reports.txt")).unwrap_or_default();
+                st.set_description(format!("{}\n{diff}{reports}", c.reasons.join("\n")));
                 st
             }
         };

@@ -314,7 +314,7 @@ pub fn monitor(
                         Instant::now() + Duration::from_secs(30),
                     );
                 }
-                GuestMsg::Note { .. } => {}
+                GuestMsg::Note { .. } | GuestMsg::CaseOutput { .. } | GuestMsg::Restart { .. } => {}
             }
             on_msg(&m);
         }
