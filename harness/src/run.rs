@@ -62,6 +62,8 @@ pub struct Options {
     pub config_only: bool,
     /// Leave out the per-boot status line (the test list prints progress).
     pub quiet_boots: bool,
+    /// Extra environment for the guest runner and every case.
+    pub guest_env: BTreeMap<String, String>,
 }
 
 impl Options {
@@ -81,6 +83,7 @@ impl Options {
             max_restarts: 3,
             config_only: false,
             quiet_boots: false,
+            guest_env: BTreeMap::new(),
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
@@ -542,9 +545,9 @@ impl Recorder<'_> {
         lost: bool,
         boot: u32,
         extra: Option<String>,
-    ) -> Result<()> {
+    ) -> Result<Outcome> {
         let Some(case) = self.by_id.get(r.id.as_str()) else {
-            return Ok(());
+            return Ok(Outcome::NotRun);
         };
         let reports = self.reports(r.kmsg.iter().map(String::as_str));
         let mut v = verdict::apply_known_defects(
@@ -556,7 +559,8 @@ impl Recorder<'_> {
         if let Some(x) = extra.filter(|_| v.outcome == Outcome::Fail) {
             v.reasons.push(x);
         }
-        self.write(&r.id, &v, Some(r), Some(boot), &reports)
+        self.write(&r.id, &v, Some(r), Some(boot), &reports)?;
+        Ok(v.outcome)
     }
 
     fn fail_all(
@@ -867,16 +871,19 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
             }
             (BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason }, None) => reason.clone(),
         };
+        // A crash the case was written to cause does not use up the
+        // restarts a topology gets for crashes nobody expected.
+        let mut expected_crash = b.restart.is_some();
         if let Some((cur, started)) = b.current {
             let tail = boot_tail(&b.console_text, &rec.dir.boot_dir(n), Some(&cur));
-            let report = lost_report(
-                &cur,
-                &reason,
-                &b.console_text,
-                started.elapsed(),
-                b.streamed,
-            );
-            rec.judge(&report, true, n, Some(format!("console tail:\n{tail}")))?;
+            // What the case's libtest line and JUnit message say.
+            let how = match &b.end {
+                BootEnd::TimedOut { reason } => format!("hung ({reason}; the VM was killed)"),
+                _ => format!("crashed ({reason})"),
+            };
+            let report = lost_report(&cur, &how, &b.console_text, started.elapsed(), b.streamed);
+            let o = rec.judge(&report, true, n, Some(format!("console tail:\n{tail}")))?;
+            expected_crash |= matches!(o, Outcome::ExpectedFail | Outcome::KnownFail);
             pending.retain(|x| *x != cur);
         }
         if pending.is_empty() {
@@ -889,7 +896,9 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
             );
             return rec.fail_all(pending.drain(..), &[why], None);
         }
-        restarts += 1;
+        if !expected_crash {
+            restarts += 1;
+        }
         // On a line of its own: the test list may be mid-line.
         eprintln!();
         say(&format!(
@@ -963,10 +972,11 @@ fn make_plan(
         // What the kernel was built with, so that a case can derive what the
         // kernel must do (`_kconfig FUSE_FAMFS_DAX`).
         env: [(
-            "FH_KCONFIG".to_string(),
+            crate::contract::env::KCONFIG.to_string(),
             p.kernel.config.enabled_symbols().join(" "),
         )]
         .into_iter()
+        .chain(p.opts.guest_env.clone())
         .collect(),
     }
 }

@@ -107,7 +107,7 @@ fn check_shipped_results(s: &Summary, backend: &str) {
         bug.reports[0].text
     );
     assert!(
-        bug.reasons[1].starts_with("crashed: kernel BUG in lkdtm_BUG"),
+        bug.reasons[1].starts_with("kernel BUG in lkdtm_BUG: crashed"),
         "{:#?}",
         bug.reasons
     );
@@ -325,6 +325,78 @@ fn memmap_pmem_and_topology_grouping() {
         s.boots[1].topology
     );
     assert_eq!(outcome(&s, "t/003").boot, Some(1));
+}
+
+/// Reports outside every case are never absorbed: a WARNING from work a
+/// case left behind lands in the case's tail and fails the case; one between
+/// two cases, one after the last case and one at shutdown fail the boot
+/// trial with their titles.
+#[test]
+fn reports_outside_cases_fail_the_boot_trial() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Escapes the case's process group, so it outlives the case.
+    // The case returns once the background shell runs.
+    let late = |delay: &str| {
+        format!("# ---\n# description: a WARNING {delay} s after the case ends\n# requires: {{ kconfig: [LKDTM] }}\n# ---\nsetsid sh -c 'touch started; sleep {delay}; echo WARNING > /sys/kernel/debug/provoke-crash/DIRECT' </dev/null >/dev/null 2>&1 &\nwhile [ ! -e started ]; do sleep 0.01; done\necho done\n")
+    };
+    let tail = late("0");
+    let plain = "# ---\n# description: passes\n# ---\necho done\n";
+    let after_last = late("0.5");
+    let t = scratch_root(&[
+        ("t/001", &tail, "done\n"),
+        ("t/002", plain, "done\n"),
+        ("t/003", &after_last, "done\n"),
+    ]);
+    let mut opts = Options::new(t.path());
+    opts.results_root = t.path().join("results");
+    opts.guest_env.insert(
+        famfs_harness::contract::env::SELFTEST_HOOK.into(),
+        "between:WARNING,shutdown:WARNING".into(),
+    );
+    let p = run::prepare(&opts).unwrap();
+    let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
+    let s = run::execute(
+        &p,
+        &cases,
+        &mut |_: &famfs_harness::report::results::CaseResult| {},
+    )
+    .unwrap();
+    let console = std::fs::read_to_string(t.path().join("results/latest/boots/1/console.log"))
+        .unwrap_or_default();
+    let marks: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains("fh: ") || l.contains("WARNING:"))
+        .collect();
+    let t1 = outcome(&s, "t/001");
+    assert_eq!(t1.outcome, Outcome::Fail, "{:#?} {marks:#?}", t1.reasons);
+    assert_eq!(t1.reasons, vec!["kernel: WARNING in lkdtm_WARNING"]);
+    assert_eq!(outcome(&s, "t/002").outcome, Outcome::Pass);
+    assert_eq!(outcome(&s, "t/003").outcome, Outcome::Pass);
+    let boot = outcome(&s, "boot/1");
+    assert_eq!(boot.outcome, Outcome::Fail);
+    assert_eq!(
+        boot.reports
+            .iter()
+            .map(|r| r.title.as_str())
+            .collect::<Vec<_>>(),
+        vec!["WARNING in lkdtm_WARNING"; 3],
+        "between, after the last case, at shutdown: {:#?} {marks:#?}",
+        boot.reasons
+    );
+    assert!(
+        boot.reasons[0].contains("outside every case"),
+        "{:#?}",
+        boot.reasons
+    );
+    assert!(s.counts.failed >= 2);
+    // JUnit names the title as the failure's message and type.
+    let junit = std::fs::read_to_string(t.path().join("results/latest/junit.xml")).unwrap();
+    assert!(
+        junit.contains(
+            r#"<failure message="WARNING in lkdtm_WARNING" type="WARNING in lkdtm_WARNING">"#
+        ),
+        "{junit}"
+    );
 }
 
 /// The whole suite on a famfs kernel built from the V10 fixture beside the

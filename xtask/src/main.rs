@@ -36,6 +36,18 @@ enum Cmd {
         #[command(subcommand)]
         what: ScenarioCmd,
     },
+    /// Print the kernel reports of a console log (any machine's), titled
+    /// and grouped as in a run. Exit 0: no report; 1: reports; 2: error.
+    Triage {
+        /// The console log (or kernel log) to read.
+        console_log: PathBuf,
+        /// The kernel's vmlinux: frames get source lines when it has debug info.
+        #[arg(long, value_name = "FILE")]
+        vmlinux: Option<PathBuf>,
+        /// Print JSON (one object: log, symbolized, reports) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks of the harness itself.
     Bench {
         #[command(subcommand)]
@@ -211,6 +223,22 @@ fn main() {
 fn real_main() -> Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Triage {
+            console_log,
+            vmlinux,
+            json,
+        } => {
+            let (t, note) = famfs_harness::judge::triage::triage(&console_log, vmlinux.as_deref())?;
+            if let Some(n) = note {
+                eprintln!("note: {n}");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                print!("{}", t.render());
+            }
+            Ok(if t.reports.is_empty() { 0 } else { 1 })
+        }
         Cmd::TestVm(t) => {
             let mut opts = options(&t.kernel)?;
             opts.backend = t.backend.parse::<Backend>()?;

@@ -263,6 +263,9 @@ pub mod env {
     pub const DAX_NAME: &str = "FH_DAX_NAME";
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
+    /// Harness self-tests only: provoke an LKDTM report outside every case
+    /// (`between:TYPE` after the first case, `shutdown:TYPE` after Done).
+    pub const SELFTEST_HOOK: &str = "FH_SELFTEST_HOOK";
 }
 
 /// Lines the runner writes into the kernel log, so that the kernel log and

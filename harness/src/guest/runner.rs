@@ -141,6 +141,9 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
             );
             let (report, left) = run_case(&plan, case, &devices, tool, &port);
             send(&port, &GuestMsg::CaseEnd(report));
+            if ran == 0 {
+                selftest_hook(&plan, "between");
+            }
             ran += 1;
             if !left.is_empty() {
                 send(
@@ -161,7 +164,23 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
     // to reach the log before the VM goes.
     std::thread::sleep(FINAL_TAIL);
     send(&port, &GuestMsg::Done { cases: ran });
+    selftest_hook(&plan, "shutdown");
     Ok(())
+}
+
+/// The harness's own tests provoke a kernel report outside every case
+/// (`FH_SELFTEST_HOOK=between:WARNING,shutdown:WARNING` in the plan's
+/// environment): after the first case, or after the runner is done.
+fn selftest_hook(plan: &RunPlan, when: &str) {
+    let Some(hooks) = plan.env.get(contract::env::SELFTEST_HOOK) else {
+        return;
+    };
+    for h in hooks.split(',') {
+        if let Some(kind) = h.strip_prefix(when).and_then(|r| r.strip_prefix(':')) {
+            let _ = std::fs::write("/sys/kernel/debug/provoke-crash/DIRECT", kind);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// Make the kernel's hung-task detector fire within a case's timeout.

@@ -10,6 +10,8 @@ pub mod reports;
 pub mod symbolize;
 pub mod taint;
 #[cfg(feature = "host")]
+pub mod triage;
+#[cfg(feature = "host")]
 pub mod verdict;
 #[cfg(feature = "host")]
 pub mod windows;

@@ -147,7 +147,12 @@ impl KernelReport {
     /// The report as a person reads it: title, then the lines (with source
     /// locations when symbolized).
     pub fn render(&self) -> String {
-        let mut s = format!("{}\n", self.title);
+        format!("{}\n{}", self.title, self.render_body())
+    }
+
+    /// [`render`](Self::render) without the title line.
+    pub fn render_body(&self) -> String {
+        let mut s = String::new();
         if let Some(r) = self.rip.as_ref().filter(|r| !r.source.is_empty()) {
             s.push_str(&format!("  at {}\n", r.display()));
         }

@@ -66,8 +66,8 @@ pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
         }
         CaseExit::SpawnFailed { error } => reasons.push(format!("could not start: {error}")),
         CaseExit::Lost { reason } => reasons.push(match reports.first() {
-            Some(first) => format!("crashed: {} (the VM went down: {reason})", first.title),
-            None => format!("the VM went down while the case ran: {reason}"),
+            Some(first) => format!("{}: {reason}", first.title),
+            None => format!("{reason}; no kernel report on the console"),
         }),
     }
     // Losing the VM is what a crash looks like; it does not stand in the way
@@ -383,8 +383,7 @@ mod tests {
         let v = judge(&case(None), &r);
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(
-            v.reasons[0] == "crashed: kernel BUG in f (the VM went down: panic)"
-                && v.reasons[1] == "kernel: kernel BUG in f",
+            v.reasons[0] == "kernel BUG in f: panic" && v.reasons[1] == "kernel: kernel BUG in f",
             "{:?}",
             v.reasons
         );

@@ -343,7 +343,7 @@ pub fn monitor(
             {
                 "the guest runner failed (see the console log)".to_string()
             } else {
-                "the VM stopped while cases were running (kernel crash or panic?)".to_string()
+                "the VM stopped while a case was running".to_string()
             };
             return Ok(BootEnd::Died {
                 status: code,
