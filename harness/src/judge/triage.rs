@@ -40,10 +40,12 @@ pub fn triage(log: &Path, vmlinux: Option<&Path>) -> Result<(Triage, Option<Stri
                 s.symbolize(&mut rs);
                 symbolized = true;
             }
-            None => note = Some(format!(
+            None => {
+                note = Some(format!(
                 "{} has no debug info: frames are not symbolized (build with the debug fragment)",
                 v.display()
-            )),
+            ))
+            }
         }
     }
     let w = Windows::of(&lines);
