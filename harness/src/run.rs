@@ -981,6 +981,17 @@ fn make_plan(
     }
 }
 
+/// Command-line parameters the kernel's config calls for.
+fn kernel_args(cfg: &crate::kernel::config::DotConfig) -> Vec<String> {
+    let mut a = Vec::new();
+    if cfg.enabled("KASAN") {
+        // KASAN reports only its first finding per boot by default; every
+        // case must see its own.
+        a.push("kasan_multi_shot".to_string());
+    }
+    a
+}
+
 fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Result<VmSpec> {
     let plan_json = serde_json::to_string_pretty(plan)?;
     std::fs::write(bdir.join("plan.json"), &plan_json)?;
@@ -1016,7 +1027,7 @@ fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Resu
         initrd,
         cpus: p.opts.cpus,
         topology: topo.clone(),
-        kernel_args: vec![],
+        kernel_args: kernel_args(&p.kernel.config),
         dir: bdir.canonicalize()?,
         guest_command,
     })
