@@ -172,8 +172,8 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     check_shipped_results(&s, "qemu");
     assert_eq!(
         streamed.len(),
-        cases.len(),
-        "every case reported to the sink"
+        cases.len() + 2,
+        "every case and both boot trials reported to the sink"
     );
     // The run directory has what a person or CI needs.
     let run_dir = results.path().join("runs").join(&s.run_id);
@@ -188,7 +188,7 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     }
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
     assert!(
-        junit.contains("dax/001") && junit.contains(&format!("tests=\"{}\"", cases.len())),
+        junit.contains("dax/001") && junit.contains(&format!("tests=\"{}\"", cases.len() + 2)),
         "{junit}"
     );
     let kmsg = std::fs::read_to_string(run_dir.join("cases/selftest-001/kmsg.log")).unwrap();
@@ -196,6 +196,10 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
         kmsg.contains("WARNING:") && kmsg.contains("fh: case selftest/001 start"),
         "{kmsg}"
     );
+
+    // What the crashing case printed before the crash was streamed out.
+    let out = std::fs::read_to_string(run_dir.join("cases/selftest-002/output")).unwrap();
+    assert_eq!(out, "provoking a BUG\n");
 
     p.opts.backend = Backend::Vng;
     run::ensure_host(&p.opts).expect("virtme-ng available");
@@ -340,11 +344,14 @@ fn reports_outside_cases_fail_the_boot_trial() {
         format!("# ---\n# description: a WARNING {delay} s after the case ends\n# requires: {{ kconfig: [LKDTM] }}\n# ---\nsetsid sh -c 'touch started; sleep {delay}; echo WARNING > /sys/kernel/debug/provoke-crash/DIRECT' </dev/null >/dev/null 2>&1 &\nwhile [ ! -e started ]; do sleep 0.01; done\necho done\n")
     };
     let tail = late("0");
-    let plain = "# ---\n# description: passes\n# ---\necho done\n";
+    // Killed at its timeout (1 s, x4 under TCG), after the runner had the
+    // kernel list the blocked tasks.
+    let hangs =
+        "# ---\n# description: outlives its timeout\n# timeout: 1\n# ---\necho started\nsleep 60\n";
     let after_last = late("0.5");
     let t = scratch_root(&[
         ("t/001", &tail, "done\n"),
-        ("t/002", plain, "done\n"),
+        ("t/002", hangs, "started\n"),
         ("t/003", &after_last, "done\n"),
     ]);
     let mut opts = Options::new(t.path());
@@ -370,7 +377,21 @@ fn reports_outside_cases_fail_the_boot_trial() {
     let t1 = outcome(&s, "t/001");
     assert_eq!(t1.outcome, Outcome::Fail, "{:#?} {marks:#?}", t1.reasons);
     assert_eq!(t1.reasons, vec!["kernel: WARNING in lkdtm_WARNING"]);
-    assert_eq!(outcome(&s, "t/002").outcome, Outcome::Pass);
+    let t2 = outcome(&s, "t/002");
+    assert_eq!(t2.outcome, Outcome::Fail);
+    assert!(
+        t2.reasons[0].starts_with("timed out after"),
+        "{:#?}",
+        t2.reasons
+    );
+    let kmsg = std::fs::read_to_string(
+        t.path()
+            .join("results/latest")
+            .join(&t2.dir)
+            .join("kmsg.log"),
+    )
+    .unwrap();
+    assert!(kmsg.contains("Show Blocked State"), "{kmsg}");
     assert_eq!(outcome(&s, "t/003").outcome, Outcome::Pass);
     let boot = outcome(&s, "boot/1");
     assert_eq!(boot.outcome, Outcome::Fail);
