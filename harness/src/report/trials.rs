@@ -291,8 +291,27 @@ mod tests {
         };
         assert_eq!(
             select(&root, &sel).unwrap().len(),
-            all.iter().filter(|c| !c.id.starts_with("dax/")).count()
+            all.iter()
+                .filter(|c| !c.id.starts_with("dax/") && !c.in_group(EXPLICIT_GROUP))
+                .count()
         );
+        // Cases in the explicit group run only when chosen.
+        assert!(all.iter().any(|c| c.in_group(EXPLICIT_GROUP)));
+        let everything = select(&root, &Selection::default()).unwrap();
+        assert!(everything.iter().all(|c| !c.in_group(EXPLICIT_GROUP)));
+        let lkdtm = Selection {
+            groups: vec!["lkdtm".into()],
+            ..Default::default()
+        };
+        assert!(select(&root, &lkdtm)
+            .unwrap()
+            .iter()
+            .all(|c| c.in_group(EXPLICIT_GROUP)));
+        let by_name = Selection {
+            filters: vec!["lkdtm/001".into()],
+            ..Default::default()
+        };
+        assert_eq!(select(&root, &by_name).unwrap().len(), 1);
         let e = select(
             &root,
             &Selection {
