@@ -10,7 +10,7 @@
 //! | image | `image/` | the guest program and the initramfs | knows about cases' verdicts |
 //! | vm | `vm/` | accelerator probe, QEMU and virtme-ng launch, monitoring | judges a case |
 //! | guest | `guest/` | what runs inside the VM: device setup, the case runner, tools | runs on the host |
-//! | judge | `judge/` | kernel-log findings, case verdicts | launches anything |
+//! | judge | `judge/` | kernel reports and titles, symbolization, case windows, verdicts | launches anything |
 //! | report | `report/` | results directory, JUnit, libtest trials, progress | decides a verdict |
 //!
 //! `contract/` is what host and guest agree on (the run plan, the messages,
