@@ -288,6 +288,24 @@ fn scratch_root(cases: &[(&str, &str, &str)]) -> tempfile::TempDir {
     t
 }
 
+/// Run every case of a scratch checkout (results under it), with extra
+/// guest environment.
+fn run_scratch(t: &tempfile::TempDir, env: &[(&str, &str)]) -> Summary {
+    let mut opts = Options::new(t.path());
+    opts.results_root = t.path().join("results");
+    for (k, v) in env {
+        opts.guest_env.insert(k.to_string(), v.to_string());
+    }
+    let p = run::prepare(&opts).unwrap();
+    let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
+    run::execute(
+        &p,
+        &cases,
+        &mut |_: &famfs_harness::report::results::CaseResult| {},
+    )
+    .unwrap()
+}
+
 #[test]
 fn memmap_pmem_and_topology_grouping() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -303,16 +321,7 @@ fn memmap_pmem_and_topology_grouping() {
         ("t/002", nvdimm, "ok\n"),
         ("t/003", none, "runs anywhere\n"),
     ]);
-    let mut opts = Options::new(t.path());
-    opts.results_root = t.path().join("results");
-    let p = run::prepare(&opts).unwrap();
-    let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
-    let s = run::execute(
-        &p,
-        &cases,
-        &mut |_: &famfs_harness::report::results::CaseResult| {},
-    )
-    .unwrap();
+    let s = run_scratch(&t, &[]);
     for c in &s.cases {
         assert_eq!(c.outcome, Outcome::Pass, "{}: {:#?}", c.id, c.reasons);
     }
@@ -354,20 +363,13 @@ fn reports_outside_cases_fail_the_boot_trial() {
         ("t/002", hangs, "started\n"),
         ("t/003", &after_last, "done\n"),
     ]);
-    let mut opts = Options::new(t.path());
-    opts.results_root = t.path().join("results");
-    opts.guest_env.insert(
-        famfs_harness::contract::env::SELFTEST_HOOK.into(),
-        "between:WARNING,shutdown:WARNING".into(),
+    let s = run_scratch(
+        &t,
+        &[(
+            famfs_harness::contract::env::SELFTEST_HOOK,
+            "between:WARNING,shutdown:WARNING",
+        )],
     );
-    let p = run::prepare(&opts).unwrap();
-    let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
-    let s = run::execute(
-        &p,
-        &cases,
-        &mut |_: &famfs_harness::report::results::CaseResult| {},
-    )
-    .unwrap();
     let console = std::fs::read_to_string(t.path().join("results/latest/boots/1/console.log"))
         .unwrap_or_default();
     let marks: Vec<&str> = console

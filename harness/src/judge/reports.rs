@@ -761,13 +761,17 @@ impl Grouper {
         }
         let m = l.msg.trim();
         if is_harness_marker(m) {
-            let open: Vec<Who> = self.open.keys().cloned().collect();
-            for w in open {
+            // A marker ends what its writer was printing; with caller tags
+            // another task's report goes on across it, without them nothing
+            // can be told apart and everything open ends.
+            let ending: Vec<Who> = match &who {
+                Some(_) => vec![who.clone()],
+                None => self.open.keys().cloned().collect(),
+            };
+            for w in ending {
                 self.close(&w);
             }
-            self.pending.clear();
-            self.alias.clear();
-            self.last_closed = None;
+            self.pending.remove(&who);
             return;
         }
         // A long silence, or a runaway, ends a report that has no end marker.
@@ -861,11 +865,6 @@ impl Grouper {
             self.close(&who);
         }
     }
-}
-
-/// Titles of a list of reports, for messages.
-pub fn titles(rs: &[KernelReport]) -> Vec<&str> {
-    rs.iter().map(|r| r.title.as_str()).collect()
 }
 
 #[cfg(test)]
@@ -1118,6 +1117,22 @@ mod tests {
         let rs = parse(log.lines());
         assert_eq!(rs.len(), 1);
         assert_eq!(rs[0].text.len(), 3);
+    }
+
+    #[test]
+    fn a_report_goes_on_across_another_tasks_marker() {
+        let log = "\
+[ 1.0][  T90] WARNING: fs/fuse/dev.c:1 at fuse_conn_put+0x1/0x2, CPU#0: kworker/0:1/90
+[ 1.1][   T1] fh: case x/001 end
+[ 1.2][  T90] Call Trace:
+[ 1.3][  T90]  <TASK>
+[ 1.4][  T90]  process_one_work+0x1/0x2
+[ 1.5][  T90]  </TASK>
+[ 1.6][  T90] ---[ end trace 0000000000000000 ]---";
+        let rs = parse(log.lines());
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].frames.len(), 1);
+        assert!(rs[0].text.iter().all(|l| !l.contains("fh: case")));
     }
 
     #[test]

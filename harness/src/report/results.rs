@@ -148,20 +148,40 @@ impl RunDir {
                 &link,
             );
         }
-        Ok(CaseResult {
-            id: case.id.clone(),
+        Ok(self.result(
+            &case.id,
+            verdict,
+            report.map(|r| r.duration_ms).unwrap_or(0),
+            boot,
+            reports,
+            &dir,
+        ))
+    }
+
+    /// The record of one trial in the summary.
+    fn result(
+        &self,
+        id: &str,
+        verdict: &Verdict,
+        duration_ms: u64,
+        boot: Option<u32>,
+        reports: &[KernelReport],
+        dir: &Path,
+    ) -> CaseResult {
+        CaseResult {
+            id: id.to_string(),
             outcome: verdict.outcome.clone(),
             raw_outcome: verdict.raw_outcome.clone(),
             reasons: verdict.reasons.clone(),
-            duration_ms: report.map(|r| r.duration_ms).unwrap_or(0),
+            duration_ms,
             boot,
             reports: reports.to_vec(),
             dir: dir
                 .strip_prefix(&self.root)
-                .unwrap_or(&dir)
+                .unwrap_or(dir)
                 .display()
                 .to_string(),
-        })
+        }
     }
 
     /// A trial that is not a case (a boot group's reports outside cases).
@@ -174,20 +194,7 @@ impl RunDir {
         let dir = self.case_dir(id);
         std::fs::create_dir_all(&dir)?;
         write_verdict(&dir, verdict, reports)?;
-        Ok(CaseResult {
-            id: id.to_string(),
-            outcome: verdict.outcome.clone(),
-            raw_outcome: verdict.raw_outcome.clone(),
-            reasons: verdict.reasons.clone(),
-            duration_ms: 0,
-            boot: None,
-            reports: reports.to_vec(),
-            dir: dir
-                .strip_prefix(&self.root)
-                .unwrap_or(&dir)
-                .display()
-                .to_string(),
-        })
+        Ok(self.result(id, verdict, 0, None, reports, &dir))
     }
 
     pub fn write_summary(&self, s: &Summary) -> Result<()> {
