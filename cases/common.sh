@@ -96,3 +96,97 @@ _wait_kmsg() {
 		sleep 1
 	done
 }
+
+# --- famfs toolkit --------------------------------------------------------
+# A famfs case: _famfs_begin (gates, device pattern, fsdev_dax, cleanup trap),
+# write a scenario, _famfsd_start it, check files, and leave; the EXIT trap
+# stops famfsd and puts the device back whatever happened.
+
+# _cleanup_add CMD: run CMD when the case exits (also after _fail), last
+# added first.
+_cleanup_cmds=""
+_cleanup_add() {
+	_cleanup_cmds="$1
+$_cleanup_cmds"
+	trap '_cleanup_run' EXIT
+}
+_cleanup_run() {
+	_rc=$?
+	trap - EXIT
+	# In this shell, not a pipeline's subshell: `wait` must see famfsd.
+	set -f
+	_ifs=$IFS
+	IFS='
+'
+	for _c in $_cleanup_cmds; do
+		IFS=$_ifs
+		eval "$_c"
+	done
+	IFS=$_ifs
+	set +f
+	exit $_rc
+}
+
+# _famfs_begin [PATTERN_LEN]: the gates of every famfs case (a dax device,
+# fsdev_dax, a kernel that offers and uses the famfs capability), then the
+# device's first PATTERN_LEN bytes (default 64M) get the address pattern and
+# the device is bound to fsdev_dax, to be bound back to device_dax at exit.
+_famfs_begin() {
+	_require_dax
+	_require_dax_driver fsdev_dax
+	_require_famfs_cap
+	"$FH_TOOL" pattern-fill "$FH_DAX" 0 "${1:-64M}" > /dev/null
+	_dax_bind fsdev_dax || _fail "binding $FH_DAX_NAME to fsdev_dax failed"
+	# After famfsd's stop (added later, so it runs first): the connection
+	# holds the device until the daemon is gone.
+	_cleanup_add '_dax_bind device_dax || echo "FAIL: binding $FH_DAX_NAME back to device_dax failed"'
+}
+
+# _famfsd_start SCENARIO [FAMFSD OPTIONS...]: mount famfsd on $MNT
+# ($FH_CASE_DIR/mnt) with the run's profile, requests logged to
+# $FH_ARTIFACTS/requests.jsonl and INIT to init.json, and wait until it
+# serves. Stopped at exit if the case does not stop it.
+_famfsd_start() {
+	_scn=$1
+	shift
+	MNT=$FH_CASE_DIR/mnt
+	mkdir -p "$MNT"
+	rm -f "$FH_CASE_DIR/.famfsd-ready"
+	"$FH_TOOL" famfsd --scenario "$_scn" --mountpoint "$MNT" --profile "$FH_PROFILE" \
+		--log "$FH_ARTIFACTS/requests.jsonl" --init-record "$FH_ARTIFACTS/init.json" \
+		--ready "$FH_CASE_DIR/.famfsd-ready" "$@" 2>> "$FH_ARTIFACTS/famfsd.stderr" &
+	FAMFSD_PID=$!
+	_cleanup_add '_famfsd_stop'
+	_wait_for "$FH_CASE_DIR/.famfsd-ready" 30 ||
+		_fail "famfsd did not come up: $(cat "$FH_ARTIFACTS/famfsd.stderr")"
+}
+
+# _famfsd_stop: SIGTERM famfsd and wait until it has unmounted and exited;
+# prints nothing unless it exits non-zero.
+_famfsd_stop() {
+	[ -n "$FAMFSD_PID" ] || return 0
+	kill -TERM "$FAMFSD_PID" 2> /dev/null
+	wait "$FAMFSD_PID"
+	_st=$?
+	FAMFSD_PID=""
+	[ "$_st" = 0 ] || echo "famfsd exit $_st"
+}
+
+# _famfs_open PATH: `ok` or the errno name open(2) fails with.
+_famfs_open() {
+	"$FH_TOOL" open-errno "$1"
+}
+
+# _famfs_expect_open SCENARIO PATH: open $MNT/PATH and compare with what a
+# correct kernel does with the fmap famfsd serves for PATH (the kernel model
+# decides; its reason goes to the artifacts).
+_famfs_expect_open() {
+	_want=$("$FH_TOOL" fmap-expect "$1" "$2" "$FH_PROFILE" 2>> "$FH_ARTIFACTS/expectations.txt")
+	_expect "open $2" "$(_famfs_open "$MNT$2")" "$_want"
+}
+
+# _famfs_check_data SCENARIO PATH: $MNT/PATH reads (read(2) and mmap) as the
+# device bytes its fmap names.
+_famfs_check_data() {
+	"$FH_TOOL" fmap-check "$1" "$2" "$MNT$2" "$FH_PROFILE"
+}

@@ -67,6 +67,29 @@ pub struct CaseMeta {
     pub expect: Option<Expect>,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// One trial per entry, `group/NNN[name]`, each with its own result,
+    /// output and kernel log; the entry's values reach the script as
+    /// `FH_PARAM` (the name) and `FH_PARAM_<KEY>`.
+    #[serde(default)]
+    pub params: Vec<Param>,
+    /// Start a fresh boot for this case (reports that fire once per boot,
+    /// such as UBSAN's, must not have fired before it).
+    #[serde(default)]
+    pub fresh_boot: bool,
+}
+
+/// One entry of a parametrised case.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Param {
+    /// The trial's name within the case: `[a-z0-9._-]+`.
+    pub name: String,
+    /// This entry needs a fresh boot (see [`CaseMeta::fresh_boot`]).
+    #[serde(default)]
+    pub fresh_boot: bool,
+    /// Everything else: values for `FH_PARAM_<KEY>` (strings, numbers, or
+    /// flow YAML written as a string).
+    #[serde(flatten)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 fn default_timeout() -> u64 {
@@ -75,8 +98,13 @@ fn default_timeout() -> u64 {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Case {
-    /// `group/NNN`, also the test name.
+    /// `group/NNN`, or `group/NNN[param]` for one entry of a parametrised
+    /// case; also the test name.
     pub id: String,
+    /// `group/NNN`: the script's name under the cases directory.
+    pub script: String,
+    /// The entry of `params` this trial runs, if the case has them.
+    pub param: Option<Param>,
     pub path: PathBuf,
     pub golden_path: PathBuf,
     pub golden: String,
@@ -209,7 +237,27 @@ pub fn load(root: &Path, path: &Path) -> Result<Case> {
         filters.push((re, f.replace.clone()));
     }
     let topology = topology_of(path, &meta.requires)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &meta.params {
+        if p.name.is_empty()
+            || !p
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        {
+            bail!(
+                "{}: params: `{}` is not a valid name (lower-case letters, digits, `.`, `_`, `-`)",
+                path.display(),
+                p.name
+            );
+        }
+        if !seen.insert(p.name.clone()) {
+            bail!("{}: params: `{}` is listed twice", path.display(), p.name);
+        }
+    }
     Ok(Case {
+        script: id.clone(),
+        param: None,
         id,
         path: path.to_path_buf(),
         golden_path,
@@ -236,7 +284,7 @@ pub fn discover(root: &Path) -> Result<Vec<Case>> {
         for f in files {
             let name = f.file_name().to_string_lossy().into_owned();
             if is_case_name(&name) && f.path().is_file() {
-                out.push(load(root, &f.path())?);
+                out.extend(load(root, &f.path())?.expand());
             }
         }
     }
@@ -244,6 +292,43 @@ pub fn discover(root: &Path) -> Result<Vec<Case>> {
 }
 
 impl Case {
+    /// One trial per entry of `params` (the case itself when it has none).
+    pub fn expand(self) -> Vec<Case> {
+        if self.meta.params.is_empty() {
+            return vec![self];
+        }
+        self.meta
+            .params
+            .iter()
+            .map(|p| Case {
+                id: format!("{}[{}]", self.script, p.name),
+                param: Some(p.clone()),
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// Does this trial need a boot of its own?
+    pub fn fresh_boot(&self) -> bool {
+        self.meta.fresh_boot || self.param.as_ref().is_some_and(|p| p.fresh_boot)
+    }
+
+    /// `FH_PARAM` and `FH_PARAM_<KEY>` for the script.
+    pub fn param_env(&self) -> std::collections::BTreeMap<String, String> {
+        let mut env = std::collections::BTreeMap::new();
+        if let Some(p) = &self.param {
+            env.insert(crate::contract::env::PARAM.to_string(), p.name.clone());
+            for (k, v) in &p.vars {
+                let key: String = k
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                    .collect();
+                env.insert(format!("{}_{key}", crate::contract::env::PARAM), v.clone());
+            }
+        }
+        env
+    }
+
     /// Why this kernel cannot run the case, judged from its .config.
     pub fn unmet_kconfig(&self, cfg: &DotConfig) -> Option<String> {
         let mut unmet = Vec::new();
@@ -306,6 +391,30 @@ mod tests {
             .unwrap();
         }
         p
+    }
+
+    #[test]
+    fn parametrised_cases_are_one_trial_per_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let text = "# ---\n# description: d\n# params:\n#   - {name: nextents-0, fault: '{nextents: 0}', size: 2M}\n#   - {name: wrap, fresh_boot: true, fault: offset_wrap}\n# ---\necho $FH_PARAM\n";
+        write_case(t.path(), "famfs/010", text, Some("x\n"));
+        let cases = discover(t.path()).unwrap();
+        let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["famfs/010[nextents-0]", "famfs/010[wrap]"]);
+        assert!(cases.iter().all(|c| c.script == "famfs/010"));
+        let env = cases[0].param_env();
+        assert_eq!(env["FH_PARAM"], "nextents-0");
+        assert_eq!(env["FH_PARAM_FAULT"], "{nextents: 0}");
+        assert_eq!(env["FH_PARAM_SIZE"], "2M");
+        assert!(!cases[0].fresh_boot() && cases[1].fresh_boot());
+        // Names are checked.
+        let bad = "# ---\n# description: d\n# params: [{name: 'Bad Name'}]\n# ---\n";
+        let p = write_case(t.path(), "famfs/011", bad, Some(""));
+        let e = load(t.path(), &p).unwrap_err().to_string();
+        assert!(e.contains("not a valid name"), "{e}");
+        let dup = "# ---\n# description: d\n# params: [{name: a}, {name: a}]\n# ---\n";
+        let p = write_case(t.path(), "famfs/012", dup, Some(""));
+        assert!(load(t.path(), &p).unwrap_err().to_string().contains("listed twice"));
     }
 
     #[test]

@@ -329,9 +329,15 @@ pub struct BootGroup {
 pub fn plan_groups(cases: &[&Case]) -> Vec<BootGroup> {
     let mut groups: Vec<BootGroup> = Vec::new();
     for c in cases {
-        let slot = groups
-            .iter_mut()
-            .find_map(|g| g.topology.merge(&c.topology).map(|t| (g, t)));
+        // A case that needs a fresh boot starts a group of its own, first in
+        // its boot; cases after it may join that group.
+        let slot = if c.fresh_boot() {
+            None
+        } else {
+            groups
+                .iter_mut()
+                .find_map(|g| g.topology.merge(&c.topology).map(|t| (g, t)))
+        };
         match slot {
             Some((g, t)) => {
                 g.topology = t;
@@ -963,8 +969,9 @@ fn make_plan(
             .filter_map(|id| by_id.get(id.as_str()))
             .map(|c| PlannedCase {
                 id: c.id.clone(),
-                script: c.id.clone(),
+                script: c.script.clone(),
                 timeout_s: c.meta.timeout,
+                env: c.param_env(),
             })
             .collect(),
         timeout_scale: p.accel.timeout_scale(),

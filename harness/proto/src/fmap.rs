@@ -288,6 +288,64 @@ impl Fmap {
     }
 }
 
+/// A run of file bytes stored contiguously on one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    pub file_offset: u64,
+    pub len: u64,
+    pub devindex: u32,
+    pub dev_offset: u64,
+}
+
+impl Fmap {
+    /// Where each byte of the file lives, in file order, up to `file_size`
+    /// and at most `max` runs: simple extents one after the other;
+    /// interleaved extents chunk by chunk, round-robin over their strips.
+    /// An interleaved extent with chunk size 0 maps nothing.
+    pub fn segments(&self, max: usize) -> Vec<Segment> {
+        let mut out = Vec::new();
+        let mut at = 0u64;
+        let end = self.file_size;
+        let push = |out: &mut Vec<Segment>, at: u64, len: u64, dev: u32, off: u64| {
+            if at < end && out.len() < max {
+                out.push(Segment {
+                    file_offset: at,
+                    len: len.min(end - at),
+                    devindex: dev,
+                    dev_offset: off,
+                });
+            }
+        };
+        match &self.extents {
+            Extents::Simple(v) => {
+                for e in v {
+                    push(&mut out, at, e.len, e.devindex, e.offset);
+                    at = at.saturating_add(e.len);
+                }
+            }
+            Extents::Interleave(v) => {
+                for e in v {
+                    let (c, n) = (e.chunk_size as u64, e.strips.len() as u64);
+                    if c == 0 || n == 0 {
+                        at = at.saturating_add(e.nbytes);
+                        continue;
+                    }
+                    for k in 0..e.nbytes.div_ceil(c) {
+                        let s = &e.strips[(k % n) as usize];
+                        let len = c.min(e.nbytes - k * c);
+                        push(&mut out, at + k * c, len, s.devindex, s.offset + (k / n) * c);
+                        if out.len() >= max {
+                            break;
+                        }
+                    }
+                    at = at.saturating_add(e.nbytes);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Result of [`Fmap::decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
@@ -694,5 +752,40 @@ impl RawFmap {
                 Record::Strip(s) => s,
                 _ => unreachable!(),
             })
+    }
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::*;
+    const M: u64 = 1 << 20;
+
+    #[test]
+    fn simple_and_interleaved_segments() {
+        let f = Fmap::simple(
+            5 * M,
+            vec![SimpleExtent::new(6 * M, 2 * M), SimpleExtent::new(2 * M, 4 * M)],
+        );
+        let s = f.segments(100);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[1].file_offset, s[1].len, s[1].dev_offset), (2 * M, 3 * M, 2 * M));
+        // Two strips, 2M chunks: chunk k goes to strip k % 2, row k / 2.
+        let f = Fmap::interleaved(
+            8 * M,
+            vec![InterleavedExtent::new(
+                (2 * M) as u32,
+                8 * M,
+                vec![SimpleExtent::new(0, 4 * M), SimpleExtent::new(8 * M, 4 * M)],
+            )],
+        );
+        let s: Vec<(u64, u64)> = f.segments(100).iter().map(|s| (s.file_offset, s.dev_offset)).collect();
+        assert_eq!(s, vec![(0, 0), (2 * M, 8 * M), (4 * M, 2 * M), (6 * M, 10 * M)]);
+        // Chunk size 0 maps nothing (and does not divide by it).
+        let mut z = f.clone();
+        if let Extents::Interleave(v) = &mut z.extents {
+            v[0].chunk_size = 0;
+        }
+        assert!(z.segments(100).is_empty());
+        assert_eq!(f.segments(3).len(), 3);
     }
 }

@@ -20,7 +20,11 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   famfsd-log LOG NAME[@PATH]...       count famfsd requests by opcode name (for one file with @PATH)
   pattern-fill DEV OFFSET LEN         write the address pattern into a devdax device
   pattern-check FILE FOFF LEN DOFF mmap|read   FILE's bytes at FOFF must be the device pattern at DOFF
-  famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not";
+  famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
+  open-errno PATH                     'ok' or the errno name open(2) fails with
+  fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
+                                      name), from the kernel model of the fmap famfsd serves; why on stderr
+  fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names";
 
 fn parse_len(s: &str) -> Result<usize> {
     let n = famfs_proto::Size::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -199,6 +203,34 @@ fn real_main(args: &[String]) -> Result<i32> {
             let cap = rec?;
             println!("{}", cap.describe());
             Ok(if cap.usable() { 0 } else { 3 })
+        }
+        "open-errno" => {
+            println!("{}", tools::open_errno(rest.first().context("open-errno PATH")?));
+            Ok(0)
+        }
+        "fmap-expect" => {
+            let u = "fmap-expect SCENARIO PATH [PROFILE]";
+            let cfg = famfs_harness::server::scenario::Config::load(
+                std::path::Path::new(rest.first().context(u)?),
+                rest.get(2).map(String::as_str),
+            )?;
+            let e = famfs_harness::server::expect::open_expectation(cfg, rest.get(1).context(u)?)?;
+            eprintln!("fmap-expect: {}", e.why);
+            println!("{}", e.token());
+            Ok(0)
+        }
+        "fmap-check" => {
+            let u = "fmap-check SCENARIO PATH FILE [PROFILE]";
+            print!(
+                "{}",
+                tools::fmap_check(
+                    rest.first().context(u)?,
+                    rest.get(1).context(u)?,
+                    rest.get(2).context(u)?,
+                    rest.get(3).map(String::as_str)
+                )?
+            );
+            Ok(0)
         }
         "" | "-h" | "--help" | "help" => {
             println!("{USAGE}");

@@ -42,6 +42,9 @@ pub struct PlannedCase {
     /// Script path relative to `cases_root`.
     pub script: String,
     pub timeout_s: u64,
+    /// Environment of this trial only (a parametrised case's values).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A dax device as the guest set it up for the cases.
@@ -263,6 +266,9 @@ pub mod env {
     pub const DAX_NAME: &str = "FH_DAX_NAME";
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
+    /// The name of the entry of a parametrised case; `FH_PARAM_<KEY>` are
+    /// its values.
+    pub const PARAM: &str = "FH_PARAM";
     /// Harness self-tests only: provoke an LKDTM report outside every case
     /// (`between:TYPE` after the first case, `shutdown:TYPE` after Done).
     pub const SELFTEST_HOOK: &str = "FH_SELFTEST_HOOK";

@@ -83,6 +83,7 @@ pub fn famfs_capability(profile: &Profile, scratch: &Path) -> Result<Capability>
         Some(&log_path),
         Some(&init_path),
         ExitMode::Return,
+        Default::default(),
     )
     .context("mounting the capability gate")?;
     let start = std::time::Instant::now();

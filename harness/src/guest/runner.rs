@@ -241,7 +241,7 @@ fn case_env(
         .unwrap_or_default();
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     env.insert("PATH".into(), format!("{tool_dir}:{path}"));
-    for (k, v) in &plan.env {
+    for (k, v) in plan.env.iter().chain(&case.env) {
         env.insert(k.clone(), v.clone());
     }
     env

@@ -147,10 +147,11 @@ pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
 
 /// Apply the kernel's known defects for this case (`known`, from the
 /// named kernel's file) to a verdict. The case is a known failure only when
-/// it produced every listed report title and nothing else went wrong (a VM
-/// lost to the crash itself aside); a different or extra report, another
-/// failure, or a listed report that did not appear (the defect was fixed,
-/// or the case no longer reaches it) fails it.
+/// it produced every listed report title and every listed output line, and
+/// nothing else went wrong: no other report, no other failure (a VM lost to
+/// the crash itself aside), no diff line the entries do not list. A
+/// different or extra report or line, or a listed one that did not appear
+/// (the defect was fixed, or the case no longer reaches it), fails it.
 pub fn apply_known_defects(
     v: Verdict,
     findings: &[KernelReport],
@@ -161,33 +162,60 @@ pub fn apply_known_defects(
         return v;
     }
     let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
-    let missing: Vec<&&crate::kernel::named::KnownDefect> = known
-        .iter()
-        .filter(|k| !titles.contains(&k.title.as_str()))
+    let known_titles: Vec<&str> = known.iter().filter_map(|k| k.title.as_deref()).collect();
+    let added: Vec<&str> = v
+        .diff
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .map(|l| &l[1..])
         .collect();
-    let extra: Vec<&KernelReport> = findings
-        .iter()
-        .filter(|f| !known.iter().any(|k| k.title == f.title))
-        .collect();
-    let kernel_reasons = findings.len() + lost as usize;
-    let other = v.reasons.len().saturating_sub(kernel_reasons);
     let mut reasons = Vec::new();
-    for k in &missing {
-        reasons.push(format!(
-            "known defect did not reproduce: expected the report `{}` ({}); if the defect is fixed, remove the entry",
-            k.title, k.at
-        ));
+    for k in known {
+        let gone = k.title.as_deref().is_some_and(|t| !titles.contains(&t))
+            || k.output.iter().any(|o| !added.contains(&o.as_str()));
+        if gone {
+            let what = match (&k.title, k.output.is_empty()) {
+                (Some(t), true) => format!("the report `{t}`"),
+                (Some(t), false) => format!("the report `{t}` and the output {:?}", k.output),
+                (None, _) => format!("the output {:?}", k.output),
+            };
+            reasons.push(format!(
+                "known defect did not reproduce: expected {what} ({}); if the defect is fixed, remove the entry",
+                k.at
+            ));
+        }
     }
-    for f in &extra {
-        reasons.push(format!(
-            "kernel report beside the known defect: {}",
-            f.title
-        ));
+    for f in findings.iter().filter(|f| !known_titles.contains(&f.title.as_str())) {
+        reasons.push(format!("kernel report beside the known defect: {}", f.title));
     }
-    if missing.is_empty() && extra.is_empty() && other == 0 {
+    let known_lines: Vec<&str> = known
+        .iter()
+        .flat_map(|k| k.output.iter().map(String::as_str))
+        .collect();
+    for l in added.iter().filter(|l| !known_lines.contains(l)) {
+        reasons.push(format!("output beside the known defect: {l}"));
+    }
+    if v.diff.is_some() && known_lines.is_empty() {
+        reasons.push("output differs from the golden file beside the known defect".into());
+    }
+    // Reasons other than the kernel's reports, a lost VM, and a golden diff
+    // that the entries explain.
+    let diff_reason = v.diff.is_some() as usize;
+    let kernel_reasons = findings.len() + lost as usize + diff_reason;
+    let other = v.reasons.len().saturating_sub(kernel_reasons);
+    if reasons.is_empty() && other == 0 {
         let mut rs: Vec<String> = known
             .iter()
-            .map(|k| format!("known defect: {} ({}): {}", k.title, k.at, k.why))
+            .map(|k| {
+                format!(
+                    "known defect: {} ({}): {}",
+                    k.title.clone().unwrap_or_else(|| k.output.join(" / ")),
+                    k.at,
+                    k.why
+                )
+            })
             .collect();
         rs.extend(v.reasons);
         return Verdict {
@@ -405,7 +433,8 @@ mod tests {
     fn defect(title: &str) -> crate::kernel::named::KnownDefect {
         crate::kernel::named::KnownDefect {
             case: "c/001".into(),
-            title: title.into(),
+            title: Some(title.into()),
+            output: vec![],
             why: "V10 defect".into(),
             at: "k.yaml:7".into(),
         }
@@ -478,6 +507,37 @@ mod tests {
             &[&k],
         );
         assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        // A defect that shows as a wrong result: its diff lines are listed.
+        let out_defect = crate::kernel::named::KnownDefect {
+            case: "c/001".into(),
+            title: None,
+            output: vec!["bye".into()],
+            why: "V10 accepts it".into(),
+            at: "k.yaml:9".into(),
+        };
+        let v = apply_known_defects(
+            judge(&c, &report(0, "bye\n", vec![])),
+            &[],
+            false,
+            &[&out_defect],
+        );
+        assert_eq!(v.outcome, Outcome::KnownFail, "{:?}", v.reasons);
+        let v = apply_known_defects(
+            judge(&c, &report(0, "bye\nmore\n", vec![])),
+            &[],
+            false,
+            &[&out_defect],
+        );
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        assert!(v.reasons.iter().any(|r| r.contains("output beside the known defect: more")));
+        let v = apply_known_defects(
+            judge(&c, &report(0, "hello pid 1\n", vec![])),
+            &[],
+            false,
+            &[&out_defect],
+        );
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.reasons[0].contains("did not reproduce"), "{:?}", v.reasons);
         // No entry: unchanged.
         let v0 = judge(&c, &report(0, "hello pid 1\n", vec![w.clone()]));
         assert_eq!(

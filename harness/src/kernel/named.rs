@@ -24,10 +24,16 @@ pub enum Base {
 /// A case that hits a known defect of a kernel, and the report it must give.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownDefect {
-    /// Case id (`famfs/001`).
+    /// Case id (`famfs/001`, `famfs/010[chunk-size-0]`).
     pub case: String,
     /// The title of the kernel report the case must produce, exactly.
-    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Output lines the defect puts in the case's diff against its golden
+    /// file (`+` lines, after the case's filters): a defect that shows as
+    /// a wrong result rather than a kernel report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
     /// What the defect is, for the person who reads a failure.
     pub why: String,
     /// `file:line` of the entry.
@@ -78,7 +84,10 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct DefectEntry {
     case: String,
-    title: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    output: Vec<String>,
     why: String,
 }
 
@@ -192,14 +201,16 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
         let line = line_of(&text, &format!("case: {}", d.case), from);
         from = line + 1;
         let at = format!("{}:{line}", file.display());
-        if d.title.trim().is_empty() || d.why.trim().is_empty() {
+        let no_title = d.title.as_deref().is_none_or(|t| t.trim().is_empty());
+        if (no_title && d.output.is_empty()) || d.why.trim().is_empty() {
             bail!(
-                "{at}: a known defect needs a title (the report the case must produce) and a why"
+                "{at}: a known defect needs a title (the report the case must produce) or output (the lines it puts in the case's diff), and a why"
             );
         }
         known_defects.push(KnownDefect {
             case: d.case.clone(),
-            title: d.title.clone(),
+            title: d.title.clone().filter(|t| !t.trim().is_empty()),
+            output: d.output.clone(),
             why: d.why.clone(),
             at,
         });

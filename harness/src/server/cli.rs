@@ -18,6 +18,9 @@ pub const USAGE: &str = "usage: famfsd --scenario FILE --mountpoint DIR [options
   --profile NAME       protocol profile, overrides the scenario's
   --ready FILE         written once mounted and serving
   --fsname NAME        mount source shown in /proc/mounts (default fh-famfsd)
+  --read-only          mount read-only (MS_RDONLY)
+  --drop-cap-sys-rawio mount without CAP_SYS_RAWIO (a famfs kernel then
+                       does not offer the famfs capability)
   --check              only parse and resolve the scenario, print a summary
 Exits 0 after SIGTERM/SIGINT (unmounting first) or when the mount goes away.";
 
@@ -32,8 +35,19 @@ pub struct Args {
     pub profile: Option<String>,
     pub ready: Option<PathBuf>,
     pub fsname: String,
+    pub mount: MountOptions,
     pub check: bool,
     pub help: bool,
+}
+
+/// How the mount itself is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// MS_RDONLY: the famfs data path of a read-only mount.
+    pub read_only: bool,
+    /// Drop CAP_SYS_RAWIO from the mounting thread first: V10 offers the
+    /// famfs capability only to a server that has it.
+    pub drop_sys_rawio: bool,
 }
 
 impl Args {
@@ -66,6 +80,8 @@ impl Args {
             };
             match key.as_str() {
                 "--check" => a.check = true,
+                "--read-only" => a.mount.read_only = true,
+                "--drop-cap-sys-rawio" => a.mount.drop_sys_rawio = true,
                 "--help" | "-h" => a.help = true,
                 "--scenario" => scenario = Some(PathBuf::from(value()?)),
                 "--mountpoint" => mountpoint = Some(PathBuf::from(value()?)),
@@ -160,8 +176,22 @@ fn os_error(e: &std::io::Error) -> String {
     }
 }
 
+/// Give up CAP_SYS_RAWIO for good (effective and permitted sets of this
+/// thread, which makes the mount and creates the reader threads).
+fn drop_sys_rawio() -> Result<()> {
+    use rustix::thread::{capabilities, set_capabilities, CapabilitySet};
+    let mut c = capabilities(None).context("capget")?;
+    c.effective.remove(CapabilitySet::SYS_RAWIO);
+    c.permitted.remove(CapabilitySet::SYS_RAWIO);
+    set_capabilities(None, c).context("capset without CAP_SYS_RAWIO")?;
+    Ok(())
+}
+
 /// Opens /dev/fuse and mounts it on `mountpoint`.
-fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
+fn mount_fuse(mountpoint: &Path, fsname: &str, opts: MountOptions) -> Result<OwnedFd> {
+    if opts.drop_sys_rawio {
+        drop_sys_rawio()?;
+    }
     let dev = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -187,7 +217,13 @@ fn mount_fuse(mountpoint: &Path, fsname: &str) -> Result<OwnedFd> {
         fsname,
         mountpoint,
         "fuse",
-        MountFlags::NOSUID | MountFlags::NODEV,
+        MountFlags::NOSUID
+            | MountFlags::NODEV
+            | if opts.read_only {
+                MountFlags::RDONLY
+            } else {
+                MountFlags::empty()
+            },
         Some(data.as_c_str()),
     ) {
         let hint = match e {
@@ -239,6 +275,7 @@ impl Mounted {
         log: Option<&Path>,
         init_record: Option<&Path>,
         exit: ExitMode,
+        opts: MountOptions,
     ) -> Result<Mounted> {
         let mut server = Server::new(cfg);
         if let Some(p) = log {
@@ -252,7 +289,7 @@ impl Mounted {
             server.set_init_record(p.to_path_buf());
         }
         let server = Arc::new(Mutex::new(server));
-        let dev = mount_fuse(mountpoint, fsname)?;
+        let dev = mount_fuse(mountpoint, fsname, opts)?;
         match spawn(server.clone(), FuseConn::new(dev), threads, exit) {
             Ok(running) => Ok(Mounted {
                 running,
@@ -297,6 +334,7 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         a.log.as_deref(),
         a.init_record.as_deref(),
         ExitMode::Process,
+        a.mount,
     )?;
     let running = &mounted.running;
     let mut handlers = Vec::new();
@@ -366,6 +404,17 @@ mod tests {
         assert_eq!(a.threads, 4);
         assert_eq!(a.profile.as_deref(), Some("famfs-6.14"));
         assert_eq!(a.fsname, "fh-famfsd");
+        assert_eq!(a.mount, MountOptions::default());
+        let a = Args::parse(&s(&[
+            "--scenario",
+            "x",
+            "--mountpoint",
+            "/m",
+            "--read-only",
+            "--drop-cap-sys-rawio",
+        ]))
+        .unwrap();
+        assert!(a.mount.read_only && a.mount.drop_sys_rawio);
         let e = Args::parse(&s(&["--scenario", "x"]))
             .unwrap_err()
             .to_string();

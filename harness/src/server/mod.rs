@@ -16,6 +16,7 @@
 pub mod bench;
 pub mod cli;
 pub mod dispatch;
+pub mod expect;
 pub mod fault;
 pub mod scenario;
 pub mod sim;

@@ -1,0 +1,190 @@
+//! What a correct famfs kernel does when a file famfsd serves is opened:
+//! the project's kernel model judges the GET_FMAP reply famfsd really sends
+//! (faults applied), asked through the simulated kernel. Cases compare that
+//! with what the kernel in the VM did, so their expectations are derived,
+//! not copied by hand.
+//!
+//! The model describes V10's checks. Where V10 accepts what cannot be
+//! mapped (chunk size 0, wrapping or huge offsets, short strips, empty
+//! extents: its weak spots), a correct kernel refuses the fmap with EINVAL;
+//! that is what is expected here, so the case stays right for a fixed
+//! kernel and V10's behaviour is a known defect.
+
+use super::dispatch::Server;
+use super::scenario::Config;
+use super::sim::SimKernel;
+use anyhow::{Context, Result};
+use famfs_proto::kernel_model::{kernel_verdict, kernel_verdict_retry, KernelVerdict, Unchecked};
+
+/// The expected result of open(2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// `None`: the open succeeds; otherwise its errno.
+    pub errno: Option<i32>,
+    /// Why, in a line: the rule, the server's error, or the unchecked
+    /// condition a correct kernel refuses.
+    pub why: String,
+}
+
+impl Expectation {
+    /// `ok`, or the errno's name: what cases print.
+    pub fn token(&self) -> String {
+        match self.errno {
+            None => "ok".into(),
+            Some(e) => famfs_proto::errno::errno_name(e)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("errno {e}")),
+        }
+    }
+}
+
+/// Conditions V10 lets through that no kernel can map correctly.
+fn refused_by_a_correct_kernel(u: &Unchecked) -> bool {
+    matches!(
+        u,
+        Unchecked::HugeFileSize(_)
+            | Unchecked::Overflow { .. }
+            | Unchecked::ChunkSizeZero { .. }
+            | Unchecked::ZeroLength { .. }
+            | Unchecked::StripsShort { .. }
+    )
+}
+
+/// One GET_FMAP exchange as the simulated kernel saw it.
+struct Exchange {
+    /// The server's error reply (negative errno), if it sent one.
+    error: i32,
+    /// The payload the verdict was made on (the retry's, after a retry).
+    payload: Vec<u8>,
+    verdict: KernelVerdict,
+}
+
+/// Ask the simulated kernel for `path`'s fmap (retrying when the profile
+/// says so) and judge the reply.
+fn exchange(cfg: Config, path: &str) -> Result<Exchange> {
+    let profile = cfg.profile.clone();
+    let (mut k, running) = SimKernel::start(Server::new(cfg), 1)?;
+    let out = (|| -> Result<Exchange> {
+        k.init_famfs().context("INIT")?;
+        let node = k.walk(path)?;
+        let r = k.get_fmap(node).context("GET_FMAP")?;
+        let mut payload = r.payload().to_vec();
+        let mut verdict = kernel_verdict(&profile, &payload);
+        if r.error() == 0 {
+            if let KernelVerdict::Retry { fmap_size } = verdict {
+                let r2 = k
+                    .get_fmap_with_buffer(node, fmap_size)
+                    .context("GET_FMAP retry")?;
+                payload = r2.payload().to_vec();
+                verdict = kernel_verdict_retry(&profile, fmap_size, &payload);
+            }
+        }
+        Ok(Exchange {
+            error: r.error(),
+            payload,
+            verdict,
+        })
+    })();
+    running.stop();
+    let _ = running.join();
+    drop(k);
+    out
+}
+
+/// The fmap famfsd serves for `path` (faults applied), when it has the
+/// structure of one.
+pub fn served_fmap(cfg: Config, path: &str) -> Result<Option<famfs_proto::Fmap>> {
+    let profile = cfg.profile.clone();
+    let x = exchange(cfg, path)?;
+    if x.error != 0 {
+        return Ok(None);
+    }
+    Ok(famfs_proto::Fmap::decode(&profile, &x.payload).ok().map(|d| d.fmap))
+}
+
+/// What open(2) of `path` does on a correct kernel.
+pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
+    let x = exchange(cfg, path)?;
+    if x.error != 0 {
+        return Ok(Expectation {
+            errno: Some(-x.error),
+            why: format!("the server answers GET_FMAP with error {}", x.error),
+        });
+    }
+    Ok(match &x.verdict {
+        KernelVerdict::Accept(s) => {
+            match s.unchecked.iter().find(|u| refused_by_a_correct_kernel(u)) {
+                Some(u) => Expectation {
+                    errno: Some(libc::EINVAL),
+                    why: format!("{u}: V10 does not check it; a correct kernel refuses"),
+                },
+                None => Expectation {
+                    errno: None,
+                    why: format!(
+                        "accepted: {} extent(s), file size {}",
+                        s.nextents, s.file_size
+                    ),
+                },
+            }
+        }
+        KernelVerdict::Reject(rej) => Expectation {
+            errno: Some(rej.errno),
+            why: match rej.place {
+                Some(p) => format!("{} ({p}, value {:#x})", rej.rule, rej.value),
+                None => format!("{} (value {:#x})", rej.rule, rej.value),
+            },
+        },
+        other => Expectation {
+            errno: other.open_errno(),
+            why: format!("{other:?}"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn expect(yaml: &str) -> Expectation {
+        let cfg = Config::from_text(Path::new("t.yaml"), yaml, None).unwrap();
+        open_expectation(cfg, "/f").unwrap()
+    }
+
+    const FILE: &str = "daxdevs: {0: /dev/dax0.0}\ntree:\n  - path: /f\n    fmap: {extents: [{offset: 0, len: 2M}]}\n";
+
+    #[test]
+    fn a_good_fmap_opens_and_rules_give_their_errno() {
+        assert_eq!(expect(FILE).token(), "ok");
+        let e = expect(&format!("{FILE}    faults: [{{fault: {{nextents: 0}}}}]\n"));
+        assert_eq!(e.token(), "ERANGE", "{e:?}");
+        let e = expect(&format!("{FILE}    faults: [{{fault: {{misaligned_offset: {{}}}}}}]\n"));
+        assert_eq!(e.token(), "EINVAL", "{e:?}");
+        let e = expect(&format!("{FILE}    faults: [{{fault: {{error: EIO}}}}]\n"));
+        assert_eq!(e.token(), "EIO", "{e:?}");
+    }
+
+    #[test]
+    fn the_served_fmap_is_what_the_kernel_would_map() {
+        let cfg = Config::from_text(Path::new("t.yaml"), FILE, None).unwrap();
+        let f = served_fmap(cfg, "/f").unwrap().unwrap();
+        assert_eq!(f.file_size, 2 << 20);
+        let cfg = Config::from_text(
+            Path::new("t.yaml"),
+            &format!("{FILE}    faults: [{{fault: {{error: EIO}}}}]\n"),
+            None,
+        )
+        .unwrap();
+        assert!(served_fmap(cfg, "/f").unwrap().is_none());
+    }
+
+    #[test]
+    fn what_v10_leaves_unchecked_a_correct_kernel_refuses() {
+        let e = expect(&format!("{FILE}    faults: [{{fault: {{offset_wrap: {{}}}}}}]\n"));
+        assert_eq!(e.token(), "EINVAL");
+        assert!(e.why.contains("a correct kernel refuses"), "{e:?}");
+        // Tolerated oddities stay accepted.
+        let e = expect(&format!("{FILE}    faults: [{{fault: {{trailing_bytes: 8}}}}]\n"));
+        assert_eq!(e.token(), "ok", "{e:?}");
+    }
+}

@@ -1,0 +1,70 @@
+//! Every scenario the famfs cases serve, checked on the host: each entry of
+//! a parametrised famfs case writes its scenario (`FH_SCENARIO_ONLY=1` stops
+//! the script there), which must resolve, and the kernel model must give
+//! the expectation the case will compare with: valid shapes open, every
+//! fault entry has a reason.
+
+use famfs_harness::case::Case;
+use famfs_harness::server::expect::{open_expectation, served_fmap};
+use famfs_harness::server::scenario::Config;
+use std::path::Path;
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases")
+}
+
+/// Write the scenario of one trial into a scratch directory.
+fn scenario_of(c: &Case) -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("sh")
+        .arg(root().join(&c.script))
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("FH_SCENARIO_ONLY", "1")
+        .env("FH_COMMON", root().join("common.sh"))
+        .env("FH_DAX", "/dev/dax0.0")
+        .envs(c.param_env())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}: the script failed writing its scenario", c.id);
+    let p = t.path().join("scenario.yaml");
+    assert!(p.exists(), "{}: no scenario.yaml", c.id);
+    (t, p)
+}
+
+#[test]
+fn every_famfs_fmap_entry_has_a_scenario_and_an_expectation() {
+    let cases: Vec<Case> = famfs_harness::case::discover(&root())
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.in_group("famfs-fmap"))
+        .collect();
+    assert!(cases.len() >= 30, "{} famfs-fmap trials", cases.len());
+    for c in &cases {
+        let p = c.param.as_ref().expect("famfs-fmap cases are parametrised");
+        let (_t, file) = scenario_of(c);
+        let cfg = Config::load(&file, Some("v10"))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
+        if p.vars.contains_key("want") {
+            continue;
+        }
+        let e = open_expectation(cfg, "/f").unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
+        assert!(!e.why.is_empty());
+        if !p.vars.contains_key("fault") {
+            assert_eq!(e.token(), "ok", "{}: a valid shape must open: {}", c.id, e.why);
+        } else {
+            eprintln!("{}: {} ({})", c.id, e.token(), e.why);
+        }
+        if p.name == "largest-reply" {
+            let cfg = Config::load(&file, Some("v10")).unwrap();
+            let f = served_fmap(cfg, "/f").unwrap().unwrap();
+            // The most records V10's 4096-byte buffer holds.
+            assert!(
+                f.encoded_len() <= 4096 && f.encoded_len() + 24 > 4096,
+                "{}",
+                f.encoded_len()
+            );
+        }
+    }
+}
