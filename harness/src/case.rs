@@ -321,7 +321,13 @@ impl Case {
             for (k, v) in &p.vars {
                 let key: String = k
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_uppercase()
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 env.insert(format!("{}_{key}", crate::contract::env::PARAM), v.clone());
             }
@@ -414,7 +420,10 @@ mod tests {
         assert!(e.contains("not a valid name"), "{e}");
         let dup = "# ---\n# description: d\n# params: [{name: a}, {name: a}]\n# ---\n";
         let p = write_case(t.path(), "famfs/012", dup, Some(""));
-        assert!(load(t.path(), &p).unwrap_err().to_string().contains("listed twice"));
+        assert!(load(t.path(), &p)
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
     }
 
     #[test]

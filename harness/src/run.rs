@@ -730,10 +730,7 @@ fn boot_once(
             }
             pending.retain(|x| *x != r.id);
         }
-        GuestMsg::Restart { reason } => {
-            say(&format!("boot {n}: the runner ends this boot: {reason}"));
-            restart = Some(reason.clone());
-        }
+        GuestMsg::Restart { reason } => restart = Some(reason.clone()),
         GuestMsg::Note { text } => say(&format!("guest: {text}")),
     };
     let end = vm::monitor(child.as_mut(), &spec, &timeouts, &case_timeout, &mut on_msg)?;

@@ -15,6 +15,12 @@ fn root() -> std::path::PathBuf {
 
 /// Write the scenario of one trial into a scratch directory.
 fn scenario_of(c: &Case) -> (tempfile::TempDir, std::path::PathBuf) {
+    let script = std::fs::read_to_string(root().join(&c.script)).unwrap();
+    assert!(
+        script.contains("[ -n \"$FH_SCENARIO_ONLY\" ] && exit 0"),
+        "{}: must stop at FH_SCENARIO_ONLY before it touches anything",
+        c.script
+    );
     let t = tempfile::tempdir().unwrap();
     let st = std::process::Command::new("sh")
         .arg(root().join(&c.script))
@@ -27,7 +33,11 @@ fn scenario_of(c: &Case) -> (tempfile::TempDir, std::path::PathBuf) {
         .envs(c.param_env())
         .status()
         .unwrap();
-    assert!(st.success(), "{}: the script failed writing its scenario", c.id);
+    assert!(
+        st.success(),
+        "{}: the script failed writing its scenario",
+        c.id
+    );
     let p = t.path().join("scenario.yaml");
     assert!(p.exists(), "{}: no scenario.yaml", c.id);
     (t, p)
@@ -38,21 +48,26 @@ fn every_famfs_fmap_entry_has_a_scenario_and_an_expectation() {
     let cases: Vec<Case> = famfs_harness::case::discover(&root())
         .unwrap()
         .into_iter()
-        .filter(|c| c.in_group("famfs-fmap"))
+        .filter(|c| c.in_group("famfs-fmap") && c.param.is_some())
         .collect();
     assert!(cases.len() >= 30, "{} famfs-fmap trials", cases.len());
     for c in &cases {
         let p = c.param.as_ref().expect("famfs-fmap cases are parametrised");
         let (_t, file) = scenario_of(c);
-        let cfg = Config::load(&file, Some("v10"))
-            .unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
+        let cfg = Config::load(&file, Some("v10")).unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
         if p.vars.contains_key("want") {
             continue;
         }
         let e = open_expectation(cfg, "/f").unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
         assert!(!e.why.is_empty());
         if !p.vars.contains_key("fault") {
-            assert_eq!(e.token(), "ok", "{}: a valid shape must open: {}", c.id, e.why);
+            assert_eq!(
+                e.token(),
+                "ok",
+                "{}: a valid shape must open: {}",
+                c.id,
+                e.why
+            );
         } else {
             eprintln!("{}: {} ({})", c.id, e.token(), e.why);
         }
@@ -66,5 +81,23 @@ fn every_famfs_fmap_entry_has_a_scenario_and_an_expectation() {
                 f.encoded_len()
             );
         }
+    }
+}
+
+#[test]
+fn every_famfs_cap_entry_has_a_scenario() {
+    let cases: Vec<Case> = famfs_harness::case::discover(&root())
+        .unwrap()
+        .into_iter()
+        // Only the parametrised cases stop at FH_SCENARIO_ONLY; never run
+        // another case's script on the host.
+        .filter(|c| c.in_group("famfs-cap") && c.param.is_some())
+        .collect();
+    assert!(cases.len() >= 10, "{} famfs-cap trials", cases.len());
+    for c in &cases {
+        let (_t, file) = scenario_of(c);
+        let p = c.param.as_ref().unwrap();
+        let profile = p.vars.get("server_profile").map(String::as_str);
+        Config::load(&file, profile).unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
     }
 }

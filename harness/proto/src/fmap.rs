@@ -333,7 +333,13 @@ impl Fmap {
                     for k in 0..e.nbytes.div_ceil(c) {
                         let s = &e.strips[(k % n) as usize];
                         let len = c.min(e.nbytes - k * c);
-                        push(&mut out, at + k * c, len, s.devindex, s.offset + (k / n) * c);
+                        push(
+                            &mut out,
+                            at + k * c,
+                            len,
+                            s.devindex,
+                            s.offset + (k / n) * c,
+                        );
                         if out.len() >= max {
                             break;
                         }
@@ -764,11 +770,17 @@ mod segment_tests {
     fn simple_and_interleaved_segments() {
         let f = Fmap::simple(
             5 * M,
-            vec![SimpleExtent::new(6 * M, 2 * M), SimpleExtent::new(2 * M, 4 * M)],
+            vec![
+                SimpleExtent::new(6 * M, 2 * M),
+                SimpleExtent::new(2 * M, 4 * M),
+            ],
         );
         let s = f.segments(100);
         assert_eq!(s.len(), 2);
-        assert_eq!((s[1].file_offset, s[1].len, s[1].dev_offset), (2 * M, 3 * M, 2 * M));
+        assert_eq!(
+            (s[1].file_offset, s[1].len, s[1].dev_offset),
+            (2 * M, 3 * M, 2 * M)
+        );
         // Two strips, 2M chunks: chunk k goes to strip k % 2, row k / 2.
         let f = Fmap::interleaved(
             8 * M,
@@ -778,8 +790,15 @@ mod segment_tests {
                 vec![SimpleExtent::new(0, 4 * M), SimpleExtent::new(8 * M, 4 * M)],
             )],
         );
-        let s: Vec<(u64, u64)> = f.segments(100).iter().map(|s| (s.file_offset, s.dev_offset)).collect();
-        assert_eq!(s, vec![(0, 0), (2 * M, 8 * M), (4 * M, 2 * M), (6 * M, 10 * M)]);
+        let s: Vec<(u64, u64)> = f
+            .segments(100)
+            .iter()
+            .map(|s| (s.file_offset, s.dev_offset))
+            .collect();
+        assert_eq!(
+            s,
+            vec![(0, 0), (2 * M, 8 * M), (4 * M, 2 * M), (6 * M, 10 * M)]
+        );
         // Chunk size 0 maps nothing (and does not divide by it).
         let mut z = f.clone();
         if let Extents::Interleave(v) = &mut z.extents {

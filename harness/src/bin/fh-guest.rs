@@ -22,6 +22,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   pattern-check FILE FOFF LEN DOFF mmap|read   FILE's bytes at FOFF must be the device pattern at DOFF
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
   open-errno PATH                     'ok' or the errno name open(2) fails with
+  init-verdict INIT_JSON PROFILE      what a correct kernel does after that INIT exchange for PROFILE's
+                                      famfs bit: 'famfs on|off' and 'connection up|refused'; why on stderr
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
                                       name), from the kernel model of the fmap famfsd serves; why on stderr
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names";
@@ -204,8 +206,29 @@ fn real_main(args: &[String]) -> Result<i32> {
             println!("{}", cap.describe());
             Ok(if cap.usable() { 0 } else { 3 })
         }
+        "init-verdict" => {
+            let u = "init-verdict INIT_JSON PROFILE";
+            let path = rest.first().context(u)?;
+            let rec: famfs_harness::server::InitRecord = serde_json::from_str(
+                &std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+            )
+            .with_context(|| format!("{path}: not an INIT record"))?;
+            let p = famfs_proto::Profile::parse(rest.get(1).context(u)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let v = capability::init_verdict(&rec, &p);
+            eprintln!("init-verdict: {}", v.why);
+            println!(
+                "famfs {}\nconnection {}",
+                if v.famfs { "on" } else { "off" },
+                if v.connection { "up" } else { "refused" }
+            );
+            Ok(0)
+        }
         "open-errno" => {
-            println!("{}", tools::open_errno(rest.first().context("open-errno PATH")?));
+            println!(
+                "{}",
+                tools::open_errno(rest.first().context("open-errno PATH")?)
+            );
             Ok(0)
         }
         "fmap-expect" => {

@@ -79,7 +79,6 @@ pub fn famfs_capability(profile: &Profile, scratch: &Path) -> Result<Capability>
         cfg,
         &mnt,
         "famfs-gate",
-        1,
         Some(&log_path),
         Some(&init_path),
         ExitMode::Return,
@@ -174,4 +173,112 @@ pub fn report(init: &InitRecord, requests: &[RequestRecord], famfs_kernel: bool)
         yes_no(!famfs_kernel),
     ));
     Ok(s)
+}
+
+/// What a correct kernel does after an INIT exchange, for the famfs
+/// numbers of `p` (the kernel's own, whatever profile the server used):
+/// famfs mode `on` only when the kernel offered the bit, the reply echoed
+/// it, and the reply is one the kernel takes (major 7, minor >= 6,
+/// `INIT_EXT` in `flags`). A reply of only major and minor (8 bytes, the
+/// oldest `fuse_init_out`) is a valid reply without flags. Nothing can be
+/// read when the reply is refused (wrong major, an error), or when it
+/// claims a minor below 9: the kernel then expects the older, shorter
+/// reply structures, and famfsd sends 7.46 ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitVerdict {
+    pub famfs: bool,
+    pub connection: bool,
+    pub why: String,
+}
+
+pub fn init_verdict(rec: &InitRecord, p: &Profile) -> InitVerdict {
+    use crate::server::scenario::InitMalformed;
+    let bit = 1u64 << p.flag_bit;
+    let refused = match rec.malformed {
+        Some(InitMalformed::BadMajor) => Some("a reply with major 8"),
+        _ if rec.reply_len == 0 => Some("an error reply"),
+        _ if rec.reply_minor < 9 => Some("minor below 9 (older reply structures than famfsd's)"),
+        _ => None,
+    };
+    if let Some(why) = refused {
+        return InitVerdict {
+            famfs: false,
+            connection: false,
+            why: format!("INIT answered with {why}: nothing on the mount can be read"),
+        };
+    }
+    let offered = rec.offered & bit != 0;
+    let echoed = rec.replied & bit != 0;
+    // An 8-byte reply carries no flags at all.
+    let short = rec.malformed == Some(InitMalformed::TooShort);
+    let echoed = echoed && !short;
+    let ext = rec.replied & init_flags::INIT_EXT != 0
+        && !short
+        && rec.malformed != Some(InitMalformed::NoInitExt);
+    let minor_ok = rec.reply_minor >= 6;
+    let famfs = offered && echoed && ext && minor_ok;
+    InitVerdict {
+        famfs,
+        connection: true,
+        why: format!(
+            "bit {} offered: {offered}, echoed: {echoed}, INIT_EXT: {ext}, minor {} >= 6: {minor_ok}",
+            p.flag_bit, rec.reply_minor
+        ),
+    }
+}
+
+#[cfg(test)]
+mod init_verdict_tests {
+    use super::*;
+    use crate::server::{Server, SimKernel};
+
+    /// The INIT record famfsd writes for `init`, offered the famfs bit or not.
+    fn record(init: &str, offer: bool) -> InitRecord {
+        let yaml = format!("init: {init}\ntree: [{{path: /f, content: x}}]\n");
+        let cfg = Config::from_text(Path::new("t.yaml"), &yaml, None).unwrap();
+        let bit = cfg.profile.flag_mask();
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("init.json");
+        let mut server = Server::new(cfg);
+        server.set_init_record(path.clone());
+        let (mut k, running) = SimKernel::start(server, 1).unwrap();
+        // A malformed reply may not decode; the record is what counts.
+        let _ = k.init(if offer { bit } else { 0 });
+        running.stop();
+        let _ = running.join();
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn verdict(init: &str, offer: bool) -> (bool, bool) {
+        let v = init_verdict(&record(init, offer), &Profile::v10());
+        (v.famfs, v.connection)
+    }
+
+    #[test]
+    fn famfs_is_on_only_when_offered_echoed_and_well_formed() {
+        assert_eq!(verdict("{famfs: echo}", true), (true, true));
+        assert_eq!(verdict("{famfs: echo}", false), (false, true));
+        assert_eq!(verdict("{famfs: force}", false), (false, true));
+        assert_eq!(verdict("{famfs: withhold}", true), (false, true));
+        assert_eq!(
+            verdict("{famfs: echo, malformed: no_init_ext}", true),
+            (false, true)
+        );
+        assert_eq!(
+            verdict("{famfs: echo, malformed: too_short}", true),
+            (false, true)
+        );
+        assert_eq!(
+            verdict("{famfs: echo, malformed: bad_major}", true),
+            (false, false)
+        );
+        assert_eq!(verdict("{famfs: echo, minor: 5}", true), (false, false));
+        assert_eq!(
+            verdict("{famfs: echo, force_flags: [44, 63]}", true),
+            (true, true)
+        );
+        // Another profile's bit is not V10's.
+        let r = record("{famfs: echo}", true);
+        assert!(!init_verdict(&r, &Profile::famfs_6_14()).famfs);
+    }
 }

@@ -2,10 +2,10 @@
 //! across busybox and coreutils (golden files compare it).
 
 use super::sys::{errno_name, Mapping};
-use std::path::Path;
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 fn errno_of(e: &std::io::Error) -> String {
     errno_name(e.raw_os_error().unwrap_or(0))
@@ -169,6 +169,69 @@ pub fn pattern_check(
     })
 }
 
+/// `open-errno PATH`: `ok`, or the name of the errno open(2) fails with.
+pub fn open_errno(path: &str) -> String {
+    match std::fs::File::open(path) {
+        Ok(_) => "ok".into(),
+        Err(e) => errno_of(&e),
+    }
+}
+
+/// `fmap-check SCENARIO PATH FILE [PROFILE]`: every byte of FILE that the
+/// fmap famfsd serves for PATH puts on device 0 reads (through read and
+/// through mmap) as the device pattern at that place.
+pub fn fmap_check(scenario: &str, path: &str, file: &str, profile: Option<&str>) -> Result<String> {
+    let cfg = crate::server::scenario::Config::load(Path::new(scenario), profile)?;
+    let Some(fmap) = crate::server::expect::served_fmap(cfg, path)? else {
+        return Ok(format!("{path}: famfsd serves no fmap to check\n"));
+    };
+    // A few MiB per run are enough to see a wrong mapping.
+    let runs: Vec<_> = fmap
+        .segments(256)
+        .into_iter()
+        .filter(|s| s.devindex == 0)
+        .collect();
+    let mut out = String::new();
+    if runs.is_empty() {
+        // Nothing is mapped (chunk size 0...): touch the file anyway, as
+        // any reader would.
+        let line = match std::fs::File::open(file) {
+            Err(e) => format!("open: failed {}", errno_of(&e)),
+            Ok(f) => {
+                let mut b = [0u8; 4096];
+                match rustix::io::pread(&f, &mut b, 0) {
+                    Ok(n) => format!("{n} bytes"),
+                    Err(e) => format!("failed {}", errno_name(e.raw_os_error())),
+                }
+            }
+        };
+        return Ok(format!(
+            "read at 0 of a file whose fmap maps nothing: {line}\n"
+        ));
+    }
+    for how in ["read", "mmap"] {
+        let mut bytes = 0u64;
+        let mut bad = None;
+        for r in &runs {
+            let len = r.len.min(4 << 20) as usize;
+            let line = pattern_check(file, r.file_offset, len, r.dev_offset, how)?;
+            if !line.contains("device data from offset") {
+                bad = Some(line);
+                break;
+            }
+            bytes += len as u64;
+        }
+        out += &match bad {
+            None => format!(
+                "{how}: {} runs, {bytes} bytes: the device data the fmap names\n",
+                runs.len()
+            ),
+            Some(line) => format!("{how}: {line}"),
+        };
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,62 +280,4 @@ mod tests {
         .unwrap();
         assert_eq!(out, "GET_FMAP 1\nOPEN 1\nREAD 0\n");
     }
-}
-
-/// `open-errno PATH`: `ok`, or the name of the errno open(2) fails with.
-pub fn open_errno(path: &str) -> String {
-    match std::fs::File::open(path) {
-        Ok(_) => "ok".into(),
-        Err(e) => errno_of(&e),
-    }
-}
-
-/// `fmap-check SCENARIO PATH FILE [PROFILE]`: every byte of FILE that the
-/// fmap famfsd serves for PATH puts on device 0 reads (through read and
-/// through mmap) as the device pattern at that place.
-pub fn fmap_check(scenario: &str, path: &str, file: &str, profile: Option<&str>) -> Result<String> {
-    let cfg = crate::server::scenario::Config::load(Path::new(scenario), profile)?;
-    let Some(fmap) = crate::server::expect::served_fmap(cfg, path)? else {
-        return Ok(format!("{path}: famfsd serves no fmap to check\n"));
-    };
-    // A few MiB per run are enough to see a wrong mapping.
-    let runs: Vec<_> = fmap
-        .segments(256)
-        .into_iter()
-        .filter(|s| s.devindex == 0)
-        .collect();
-    let mut out = String::new();
-    if runs.is_empty() {
-        // Nothing is mapped (chunk size 0...): touch the file anyway, as
-        // any reader would.
-        let line = match std::fs::File::open(file) {
-            Err(e) => format!("open: failed {}", errno_of(&e)),
-            Ok(f) => {
-                let mut b = [0u8; 4096];
-                match rustix::io::pread(&f, &mut b, 0) {
-                    Ok(n) => format!("{n} bytes"),
-                    Err(e) => format!("failed {}", errno_name(e.raw_os_error())),
-                }
-            }
-        };
-        return Ok(format!("read at 0 of a file whose fmap maps nothing: {line}\n"));
-    }
-    for how in ["read", "mmap"] {
-        let mut bytes = 0u64;
-        let mut bad = None;
-        for r in &runs {
-            let len = r.len.min(4 << 20) as usize;
-            let line = pattern_check(file, r.file_offset, len, r.dev_offset, how)?;
-            if !line.contains("device data from offset") {
-                bad = Some(line);
-                break;
-            }
-            bytes += len as u64;
-        }
-        out += &match bad {
-            None => format!("{how}: {} runs, {bytes} bytes: the device data the fmap names\n", runs.len()),
-            Some(line) => format!("{how}: {line}"),
-        };
-    }
-    Ok(out)
 }

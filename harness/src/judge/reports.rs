@@ -709,7 +709,7 @@ struct Grouper {
     pending: BTreeMap<Who, Vec<String>>,
     /// The report a panic may belong to: (index in `done`, kernel line
     /// count and time when it closed).
-    last_closed: Option<(usize, usize, Option<f64>)>,
+    last_closed: Option<(usize, usize, Option<f64>, Who)>,
     /// A CPU printing an NMI backtrace for another CPU's stall report.
     alias: BTreeMap<Who, Who>,
     kernel_lines: usize,
@@ -720,7 +720,7 @@ impl Grouper {
         if let Some(b) = self.open.remove(who) {
             let ts = b.last_ts;
             self.done.push(Some(b));
-            self.last_closed = Some((self.done.len() - 1, self.kernel_lines, ts));
+            self.last_closed = Some((self.done.len() - 1, self.kernel_lines, ts, who.clone()));
         }
     }
 
@@ -817,7 +817,7 @@ impl Grouper {
         let m = l.msg.trim();
         // The panic an oops, a warning or a hang caused belongs to it.
         if head == Head::Panic && !self.open.contains_key(&who) {
-            if let Some((ix, at, ts)) = self.last_closed.take() {
+            if let Some((ix, at, ts, _)) = self.last_closed.take() {
                 let soon = match (ts, l.ts) {
                     (Some(a), Some(b)) => b - a <= 5.0,
                     _ => true,
@@ -829,9 +829,26 @@ impl Grouper {
                 }
             }
         }
+        // A UBSAN check that traps (division by zero) reports, then the
+        // trap oopses in the same place: one crash.
+        if head.is_oops_line() && !self.open.contains_key(&who) {
+            if let Some((ix, at, _, w)) = self.last_closed.clone() {
+                let ubsan = self.done[ix]
+                    .as_ref()
+                    .is_some_and(|b| b.head == Some(Head::Ubsan));
+                if ubsan && w == who && self.kernel_lines - at <= 5 {
+                    self.last_closed = None;
+                    if let Some(mut b) = self.done[ix].take() {
+                        b.trace = TraceState::Done;
+                        self.open.insert(who.clone(), b);
+                    }
+                }
+            }
+        }
         if let Some(b) = self.open.get_mut(&who) {
             let owner = b.head.expect("open builders have a head");
             let belongs = head == Head::Panic
+                || (head.is_oops_line() && owner == Head::Ubsan)
                 || (head.is_oops_line()
                     && matches!(
                         owner,

@@ -187,8 +187,14 @@ pub fn apply_known_defects(
             ));
         }
     }
-    for f in findings.iter().filter(|f| !known_titles.contains(&f.title.as_str())) {
-        reasons.push(format!("kernel report beside the known defect: {}", f.title));
+    for f in findings
+        .iter()
+        .filter(|f| !known_titles.contains(&f.title.as_str()))
+    {
+        reasons.push(format!(
+            "kernel report beside the known defect: {}",
+            f.title
+        ));
     }
     let known_lines: Vec<&str> = known
         .iter()
@@ -529,7 +535,10 @@ mod tests {
             &[&out_defect],
         );
         assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
-        assert!(v.reasons.iter().any(|r| r.contains("output beside the known defect: more")));
+        assert!(v
+            .reasons
+            .iter()
+            .any(|r| r.contains("output beside the known defect: more")));
         let v = apply_known_defects(
             judge(&c, &report(0, "hello pid 1\n", vec![])),
             &[],
@@ -537,7 +546,11 @@ mod tests {
             &[&out_defect],
         );
         assert_eq!(v.outcome, Outcome::Fail);
-        assert!(v.reasons[0].contains("did not reproduce"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("did not reproduce"),
+            "{:?}",
+            v.reasons
+        );
         // No entry: unchanged.
         let v0 = judge(&c, &report(0, "hello pid 1\n", vec![w.clone()]));
         assert_eq!(

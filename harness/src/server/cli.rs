@@ -48,6 +48,8 @@ pub struct MountOptions {
     /// Drop CAP_SYS_RAWIO from the mounting thread first: V10 offers the
     /// famfs capability only to a server that has it.
     pub drop_sys_rawio: bool,
+    /// Reader threads sharing /dev/fuse (at least 1).
+    pub threads: usize,
 }
 
 impl Args {
@@ -271,7 +273,6 @@ impl Mounted {
         cfg: Config,
         mountpoint: &Path,
         fsname: &str,
-        threads: usize,
         log: Option<&Path>,
         init_record: Option<&Path>,
         exit: ExitMode,
@@ -290,7 +291,12 @@ impl Mounted {
         }
         let server = Arc::new(Mutex::new(server));
         let dev = mount_fuse(mountpoint, fsname, opts)?;
-        match spawn(server.clone(), FuseConn::new(dev), threads, exit) {
+        match spawn(
+            server.clone(),
+            FuseConn::new(dev),
+            opts.threads.max(1),
+            exit,
+        ) {
             Ok(running) => Ok(Mounted {
                 running,
                 server,
@@ -330,11 +336,13 @@ fn serve_mount(a: &Args, cfg: Config) -> Result<i32> {
         cfg,
         &a.mountpoint,
         &a.fsname,
-        a.threads,
         a.log.as_deref(),
         a.init_record.as_deref(),
         ExitMode::Process,
-        a.mount,
+        MountOptions {
+            threads: a.threads,
+            ..a.mount
+        },
     )?;
     let running = &mounted.running;
     let mut handlers = Vec::new();

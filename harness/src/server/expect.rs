@@ -99,7 +99,9 @@ pub fn served_fmap(cfg: Config, path: &str) -> Result<Option<famfs_proto::Fmap>>
     if x.error != 0 {
         return Ok(None);
     }
-    Ok(famfs_proto::Fmap::decode(&profile, &x.payload).ok().map(|d| d.fmap))
+    Ok(famfs_proto::Fmap::decode(&profile, &x.payload)
+        .ok()
+        .map(|d| d.fmap))
 }
 
 /// What open(2) of `path` does on a correct kernel.
@@ -158,7 +160,9 @@ mod tests {
         assert_eq!(expect(FILE).token(), "ok");
         let e = expect(&format!("{FILE}    faults: [{{fault: {{nextents: 0}}}}]\n"));
         assert_eq!(e.token(), "ERANGE", "{e:?}");
-        let e = expect(&format!("{FILE}    faults: [{{fault: {{misaligned_offset: {{}}}}}}]\n"));
+        let e = expect(&format!(
+            "{FILE}    faults: [{{fault: {{misaligned_offset: {{}}}}}}]\n"
+        ));
         assert_eq!(e.token(), "EINVAL", "{e:?}");
         let e = expect(&format!("{FILE}    faults: [{{fault: {{error: EIO}}}}]\n"));
         assert_eq!(e.token(), "EIO", "{e:?}");
@@ -180,11 +184,15 @@ mod tests {
 
     #[test]
     fn what_v10_leaves_unchecked_a_correct_kernel_refuses() {
-        let e = expect(&format!("{FILE}    faults: [{{fault: {{offset_wrap: {{}}}}}}]\n"));
+        let e = expect(&format!(
+            "{FILE}    faults: [{{fault: {{offset_wrap: {{}}}}}}]\n"
+        ));
         assert_eq!(e.token(), "EINVAL");
         assert!(e.why.contains("a correct kernel refuses"), "{e:?}");
         // Tolerated oddities stay accepted.
-        let e = expect(&format!("{FILE}    faults: [{{fault: {{trailing_bytes: 8}}}}]\n"));
+        let e = expect(&format!(
+            "{FILE}    faults: [{{fault: {{trailing_bytes: 8}}}}]\n"
+        ));
         assert_eq!(e.token(), "ok", "{e:?}");
     }
 }
