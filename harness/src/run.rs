@@ -933,6 +933,8 @@ fn lost_report(
         kmsg: w.slice(&lines, id).iter().map(|l| l.to_string()).collect(),
         taint_before: None,
         taint_after: None,
+        reset: vec![],
+        reset_error: None,
         duration_ms: ran.as_millis() as u64,
         artifacts: Default::default(),
     }

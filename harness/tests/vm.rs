@@ -340,34 +340,33 @@ fn memmap_pmem_and_topology_grouping() {
     assert_eq!(outcome(&s, "t/003").boot, Some(1));
 }
 
-/// Reports outside every case are never absorbed: a WARNING from work a
-/// case left behind lands in the case's tail and fails the case; one between
-/// two cases, one after the last case and one at shutdown fail the boot
-/// trial with their titles.
+/// Reports outside every case are never absorbed: a WARNING in a case's
+/// tail (after its end marker) fails the case; one between two cases, one
+/// after the last case and one at shutdown fail the boot trial with their
+/// titles. A case that hangs gets the blocked-task dump; a daemon a case
+/// started with setsid is killed before the next case.
 #[test]
 fn reports_outside_cases_fail_the_boot_trial() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // Escapes the case's process group, so it outlives the case.
-    // The case returns once the background shell runs.
-    let late = |delay: &str| {
-        format!("# ---\n# description: a WARNING {delay} s after the case ends\n# requires: {{ kconfig: [LKDTM] }}\n# ---\nsetsid sh -c 'touch started; sleep {delay}; echo WARNING > /sys/kernel/debug/provoke-crash/DIRECT' </dev/null >/dev/null 2>&1 &\nwhile [ ! -e started ]; do sleep 0.01; done\necho done\n")
-    };
-    let tail = late("0");
+    let plain = "# ---\n# description: passes\n# ---\necho done\n";
     // Killed at its timeout (1 s, x4 under TCG), after the runner had the
     // kernel list the blocked tasks.
     let hangs =
         "# ---\n# description: outlives its timeout\n# timeout: 1\n# ---\necho started\nsleep 60\n";
-    let after_last = late("0.5");
+    // Escapes the case's process group; must not outlive the case.
+    let stray = "# ---\n# description: leaves a daemon\n# ---\nsetsid sh -c 'touch started; exec sleep 600' </dev/null >/dev/null 2>&1 &\nwhile [ ! -e started ]; do sleep 0.01; done\necho done\n";
+    let after = "# ---\n# description: the daemon is gone\n# ---\nfor p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && echo \"sleep still running\"; done\necho done\n";
     let t = scratch_root(&[
-        ("t/001", &tail, "done\n"),
+        ("t/001", plain, "done\n"),
         ("t/002", hangs, "started\n"),
-        ("t/003", &after_last, "done\n"),
+        ("t/003", stray, "done\n"),
+        ("t/004", after, "done\n"),
     ]);
     let s = run_scratch(
         &t,
         &[(
             famfs_harness::contract::env::SELFTEST_HOOK,
-            "between:WARNING,shutdown:WARNING",
+            "tail:WARNING,between:WARNING,last:WARNING,shutdown:WARNING",
         )],
     );
     let console = std::fs::read_to_string(t.path().join("results/latest/boots/1/console.log"))
@@ -386,15 +385,29 @@ fn reports_outside_cases_fail_the_boot_trial() {
         "{:#?}",
         t2.reasons
     );
-    let kmsg = std::fs::read_to_string(
-        t.path()
-            .join("results/latest")
-            .join(&t2.dir)
-            .join("kmsg.log"),
-    )
-    .unwrap();
-    assert!(kmsg.contains("Show Blocked State"), "{kmsg}");
-    assert_eq!(outcome(&s, "t/003").outcome, Outcome::Pass);
+    let case_file = |c: &famfs_harness::report::results::CaseResult, f: &str| {
+        std::fs::read_to_string(t.path().join("results/latest").join(&c.dir).join(f))
+            .unwrap_or_default()
+    };
+    assert!(case_file(t2, "kmsg.log").contains("Show Blocked State"));
+    let t3 = outcome(&s, "t/003");
+    assert_eq!(t3.outcome, Outcome::Pass, "{:#?}", t3.reasons);
+    let cleanup = case_file(t3, "cleanup.txt");
+    assert!(
+        cleanup.starts_with("killed processes the case left: ")
+            && (cleanup.contains("sleep[") || cleanup.contains("sh[")),
+        "{:?} in {}",
+        cleanup,
+        t3.dir
+    );
+    let t4 = outcome(&s, "t/004");
+    assert_eq!(
+        t4.outcome,
+        Outcome::Pass,
+        "{:#?} {}",
+        t4.reasons,
+        case_file(t4, "output")
+    );
     let boot = outcome(&s, "boot/1");
     assert_eq!(boot.outcome, Outcome::Fail);
     assert_eq!(
@@ -411,7 +424,7 @@ fn reports_outside_cases_fail_the_boot_trial() {
         "{:#?}",
         boot.reasons
     );
-    assert!(s.counts.failed >= 2);
+    assert!(s.counts.failed >= 3);
     // JUnit names the title as the failure's message and type.
     let junit = std::fs::read_to_string(t.path().join("results/latest/junit.xml")).unwrap();
     assert!(

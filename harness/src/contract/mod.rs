@@ -137,6 +137,12 @@ pub struct CaseReport {
     pub taint_before: Option<u64>,
     #[serde(default)]
     pub taint_after: Option<u64>,
+    /// What the runner cleaned up after the case (processes it left).
+    #[serde(default)]
+    pub reset: Vec<String>,
+    /// The devices could not be put back as the topology has them.
+    #[serde(default)]
+    pub reset_error: Option<String>,
     pub duration_ms: u64,
     /// Files the case left in its artifact directory: name -> content
     /// (small text files only; see the runner).
@@ -192,6 +198,8 @@ mod tests {
             kmsg: vec!["a".into()],
             taint_before: Some(0),
             taint_after: Some(512),
+            reset: vec![],
+            reset_error: None,
             duration_ms: 12,
             artifacts: Default::default(),
         });

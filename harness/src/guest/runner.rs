@@ -91,6 +91,10 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
     .with_context(|| format!("parsing plan {plan_path}"))?;
     sys::kmsg_write(&format!("{}\n", contract::marker::RUNNER_START));
     arm_hang_detector();
+    // Processes a case leaves behind become ours, to find, kill and reap.
+    if rustix::process::set_child_subreaper(Some(rustix::process::getpid())).is_ok() {
+        SUBREAPER.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     send(
         &port,
         &GuestMsg::Hello {
@@ -139,7 +143,7 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
                     uptime_ms: sys::uptime_ms(),
                 },
             );
-            let (report, left) = run_case(&plan, case, &devices, tool, &port);
+            let (report, left) = run_case(&plan, case, &devices, tool, &port, ran == 0);
             send(&port, &GuestMsg::CaseEnd(report));
             if ran == 0 {
                 selftest_hook(&plan, "between");
@@ -160,6 +164,7 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
             }
         }
     }
+    selftest_hook(&plan, "last");
     // Reports that arrive now are outside every case: give them a moment
     // to reach the log before the VM goes.
     std::thread::sleep(FINAL_TAIL);
@@ -168,9 +173,11 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
     Ok(())
 }
 
-/// The harness's own tests provoke a kernel report outside every case
-/// (`FH_SELFTEST_HOOK=between:WARNING,shutdown:WARNING` in the plan's
-/// environment): after the first case, or after the runner is done.
+/// The harness's own tests provoke kernel reports where no case can put
+/// them (`FH_SELFTEST_HOOK=tail:WARNING,between:WARNING,...` in the plan's
+/// environment): in the first case's tail (`tail`), after its `done`
+/// marker (`between`), after the last case (`last`), after Done
+/// (`shutdown`).
 fn selftest_hook(plan: &RunPlan, when: &str) {
     let Some(hooks) = plan.env.get(contract::env::SELFTEST_HOOK) else {
         return;
@@ -255,6 +262,7 @@ pub fn run_case(
     devices: &[crate::contract::DaxDevice],
     tool: &Path,
     port: &SharedPort,
+    first: bool,
 ) -> (CaseReport, Vec<String>) {
     use crate::contract::marker;
     let dir = PathBuf::from("/tmp/fh-cases").join(case.id.replace('/', "_"));
@@ -263,6 +271,7 @@ pub fn run_case(
     // WARN_ON_ONCE sites fire once per boot; re-arm them so each case sees its own.
     let _ = std::fs::write("/sys/kernel/debug/clear_warn_once", "1");
     let taint_before = crate::judge::taint::read();
+    let before = live_pids();
     let mut kmsg = KmsgCursor::at_end().ok();
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "start")));
     let start = Instant::now();
@@ -303,8 +312,25 @@ pub fn run_case(
         ),
     };
     let duration_ms = start.elapsed().as_millis() as u64;
+    // What the case left must not reach the next one: processes that
+    // escaped its group (setsid daemons), its mounts, the devices' driver.
+    // Done inside the case's window, so what it causes is the case's.
+    let mut reset = Vec::new();
+    let (stray, stuck) = kill_strays(&before);
+    if !stray.is_empty() {
+        reset.push(format!(
+            "killed processes the case left: {}",
+            stray.join(", ")
+        ));
+    }
+    let mut left = left;
+    left.extend(stuck);
     cleanup_mounts_under(&dir);
+    let reset_error = reset_devices(devices);
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
+    if first {
+        selftest_hook(plan, "tail");
+    }
     std::thread::sleep(CASE_TAIL);
     let done = marker::case(&case.id, "done");
     sys::kmsg_write(&format!("{done}\n"));
@@ -333,6 +359,8 @@ pub fn run_case(
             kmsg: lines,
             taint_before,
             taint_after: crate::judge::taint::read(),
+            reset,
+            reset_error,
             duration_ms,
             artifacts: collect_artifacts(&dir.join("artifacts")),
         },
@@ -464,12 +492,132 @@ fn survivors(pgid: u32) -> Vec<String> {
     out
 }
 
-/// As PID 1 the runner inherits orphans; collect the dead ones.
+/// Live processes now (user space only: kernel threads come and go).
+fn live_pids() -> std::collections::BTreeSet<u32> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let ppid: u32 = rest.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        // kthreadd (2) and its children are the kernel's.
+        if pid == 2 || ppid == 2 || state == "Z" || state == "X" {
+            continue;
+        }
+        out.insert(pid);
+    }
+    out
+}
+
+/// Kill every user process that appeared since `before` (the runner and
+/// its threads aside): daemons a case started with setsid escape its
+/// process group. Returns what was killed, and what is still alive after
+/// SIGKILL (stuck in the kernel).
+fn kill_strays(before: &std::collections::BTreeSet<u32>) -> (Vec<String>, Vec<String>) {
+    let me = std::process::id();
+    let name = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| format!("{}[{pid}]", c.trim()))
+            .unwrap_or_else(|_| format!("[{pid}]"))
+    };
+    let new: Vec<u32> = live_pids()
+        .into_iter()
+        .filter(|p| !before.contains(p) && *p != me)
+        .filter(|p| {
+            // Threads of the runner itself have their own /proc entries
+            // only under /proc/self/task; a process whose tgid is ours is us.
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| {
+                            l.strip_prefix("Tgid:")
+                                .map(|v| v.trim().parse::<u32>().ok())
+                        })
+                        .flatten()
+                })
+                != Some(me)
+        })
+        .collect();
+    let killed: Vec<String> = new.iter().map(|p| name(*p)).collect();
+    for p in &new {
+        if let Some(pid) = rustix::process::Pid::from_raw(*p as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut alive: Vec<u32> = new.clone();
+    loop {
+        let now = live_pids();
+        alive.retain(|p| now.contains(p));
+        // The dead are zombies of ours (PID 1 adopts them): collect them.
+        reap_orphans();
+        if alive.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stuck = alive
+        .iter()
+        .map(|p| {
+            let state = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rfind(')').map(|i| {
+                        s[i + 1..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_string()
+                    })
+                })
+                .unwrap_or_default();
+            format!("{} state {state}", name(*p))
+        })
+        .collect();
+    (killed, stuck)
+}
+
+/// Put every dax device back on the driver the topology set it up with.
+fn reset_devices(devices: &[crate::contract::DaxDevice]) -> Option<String> {
+    let mut errs = Vec::new();
+    for d in devices {
+        let name = d.path.trim_start_matches("/dev/");
+        let now = super::dax::driver_of(name);
+        if now != d.driver {
+            if let Err(e) = super::dax::bind(name, &d.driver) {
+                errs.push(format!(
+                    "{name}: left on `{now}`, binding back to `{}` failed: {e:#}",
+                    d.driver
+                ));
+            }
+        }
+    }
+    (!errs.is_empty()).then(|| errs.join("; "))
+}
+
+/// Set once the runner is the child subreaper of everything the cases
+/// start (orphans are reparented to it, not to init).
+static SUBREAPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// As PID 1 or subreaper the runner inherits orphans; collect the dead ones.
 fn reap_orphans() {
-    if std::process::id() != 1 {
+    if std::process::id() != 1 && !SUBREAPER.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
-    while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
+    // wait(2), not waitpid(None): that one only sees our own process group.
+    while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
 }
 
 /// Detach mounts a case left under its directory (a FUSE mount whose

@@ -70,6 +70,11 @@ pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
             None => format!("{reason}; no kernel report on the console"),
         }),
     }
+    if let Some(e) = &r.reset_error {
+        reasons.push(format!(
+            "the devices could not be reset after the case: {e}"
+        ));
+    }
     // Losing the VM is what a crash looks like; it does not stand in the way
     // of an expected crash.
     let lost = matches!(r.exit, CaseExit::Lost { .. }) as usize;
@@ -280,6 +285,8 @@ mod tests {
                 kmsg: vec![],
                 taint_before: None,
                 taint_after: None,
+                reset: vec![],
+                reset_error: None,
                 duration_ms: 1,
                 artifacts: Default::default(),
             },

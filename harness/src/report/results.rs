@@ -128,6 +128,9 @@ impl RunDir {
         if let Some(r) = report {
             std::fs::write(dir.join("output"), &r.output)?;
             std::fs::write(dir.join("kmsg.log"), r.kmsg.join("\n") + "\n")?;
+            if !r.reset.is_empty() {
+                std::fs::write(dir.join("cleanup.txt"), r.reset.join("\n") + "\n")?;
+            }
             if !r.artifacts.is_empty() {
                 let a = dir.join("artifacts");
                 std::fs::create_dir_all(&a)?;
