@@ -29,6 +29,8 @@ pub mod yaml;
 
 // Host side.
 #[cfg(feature = "host")]
+pub mod authoring;
+#[cfg(feature = "host")]
 pub mod bench;
 #[cfg(feature = "host")]
 pub mod cache;

@@ -36,6 +36,30 @@ enum Cmd {
         #[command(subcommand)]
         what: ScenarioCmd,
     },
+    /// Start a new case: cases/GROUP/NNN (the next free number) with a
+    /// header skeleton and an empty golden file.
+    NewCase {
+        group: String,
+        /// What the case checks (the header's description).
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The cases directory (default: the checkout's cases/).
+        #[arg(long, value_name = "DIR")]
+        cases: Option<PathBuf>,
+    },
+    /// Write golden files from a run's output: the trials named, or every
+    /// trial whose only failure is its output.
+    Bless {
+        /// Trials (`famfs/010`, `famfs/010[one-pmd]`); all output-only
+        /// failures of the run when none is given.
+        ids: Vec<String>,
+        /// The run directory (default: the latest run).
+        #[arg(long, value_name = "DIR")]
+        run: Option<PathBuf>,
+        /// The cases directory (default: the checkout's cases/).
+        #[arg(long, value_name = "DIR")]
+        cases: Option<PathBuf>,
+    },
     /// Print the kernel reports of a console log (any machine's), titled
     /// and grouped as in a run. Exit 0: no report; 1: reports; 2: error.
     Triage {
@@ -223,6 +247,41 @@ fn main() {
 fn real_main() -> Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::NewCase {
+            group,
+            description,
+            cases,
+        } => {
+            let root = famfs_harness::image::guest_program::workspace_root();
+            let cases = cases.unwrap_or_else(|| root.join("cases"));
+            let p = famfs_harness::authoring::new_case(&cases, &group, &description)?;
+            println!("{}", p.display());
+            println!(
+                "{}",
+                p.with_file_name(format!(
+                    "{}.out",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                ))
+                .display()
+            );
+            Ok(0)
+        }
+        Cmd::Bless { ids, run, cases } => {
+            let root = famfs_harness::image::guest_program::workspace_root();
+            let run = run.unwrap_or_else(|| root.join("target/famfs-harness/latest"));
+            let cases = cases.unwrap_or_else(|| root.join("cases"));
+            let done = famfs_harness::authoring::bless(&cases, &run, &ids)?;
+            if done.is_empty() {
+                println!(
+                    "nothing to bless in {}: no trial failed on its output alone",
+                    run.display()
+                );
+            }
+            for b in done {
+                println!("{} <- {}", b.golden.display(), b.from.join(", "));
+            }
+            Ok(0)
+        }
         Cmd::Triage {
             console_log,
             vmlinux,
