@@ -159,6 +159,8 @@ _famfsd_start() {
 	_cleanup_add '_famfsd_stop'
 	_wait_for "$FH_CASE_DIR/.famfsd-ready" 30 ||
 		_fail "famfsd did not come up: $(cat "$FH_ARTIFACTS/famfsd.stderr")"
+	# mount(2) returns before the kernel's INIT is answered.
+	_wait_for "$FH_ARTIFACTS/init.json" 30 || _fail "no INIT from the kernel within 30 s"
 }
 
 # _famfsd_stop: SIGTERM famfsd and wait until it has unmounted and exited;

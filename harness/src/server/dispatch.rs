@@ -447,7 +447,11 @@ impl Server {
             self.famfs = ir.famfs_enabled;
             if let Some(p) = &self.init_path {
                 let text = serde_json::to_string_pretty(&ir).expect("records serialize");
-                if let Err(e) = std::fs::write(p, text + "\n") {
+                // Whole or absent: a case may read it while INIT is answered.
+                let tmp = p.with_extension("tmp");
+                if let Err(e) =
+                    std::fs::write(&tmp, text + "\n").and_then(|_| std::fs::rename(&tmp, p))
+                {
                     eprintln!(
                         "famfsd: writing the INIT record {} failed: {e}",
                         p.display()
