@@ -924,19 +924,15 @@ fn lost_report(
     let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
     let w = crate::judge::windows::Windows::of(&lines);
     crate::contract::CaseReport {
-        id: id.into(),
-        exit: crate::contract::CaseExit::Lost {
-            reason: reason.into(),
-        },
-        output,
-        notrun: None,
         kmsg: w.slice(&lines, id).iter().map(|l| l.to_string()).collect(),
-        taint_before: None,
-        taint_after: None,
-        reset: vec![],
-        reset_error: None,
         duration_ms: ran.as_millis() as u64,
-        artifacts: Default::default(),
+        ..crate::contract::CaseReport::new(
+            id,
+            crate::contract::CaseExit::Lost {
+                reason: reason.into(),
+            },
+            output,
+        )
     }
 }
 

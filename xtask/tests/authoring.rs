@@ -33,19 +33,7 @@ fn fake_run(cases: &Path, run_root: &Path, outputs: &[(&str, &str)]) -> std::pat
     };
     for (id, out) in outputs {
         let c = all.iter().find(|c| c.id == *id).unwrap();
-        let r = CaseReport {
-            id: id.to_string(),
-            exit: CaseExit::Exited { code: 0 },
-            output: out.to_string(),
-            notrun: None,
-            kmsg: vec![],
-            taint_before: None,
-            taint_after: None,
-            reset: vec![],
-            reset_error: None,
-            duration_ms: 1,
-            artifacts: Default::default(),
-        };
+        let r = CaseReport::new(id, CaseExit::Exited { code: 0 }, out.to_string());
         let v = verdict::judge(c, &r, &[]);
         summary
             .cases

@@ -149,6 +149,26 @@ pub struct CaseReport {
     pub artifacts: BTreeMap<String, String>,
 }
 
+impl CaseReport {
+    /// A report of a case that ended with `exit` and printed `output`,
+    /// nothing else known yet (kernel log, taint, artifacts empty).
+    pub fn new(id: &str, exit: CaseExit, output: String) -> CaseReport {
+        CaseReport {
+            id: id.to_string(),
+            exit,
+            output,
+            notrun: None,
+            kmsg: vec![],
+            taint_before: None,
+            taint_after: None,
+            reset: vec![],
+            reset_error: None,
+            duration_ms: 0,
+            artifacts: Default::default(),
+        }
+    }
+}
+
 pub fn encode(msg: &GuestMsg) -> String {
     format!(
         "{PREFIX}{}\n",

@@ -463,9 +463,27 @@ fn spawn_and_wait(
     Ok((exit, out, survivors(pgid)))
 }
 
-/// Live (not zombie) processes still in a process group after SIGKILL:
-/// they are stuck in the kernel, `comm[pid] state`.
-fn survivors(pgid: u32) -> Vec<String> {
+/// One line of /proc/PID/stat, the fields the runner needs.
+struct Proc {
+    pid: u32,
+    comm: String,
+    state: String,
+    ppid: u32,
+    pgrp: u32,
+}
+
+impl Proc {
+    fn alive(&self) -> bool {
+        self.state != "Z" && self.state != "X"
+    }
+
+    fn describe(&self) -> String {
+        format!("{}[{}] state {}", self.comm, self.pid, self.state)
+    }
+}
+
+/// Every process now.
+fn processes() -> Vec<Proc> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return out;
@@ -483,41 +501,39 @@ fn survivors(pgid: u32) -> Vec<String> {
         };
         let comm = stat[..close].split_once('(').map(|x| x.1).unwrap_or("");
         let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().unwrap_or("");
-        let pgrp: u32 = rest.nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-        if pgrp == pgid && state != "Z" && state != "X" {
-            out.push(format!("{comm}[{pid}] state {state}"));
-        }
+        let state = rest.next().unwrap_or("").to_string();
+        let num = |x: Option<&str>| x.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ppid = num(rest.next());
+        let pgrp = num(rest.next());
+        out.push(Proc {
+            pid,
+            comm: comm.to_string(),
+            state,
+            ppid,
+            pgrp,
+        });
     }
     out
 }
 
+/// Live (not zombie) processes still in a process group after SIGKILL:
+/// they are stuck in the kernel, `comm[pid] state`.
+fn survivors(pgid: u32) -> Vec<String> {
+    processes()
+        .iter()
+        .filter(|p| p.pgrp == pgid && p.alive())
+        .map(Proc::describe)
+        .collect()
+}
+
 /// Live processes now (user space only: kernel threads come and go).
 fn live_pids() -> std::collections::BTreeSet<u32> {
-    let mut out = std::collections::BTreeSet::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().unwrap_or("");
-        let ppid: u32 = rest.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    processes()
+        .iter()
         // kthreadd (2) and its children are the kernel's.
-        if pid == 2 || ppid == 2 || state == "Z" || state == "X" {
-            continue;
-        }
-        out.insert(pid);
-    }
-    out
+        .filter(|p| p.pid != 2 && p.ppid != 2 && p.alive())
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Kill every user process that appeared since `before` (the runner and
@@ -568,23 +584,10 @@ fn kill_strays(before: &std::collections::BTreeSet<u32>) -> (Vec<String>, Vec<St
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let stuck = alive
+    let stuck = processes()
         .iter()
-        .map(|p| {
-            let state = std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rfind(')').map(|i| {
-                        s[i + 1..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or("")
-                            .to_string()
-                    })
-                })
-                .unwrap_or_default();
-            format!("{} state {state}", name(*p))
-        })
+        .filter(|p| alive.contains(&p.pid))
+        .map(Proc::describe)
         .collect();
     (killed, stuck)
 }

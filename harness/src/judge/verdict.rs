@@ -278,17 +278,8 @@ mod tests {
     fn report(code: i32, out: &str, reports: Vec<KernelReport>) -> R {
         R(
             CaseReport {
-                id: "g/001".into(),
-                exit: CaseExit::Exited { code },
-                output: out.into(),
-                notrun: None,
-                kmsg: vec![],
-                taint_before: None,
-                taint_after: None,
-                reset: vec![],
-                reset_error: None,
                 duration_ms: 1,
-                artifacts: Default::default(),
+                ..CaseReport::new("g/001", CaseExit::Exited { code }, out.into())
             },
             reports,
         )
