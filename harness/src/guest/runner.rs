@@ -526,14 +526,17 @@ fn survivors(pgid: u32) -> Vec<String> {
         .collect()
 }
 
-/// Live processes now (user space only: kernel threads come and go).
-fn live_pids() -> std::collections::BTreeSet<u32> {
+/// Live user-space processes now (kernel threads come and go: kthreadd,
+/// 2, and its children are the kernel's).
+fn user_processes() -> Vec<Proc> {
     processes()
-        .iter()
-        // kthreadd (2) and its children are the kernel's.
+        .into_iter()
         .filter(|p| p.pid != 2 && p.ppid != 2 && p.alive())
-        .map(|p| p.pid)
         .collect()
+}
+
+fn live_pids() -> std::collections::BTreeSet<u32> {
+    user_processes().iter().map(|p| p.pid).collect()
 }
 
 /// Kill every user process that appeared since `before` (the runner and
@@ -541,39 +544,23 @@ fn live_pids() -> std::collections::BTreeSet<u32> {
 /// process group. Returns what was killed, and what is still alive after
 /// SIGKILL (stuck in the kernel).
 fn kill_strays(before: &std::collections::BTreeSet<u32>) -> (Vec<String>, Vec<String>) {
+    // /proc lists processes, not threads: the runner's threads are not here.
     let me = std::process::id();
-    let name = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| format!("{}[{pid}]", c.trim()))
-            .unwrap_or_else(|_| format!("[{pid}]"))
-    };
-    let new: Vec<u32> = live_pids()
+    let new: Vec<Proc> = user_processes()
         .into_iter()
-        .filter(|p| !before.contains(p) && *p != me)
-        .filter(|p| {
-            // Threads of the runner itself have their own /proc entries
-            // only under /proc/self/task; a process whose tgid is ours is us.
-            std::fs::read_to_string(format!("/proc/{p}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| {
-                            l.strip_prefix("Tgid:")
-                                .map(|v| v.trim().parse::<u32>().ok())
-                        })
-                        .flatten()
-                })
-                != Some(me)
-        })
+        .filter(|p| !before.contains(&p.pid) && p.pid != me)
         .collect();
-    let killed: Vec<String> = new.iter().map(|p| name(*p)).collect();
+    let killed: Vec<String> = new
+        .iter()
+        .map(|p| format!("{}[{}]", p.comm, p.pid))
+        .collect();
     for p in &new {
-        if let Some(pid) = rustix::process::Pid::from_raw(*p as i32) {
+        if let Some(pid) = rustix::process::Pid::from_raw(p.pid as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
     let deadline = Instant::now() + Duration::from_secs(2);
-    let mut alive: Vec<u32> = new.clone();
+    let mut alive: Vec<u32> = new.iter().map(|p| p.pid).collect();
     loop {
         let now = live_pids();
         alive.retain(|p| now.contains(p));
