@@ -179,12 +179,17 @@ _famfs_open() {
 	"$FH_TOOL" open-errno "$1"
 }
 
-# _famfs_expect_open SCENARIO PATH: open $MNT/PATH and compare with what a
-# correct kernel does with the fmap famfsd serves for PATH (the kernel model
-# decides; its reason goes to the artifacts).
+# _famfs_want SCENARIO PATH: what open(2) of PATH does on a correct kernel
+# with the fmap famfsd serves for it (`ok` or an errno name; the kernel
+# model decides, its reason goes to the artifacts).
+_famfs_want() {
+	"$FH_TOOL" fmap-expect "$1" "$2" "$FH_PROFILE" 2>> "$FH_ARTIFACTS/expectations.txt"
+}
+
+# _famfs_expect_open SCENARIO PATH: open $MNT/PATH and compare with
+# _famfs_want.
 _famfs_expect_open() {
-	_want=$("$FH_TOOL" fmap-expect "$1" "$2" "$FH_PROFILE" 2>> "$FH_ARTIFACTS/expectations.txt")
-	_expect "open $2" "$(_famfs_open "$MNT$2")" "$_want"
+	_expect "open $2" "$(_famfs_open "$MNT$2")" "$(_famfs_want "$1" "$2")"
 }
 
 # _famfs_check_data SCENARIO PATH: $MNT/PATH reads (read(2) and mmap) as the
