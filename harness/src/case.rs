@@ -62,7 +62,7 @@ pub struct CaseMeta {
     #[serde(default)]
     pub requires: Requires,
     /// Seconds, before scaling for TCG.
-    #[serde(default = "default_timeout")]
+    #[serde(default = "default_timeout", deserialize_with = "whole_seconds")]
     pub timeout: u64,
     pub expect: Option<Expect>,
     #[serde(default)]
@@ -94,6 +94,35 @@ pub struct Param {
 
 fn default_timeout() -> u64 {
     60
+}
+
+/// A timeout: a whole number of seconds; anything else says so.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("seconds, a whole number (like 60)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v)
+                .map_err(|_| E::custom(format!("timeout {v}: seconds, a whole number (like 60)")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            Err(E::custom(format!(
+                "timeout {v}: seconds, a whole number (like 60)"
+            )))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            Err(E::custom(format!(
+                "timeout `{v}`: seconds, a whole number (like 60), without a unit"
+            )))
+        }
+    }
+    d.deserialize_any(V)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,8 +189,28 @@ pub fn header(path: &Path, text: &str) -> Result<(String, usize)> {
 pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
     let (yaml, offset) = header(path, text)?;
     let meta: CaseMeta = crate::yaml::parse(path, &yaml, offset)?;
+    let at = |needle: &str| {
+        format!(
+            "{}:{}",
+            path.display(),
+            crate::yaml::line_of(text, offset + 1, needle)
+        )
+    };
+    if meta.description.trim().is_empty() {
+        bail!(
+            "{}: description is empty: say in one line what the case checks",
+            at("description")
+        );
+    }
     if meta.timeout == 0 {
-        bail!("{}: timeout must be at least 1 second", path.display());
+        bail!(
+            "{}: timeout must be at least 1 (seconds, a whole number)",
+            at("timeout")
+        );
+    }
+    if let Some(e) = &meta.expect {
+        crate::judge::reports::check_finding(&e.fail)
+            .map_err(|why| anyhow::anyhow!("{}: expect.fail: {why}", at("fail")))?;
     }
     for k in &meta.requires.kconfig {
         let sym = k.strip_prefix('!').unwrap_or(k);
@@ -211,6 +260,21 @@ fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
 
 fn is_case_name(name: &str) -> bool {
     name.len() >= 3 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Files that may sit beside cases: golden outputs, notes, hidden files,
+/// editor backups.
+fn is_companion(name: &str) -> bool {
+    name.strip_suffix(".out").is_some_and(is_case_name)
+        || name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".md")
+        || name.ends_with(".txt")
+        || name.ends_with(".yaml")
+        || name.ends_with(".sh")
+            && !name
+                .strip_suffix(".sh")
+                .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Load one case file (with its golden output).
@@ -285,6 +349,11 @@ pub fn discover(root: &Path) -> Result<Vec<Case>> {
             let name = f.file_name().to_string_lossy().into_owned();
             if is_case_name(&name) && f.path().is_file() {
                 out.extend(load(root, &f.path())?.expand());
+            } else if !is_companion(&name) && f.path().is_file() {
+                crate::report::ui::warn(&format!(
+                    "{}: not a case and ignored: case files are named by three or more digits (001), their golden output NNN.out",
+                    f.path().display()
+                ));
             }
         }
     }

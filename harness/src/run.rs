@@ -64,6 +64,8 @@ pub struct Options {
     pub quiet_boots: bool,
     /// Extra environment for the guest runner and every case.
     pub guest_env: BTreeMap<String, String>,
+    /// The cases directory, when not the checkout's `cases/`.
+    pub cases: Option<PathBuf>,
 }
 
 impl Options {
@@ -84,10 +86,13 @@ impl Options {
             config_only: false,
             quiet_boots: false,
             guest_env: BTreeMap::new(),
+            cases: None,
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
-        self.root.join("cases")
+        self.cases
+            .clone()
+            .unwrap_or_else(|| self.root.join("cases"))
     }
 }
 
@@ -317,6 +322,53 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     })
 }
 
+/// Every `requires.kconfig` symbol of `cases` must exist: in the kernel
+/// source's Kconfig files or in a fragment of `kernel-configs/` (symbols
+/// only some sources have, such as `FUSE_FAMFS_DAX`, are named there). A
+/// misspelt symbol would otherwise make a case not run forever.
+pub fn check_case_symbols(opts: &Options, kernel: &KernelArtifacts, cases: &[Case]) -> Result<()> {
+    let Some(src) = &kernel.source else {
+        return Ok(()); // a prebuilt kernel: no source to check against
+    };
+    let wanted: Vec<(&Case, &str)> = cases
+        .iter()
+        .flat_map(|c| {
+            c.meta.requires.kconfig.iter().map(move |k| {
+                let s = k.strip_prefix('!').unwrap_or(k);
+                (c, s.strip_prefix("CONFIG_").unwrap_or(s))
+            })
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let index = crate::kernel::config::KconfigIndex::scan(&src.path)?;
+    let frag_dir = opts.root.join("kernel-configs");
+    let mut known: std::collections::BTreeSet<String> = index.symbols.keys().cloned().collect();
+    for name in crate::kernel::config::available_fragments(&frag_dir)? {
+        for f in crate::kernel::config::load_fragments(&frag_dir, &[name])? {
+            known.extend(f.settings.into_iter().map(|s| s.symbol));
+        }
+    }
+    for (case, sym) in wanted {
+        if known.contains(sym) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&case.path).unwrap_or_default();
+        let hint = crate::yaml::closest(sym, known.iter().map(String::as_str))
+            .map(|c| format!("; did you mean CONFIG_{c}?"))
+            .unwrap_or_default();
+        bail!(
+            "{}:{}: requires.kconfig: CONFIG_{sym} is not a symbol of {} nor of a fragment in {}{hint}",
+            case.path.display(),
+            crate::yaml::line_of(&text, 1, sym),
+            src.path.display(),
+            frag_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// One boot's worth of cases with a topology that serves them all.
 #[derive(Debug, Clone)]
 pub struct BootGroup {
@@ -423,6 +475,7 @@ pub fn run_id() -> String {
 /// Run `selected` cases (in this order; host-side not-run cases included)
 /// and report each result to `sink` as soon as it is known.
 pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
+    check_case_symbols(&p.opts, &p.kernel, selected)?;
     let dir = RunDir::create(&p.opts.results_root, &run_id())?;
     say(&format!("results: {}", dir.root.display()));
     execute_in(p, dir, selected, &Schedule::new(&p.kernel, selected), sink)
@@ -476,12 +529,26 @@ pub fn execute_in(
     }
     let mut boot_no = 0u32;
     for (g, group) in schedule.groups.iter().enumerate() {
+        // Every trial gets a result, however the run ends.
+        if let Some(sig) = crate::proc::interrupted() {
+            let why = format!(
+                "not run: the run was interrupted by {}",
+                crate::proc::signal_name(sig)
+            );
+            rec.mark(group.cases.clone(), Outcome::NotRun, &[why], None)?;
+            rec.write_boot_trial(g + 1, false)?;
+            continue;
+        }
+        if let Some(e) = &failure {
+            let why = format!("not run: the run stopped before this case: {e:#}");
+            rec.mark(group.cases.clone(), Outcome::Error, &[why], None)?;
+            rec.write_boot_trial(g + 1, false)?;
+            continue;
+        }
         let r = run_group(p, group, &mut boot_no, &mut rec);
-        // The group's boot trial has a result however the group ended.
-        rec.write_boot_trial(g + 1)?;
+        rec.write_boot_trial(g + 1, true)?;
         if let Err(e) = r {
             failure = Some(e);
-            break;
         }
     }
     // Written even when the run stops early: what happened so far is kept.
@@ -489,6 +556,7 @@ pub fn execute_in(
     summary.duration_ms = start.elapsed().as_millis() as u64;
     summary.count();
     dir.write_summary(&summary)?;
+    dir.mark_latest()?;
     match failure {
         Some(e) => Err(e.context(format!(
             "run stopped; partial results in {}",
@@ -569,17 +637,19 @@ impl Recorder<'_> {
         Ok(v.outcome)
     }
 
-    fn fail_all(
+    /// Record one outcome for cases the guest never reported on.
+    fn mark(
         &mut self,
         ids: impl IntoIterator<Item = String>,
+        outcome: Outcome,
         reasons: &[String],
         boot: Option<u32>,
     ) -> Result<()> {
         for id in ids {
             let v = Verdict {
-                outcome: Outcome::Fail,
+                outcome: outcome.clone(),
                 reasons: reasons.to_vec(),
-                raw_outcome: Outcome::Fail,
+                raw_outcome: outcome.clone(),
                 diff: None,
             };
             self.write(&id, &v, None, boot, &[])?;
@@ -588,8 +658,8 @@ impl Recorder<'_> {
     }
 
     /// The result of boot group `n`'s trial, from the reports gathered
-    /// outside its cases.
-    fn write_boot_trial(&mut self, n: usize) -> Result<()> {
+    /// outside its cases (not run when the group never booted).
+    fn write_boot_trial(&mut self, n: usize, booted: bool) -> Result<()> {
         let outside = std::mem::take(&mut self.outside);
         let reasons: Vec<String> = outside
             .iter()
@@ -601,10 +671,13 @@ impl Recorder<'_> {
                 format!("kernel: {} (outside every case: {place})", r.title)
             })
             .collect();
-        let outcome = if reasons.is_empty() {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
+        let (outcome, reasons) = match (reasons.is_empty(), booted) {
+            (false, _) => (Outcome::Fail, reasons),
+            (true, true) => (Outcome::Pass, reasons),
+            (true, false) => (
+                Outcome::NotRun,
+                vec!["not run: this boot group did not boot".to_string()],
+            ),
         };
         let v = Verdict {
             outcome: outcome.clone(),
@@ -680,6 +753,17 @@ fn boot_once(
             p.accel
         ));
     }
+    // Deleted by the watchdog if the harness dies with the VM running.
+    let images: Vec<PathBuf> = [
+        "nvdimm0.img",
+        "cxl-mem0.img",
+        "cxl-lsa0.img",
+        "initramfs.cpio",
+    ]
+    .iter()
+    .map(|f| spec.dir.join(f))
+    .collect();
+    images.iter().for_each(|f| crate::proc::register_file(f));
     let launched = Instant::now();
     let mut child: Box<dyn Running> = match p.opts.backend {
         Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
@@ -764,13 +848,11 @@ fn boot_once(
             .to_string(),
         reports_outside_cases: outside.clone(),
     });
-    // The pmem backing file can be large and the initramfs is rebuilt
-    // from plan.json and the cached base; the logs are what we keep.
-    for img in ["nvdimm0.img", "cxl-mem0.img", "cxl-lsa0.img"] {
-        let _ = std::fs::remove_file(bdir.join(img));
-    }
-    if matches!(end, BootEnd::Completed) {
-        let _ = std::fs::remove_file(bdir.join("initramfs.cpio"));
+    // The pmem backing file can be large and the initramfs is rebuilt from
+    // plan.json, the cases and the cached base; the logs are what we keep.
+    for f in &images {
+        let _ = std::fs::remove_file(f);
+        crate::proc::unregister_file(f);
     }
     Ok(BootResult {
         end,
@@ -831,12 +913,42 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        if let BootEnd::Interrupted { signal } = b.end {
+            let sig = crate::proc::signal_name(signal);
+            rec.outside
+                .extend(b.outside.iter().cloned().map(|r| (n, r)));
+            if let Some((cur, started)) = b.current {
+                let ran = started.elapsed();
+                let report = lost_report(
+                    &cur,
+                    &format!("interrupted by {sig}"),
+                    &b.console_text,
+                    ran,
+                    b.streamed,
+                );
+                let v = Verdict {
+                    outcome: Outcome::NotRun,
+                    reasons: vec![format!(
+                        "interrupted by {sig} after {:.1}s; its output and kernel log so far are kept",
+                        ran.as_secs_f64()
+                    )],
+                    raw_outcome: Outcome::NotRun,
+                    diff: None,
+                };
+                rec.write(&cur, &v, Some(&report), Some(n), &[])?;
+                pending.retain(|x| *x != cur);
+            }
+            let why = format!("not run: the run was interrupted by {sig}");
+            return rec.mark(pending.drain(..), Outcome::NotRun, &[why], None);
+        }
         if !b.reached_runner {
             // A crash before the runner starts is infrastructure: shown,
             // retried once, not a boot-trial failure.
             let reason = match &b.end {
                 BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason } => reason.clone(),
-                BootEnd::Completed => "the VM exited before the guest runner started".into(),
+                BootEnd::Completed | BootEnd::Interrupted { .. } => {
+                    "the VM exited before the guest runner started".into()
+                }
             };
             let reason = if b.outside.is_empty() {
                 reason
@@ -851,8 +963,9 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
             }
             let why =
                 format!("boot failed twice before the guest runner started: {reason}; console log kept at {}", b.console.display());
-            rec.fail_all(
+            rec.mark(
                 pending.drain(..),
+                Outcome::Error,
                 &[why.clone(), format!("console tail:\n{tail}")],
                 Some(n),
             )?;
@@ -870,9 +983,10 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
                     Some(d) => format!("device setup in the guest failed: {d}"),
                     None => "the guest runner finished without running this case".into(),
                 };
-                return rec.fail_all(pending.drain(..), &[why], Some(n));
+                return rec.mark(pending.drain(..), Outcome::Fail, &[why], Some(n));
             }
             (BootEnd::Died { reason, .. } | BootEnd::TimedOut { reason }, None) => reason.clone(),
+            (BootEnd::Interrupted { .. }, None) => unreachable!("handled above"),
         };
         // A crash the case was written to cause does not use up the
         // restarts a topology gets for crashes nobody expected.
@@ -897,7 +1011,7 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
                 "not run: the VM went down {} times; giving up on this topology",
                 restarts + 1
             );
-            return rec.fail_all(pending.drain(..), &[why], None);
+            return rec.mark(pending.drain(..), Outcome::Fail, &[why], None);
         }
         if !expected_crash {
             restarts += 1;

@@ -23,6 +23,43 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, line_offset: usize) -
     })
 }
 
+/// Levenshtein distance, for "did you mean" in input errors.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate nearest to `s`, if one is near enough to be a typo.
+pub fn closest<'a>(s: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(s, c), c))
+        .filter(|(d, _)| *d <= 2.max(s.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// The 1-based line of `text` (from line `from`, 1-based) on which `needle`
+/// first appears, for errors about a value the parser accepted.
+pub fn line_of(text: &str, from: usize, needle: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(from)
+}
+
 fn strip_position(msg: &str) -> String {
     let re = regex::Regex::new(r"\s*at line \d+,? column \d+\.?\s*$").expect("static regex");
     re.replace(msg.trim(), "").into_owned()
@@ -40,6 +77,15 @@ mod tests {
         a: u32,
         #[serde(default)]
         b: Vec<String>,
+    }
+
+    #[test]
+    fn typos_find_their_word() {
+        assert_eq!(edit_distance("WARNNG", "WARNING"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(closest("DEV_DAXX", ["DEV_DAX", "FS_DAX"]), Some("DEV_DAX"));
+        assert_eq!(closest("ZZZZZZ", ["DEV_DAX", "FS_DAX"]), None);
+        assert_eq!(line_of("a\nb: x\nc: x\n", 3, "x"), 3);
     }
 
     #[test]

@@ -470,9 +470,9 @@ fn famfs_kernel_suite(name: &str) {
                 "{name} unavailable although the fixture exists: {why}"
             );
             let args = libtest_mimic::Arguments::from_iter(["t"]);
-            let (_, s) =
-                famfs_harness::report::trials::run_unavailable(&opts, &cases, &why.0, &args)
-                    .unwrap();
+            let s = famfs_harness::report::trials::run_unavailable(&opts, &cases, &why.0, &args)
+                .unwrap()
+                .summary;
             assert!(s.cases.iter().all(
                 |c| c.outcome == Outcome::NotRun && c.reasons[0].contains("not available here")
             ));

@@ -189,22 +189,75 @@ struct TestVm {
     /// Only cases in this group (repeatable).
     #[arg(long = "group", short = 'g')]
     groups: Vec<String>,
-    /// famfs protocol profile the cases use.
+    /// famfs protocol profile the cases use: famfs-6.14, v10,
+    /// post-v10-simple, or custom:KEY=VAL,...
     #[arg(long, default_value = "v10")]
     profile: String,
-    /// Guest vCPUs.
-    #[arg(long, default_value_t = 2)]
+    /// Guest vCPUs (1 to 64).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     cpus: u32,
     /// Where run directories go (default: target/famfs-harness).
     #[arg(long, value_name = "DIR")]
     results: Option<PathBuf>,
-    /// libtest's options: the first filter, --list, --exact, --skip,
-    /// --ignored, --include-ignored, --format, --color, -q, ...
-    #[command(flatten)]
-    libtest: libtest_mimic::Arguments,
-    /// More filters: cases whose name contains any of them run.
-    #[arg(value_name = "MORE_FILTERS")]
-    more_filters: Vec<String>,
+    /// Run directories kept under --results: older ones are deleted after
+    /// the run (runs in progress never are); 0 keeps all.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    keep: usize,
+    /// The cases directory (default: the checkout's cases/).
+    #[arg(long, value_name = "DIR")]
+    cases: Option<PathBuf>,
+    /// Filters: cases whose name contains any of them run (with --exact:
+    /// whose name is one of them).
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
+    /// List the selected cases and exit; nothing is built or booted.
+    #[arg(long)]
+    list: bool,
+    /// Filters and --skip match whole case names.
+    #[arg(long)]
+    exact: bool,
+    /// Leave out cases whose name contains this (repeatable).
+    #[arg(long, value_name = "FILTER")]
+    skip: Vec<String>,
+    /// Run only the ignored cases: those of the `explicit` group, which
+    /// crash or hang the kernel on purpose.
+    #[arg(long, conflicts_with = "include_ignored")]
+    ignored: bool,
+    /// Run the ignored (`explicit` group) cases too.
+    #[arg(long)]
+    include_ignored: bool,
+    /// Output format of the test list.
+    #[arg(long, value_name = "FORMAT", value_parser = ["pretty", "terse", "json"])]
+    format: Option<String>,
+    /// Colour the test list.
+    #[arg(long, value_name = "WHEN", value_parser = ["auto", "always", "never"])]
+    color: Option<String>,
+    /// Terse output (same as --format terse).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+impl TestVm {
+    /// The output options for the test list (selection is done by the harness).
+    fn libtest_args(&self) -> libtest_mimic::Arguments {
+        use libtest_mimic::{ColorSetting, FormatSetting};
+        libtest_mimic::Arguments {
+            quiet: self.quiet,
+            format: match self.format.as_deref() {
+                Some("terse") => Some(FormatSetting::Terse),
+                Some("json") => Some(FormatSetting::Json),
+                Some("pretty") => Some(FormatSetting::Pretty),
+                _ => None,
+            },
+            color: match self.color.as_deref() {
+                Some("always") => Some(ColorSetting::Always),
+                Some("never") => Some(ColorSetting::Never),
+                Some("auto") => Some(ColorSetting::Auto),
+                _ => None,
+            },
+            ..Default::default()
+        }
+    }
 }
 
 fn options(k: &KernelArgs) -> Result<Options> {
@@ -298,77 +351,7 @@ fn real_main() -> Result<i32> {
             }
             Ok(if t.reports.is_empty() { 0 } else { 1 })
         }
-        Cmd::TestVm(t) => {
-            let mut opts = options(&t.kernel)?;
-            opts.backend = t.backend.parse::<Backend>()?;
-            opts.profile = t.profile.clone();
-            famfs_proto::Profile::by_name(&opts.profile).map_err(|e| anyhow::anyhow!("{e}"))?;
-            opts.cpus = t.cpus;
-            if let Some(r) = &t.results {
-                opts.results_root = r.clone();
-            }
-            let sel = Selection {
-                filters: t
-                    .libtest
-                    .filter
-                    .iter()
-                    .chain(&t.more_filters)
-                    .cloned()
-                    .collect(),
-                exact: t.libtest.exact,
-                skip: t.libtest.skip.clone(),
-                groups: t.groups.clone(),
-            };
-            // Selection is done once, by `trials::select` (several filters,
-            // groups); libtest only formats and runs what was selected.
-            let mut args = t.libtest.clone();
-            args.filter = None;
-            args.skip.clear();
-            args.exact = false;
-            let cases = trials::select(&opts.cases_dir(), &sel)?;
-            if t.libtest.list {
-                let _ = trials::list(&cases, &args);
-                return Ok(0);
-            }
-            let (conclusion, summary) = match famfs_harness::run::prepare(&opts) {
-                Ok(prepared) => trials::run(prepared, cases, &args)?,
-                Err(e) => match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
-                    Some(why) => {
-                        let (c, s) = trials::run_unavailable(&opts, &cases, &why.0, &args)?;
-                        (c, Some(s))
-                    }
-                    None => return Err(e),
-                },
-            };
-            if let Some(s) = &summary {
-                for r in s
-                    .cases
-                    .iter()
-                    .filter(|r| r.outcome == famfs_harness::judge::verdict::Outcome::KnownFail)
-                {
-                    eprintln!(
-                        "[harness] known failure {}: {}",
-                        r.id,
-                        r.reasons.first().map(String::as_str).unwrap_or("")
-                    );
-                }
-                let c = &s.counts;
-                eprintln!(
-                    "[harness] {} passed, {} failed, {} not run, {} expected failures, {} known failures; results in {}",
-                    c.passed,
-                    c.failed,
-                    c.notrun,
-                    c.expected_fail,
-                    c.known_fail,
-                    opts.results_root.join("runs").join(&s.run_id).display()
-                );
-            }
-            Ok(if conclusion.has_failed() || summary.is_none() {
-                101
-            } else {
-                0
-            })
-        }
+        Cmd::TestVm(t) => test_vm(*t),
         Cmd::Kernel { kernel: k, check } => {
             let mut opts = options(&k)?;
             opts.config_only = check;
@@ -436,6 +419,103 @@ fn real_main() -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `cargo xtask test-vm`: exit 0 (everything passed or was not run with a
+/// reason), 101 (a case failed), 2 (harness error, including a boot that
+/// never reached the guest runner), 128 + N (interrupted by signal N).
+fn test_vm(t: TestVm) -> Result<i32> {
+    use famfs_harness::judge::verdict::Outcome;
+    let mut opts = options(&t.kernel)?;
+    opts.backend = t.backend.parse::<Backend>()?;
+    famfs_proto::Profile::parse(&t.profile)
+        .map_err(|e| anyhow::anyhow!("--profile {}: {e}", t.profile))?;
+    opts.profile = t.profile.clone();
+    opts.cpus = t.cpus;
+    if let Some(r) = &t.results {
+        opts.results_root = r.clone();
+    }
+    if let Some(c) = &t.cases {
+        anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
+        opts.cases = Some(c.clone());
+    }
+    let sel = Selection {
+        filters: t.filters.clone(),
+        exact: t.exact,
+        skip: t.skip.clone(),
+        groups: t.groups.clone(),
+        ignored: t.ignored,
+        include_ignored: t.include_ignored,
+    };
+    let args = t.libtest_args();
+    let cases = trials::select(&opts.cases_dir(), &sel)?;
+    if t.list {
+        let _ = trials::list(&cases, &args);
+        return Ok(0);
+    }
+    let outcome = match famfs_harness::run::prepare(&opts) {
+        Ok(prepared) => trials::run(prepared, cases, &args)?,
+        Err(e) => {
+            if let Some(sig) = famfs_harness::proc::interrupted() {
+                eprintln!(
+                    "[harness] interrupted by {} before any case ran: {e:#}",
+                    famfs_harness::proc::signal_name(sig)
+                );
+                return Ok(128 + sig);
+            }
+            match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
+                Some(why) => trials::run_unavailable(&opts, &cases, &why.0, &args)?,
+                None => return Err(e),
+            }
+        }
+    };
+    let s = &outcome.summary;
+    for r in s.cases.iter().filter(|r| r.outcome == Outcome::KnownFail) {
+        eprintln!(
+            "[harness] known failure {}: {}",
+            r.id,
+            r.reasons.first().map(String::as_str).unwrap_or("")
+        );
+    }
+    let c = &s.counts;
+    eprintln!(
+        "[harness] {} passed, {} failed, {} not run, {} expected failures, {} known failures, {} errors; results in {}",
+        c.passed,
+        c.failed,
+        c.notrun,
+        c.expected_fail,
+        c.known_fail,
+        c.errors,
+        outcome.dir.display()
+    );
+    match famfs_harness::report::results::prune(&opts.results_root, t.keep) {
+        Ok(gone) if !gone.is_empty() => eprintln!(
+            "[harness] deleted {} old run directories (--keep {})",
+            gone.len(),
+            t.keep
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("[harness] warning: pruning old runs: {e:#}"),
+    }
+    if let Some(sig) = famfs_harness::proc::interrupted() {
+        eprintln!(
+            "[harness] interrupted by {}; results so far in {}",
+            famfs_harness::proc::signal_name(sig),
+            outcome.dir.display()
+        );
+        return Ok(128 + sig);
+    }
+    if let Some(e) = &outcome.error {
+        eprintln!("error: {e}");
+        return Ok(2);
+    }
+    Ok(if c.errors > 0 {
+        2
+    } else if outcome.conclusion.has_failed() {
+        101
+    } else {
+        0
+    })
 }
 
 /// Input that is only hex digits and white space (an `xxd -p` dump, a log

@@ -294,6 +294,10 @@ pub fn run_case(
     let on_timeout = || {
         let _ = std::fs::write("/proc/sysrq-trigger", "w");
     };
+    // What the case left must not reach the next one: processes that
+    // escaped its group (setsid daemons), its mounts, the devices' driver.
+    // Done inside the case's window, so what it causes is the case's.
+    let (mut stray, mut stuck) = (Vec::new(), Vec::new());
     let (exit, output, left) = match spawn_and_wait(
         &script,
         &dir,
@@ -301,6 +305,7 @@ pub fn run_case(
         timeout,
         Box::new(stream),
         &on_timeout,
+        &mut || (stray, stuck) = kill_strays(&before),
     ) {
         Ok(r) => r,
         Err(e) => (
@@ -312,11 +317,7 @@ pub fn run_case(
         ),
     };
     let duration_ms = start.elapsed().as_millis() as u64;
-    // What the case left must not reach the next one: processes that
-    // escaped its group (setsid daemons), its mounts, the devices' driver.
-    // Done inside the case's window, so what it causes is the case's.
     let mut reset = Vec::new();
-    let (stray, stuck) = kill_strays(&before);
     if !stray.is_empty() {
         reset.push(format!(
             "killed processes the case left: {}",
@@ -371,6 +372,9 @@ pub fn run_case(
 /// Output chunks as the case writes them, in whole lines.
 type OutputSink = Box<dyn FnMut(&str) + Send>;
 
+/// Run a case script to its end (or timeout), then kill its process group
+/// and call `after_exit` (which kills what escaped the group, such as setsid
+/// daemons) before collecting the output: nothing then holds the pipe open.
 fn spawn_and_wait(
     script: &Path,
     dir: &Path,
@@ -378,6 +382,7 @@ fn spawn_and_wait(
     timeout: Duration,
     mut on_output: OutputSink,
     on_timeout: &dyn Fn(),
+    after_exit: &mut dyn FnMut(),
 ) -> Result<(CaseExit, String, Vec<String>)> {
     let (mut reader, writer) = std::io::pipe().context("creating the output pipe")?;
     let writer2 = writer.try_clone()?;
@@ -395,6 +400,10 @@ fn spawn_and_wait(
         .with_context(|| format!("starting /bin/sh {}", script.display()))?;
     drop(cmd); // close our copies of the pipe's write end
     let pgid = child.id();
+    // What was read so far, if a process that cannot be killed keeps the
+    // pipe open past the end.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen2 = seen.clone();
     let collector = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let mut sent = 0;
@@ -407,7 +416,12 @@ fn spawn_and_wait(
                         buf.extend_from_slice(&chunk[..n]);
                         if let Some(nl) = buf.iter().rposition(|&b| b == b'\n') {
                             if nl + 1 > sent {
-                                on_output(&String::from_utf8_lossy(&buf[sent..=nl]));
+                                let text = String::from_utf8_lossy(&buf[sent..=nl]);
+                                seen2
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push_str(&text);
+                                on_output(&text);
                                 sent = nl + 1;
                             }
                         }
@@ -445,6 +459,7 @@ fn spawn_and_wait(
     // hold the output pipe open or disturb the next case.
     crate::proc::kill_group(pgid);
     reap_orphans();
+    after_exit();
     // A process stuck in the kernel (D state) may keep the pipe open; don't
     // wait for it forever.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -454,7 +469,11 @@ fn spawn_and_wait(
     let mut out = if collector.is_finished() {
         String::from_utf8_lossy(&collector.join().unwrap_or_default()).into_owned()
     } else {
-        "[harness] output pipe still held open by a process that could not be killed\n".into()
+        let mut so_far = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        so_far.push_str(
+            "[harness] output pipe still held open by a process that could not be killed\n",
+        );
+        so_far
     };
     if out.len() >= MAX_CAPTURE {
         out.push_str("\n[harness] output truncated\n");
@@ -666,6 +685,7 @@ mod tests {
             Duration::from_millis(timeout_ms),
             Box::new(|_| {}),
             &|| {},
+            &mut || {},
         )
         .unwrap();
         assert!(left.is_empty(), "{left:?}");
@@ -688,6 +708,7 @@ mod tests {
             Duration::from_secs(10),
             Box::new(move |s| g2.lock().unwrap().push((s.to_string(), Instant::now()))),
             &|| timed_out.store(true, std::sync::atomic::Ordering::SeqCst),
+            &mut || {},
         )
         .unwrap();
         assert_eq!(exit, CaseExit::Exited { code: 0 });
@@ -713,6 +734,7 @@ mod tests {
             Duration::from_millis(200),
             Box::new(|_| {}),
             &|| hooked.store(true, std::sync::atomic::Ordering::SeqCst),
+            &mut || {},
         )
         .unwrap();
         assert!(matches!(exit, CaseExit::TimedOut { .. }));

@@ -193,9 +193,7 @@ pub fn build_base(spec_path: &Path, guest_bin_dir: &Path, cache: &Cache) -> Resu
     c.symlink("/sbin", "bin");
     c.symlink("/usr/bin", "../bin");
     c.symlink("/usr/sbin", "../bin");
-    let tmp = out.with_extension("tmp");
-    std::fs::write(&tmp, c.finish())?;
-    std::fs::rename(&tmp, &out)?;
+    crate::cache::write_atomic(&out, &c.finish())?;
     Ok(out)
 }
 
@@ -241,11 +239,12 @@ fn add_tree(c: &mut Cpio, src: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Base image followed by the overlay, written where QEMU will read it.
+/// Base image followed by the overlay, written where QEMU will read it
+/// (whole or not at all: a QEMU of another run may be reading the old one).
 pub fn assemble(base: &Path, overlay: &[u8], out: &Path) -> Result<()> {
     let mut data = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     data.extend_from_slice(overlay);
-    std::fs::write(out, data).with_context(|| format!("writing {}", out.display()))
+    crate::cache::write_atomic(out, &data)
 }
 
 #[cfg(test)]

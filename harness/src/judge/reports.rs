@@ -82,6 +82,43 @@ impl ReportKind {
     }
 }
 
+/// How titles begin (see `title`): what a whole title in `expect.fail` or
+/// a known-defect entry must start with.
+pub const TITLE_FORMS: &[&str] = &[
+    "WARNING in ",
+    "refcount bug in ",
+    "kernel BUG in ",
+    "BUG: ",
+    "KASAN: ",
+    "KFENCE: ",
+    "UBSAN: ",
+    "INFO: ",
+    "possible deadlock in ",
+    "task still has locks held",
+    "general protection fault",
+    "divide error",
+    "invalid opcode",
+    "Oops",
+    "kernel panic: ",
+    "out of memory",
+];
+
+/// Is `s` a finding kind (`WARNING`) or shaped like a report title
+/// (`WARNING in dax_iomap_rw`)? An error otherwise, with the closest kind.
+pub fn check_finding(s: &str) -> Result<(), String> {
+    if ReportKind::by_label(s).is_some() || TITLE_FORMS.iter().any(|f| s.starts_with(f)) {
+        return Ok(());
+    }
+    let labels: Vec<&str> = ReportKind::ALL.iter().map(|k| k.label()).collect();
+    let hint = crate::yaml::closest(s, labels.iter().copied())
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default();
+    Err(format!(
+        "`{s}` is neither a finding kind ({}) nor a report title (like `WARNING in FUNCTION`){hint}",
+        labels.join(", ")
+    ))
+}
+
 /// One stack frame as the kernel printed it (`func+0x12/0x40 [mod]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {

@@ -18,12 +18,15 @@ pub enum Outcome {
     /// Hit a known defect of the kernel under test, with exactly the listed
     /// report title(s); does not fail the run.
     KnownFail,
+    /// The harness could not run it (the VM never reached the guest
+    /// runner): no verdict on the case; the run exits 2.
+    Error,
 }
 
 impl Outcome {
     /// Does this outcome fail the run?
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Fail)
+        matches!(self, Outcome::Fail | Outcome::Error)
     }
 }
 
@@ -369,9 +372,23 @@ mod tests {
         let c = case(Some("'WARNING in lkdtm_WARNING'"));
         let v = judge(&c, &report(0, "hello pid 1\n", vec![warn()]));
         assert_eq!(v.outcome, Outcome::ExpectedFail, "{:?}", v.reasons);
-        let c = case(Some("lkdtm_WARNING"));
-        let v = judge(&c, &report(0, "hello pid 1\n", vec![warn()]));
-        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        // (and is refused when the case is loaded, with the closest kind).
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("g/001");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        for (bad, hint) in [("lkdtm_WARNING", ""), ("WARNNG", "did you mean `WARNING`")] {
+            std::fs::write(
+                &p,
+                format!("# ---\n# description: d\n# expect: {{ fail: {bad} }}\n# ---\n"),
+            )
+            .unwrap();
+            std::fs::write(t.path().join("g/001.out"), "").unwrap();
+            let e = format!("{:#}", crate::case::load(t.path(), &p).unwrap_err());
+            assert!(
+                e.contains("001:3: expect.fail: `") && e.contains(hint),
+                "{e}"
+            );
+        }
         // Kind names are case-insensitive.
         let c = case(Some("kasan"));
         let v = judge(&c, &report(0, "hello pid 1\n", vec![kasan]));

@@ -143,6 +143,12 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         .join(format!("{}-{key}", ident.version));
     let obj = dir.join("obj");
     std::fs::create_dir_all(&obj)?;
+    // One writer per build directory; a second run waits, then finds the
+    // build done (or configured) by the first.
+    let _lock =
+        crate::cache::Lock::acquire(&dir.join("lock"), "this kernel build directory", &mut |m| {
+            say(&format!("kernel: {m}"))
+        })?;
     let meta_path = dir.join("meta.json");
     let log_path = dir.join("build.log");
     let bzimage = obj.join("arch/x86/boot/bzImage");
@@ -534,8 +540,30 @@ pub fn prebuilt(
         Some(p) => bail!("vmlinux {} does not exist", p.display()),
         None => candidates("vmlinux").into_iter().find(|p| p.is_file()),
     };
-    let config = DotConfig::load(&config_path)?;
-    let release = read_release_from_bzimage(&image).unwrap_or_default();
+    let release = read_release_from_bzimage(&image).with_context(|| {
+        format!(
+            "{} is not an x86 bzImage (no `HdrS` boot header at 0x202 or no version string): give the arch/x86/boot/bzImage of a kernel build",
+            image.display()
+        )
+    })?;
+    let config_text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    if let Some(v) = config_version(&config_text) {
+        // A release is VERSION.PATCHLEVEL.SUBLEVEL plus EXTRAVERSION and
+        // LOCALVERSION; the .config header names the first part.
+        let same = release == v
+            || release
+                .strip_prefix(v)
+                .is_some_and(|rest| rest.starts_with(['-', '+', '.', '_']));
+        if !same {
+            bail!(
+                "{} is for Linux {v}, but {} is release {release}: give the .config of this image with --kernel-config",
+                config_path.display(),
+                image.display()
+            );
+        }
+    }
+    let config = DotConfig::parse(&config_text);
     Ok(KernelArtifacts {
         name: None,
         known_defects: vec![],
@@ -551,6 +579,16 @@ pub fn prebuilt(
         fragments: vec![],
         built: false,
         warnings: vec![],
+    })
+}
+
+/// The version a .config was made for, from its `# Linux/x86 7.3.4 Kernel
+/// Configuration` header line (None for a config without one).
+pub fn config_version(text: &str) -> Option<&str> {
+    text.lines().take(10).find_map(|l| {
+        let rest = l.strip_prefix("# Linux/")?;
+        let rest = rest.strip_suffix(" Kernel Configuration")?;
+        rest.split_whitespace().nth(1)
     })
 }
 
@@ -570,6 +608,45 @@ pub fn read_release_from_bzimage(p: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_headers_name_their_version() {
+        let c = "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 7.3.4 Kernel Configuration\n#\n";
+        assert_eq!(config_version(c), Some("7.3.4"));
+        assert_eq!(config_version("CONFIG_X=y\n"), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_bzimage_is_refused_before_anything_boots() {
+        let t = tempfile::tempdir().unwrap();
+        let img = t.path().join("bzImage");
+        std::fs::write(&img, vec![0u8; 4096]).unwrap();
+        std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\n").unwrap();
+        let e = format!("{:#}", prebuilt(&img, None, None).unwrap_err());
+        assert!(e.contains("is not an x86 bzImage"), "{e}");
+        // A header with another release than the .config's.
+        let mut data = vec![0u8; 8192];
+        data[0x202..0x206].copy_from_slice(b"HdrS");
+        data[0x20E..0x210].copy_from_slice(&0x1000u16.to_le_bytes());
+        data[0x1200..0x1206].copy_from_slice(b"6.1.0 ");
+        std::fs::write(&img, &data).unwrap();
+        std::fs::write(
+            t.path().join(".config"),
+            "#\n# Linux/x86 7.3.4 Kernel Configuration\n#\nCONFIG_FUSE_FS=y\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", prebuilt(&img, None, None).unwrap_err());
+        assert!(
+            e.contains("is for Linux 7.3.4") && e.contains("release 6.1.0"),
+            "{e}"
+        );
+        data[0x1200..0x1212].copy_from_slice(b"7.3.4-famfs-v10 #1");
+        std::fs::write(&img, &data).unwrap();
+        assert_eq!(
+            prebuilt(&img, None, None).unwrap().release,
+            "7.3.4-famfs-v10"
+        );
+    }
 
     fn ident(kind: &str, hash: &str, path: &str) -> SourceIdentity {
         SourceIdentity::plain(kind, "7.3.4".into(), hash.into(), PathBuf::from(path))
@@ -690,7 +767,11 @@ mod tests {
     fn prebuilt_needs_a_config() {
         let t = tempfile::tempdir().unwrap();
         let img = t.path().join("bzImage");
-        std::fs::write(&img, b"x").unwrap();
+        let mut data = vec![0u8; 0x1300];
+        data[0x202..0x206].copy_from_slice(b"HdrS");
+        data[0x20E..0x210].copy_from_slice(&0x1000u16.to_le_bytes());
+        data[0x1200..0x1206].copy_from_slice(b"7.3.4 ");
+        std::fs::write(&img, &data).unwrap();
         let e = prebuilt(&img, None, None).unwrap_err().to_string();
         assert!(e.contains("--kernel-config"), "{e}");
         std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\n").unwrap();

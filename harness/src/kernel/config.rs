@@ -264,19 +264,22 @@ pub fn load_fragments(dir: &Path, names: &[String]) -> Result<Vec<Fragment>> {
     let mut out = Vec::new();
     for name in names {
         let as_path = Path::new(name);
-        let path = if (name.contains('/') || name.ends_with(".config")) && as_path.is_file() {
+        let stem = name.strip_prefix("kernel-configs/").unwrap_or(name);
+        let stem = stem.strip_suffix(".config").unwrap_or(stem);
+        let named = dir.join(format!("{stem}.config"));
+        let path = if !stem.contains('/') && named.is_file() {
+            named
+        } else if as_path.is_file() {
+            // A file that exists is used as given, whatever its name.
             as_path.to_path_buf()
         } else {
-            let p = dir.join(format!("{name}.config"));
-            if !p.exists() {
-                let avail = available_fragments(dir).unwrap_or_default();
-                bail!(
-                    "unknown config fragment `{name}`: no {} (available: {})",
-                    p.display(),
-                    avail.join(", ")
-                );
-            }
-            p
+            let avail = available_fragments(dir).unwrap_or_default();
+            bail!(
+                "unknown config fragment `{name}`: no file {name} and no {} (a fragment is a name from {} without `.config`, or the path of an existing file; available: {})",
+                named.display(),
+                dir.display(),
+                avail.join(", ")
+            );
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;

@@ -269,6 +269,8 @@ pub fn patched(
         ))
     };
     let root = cache.dir("trees")?.join(format!("patched-{key}"));
+    std::fs::create_dir_all(&root)?;
+    let _lock = crate::cache::Lock::acquire(&root.join("lock"), "this patched tree", log)?;
     let tree = root.join("linux");
     let stamp = root.join("applied");
     let current = std::fs::read_to_string(&stamp).ok();
@@ -289,7 +291,6 @@ pub fn patched(
         ));
         if let Err(e) = crate::kernel::patches::apply(&base.dir, series, &tree, allow_fuzz, log) {
             let _ = std::fs::remove_file(&stamp);
-            let _ = std::fs::remove_dir(&root); // only when empty
             return Err(e);
         }
         std::fs::write(&stamp, &content)?;
@@ -556,6 +557,9 @@ pub fn fetch_debian(
     log: &mut dyn FnMut(&str),
 ) -> Result<KernelSource> {
     let base = cache.dir("sources")?;
+    // apt's private lists and archives are shared by every run of this cache.
+    let _lock =
+        crate::cache::Lock::acquire(&base.join("debian.lock"), "the Debian source download", log)?;
     let apt = base.join("apt");
     std::fs::create_dir_all(apt.join("sources.list.d"))?;
     std::fs::create_dir_all(apt.join("lists/partial"))?;

@@ -50,6 +50,9 @@ pub struct Counts {
     /// Cases that hit a known defect of the kernel with its listed report.
     #[serde(default)]
     pub known_fail: u32,
+    /// Cases the harness could not run (a boot that never reached the runner).
+    #[serde(default)]
+    pub errors: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +79,7 @@ impl Summary {
                 Outcome::NotRun => c.notrun += 1,
                 Outcome::ExpectedFail => c.expected_fail += 1,
                 Outcome::KnownFail => c.known_fail += 1,
+                Outcome::Error => c.errors += 1,
             }
         }
         self.counts = c;
@@ -84,6 +88,50 @@ impl Summary {
 
 pub struct RunDir {
     pub root: PathBuf,
+    _lock: Option<crate::cache::Lock>,
+}
+
+/// Delete the oldest run directories of `results_root/runs` so that `keep`
+/// remain (0 keeps all). Runs still in progress (locked) are never touched,
+/// nor is the one `latest` names. Returns what was deleted.
+pub fn prune(results_root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    if keep == 0 {
+        return Ok(vec![]);
+    }
+    let runs = results_root.join("runs");
+    let Ok(rd) = std::fs::read_dir(&runs) else {
+        return Ok(vec![]);
+    };
+    let latest = std::fs::read_link(results_root.join("latest"))
+        .ok()
+        .and_then(|l| l.file_name().map(|n| n.to_os_string()));
+    let mut dirs: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    // Run ids begin with their UTC start time: name order is age order.
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep);
+    let mut gone = Vec::new();
+    for d in dirs.into_iter().take(excess) {
+        if d.file_name().map(|n| n.to_os_string()) == latest {
+            continue;
+        }
+        let lockfile = d.join(".lock");
+        let guard = if lockfile.exists() {
+            match crate::cache::Lock::try_acquire(&lockfile)? {
+                Some(g) => Some(g),
+                None => continue, // a run in progress
+            }
+        } else {
+            None
+        };
+        std::fs::remove_dir_all(&d).with_context(|| format!("pruning {}", d.display()))?;
+        drop(guard);
+        gone.push(d);
+    }
+    Ok(gone)
 }
 
 pub fn case_dir_name(id: &str) -> String {
@@ -91,14 +139,43 @@ pub fn case_dir_name(id: &str) -> String {
 }
 
 impl RunDir {
-    /// `results_root/runs/<run_id>`, with `results_root/latest` pointing at it.
+    /// `results_root/runs/<run_id>`, new (a run id in use is an error),
+    /// locked while this run lives so that pruning leaves it alone.
     pub fn create(results_root: &Path, run_id: &str) -> Result<RunDir> {
-        let root = results_root.join("runs").join(run_id);
-        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        let latest = results_root.join("latest");
-        let _ = std::fs::remove_file(&latest);
-        let _ = std::os::unix::fs::symlink(Path::new("runs").join(run_id), &latest);
-        Ok(RunDir { root })
+        let runs = results_root.join("runs");
+        std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+        let root = runs.join(run_id);
+        std::fs::create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+        let lock = crate::cache::Lock::try_acquire(&root.join(".lock"))?
+            .with_context(|| format!("{} is locked by another run", root.display()))?;
+        Ok(RunDir {
+            root,
+            _lock: Some(lock),
+        })
+    }
+
+    /// A run directory written earlier (read-only use: bless, tests).
+    pub fn open(root: &Path) -> RunDir {
+        RunDir {
+            root: root.to_path_buf(),
+            _lock: None,
+        }
+    }
+
+    /// Point `results_root/latest` at this run (atomically: a reader sees the
+    /// old or the new link, never none). Done when the summary is written.
+    pub fn mark_latest(&self) -> Result<()> {
+        let (Some(runs), Some(name)) = (self.root.parent(), self.root.file_name()) else {
+            return Ok(());
+        };
+        let Some(results_root) = runs.parent() else {
+            return Ok(());
+        };
+        let tmp = results_root.join(format!(".latest.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(Path::new("runs").join(name), &tmp)?;
+        std::fs::rename(&tmp, results_root.join("latest"))
+            .with_context(|| format!("updating {}/latest", results_root.display()))
     }
 
     pub fn boot_dir(&self, n: u32) -> PathBuf {
@@ -288,6 +365,12 @@ pub fn junit(s: &Summary, dir: &RunDir) -> Result<String> {
             Outcome::NotRun => {
                 let mut st = TestCaseStatus::skipped();
                 st.set_message(c.reasons.join("; "));
+                st
+            }
+            Outcome::Error => {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+                st.set_message(c.reasons.first().cloned().unwrap_or_default());
+                st.set_description(c.reasons.join("\n"));
                 st
             }
             Outcome::Fail => {

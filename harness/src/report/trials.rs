@@ -8,7 +8,7 @@ use crate::case::Case;
 use crate::judge::verdict::Outcome;
 use crate::report::results::CaseResult;
 use crate::run::{self, Options, Prepared};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -22,6 +22,11 @@ pub struct Selection {
     pub skip: Vec<String>,
     /// Only cases in one of these groups.
     pub groups: Vec<String>,
+    /// Only the ignored cases: those of the [`EXPLICIT_GROUP`] (libtest's
+    /// `--ignored`).
+    pub ignored: bool,
+    /// The ignored cases too (libtest's `--include-ignored`).
+    pub include_ignored: bool,
 }
 
 /// Cases in this group run only when a filter or `--group` chooses them
@@ -30,7 +35,11 @@ pub const EXPLICIT_GROUP: &str = "explicit";
 
 impl Selection {
     pub fn matches(&self, c: &Case) -> bool {
-        if c.in_group(EXPLICIT_GROUP) && self.filters.is_empty() && self.groups.is_empty() {
+        let ignored = c.in_group(EXPLICIT_GROUP);
+        let named = !self.filters.is_empty() || !self.groups.is_empty();
+        if (ignored && !(named || self.ignored || self.include_ignored))
+            || (self.ignored && !ignored)
+        {
             return false;
         }
         let hit = |f: &String| {
@@ -98,6 +107,13 @@ fn to_trial_outcome(r: &CaseResult, run_dir: &str) -> Result<Completion, Failed>
             "notrun: {}",
             r.reasons.join("; ")
         ))),
+        Outcome::Error => Err(format!(
+            "harness error: {}\nfiles: {}/{}",
+            r.reasons.join("\n"),
+            run_dir,
+            r.dir
+        )
+        .into()),
         Outcome::Fail => {
             let mut msg = r.reasons.join("\n");
             let diff = std::path::Path::new(run_dir)
@@ -119,27 +135,33 @@ pub fn list(cases: &[Case], args: &Arguments) -> libtest_mimic::Conclusion {
         .iter()
         .map(|c| Trial::test(c.id.clone(), || Ok(())))
         .collect();
-    libtest_mimic::run(args, trials)
+    let mut args = output_args(args);
+    args.list = true;
+    libtest_mimic::run(&args, trials)
+}
+
+/// What a run of trials left: the test list's conclusion, the summary
+/// (always written, also when the run stopped early), where the results
+/// are, and the harness error that stopped the run, if one did.
+pub struct RunOutcome {
+    pub conclusion: libtest_mimic::Conclusion,
+    pub summary: crate::report::results::Summary,
+    pub dir: std::path::PathBuf,
+    pub error: Option<String>,
 }
 
 /// Run the cases as trials. `args` carries output options (format, color,
-/// quiet); filtering was done by `select`.
-pub fn run(
-    mut prepared: Prepared,
-    cases: Vec<Case>,
-    args: &Arguments,
-) -> Result<(
-    libtest_mimic::Conclusion,
-    Option<crate::report::results::Summary>,
-)> {
+/// quiet); filtering was done by `select`. A SIGINT/SIGTERM while it runs
+/// stops the VM and leaves every trial a result (see [`crate::proc::WindDown`]).
+pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<RunOutcome> {
+    run::check_case_symbols(&prepared.opts, &prepared.kernel, &cases)?;
+    let _wind_down = crate::proc::WindDown::begin();
     prepared.opts.quiet_boots = true;
     let dir = crate::report::results::RunDir::create(&prepared.opts.results_root, &run::run_id())?;
-    let run_dir_path = dir.root.display().to_string();
+    let root = dir.root.clone();
+    let run_dir_path = root.display().to_string();
     crate::report::ui::say(&format!("results: {run_dir_path}"));
-    let mut args = args.clone();
-    args.filter = None;
-    args.skip.clear();
-    args.exact = false;
+    let mut args = output_args(args);
     args.test_threads = Some(1); // keep VM order, stream as results arrive
 
     // Execution order: host-side not-run first, then one boot group after another.
@@ -189,26 +211,46 @@ pub fn run(
         }));
     }
     let conclusion = libtest_mimic::run(&args, trials);
-    let summary = match worker.join() {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            None
-        }
-        Err(_) => None,
+    let (summary, error) = match worker.join() {
+        Ok(Ok(s)) => (s, None),
+        Ok(Err(e)) => (read_summary(&root)?, Some(format!("{e:#}"))),
+        Err(_) => (
+            read_summary(&root)?,
+            Some("the run's thread panicked".to_string()),
+        ),
     };
-    Ok((conclusion, summary))
+    Ok(RunOutcome {
+        conclusion,
+        summary,
+        dir: root,
+        error,
+    })
 }
 
-/// Report every case as not run because the kernel cannot be had here
-/// (a named kernel whose fixture is absent), with results written as for
-/// any run.
+fn read_summary(root: &std::path::Path) -> Result<crate::report::results::Summary> {
+    let p = root.join("summary.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+/// libtest's output options only: selection is done by [`select`].
+fn output_args(args: &Arguments) -> Arguments {
+    Arguments {
+        quiet: args.quiet,
+        format: args.format,
+        color: args.color,
+        ..Default::default()
+    }
+}
+
+/// Every case not run, with the reason (a named kernel whose fixture is
+/// absent): results are written as for a run.
 pub fn run_unavailable(
     opts: &Options,
     cases: &[Case],
     why: &str,
     args: &Arguments,
-) -> Result<(libtest_mimic::Conclusion, crate::report::results::Summary)> {
+) -> Result<RunOutcome> {
     let dir = crate::report::results::RunDir::create(&opts.results_root, &run::run_id())?;
     crate::report::ui::say(&format!("notrun: {why}"));
     let mut summary = crate::report::results::Summary {
@@ -237,10 +279,7 @@ pub fn run_unavailable(
     }
     summary.count();
     dir.write_summary(&summary)?;
-    let mut args = args.clone();
-    args.filter = None;
-    args.skip.clear();
-    args.exact = false;
+    dir.mark_latest()?;
     let trials = cases
         .iter()
         .map(|c| {
@@ -248,21 +287,12 @@ pub fn run_unavailable(
             Trial::ignorable_test(c.id.clone(), move || Ok(Completion::ignored_with(why)))
         })
         .collect();
-    Ok((libtest_mimic::run(&args, trials), summary))
-}
-
-/// Convenience for callers that have options and a selection.
-pub fn prepare_and_run(
-    opts: &Options,
-    sel: &Selection,
-    args: &Arguments,
-) -> Result<(
-    libtest_mimic::Conclusion,
-    Option<crate::report::results::Summary>,
-)> {
-    let cases = select(&opts.cases_dir(), sel)?;
-    let prepared = run::prepare(opts)?;
-    run(prepared, cases, args)
+    Ok(RunOutcome {
+        conclusion: libtest_mimic::run(&output_args(args), trials),
+        summary,
+        dir: dir.root.clone(),
+        error: None,
+    })
 }
 
 #[cfg(test)]

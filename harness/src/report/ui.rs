@@ -14,6 +14,11 @@ pub fn say(msg: &str) {
     eprintln!("[harness] {msg}");
 }
 
+/// A warning: something was accepted or ignored that the user should fix.
+pub fn warn(msg: &str) {
+    eprintln!("[harness] warning: {msg}");
+}
+
 pub struct Stage {
     name: String,
     start: Instant,

@@ -44,7 +44,7 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
         _ => {
             let ok = kvm_boots(kernel, initrd)?;
             let a = if ok { Accel::Kvm } else { Accel::Tcg };
-            std::fs::write(&stamp, if ok { "kvm" } else { "tcg" })?;
+            crate::cache::write_atomic(&stamp, if ok { b"kvm" } else { b"tcg" })?;
             a
         }
     };

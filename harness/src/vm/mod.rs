@@ -243,6 +243,8 @@ pub enum BootEnd {
     Died { status: Option<i32>, reason: String },
     /// The host killed it.
     TimedOut { reason: String },
+    /// The harness got SIGINT/SIGTERM/SIGHUP and stopped the VM.
+    Interrupted { signal: i32 },
 }
 
 /// Timeouts the monitor enforces, already scaled for the accelerator.
@@ -291,6 +293,13 @@ pub fn monitor(
         dec.feed(&buf)
     };
     loop {
+        if let Some(signal) = crate::proc::interrupted() {
+            child.kill();
+            for m in read_new(&mut pos, &mut dec) {
+                on_msg(&m);
+            }
+            return Ok(BootEnd::Interrupted { signal });
+        }
         let exited = child.poll()?;
         for m in read_new(&mut pos, &mut dec) {
             match &m {

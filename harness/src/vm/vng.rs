@@ -87,6 +87,7 @@ pub fn launch(spec: &VmSpec) -> Result<VngChild> {
         .unchecked()
         .before_spawn(|c| {
             crate::proc::own_process_group(c);
+            crate::proc::die_with_parent(c);
             Ok(())
         });
     let handle = expr.start().context("starting vng")?;

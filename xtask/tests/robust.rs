@@ -1,0 +1,633 @@
+//! Runs that survive anything, through the real `xtask` binary on the
+//! default kernel (built once into the cache, reused): signals, SIGKILL,
+//! two runs at once, bad input, exit statuses and the documented options.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One VM at a time from this file (the concurrency test starts its two
+/// itself): they share the machine's two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn xtask_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args(args).env("CI", "1");
+    c
+}
+
+fn xtask(args: &[&str]) -> Output {
+    xtask_cmd(args).output().expect("running xtask")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A cases directory with these `(id, script, golden)` cases.
+fn scratch_cases(cases: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for (id, script, golden) in cases {
+        let p = t.path().join(id);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, script).unwrap();
+        std::fs::write(p.with_extension("out"), golden).unwrap();
+    }
+    t
+}
+
+fn case(description: &str, requires: &str, body: &str) -> String {
+    format!("# ---\n# description: {description}\n{requires}# timeout: 600\n# ---\n{body}\n")
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The one run directory under `results` (panics if there is not one).
+fn run_dir(results: &Path) -> PathBuf {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(results.join("runs"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    runs.sort();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.pop().unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Live processes whose command line mentions `needle` (QEMU's names the
+/// boot directory), with their command lines.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(format!("{}: {c}", name.to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn result<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    s["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no result for {id}: {s:#}"))
+}
+
+/// Start a run of a case that sleeps (on an NVDIMM, so a pmem image
+/// exists) followed by one that would pass; return once the first started.
+fn start_sleeping_run(results: &Path) -> (Child, tempfile::TempDir) {
+    let cases = scratch_cases(&[
+        (
+            "t/001",
+            &case(
+                "sleeps until interrupted",
+                "# requires: { pmem: 32M }\n",
+                "echo started\nsleep 600",
+            ),
+            "started\n",
+        ),
+        ("t/002", &case("after it", "", "echo two"), "two\n"),
+    ]);
+    let child = xtask_cmd(&[
+        "test-vm",
+        "--cases",
+        &s(cases.path()),
+        "--results",
+        &s(results),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("case t/001 to start", Duration::from_secs(900), || {
+        std::fs::read_dir(results.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|r| {
+                std::fs::read_to_string(r.path().join("boots/1/console.log"))
+                    .is_ok_and(|c| c.contains("fh: case t/001 start"))
+            })
+    });
+    // Its output reaches the host as it is written.
+    std::thread::sleep(Duration::from_secs(2));
+    (child, cases)
+}
+
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+fn assert_nothing_left(results: &Path, boot: &Path) {
+    wait_for(
+        "every process of the run to exit",
+        Duration::from_secs(15),
+        || processes_mentioning(&s(results)).is_empty(),
+    );
+    for f in ["nvdimm0.img", "initramfs.cpio"] {
+        wait_for(
+            &format!("{f} to be deleted"),
+            Duration::from_secs(5),
+            || !boot.join(f).exists(),
+        );
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_vm_keep_the_results_and_exit_128_plus_n() {
+    let _g = serial();
+    for (sig, code, name) in [
+        (rustix::process::Signal::INT, 130, "SIGINT"),
+        (rustix::process::Signal::TERM, 143, "SIGTERM"),
+    ] {
+        let results = tempfile::tempdir().unwrap();
+        let (child, _cases) = start_sleeping_run(results.path());
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{name}\n{stdout}\n{stderr}");
+        let dir = run_dir(results.path());
+        let s = summary(&dir);
+        let first = result(&s, "t/001");
+        assert_eq!(first["outcome"], "NotRun", "{first:#}");
+        let why = first["reasons"][0].as_str().unwrap();
+        assert!(
+            why.starts_with(&format!("interrupted by {name} after")),
+            "{why}"
+        );
+        // What it wrote before the signal is kept.
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cases/t-001/output")).unwrap(),
+            "started\n"
+        );
+        let second = result(&s, "t/002");
+        assert_eq!(second["outcome"], "NotRun");
+        assert_eq!(
+            second["reasons"][0],
+            format!("not run: the run was interrupted by {name}")
+        );
+        let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+        assert!(
+            junit.contains("<skipped") && junit.contains("t/002"),
+            "{junit}"
+        );
+        assert!(dir.join("boots/1/console.log").exists());
+        // The test list finished its lines and the results are named.
+        assert!(stdout.contains("test t/001 ... ignored"), "{stdout}");
+        assert!(
+            stderr.contains(&format!(
+                "interrupted by {name}; results so far in {}",
+                dir.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_link(results.path().join("latest")).unwrap(),
+            Path::new("runs").join(dir.file_name().unwrap())
+        );
+        assert_nothing_left(results.path(), &dir.join("boots/1"));
+    }
+}
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_sigkill_leaves_no_survivor() {
+    let _g = serial();
+    let results = tempfile::tempdir().unwrap();
+    let (child, _cases) = start_sleeping_run(results.path());
+    signal(&child, rustix::process::Signal::INT);
+    signal(&child, rustix::process::Signal::INT);
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let dir = run_dir(results.path());
+    assert_nothing_left(results.path(), &dir.join("boots/1"));
+
+    // SIGKILL: the harness cannot clean up; its watchdog and the VM's
+    // parent-death signal do.
+    let results = tempfile::tempdir().unwrap();
+    let (mut child, _cases) = start_sleeping_run(results.path());
+    let dir = run_dir(results.path());
+    assert!(dir.join("boots/1/nvdimm0.img").exists());
+    signal(&child, rustix::process::Signal::KILL);
+    child.wait().unwrap();
+    assert_nothing_left(results.path(), &dir.join("boots/1"));
+    // The console log stays for a person to read.
+    assert!(dir.join("boots/1/console.log").exists());
+}
+
+/// The default kernel's build (cached after the first run): (bzImage,
+/// .config, source tree).
+fn default_kernel() -> (PathBuf, PathBuf, PathBuf) {
+    let out = xtask(&["kernel"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = |v: &serde_json::Value| PathBuf::from(v.as_str().unwrap());
+    (
+        p(&k["bzimage"]),
+        p(&k["config_path"]),
+        p(&k["source"]["path"]),
+    )
+}
+
+#[test]
+fn two_runs_at_once_share_a_fresh_cache_and_a_results_directory() {
+    let _g = serial();
+    let (bz, config, _) = default_kernel();
+    let cache = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let cases = scratch_cases(&[("t/001", &case("prints", "", "echo hi"), "hi\n")]);
+    let start = |_: usize| {
+        xtask_cmd(&[
+            "test-vm",
+            "--kernel-image",
+            &s(&bz),
+            "--kernel-config",
+            &s(&config),
+            "--cache",
+            &s(cache.path()),
+            "--cases",
+            &s(cases.path()),
+            "--results",
+            &s(results.path()),
+            "--keep",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (start(0), start(1));
+    for o in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.path().join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 2, "two run directories: {runs:?}");
+    for r in &runs {
+        assert_eq!(summary(r)["counts"]["passed"], 2, "{}", r.display());
+    }
+    let latest = std::fs::read_link(results.path().join("latest")).unwrap();
+    assert!(runs.iter().any(|r| r.ends_with(&latest)), "{latest:?}");
+    // No temporary file was left in the shared cache.
+    let mut stack = vec![cache.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            assert!(!n.contains(".tmp."), "left behind: {}", e.path().display());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn two_kernel_configurations_of_one_build_directory_take_turns() {
+    let _g = serial();
+    let (_, _, src) = default_kernel();
+    let cache = tempfile::tempdir().unwrap();
+    let start = || {
+        xtask_cmd(&[
+            "kernel",
+            "--check",
+            "--kernel-src",
+            &s(&src),
+            "--cache",
+            &s(cache.path()),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let a = start();
+    std::thread::sleep(Duration::from_millis(300));
+    let b = start();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for o in [&a, &b] {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let said = format!("{}{}", text(&a.stderr), text(&b.stderr));
+    assert!(
+        said.contains("waiting for another run (pid")
+            && said.contains("holds this kernel build directory"),
+        "{said}"
+    );
+}
+
+#[test]
+fn exit_statuses_options_and_retention_through_the_binary() {
+    let _g = serial();
+    let results = tempfile::tempdir().unwrap();
+    let cases = scratch_cases(&[
+        ("t/001", &case("passes", "", "echo pass"), "pass\n"),
+        (
+            "t/002",
+            &case("the profile reaches the case", "", "echo \"$FH_PROFILE\""),
+            "custom:base=v10,max_extents=8\n",
+        ),
+        (
+            "t/003",
+            &case(
+                "starts a daemon in a session of its own",
+                "",
+                "setsid sh -c 'sleep 1000' &\necho started",
+            ),
+            "started\n",
+        ),
+        (
+            "t/004",
+            &case(
+                "finds nothing of the case before",
+                "",
+                "for p in /proc/[0-9]*; do grep -qx 'sleep' $p/comm 2>/dev/null && echo left $(cat $p/cmdline | tr '\\0' ' '); done; echo checked",
+            ),
+            "checked\n",
+        ),
+        (
+            "u/001",
+            &case("fails", "", "echo wrong"),
+            "right\n",
+        ),
+    ]);
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "test-vm",
+            "--cases",
+            &s(cases.path()),
+            "--results",
+            &s(results.path()),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let run = |extra: &[&str]| {
+        let a = base(extra);
+        xtask(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // 0: everything selected passed; the profile spec reached the guest,
+    // and the setsid daemon of t/003 did not outlive it.
+    let o = run(&[
+        "--profile",
+        "custom:base=v10,max_extents=8",
+        "t/",
+        "--keep",
+        "0",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let first = run_dir(results.path());
+    let sm = summary(&first);
+    assert_eq!(sm["counts"]["passed"], 5, "{sm:#}"); // four cases and boot/1
+    let cleanup = std::fs::read_to_string(first.join("cases/t-003/cleanup.txt")).unwrap();
+    assert!(
+        cleanup.contains("killed processes the case left: sleep["),
+        "{cleanup}"
+    );
+
+    // 101: a case failed. --keep 1 leaves only this run.
+    let o = run(&["--exact", "u/001", "--keep", "1"]);
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    assert!(!first.exists(), "--keep 1 deleted the older run");
+    let second = run_dir(results.path());
+    assert_eq!(summary(&second)["counts"]["failed"], 1);
+
+    // --list, --exact, --skip, --format: libtest's meaning; nothing boots.
+    let list = |extra: &[&str]| {
+        let mut a = vec!["--list"];
+        a.extend_from_slice(extra);
+        let o = run(&a);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    assert_eq!(
+        list(&[]),
+        "t/001: test\nt/002: test\nt/003: test\nt/004: test\nu/001: test\n"
+    );
+    assert_eq!(list(&["--exact", "t/00"]), "");
+    assert_eq!(list(&["--skip", "t/"]), "u/001: test\n");
+    assert_eq!(list(&["t/001", "u/"]), "t/001: test\nu/001: test\n");
+    let o = run(&["--exact", "t/00"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("no case matches"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&["--format", "json", "--exact", "t/001", "--keep", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let events: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "test" && e["name"] == "t/001" && e["event"] == "ok"));
+    let o = run(&["--format", "terse", "--exact", "t/001", "--keep", "1"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stdout).contains("test result: ok"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn ignored_means_the_explicit_group() {
+    let cases = scratch_cases(&[
+        ("t/001", &case("usual", "", "true"), ""),
+        (
+            "t/002",
+            &case("crashes on purpose", "# groups: [explicit]\n", "true"),
+            "",
+        ),
+    ]);
+    let list = |extra: &[&str]| {
+        let mut a = vec!["test-vm", "--list", "--cases"];
+        let c = s(cases.path());
+        a.push(&c);
+        a.extend_from_slice(extra);
+        let o = xtask(&a);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    assert_eq!(list(&[]), "t/001: test\n");
+    assert_eq!(list(&["--ignored"]), "t/002: test\n");
+    assert_eq!(list(&["--include-ignored"]), "t/001: test\nt/002: test\n");
+    assert_eq!(list(&["t/002"]), "t/002: test\n");
+}
+
+#[test]
+fn a_boot_that_never_reaches_the_runner_is_a_harness_error() {
+    let _g = serial();
+    let (bz, config, _) = default_kernel();
+    let t = tempfile::tempdir().unwrap();
+    // A real bzImage cut after its setup code: the header checks pass,
+    // the kernel cannot start.
+    let data = std::fs::read(&bz).unwrap();
+    let setup = (usize::from(data[0x1f1].max(4)) + 1) * 512;
+    let cut = t.path().join("bzImage");
+    std::fs::write(&cut, &data[..setup + 4096]).unwrap();
+    let cases = scratch_cases(&[("t/001", &case("passes", "", "echo pass"), "pass\n")]);
+    let results = t.path().join("results");
+    let o = xtask(&[
+        "test-vm",
+        "--kernel-image",
+        &s(&cut),
+        "--kernel-config",
+        &s(&config),
+        "--cases",
+        &s(cases.path()),
+        "--results",
+        &s(&results),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("boot failed twice before the guest runner started"),
+        "{err}"
+    );
+    let dir = run_dir(&results);
+    assert_eq!(summary(&dir)["counts"]["errors"], 1);
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<error") && !junit.contains("<failure"),
+        "{junit}"
+    );
+    // A crashed boot keeps its logs, not its 18 MB initramfs.
+    for b in ["boots/1", "boots/2"] {
+        assert!(dir.join(b).join("console.log").exists());
+        assert!(dir.join(b).join("plan.json").exists());
+        assert!(!dir.join(b).join("initramfs.cpio").exists());
+    }
+}
+
+#[test]
+fn bad_input_is_one_clear_error_before_anything_boots() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let junk = t.path().join("bzImage");
+    std::fs::write(&junk, vec![0u8; 8192]).unwrap();
+    std::fs::write(t.path().join(".config"), "CONFIG_FUSE_FS=y\n").unwrap();
+    let header = |extra: &str| format!("# ---\n# description: d\n{extra}# ---\ntrue\n");
+    let bad_case = |name: &str, text: String| {
+        let c = scratch_cases(&[("t/001", &text, "")]);
+        (name.to_string(), c)
+    };
+    let case_dirs = [
+        bad_case("timeout", header("# timeout: 5s\n")),
+        bad_case("expect", header("# expect: { fail: WARNNG }\n")),
+        bad_case(
+            "description",
+            "# ---\n# description: ''\n# ---\ntrue\n".to_string(),
+        ),
+        bad_case("kconfig", header("# requires: { kconfig: [DEV_DAXX] }\n")),
+    ];
+    let want = [
+        ("timeout", "t/001:3:", "seconds, a whole number"),
+        ("expect", "t/001:3: expect.fail", "did you mean `WARNING`"),
+        ("description", "t/001:2: description is empty", ""),
+        (
+            "kconfig",
+            "t/001:3: requires.kconfig: CONFIG_DEV_DAXX",
+            "did you mean CONFIG_DEV_DAX?",
+        ),
+    ];
+    for ((name, dir), (n2, at, hint)) in case_dirs.iter().zip(want) {
+        assert_eq!(name, n2);
+        let o = xtask(&["test-vm", "--cases", &s(dir.path())]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(at) && err.contains(hint), "{name}: {err}");
+        assert!(!err.contains("boot 1"), "{name}: nothing boots: {err}");
+    }
+    let cli: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--kernel-image".into(), s(&junk)],
+            "is not an x86 bzImage",
+        ),
+        (vec!["--cpus".into(), "0".into()], "0 is not in 1..=64"),
+        (vec!["--cpus".into(), "65".into()], "65 is not in 1..=64"),
+        (
+            vec!["--profile".into(), "custom:bogus=1".into()],
+            "unknown key 'bogus'",
+        ),
+        (
+            vec!["--fragments".into(), "x.frag".into()],
+            "a fragment is a name from",
+        ),
+        (
+            vec!["--cases".into(), s(&t.path().join("nope"))],
+            "not a directory",
+        ),
+    ];
+    for (args, msg) in cli {
+        let mut a = vec!["test-vm".to_string()];
+        a.extend(args.clone());
+        let o = xtask(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+    // Files that are not cases are named, with the rule, and skipped.
+    let c = scratch_cases(&[("t/001", &header(""), "")]);
+    std::fs::write(c.path().join("t/01"), header("")).unwrap();
+    std::fs::write(c.path().join("t/002.sh"), header("")).unwrap();
+    let o = xtask(&["test-vm", "--list", "--cases", &s(c.path())]);
+    let err = text(&o.stderr);
+    assert_eq!(text(&o.stdout), "t/001: test\n");
+    for f in ["t/01", "t/002.sh"] {
+        assert!(
+            err.contains(&format!(
+                "{}: not a case and ignored: case files are named by three or more digits",
+                c.path().join(f).display()
+            )),
+            "{err}"
+        );
+    }
+}
