@@ -159,10 +159,12 @@ pub fn ensure_with(
         pk.join(" ")
     );
     if install {
-        log(&format!(
+        let msg = format!(
             "installing missing host packages: {} (apt-get)",
             pk.join(" ")
-        ));
+        );
+        crate::report::ui::announce(&msg);
+        log(&msg);
         let ok = Command::new("sh")
             .args(["-c", &format!("(apt-get update -q || true) >/dev/null && DEBIAN_FRONTEND=noninteractive {cmd} -q")])
             .status()
@@ -212,7 +214,9 @@ pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
             log,
         )?;
     }
-    log(&format!("installing virtme-ng: {cmd}"));
+    let msg = format!("installing virtme-ng: {cmd}");
+    crate::report::ui::announce(&msg);
+    log(&msg);
     let ok = sh(&format!("{cmd} -q")) || sh(&format!("{cmd} -q --break-system-packages"));
     if ok && which("vng").is_some() {
         return Ok(());

@@ -532,7 +532,7 @@ pub fn execute_in(
         // Every trial gets a result, however the run ends.
         if let Some(sig) = crate::proc::interrupted() {
             let why = format!(
-                "not run: the run was interrupted by {}",
+                "the run was interrupted by {}",
                 crate::proc::signal_name(sig)
             );
             rec.mark(group.cases.clone(), Outcome::NotRun, &[why], None)?;
@@ -676,7 +676,7 @@ impl Recorder<'_> {
             (true, true) => (Outcome::Pass, reasons),
             (true, false) => (
                 Outcome::NotRun,
-                vec!["not run: this boot group did not boot".to_string()],
+                vec!["this boot group did not boot".to_string()],
             ),
         };
         let v = Verdict {
@@ -938,7 +938,7 @@ fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recor
                 rec.write(&cur, &v, Some(&report), Some(n), &[])?;
                 pending.retain(|x| *x != cur);
             }
-            let why = format!("not run: the run was interrupted by {sig}");
+            let why = format!("the run was interrupted by {sig}");
             return rec.mark(pending.drain(..), Outcome::NotRun, &[why], None);
         }
         if !b.reached_runner {

@@ -39,15 +39,26 @@ fn planned_groups(p: &run::Prepared, cases: &[Case]) -> usize {
 }
 
 fn check_shipped_results(s: &Summary, backend: &str, groups: usize) {
-    for id in [
-        "dax/001", "dax/002", "dax/003", "fuse/001", "fuse/002", "fuse/003",
-    ] {
-        let r = outcome(s, id);
-        assert_eq!(
-            r.outcome,
-            Outcome::Pass,
-            "{backend}: {id} did not pass: {:#?}",
-            r.reasons
+    // Every case the files define has a result, and none failed: a new case
+    // that fails fails this test. Only famfs cases may be not run here
+    // (7.3 has no famfs), each with its reason.
+    let cases = shipped_cases();
+    assert_eq!(
+        s.cases.len(),
+        cases.len() + groups,
+        "{backend}: a result per case and per boot group"
+    );
+    for c in &cases {
+        let r = outcome(s, &c.id);
+        let ok = match r.outcome {
+            Outcome::Pass | Outcome::ExpectedFail => true,
+            Outcome::NotRun => c.id.starts_with("famfs/") && !r.reasons.is_empty(),
+            _ => false,
+        };
+        assert!(
+            ok,
+            "{backend}: {} is {:?}: {:#?}",
+            c.id, r.outcome, r.reasons
         );
     }
     // No famfs in 7.3: the famfs cases are gated off with the reason (by
@@ -165,9 +176,10 @@ fn check_shipped_results(s: &Summary, backend: &str, groups: usize) {
 #[test]
 fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let results = tempfile::tempdir().unwrap();
+    // Kept after the test, failing or not, for a person to read.
+    let results = root().join("target/famfs-harness/ci/default");
     let mut opts = Options::new(&root());
-    opts.results_root = results.path().to_path_buf();
+    opts.results_root = results.clone();
     let mut p = run::prepare(&opts).expect("prepare (kernel, guest program, image)");
     let cases = shipped_cases();
 
@@ -186,7 +198,8 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
         "every case and every boot trial reported to the sink"
     );
     // The run directory has what a person or CI needs.
-    let run_dir = results.path().join("runs").join(&s.run_id);
+    let run_dir = results.join("runs").join(&s.run_id);
+    eprintln!("results: {}", run_dir.display());
     for f in [
         "summary.json",
         "junit.xml",
@@ -220,58 +233,6 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     )
     .unwrap();
     check_shipped_results(&s, "vng", groups);
-}
-
-#[test]
-fn a_kernel_that_never_boots_fails_clearly_and_keeps_the_console() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let t = tempfile::tempdir().unwrap();
-    // Not a kernel: QEMU refuses it, nothing reaches the runner.
-    let img = t.path().join("bzImage");
-    std::fs::write(&img, vec![0u8; 4096]).unwrap();
-    std::fs::write(
-        t.path().join(".config"),
-        "CONFIG_FUSE_FS=y\nCONFIG_DEV_DAX=y\nCONFIG_DEV_DAX_PMEM=y\n",
-    )
-    .unwrap();
-    let mut opts = Options::new(&root());
-    opts.results_root = t.path().join("results");
-    opts.kernel = KernelChoice::Image {
-        image: img,
-        config: None,
-        vmlinux: None,
-    };
-    let p = run::prepare(&opts).unwrap();
-    let cases: Vec<Case> = shipped_cases()
-        .into_iter()
-        .filter(|c| c.id == "dax/001")
-        .collect();
-    let err = run::execute(
-        &p,
-        &cases,
-        &mut |_: &famfs_harness::report::results::CaseResult| {},
-    )
-    .unwrap_err();
-    let msg = format!("{err:#}");
-    assert!(
-        msg.contains("boot failed twice before the guest runner started"),
-        "{msg}"
-    );
-    assert!(msg.contains("console log kept at"), "{msg}");
-    // Both attempts left their logs.
-    let runs: Vec<_> = std::fs::read_dir(t.path().join("results/runs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    let boots = runs[0].path().join("boots");
-    assert!(boots.join("1/qemu.stderr").exists() && boots.join("2/qemu.stderr").exists());
-    // The summary is written for a run that stopped, with the failed case.
-    let summary: Summary = serde_json::from_str(
-        &std::fs::read_to_string(runs[0].path().join("summary.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(summary.counts.failed, 1);
-    assert_eq!(summary.boots.len(), 2);
 }
 
 /// A checkout-like root with its own cases, sharing images and fragments.

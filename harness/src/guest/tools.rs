@@ -209,6 +209,10 @@ pub fn fmap_check(scenario: &str, path: &str, file: &str, profile: Option<&str>)
             "read at 0 of a file whose fmap maps nothing: {line}\n"
         ));
     }
+    // One open file for the whole check: the inode (and the DAX entries its
+    // faults made) stays while every run is read, as in a reader that keeps
+    // the file open, whatever the FUSE caches drop between the opens below.
+    let _held = std::fs::File::open(file).ok();
     for how in ["read", "mmap"] {
         let mut bytes = 0u64;
         let mut bad = None;

@@ -14,6 +14,13 @@ pub fn say(msg: &str) {
     eprintln!("[harness] {msg}");
 }
 
+/// A change to the host (packages installed): written to the terminal
+/// directly, so that a test harness capturing output does not hide it.
+pub fn announce(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "[harness] {msg}");
+}
+
 /// A warning: something was accepted or ignored that the user should fix.
 pub fn warn(msg: &str) {
     eprintln!("[harness] warning: {msg}");
