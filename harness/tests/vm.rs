@@ -263,7 +263,8 @@ fn scratch_root(cases: &[(&str, &str, &str)]) -> tempfile::TempDir {
 /// guest environment.
 fn run_scratch(t: &tempfile::TempDir, env: &[(&str, &str)]) -> Summary {
     let mut opts = Options::new(t.path());
-    opts.results_root = t.path().join("results");
+    // Outside the scratch root, so that a failing test leaves them behind.
+    opts.results_root = root().join("target/famfs-harness/ci/scratch");
     for (k, v) in env {
         opts.guest_env.insert(k.to_string(), v.to_string());
     }
@@ -340,8 +341,10 @@ fn reports_outside_cases_fail_the_boot_trial() {
             "tail:WARNING,between:WARNING,last:WARNING,shutdown:WARNING",
         )],
     );
-    let console = std::fs::read_to_string(t.path().join("results/latest/boots/1/console.log"))
-        .unwrap_or_default();
+    let console = std::fs::read_to_string(
+        root().join("target/famfs-harness/ci/scratch/latest/boots/1/console.log"),
+    )
+    .unwrap_or_default();
     let marks: Vec<&str> = console
         .lines()
         .filter(|l| l.contains("fh: ") || l.contains("WARNING:"))
@@ -357,8 +360,13 @@ fn reports_outside_cases_fail_the_boot_trial() {
         t2.reasons
     );
     let case_file = |c: &famfs_harness::report::results::CaseResult, f: &str| {
-        std::fs::read_to_string(t.path().join("results/latest").join(&c.dir).join(f))
-            .unwrap_or_default()
+        std::fs::read_to_string(
+            root()
+                .join("target/famfs-harness/ci/scratch/latest")
+                .join(&c.dir)
+                .join(f),
+        )
+        .unwrap_or_default()
     };
     assert!(case_file(t2, "kmsg.log").contains("Show Blocked State"));
     let t3 = outcome(&s, "t/003");
@@ -397,7 +405,9 @@ fn reports_outside_cases_fail_the_boot_trial() {
     );
     assert!(s.counts.failed >= 3);
     // JUnit names the title as the failure's message and type.
-    let junit = std::fs::read_to_string(t.path().join("results/latest/junit.xml")).unwrap();
+    let junit =
+        std::fs::read_to_string(root().join("target/famfs-harness/ci/scratch/latest/junit.xml"))
+            .unwrap();
     assert!(
         junit.contains(
             r#"<failure message="WARNING in lkdtm_WARNING" type="WARNING in lkdtm_WARNING">"#

@@ -144,8 +144,20 @@ impl RunDir {
     pub fn create(results_root: &Path, run_id: &str) -> Result<RunDir> {
         let runs = results_root.join("runs");
         std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-        let root = runs.join(run_id);
-        std::fs::create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+        // Ids hold the process id; one process starting two runs within a
+        // second gets `-2`, `-3`, ... rather than a shared directory.
+        let mut root = runs.join(run_id);
+        let mut n = 1;
+        loop {
+            match std::fs::create_dir(&root) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
+                    n += 1;
+                    root = runs.join(format!("{run_id}-{n}"));
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", root.display())),
+            }
+        }
         let lock = crate::cache::Lock::try_acquire(&root.join(".lock"))?
             .with_context(|| format!("{} is locked by another run", root.display()))?;
         Ok(RunDir {
@@ -406,4 +418,32 @@ pub fn junit(s: &Summary, dir: &RunDir) -> Result<String> {
     }
     report.add_test_suite(suite);
     Ok(report.to_string()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_never_share_a_directory_and_pruning_keeps_the_newest() {
+        let t = tempfile::tempdir().unwrap();
+        let a = RunDir::create(t.path(), "20260101-000000-1").unwrap();
+        let b = RunDir::create(t.path(), "20260101-000000-1").unwrap();
+        assert_ne!(a.root, b.root);
+        assert!(b.root.ends_with("20260101-000000-1-2"));
+        b.mark_latest().unwrap();
+        let c = RunDir::create(t.path(), "20260102-000000-1").unwrap();
+        // `a` and `c` are in progress (locked) and `b` is latest: none goes.
+        assert!(prune(t.path(), 1).unwrap().is_empty());
+        drop(a);
+        let gone = prune(t.path(), 1).unwrap();
+        assert_eq!(gone, vec![t.path().join("runs/20260101-000000-1")]);
+        c.mark_latest().unwrap();
+        drop(b);
+        assert_eq!(prune(t.path(), 1).unwrap().len(), 1);
+        assert!(t.path().join("runs/20260102-000000-1").exists());
+        // 0 keeps everything.
+        RunDir::create(t.path(), "20260103-000000-1").unwrap();
+        assert!(prune(t.path(), 0).unwrap().is_empty());
+    }
 }
