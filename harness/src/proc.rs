@@ -115,7 +115,10 @@ pub fn signal_name(sig: i32) -> String {
     match sig {
         1 => "SIGHUP".into(),
         2 => "SIGINT".into(),
+        6 => "SIGABRT".into(),
+        7 => "SIGBUS".into(),
         9 => "SIGKILL".into(),
+        11 => "SIGSEGV".into(),
         15 => "SIGTERM".into(),
         n => format!("signal {n}"),
     }

@@ -11,16 +11,55 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, line_offset: usize) -
         let msg = e.to_string();
         // Drop the library's own position suffix; ours counts from the file.
         let msg = strip_position(&msg);
-        match e.location() {
-            Some(loc) => anyhow!(
-                "{}:{}:{}: {msg}",
-                path.display(),
-                loc.line() as usize + line_offset,
-                loc.column()
-            ),
+        let at = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize));
+        // A bracket left open confuses the parser lines later: name it where
+        // it was opened.
+        if let Some((line, col, ch)) = unclosed_bracket(text) {
+            if at.is_none_or(|(l, _)| l > line) {
+                return anyhow!(
+                    "{}:{}:{}: this `{ch}` is never closed (the parser gave up {}: {msg})",
+                    path.display(),
+                    line + line_offset,
+                    col,
+                    match at {
+                        Some((l, _)) => format!("at line {}", l + line_offset),
+                        None => "at the end".to_string(),
+                    }
+                );
+            }
+        }
+        match at {
+            Some((l, c)) => anyhow!("{}:{}:{c}: {msg}", path.display(), l + line_offset),
             None => anyhow!("{}: {msg}", path.display()),
         }
     })
+}
+
+/// The first `[` or `{` of a flow collection that no bracket closes
+/// (outside quotes and comments): (1-based line, 1-based column, bracket).
+fn unclosed_bracket(text: &str) -> Option<(usize, usize, char)> {
+    let mut open: Vec<(usize, usize, char)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (j, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if prev == ' ' => break,
+                (None, '[' | '{') => open.push((i + 1, j + 1, c)),
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    open.first().copied()
 }
 
 /// Levenshtein distance, for "did you mean" in input errors.
@@ -77,6 +116,15 @@ mod tests {
         a: u32,
         #[serde(default)]
         b: Vec<String>,
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_named_where_it_opens() {
+        let e = parse::<T>(Path::new("c"), "a: 1\nb: [x, y\nz: 2\n", 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c:12:4: this `[` is never closed"), "{e}");
+        assert_eq!(unclosed_bracket("a: '[' # [\nb: [1]\n"), None);
     }
 
     #[test]

@@ -569,6 +569,7 @@ fn bad_input_is_one_clear_error_before_anything_boots() {
             "# ---\n# description: ''\n# ---\ntrue\n".to_string(),
         ),
         bad_case("kconfig", header("# requires: { kconfig: [DEV_DAXX] }\n")),
+        bad_case("bracket", header("# groups: [a, b\n# timeout: 5\n")),
     ];
     let want = [
         ("timeout", "t/001:3:", "seconds, a whole number"),
@@ -578,6 +579,11 @@ fn bad_input_is_one_clear_error_before_anything_boots() {
             "kconfig",
             "t/001:3: requires.kconfig: CONFIG_DEV_DAXX",
             "did you mean CONFIG_DEV_DAX?",
+        ),
+        (
+            "bracket",
+            "t/001:3:9: this `[` is never closed",
+            "at line 4",
         ),
     ];
     for ((name, dir), (n2, at, hint)) in case_dirs.iter().zip(want) {

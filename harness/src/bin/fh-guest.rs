@@ -19,7 +19,16 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   dax-attr PATH                       'dax' or 'not dax': statx's STATX_ATTR_DAX for PATH
   famfsd-log LOG NAME[@PATH]...       count famfsd requests by opcode name (for one file with @PATH)
   pattern-fill DEV OFFSET LEN         write the address pattern into a devdax device
-  pattern-check FILE FOFF LEN DOFF mmap|read   FILE's bytes at FOFF must be the device pattern at DOFF
+  pattern-check FILE FOFF LEN DOFF mmap|read [SEED]   FILE's bytes at FOFF must be the device pattern at DOFF (XOR SEED)
+  fault-count FILE FOFF LEN aligned|unaligned   map at a 2 MiB-aligned address (or a page past it), read every
+                                      page, print this process's PMD and PTE DAX faults (fs_dax tracepoints)
+  mmap-probe FILE OFF read|write|write-private [DOFF]   one access in a child: 'ok' or the signal it died of
+  mmap-touch FILE OFF OP [DOFF]       the access itself (what mmap-probe runs)
+  mmap-write FILE FOFF LEN DOFF SEED  write the pattern of DOFF XOR SEED through MAP_SHARED, msync
+  mmap-ops FILE DOFF                  MADV_DONTNEED, mprotect, mremap and MAP_PRIVATE on a >= 4 MiB file
+  mmap-hold FILE READY [GO DOFF]      map 2M of FILE, touch it, create READY; sleep until killed, or
+                                      until GO exists, then check the whole mapping against DOFF
+  umount-errno PATH                   umount(2): 'umount: ok' or the errno name
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
   open-errno PATH                     'ok' or the errno name open(2) fails with
   init-verdict INIT_JSON PROFILE      what a correct kernel does after that INIT exchange for PROFILE's
@@ -27,6 +36,15 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
                                       name), from the kernel model of the fmap famfsd serves; why on stderr
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names";
+
+/// A number, decimal or 0x hex (seeds).
+fn parse_u64(s: &str) -> Result<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    }
+    .with_context(|| format!("`{s}` is not a number"))
+}
 
 fn parse_len(s: &str) -> Result<usize> {
     let n = famfs_proto::Size::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -177,7 +195,7 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "pattern-check" => {
-            let u = "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read";
+            let u = "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read [SEED]";
             let (foff, len, doff) = (
                 parse_len(rest.get(1).context(u)?)? as u64,
                 parse_len(rest.get(2).context(u)?)?,
@@ -190,8 +208,93 @@ fn real_main(args: &[String]) -> Result<i32> {
                     foff,
                     len,
                     doff,
-                    rest.get(4).context(u)?
+                    rest.get(4).context(u)?,
+                    rest.get(5).map(|s| parse_u64(s)).transpose()?.unwrap_or(0)
                 )?
+            );
+            Ok(0)
+        }
+        "fault-count" => {
+            let u = "fault-count FILE FILE_OFFSET LEN aligned|unaligned";
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::fault_count(
+                    rest.first().context(u)?,
+                    parse_len(rest.get(1).context(u)?)? as u64,
+                    parse_len(rest.get(2).context(u)?)?,
+                    rest.get(3).context(u)?
+                )?
+            );
+            Ok(0)
+        }
+        "mmap-probe" | "mmap-touch" => {
+            let u = "mmap-probe FILE OFFSET read|write|write-private [DEV_OFFSET]";
+            let (file, off, op) = (
+                rest.first().context(u)?,
+                parse_len(rest.get(1).context(u)?)? as u64,
+                rest.get(2).context(u)?,
+            );
+            let dev = rest
+                .get(3)
+                .map(|s| parse_len(s))
+                .transpose()?
+                .map(|d| d as u64);
+            let f = if cmd == "mmap-probe" {
+                famfs_harness::guest::mmap::probe
+            } else {
+                famfs_harness::guest::mmap::touch
+            };
+            print!("{}", f(file, off, op, dev)?);
+            Ok(0)
+        }
+        "mmap-write" => {
+            let u = "mmap-write FILE FILE_OFFSET LEN DEV_OFFSET SEED";
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::write_pattern(
+                    rest.first().context(u)?,
+                    parse_len(rest.get(1).context(u)?)? as u64,
+                    parse_len(rest.get(2).context(u)?)?,
+                    parse_len(rest.get(3).context(u)?)? as u64,
+                    parse_u64(rest.get(4).context(u)?)?
+                )?
+            );
+            Ok(0)
+        }
+        "mmap-ops" => {
+            let u = "mmap-ops FILE DEV_OFFSET";
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::ops(
+                    rest.first().context(u)?,
+                    parse_len(rest.get(1).context(u)?)? as u64
+                )?
+            );
+            Ok(0)
+        }
+        "mmap-hold" => {
+            let u = "mmap-hold FILE READY_FILE [GO_FILE DEV_OFFSET]";
+            let go = match (rest.get(2), rest.get(3)) {
+                (Some(g), Some(d)) => Some((g.as_str(), parse_len(d)? as u64)),
+                (None, None) => None,
+                _ => bail!("{u}"),
+            };
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::hold(
+                    rest.first().context(u)?,
+                    rest.get(1).context(u)?,
+                    go
+                )?
+            );
+            Ok(0)
+        }
+        "umount-errno" => {
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::umount_errno(
+                    rest.first().context("umount-errno PATH")?
+                )
             );
             Ok(0)
         }

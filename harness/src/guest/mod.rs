@@ -4,6 +4,7 @@
 
 pub mod capability;
 pub mod dax;
+pub mod mmap;
 pub mod runner;
 pub mod sys;
 pub mod tools;

@@ -290,9 +290,11 @@ pub fn run_case(
             )
         }
     };
-    // Before a hung case is killed, the kernel lists its blocked tasks.
+    // Before a hung case is killed, the kernel lists its blocked tasks
+    // (a hang) and what every CPU is running (a livelock).
     let on_timeout = || {
         let _ = std::fs::write("/proc/sysrq-trigger", "w");
+        let _ = std::fs::write("/proc/sysrq-trigger", "l");
     };
     // What the case left must not reach the next one: processes that
     // escaped its group (setsid daemons), its mounts, the devices' driver.

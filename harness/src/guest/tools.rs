@@ -114,14 +114,16 @@ pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
     Ok(format!("filled {len} bytes at device offset {off}\n"))
 }
 
-/// `pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read`: the bytes of
-/// FILE at FILE_OFFSET must be the pattern of the device at DEV_OFFSET.
+/// `pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read [SEED]`: the
+/// bytes of FILE at FILE_OFFSET must be the pattern of the device at
+/// DEV_OFFSET (XOR SEED: what `mmap-write` wrote there).
 pub fn pattern_check(
     path: &str,
     file_off: u64,
     len: usize,
     dev_off: u64,
     how: &str,
+    seed: u64,
 ) -> Result<String> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -153,13 +155,18 @@ pub fn pattern_check(
     let bad: Vec<usize> = data
         .iter()
         .enumerate()
-        .filter(|(i, w)| **w != pattern_word(dev_off + 8 * *i as u64))
+        .filter(|(i, w)| **w != pattern_word(dev_off + 8 * *i as u64) ^ seed)
         .map(|(i, _)| i)
         .collect();
+    let what = if seed == 0 {
+        "device data".to_string()
+    } else {
+        format!("written data (seed {seed:#x})")
+    };
     Ok(match bad.first() {
-        None => format!(
-            "{how} {len} bytes at file offset {file_off}: device data from offset {dev_off}\n"
-        ),
+        None => {
+            format!("{how} {len} bytes at file offset {file_off}: {what} from offset {dev_off}\n")
+        }
         Some(i) => format!(
             "{how} at file offset {file_off}: {} of {} words differ, first at byte {}\n",
             bad.len(),
@@ -218,7 +225,7 @@ pub fn fmap_check(scenario: &str, path: &str, file: &str, profile: Option<&str>)
         let mut bad = None;
         for r in &runs {
             let len = r.len.min(4 << 20) as usize;
-            let line = pattern_check(file, r.file_offset, len, r.dev_offset, how)?;
+            let line = pattern_check(file, r.file_offset, len, r.dev_offset, how, 0)?;
             if !line.contains("device data from offset") {
                 bad = Some(line);
                 break;
@@ -258,14 +265,14 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         let ps = p.display().to_string();
         assert_eq!(
-            pattern_check(&ps, 0, 8192, dev_off, "read").unwrap(),
+            pattern_check(&ps, 0, 8192, dev_off, "read", 0).unwrap(),
             "read 8192 bytes at file offset 0: device data from offset 2097152\n"
         );
         assert_eq!(
-            pattern_check(&ps, 0, 4096, dev_off, "mmap").unwrap(),
+            pattern_check(&ps, 0, 4096, dev_off, "mmap", 0).unwrap(),
             "mmap 4096 bytes at file offset 0: device data from offset 2097152\n"
         );
-        assert!(pattern_check(&ps, 4096, 4096, 0, "read")
+        assert!(pattern_check(&ps, 4096, 4096, 0, "read", 0)
             .unwrap()
             .contains("512 of 512 words differ"));
         assert!(file(&ps).starts_with("size 8192 mode 644\nread 8192 bytes (binary)"));

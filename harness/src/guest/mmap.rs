@@ -1,0 +1,355 @@
+//! Guest tools for famfs mmap cases: fault granularity counted with the
+//! kernel's `fs_dax` tracepoints, accesses that may end in a signal (run in
+//! a child so the case sees the signal's name), MAP_SHARED writes, and the
+//! operations a mapping must survive (mprotect, mremap, MADV_DONTNEED).
+
+use crate::guest::sys::errno_name;
+use crate::guest::tools::pattern_word;
+use anyhow::{bail, Context, Result};
+use rustix::mm::{MapFlags, ProtFlags};
+use std::os::fd::AsFd;
+
+const PMD: usize = 2 << 20;
+const PAGE: usize = 4096;
+const TRACING: &str = "/sys/kernel/tracing";
+
+/// A mapping this module made and unmaps once.
+struct Map {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Map {
+    /// `mmap(hint, len, prot, flags, fd, off)`; with `fixed`, at exactly `hint`.
+    fn new(
+        fd: impl AsFd,
+        hint: Option<*mut u8>,
+        len: usize,
+        off: u64,
+        write: bool,
+        private: bool,
+    ) -> std::result::Result<Map, String> {
+        let prot = if write {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        let mut flags = if private {
+            MapFlags::PRIVATE
+        } else {
+            MapFlags::SHARED
+        };
+        if hint.is_some() {
+            flags |= MapFlags::FIXED;
+        }
+        // SAFETY: either the kernel picks the address, or `hint` lies inside
+        // a reservation this module made and owns (see `aligned_window`);
+        // the mapping is only reached through this value.
+        let p = unsafe {
+            rustix::mm::mmap(
+                hint.unwrap_or(std::ptr::null_mut()).cast(),
+                len,
+                prot,
+                flags,
+                fd,
+                off,
+            )
+        }
+        .map_err(|e| errno_name(e.raw_os_error()))?;
+        Ok(Map { ptr: p.cast(), len })
+    }
+
+    fn word(&self, off: usize) -> u64 {
+        // SAFETY: `off` is inside the mapping and 8-byte aligned (callers);
+        // a volatile read makes the fault happen here, once.
+        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u64>()) }
+    }
+
+    fn set_word(&self, off: usize, v: u64) {
+        // SAFETY: as in `word`, on a writable mapping.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u64>(), v) }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: this range was mapped by `Map::new` and is unmapped once.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// An address range of `len` bytes starting 2 MiB aligned (plus `skew`),
+/// reserved PROT_NONE so that a MAP_FIXED mapping there replaces only
+/// what we own. The kernel picks unaligned addresses for famfs otherwise.
+fn aligned_window(len: usize, skew: usize) -> Result<*mut u8> {
+    // SAFETY: an anonymous PROT_NONE reservation; it is never unmapped as a
+    // whole (the process is a short-lived tool).
+    let base = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len + 2 * PMD,
+            ProtFlags::empty(),
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )
+    }
+    .context("reserving address space")? as usize;
+    Ok((base.next_multiple_of(PMD) + skew) as *mut u8)
+}
+
+fn tracing_dir() -> Result<&'static str> {
+    if !std::path::Path::new(TRACING).join("events").exists() {
+        rustix::mount::mount(
+            "nodev",
+            TRACING,
+            "tracefs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .context("mounting tracefs on /sys/kernel/tracing")?;
+    }
+    Ok(TRACING)
+}
+
+fn write_sys(path: &str, v: &str) -> Result<()> {
+    std::fs::write(path, v).with_context(|| format!("writing {v:?} to {path}"))
+}
+
+/// `fault-count FILE FILE_OFF LEN aligned|unaligned`: map LEN bytes of FILE
+/// at a 2 MiB-aligned address (or one page past it), read one word of every
+/// page, and count this process's successful DAX faults by size from the
+/// `fs_dax` tracepoints: "pmd faults N, pte faults M".
+pub fn fault_count(file: &str, file_off: u64, len: usize, how: &str) -> Result<String> {
+    let skew = match how {
+        "aligned" => 0,
+        "unaligned" => PAGE,
+        other => bail!("fault-count: `{other}` is not aligned or unaligned"),
+    };
+    let t = tracing_dir()?;
+    let events = ["dax_pmd_fault_done", "dax_pte_fault_done"];
+    for e in events {
+        let p = format!("{t}/events/fs_dax/{e}/enable");
+        if !std::path::Path::new(&p).exists() {
+            bail!(
+                "no tracepoint fs_dax/{e}: the kernel needs CONFIG_FS_DAX and CONFIG_EVENT_TRACING"
+            );
+        }
+        write_sys(&p, "1")?;
+    }
+    write_sys(&format!("{t}/trace"), "")?;
+    write_sys(&format!("{t}/tracing_on"), "1")?;
+    let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+    let at = aligned_window(len, skew)?;
+    let m = Map::new(&f, Some(at), len, file_off, false, false)
+        .map_err(|e| anyhow::anyhow!("mmap {file}: {e}"))?;
+    for page in (0..len).step_by(PAGE) {
+        m.word(page);
+    }
+    for e in events {
+        write_sys(&format!("{t}/events/fs_dax/{e}/enable"), "0")?;
+    }
+    let trace = std::fs::read_to_string(format!("{t}/trace"))?;
+    let me = format!("-{} ", std::process::id());
+    let count = |event: &str| {
+        trace
+            .lines()
+            .filter(|l| l.contains(&me) && l.contains(&format!("{event}:")))
+            .filter(|l| l.contains("NOPAGE") && !l.contains("FALLBACK"))
+            .count()
+    };
+    Ok(format!(
+        "pmd faults {}, pte faults {}\n",
+        count(events[0]),
+        count(events[1])
+    ))
+}
+
+/// What one access did, as the case prints it.
+fn describe_word(w: u64, dev_guess: u64) -> String {
+    if w == pattern_word(dev_guess) {
+        "device data".into()
+    } else {
+        format!("{w:#018x}")
+    }
+}
+
+/// `mmap-touch FILE OFF read|write|write-private [DEV_OFF]`: one access
+/// through a mapping of the page holding OFF (the process dies of the
+/// signal the kernel sends; `mmap-probe` reports it). A read prints whether
+/// the word is the device data at DEV_OFF.
+pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<String> {
+    let write = op != "read";
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write && op != "write-private")
+        .open(file)
+        .with_context(|| format!("opening {file}"))?;
+    let page = off & !(PAGE as u64 - 1);
+    let m = Map::new(&f, None, PAGE, page, write, op == "write-private")
+        .map_err(|e| anyhow::anyhow!("mmap: failed {e}"))?;
+    let at = (off - page) as usize & !7;
+    Ok(match op {
+        "read" => {
+            let w = m.word(at);
+            match dev_off {
+                Some(d) => format!("ok, {}\n", describe_word(w, d)),
+                None => "ok\n".into(),
+            }
+        }
+        "write" | "write-private" => {
+            m.set_word(at, !m.word(at));
+            "ok\n".into()
+        }
+        other => bail!("mmap-touch: `{other}` is not read, write or write-private"),
+    })
+}
+
+/// `mmap-probe FILE OFF OP [DEV_OFF]`: run `mmap-touch` in a child and
+/// print "OP OFF: " and what happened: its line, or the signal it died of.
+pub fn probe(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.args(["mmap-touch", file, &off.to_string(), op]);
+    if let Some(d) = dev_off {
+        cmd.arg(d.to_string());
+    }
+    let out = cmd.output().context("running mmap-touch")?;
+    let what = match (out.status.code(), out.status.signal()) {
+        (Some(0), _) => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        (_, Some(s)) => crate::proc::signal_name(s),
+        (Some(c), _) => format!("exit {c}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        _ => "unknown end".into(),
+    };
+    Ok(format!("{op} {off}: {what}\n"))
+}
+
+/// `mmap-write FILE OFF LEN SEED`: fill LEN bytes at OFF through a shared
+/// writable mapping with the pattern XOR SEED (as `pattern-check` with a
+/// seed expects it at the same device offsets), then msync.
+pub fn write_pattern(file: &str, off: u64, len: usize, dev_off: u64, seed: u64) -> Result<String> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .with_context(|| format!("opening {file} read-write"))?;
+    let m = match Map::new(&f, None, len, off, true, false) {
+        Ok(m) => m,
+        Err(e) => return Ok(format!("mmap: failed {e}\n")),
+    };
+    for i in (0..len).step_by(8) {
+        m.set_word(i, pattern_word(dev_off + i as u64) ^ seed);
+    }
+    // SAFETY: the range is this mapping.
+    unsafe { rustix::mm::msync(m.ptr.cast(), len, rustix::mm::MsyncFlags::SYNC) }
+        .map_err(|e| anyhow::anyhow!("msync: {}", errno_name(e.raw_os_error())))?;
+    Ok(format!(
+        "wrote {len} bytes at file offset {off} through MAP_SHARED\n"
+    ))
+}
+
+/// Does every word of `m[from..from+len]` hold the device data at
+/// `dev_off`...? The first bad word's offset otherwise.
+fn first_bad(m: &Map, from: usize, len: usize, dev_off: u64) -> Option<usize> {
+    (0..len)
+        .step_by(8)
+        .find(|i| m.word(from + i) != pattern_word(dev_off + *i as u64))
+}
+
+/// `mmap-ops FILE DEV_OFF`: on a file of at least 4 MiB whose first 4 MiB
+/// are device bytes DEV_OFF.., check what a mapping must survive, one line
+/// each: MADV_DONTNEED then re-fault, mprotect away and back, mremap to
+/// twice the size (the new half faults in), and a MAP_PRIVATE write that
+/// the file never sees.
+pub fn ops(file: &str, dev_off: u64) -> Result<String> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+    let mut out = String::new();
+    let verdict = |bad: Option<usize>| match bad {
+        None => "same device data".to_string(),
+        Some(o) => format!("WRONG data at offset {o}"),
+    };
+    // MADV_DONTNEED drops the page table entries; the next access faults
+    // them in again from the fmap.
+    let m = Map::new(&f, None, PMD, 0, false, false).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    first_bad(&m, 0, PMD, dev_off);
+    // SAFETY: the range is this mapping.
+    unsafe { rustix::mm::madvise(m.ptr.cast(), PMD, rustix::mm::Advice::LinuxDontNeed) }
+        .map_err(|e| anyhow::anyhow!("madvise: {}", errno_name(e.raw_os_error())))?;
+    out += &format!(
+        "MADV_DONTNEED then re-fault: {}\n",
+        verdict(first_bad(&m, 0, PMD, dev_off))
+    );
+    // mprotect to nothing and back.
+    // SAFETY: the range is this mapping.
+    unsafe {
+        rustix::mm::mprotect(m.ptr.cast(), PMD, rustix::mm::MprotectFlags::empty())
+            .and_then(|_| rustix::mm::mprotect(m.ptr.cast(), PMD, rustix::mm::MprotectFlags::READ))
+    }
+    .map_err(|e| anyhow::anyhow!("mprotect: {}", errno_name(e.raw_os_error())))?;
+    out += &format!(
+        "mprotect none then read: {}\n",
+        verdict(first_bad(&m, 0, PMD, dev_off))
+    );
+    // mremap to 4 MiB: the second half is file bytes 2M-4M.
+    // SAFETY: the old range is this mapping; MAYMOVE lets the kernel pick
+    // the new place, which `grown` then owns (and `m` no longer does).
+    let grown =
+        unsafe { rustix::mm::mremap(m.ptr.cast(), PMD, 2 * PMD, rustix::mm::MremapFlags::MAYMOVE) }
+            .map_err(|e| anyhow::anyhow!("mremap: {}", errno_name(e.raw_os_error())))?;
+    std::mem::forget(m);
+    let grown = Map {
+        ptr: grown.cast(),
+        len: 2 * PMD,
+    };
+    out += &format!(
+        "mremap to 4 MiB: {}\n",
+        verdict(first_bad(&grown, 0, 2 * PMD, dev_off))
+    );
+    drop(grown);
+    // A private write is the writer's own copy.
+    let p = Map::new(&f, None, PAGE, 0, true, true).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    p.set_word(0, 0x5eed);
+    let shared =
+        Map::new(&f, None, PAGE, 0, false, false).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    out += &format!(
+        "MAP_PRIVATE write: the writer sees {}, a shared mapping sees {}\n",
+        if p.word(0) == 0x5eed {
+            "its write"
+        } else {
+            "no write"
+        },
+        describe_word(shared.word(0), dev_off)
+    );
+    Ok(out)
+}
+
+/// `mmap-hold FILE READY [GO DEV_OFF]`: map 2 MiB of FILE, touch its first
+/// page, close the file and create READY. Without GO, sleep until killed
+/// (a mapping that outlives the case's other steps). With GO, wait for that
+/// file, then read the whole mapping (faulting in the pages not yet
+/// touched) and print whether it is the device data at DEV_OFF.
+pub fn hold(file: &str, ready: &str, go: Option<(&str, u64)>) -> Result<String> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+    let m = Map::new(&f, None, PMD, 0, false, false).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    m.word(0);
+    drop(f);
+    std::fs::write(ready, "")?;
+    let Some((go, dev_off)) = go else {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    };
+    while !std::path::Path::new(go).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(match first_bad(&m, 0, PMD, dev_off) {
+        None => "the held mapping: device data\n".into(),
+        Some(o) => format!("the held mapping: WRONG data at offset {o}\n"),
+    })
+}
+
+/// `umount-errno PATH`: umount(2) and print "ok" or the errno's name.
+pub fn umount_errno(path: &str) -> String {
+    match rustix::mount::unmount(path, rustix::mount::UnmountFlags::empty()) {
+        Ok(()) => "umount: ok\n".into(),
+        Err(e) => format!("umount: {}\n", errno_name(e.raw_os_error())),
+    }
+}
