@@ -76,6 +76,29 @@ _expect() {
 	fi
 }
 
+# _expect_lines WHAT GOT WANT: like _expect for multi-line results: one
+# line per line that differs ("WHAT: line N: GOT_N, but this kernel must
+# give WANT_N"), so that a known defect names exactly the lines it changes.
+_expect_lines() {
+	if [ "$2" = "$3" ]; then
+		echo "$1: as the kernel must"
+		return
+	fi
+	printf '%s\n' "$3" > "$FH_CASE_DIR/.expect.want"
+	printf '%s\n' "$2" > "$FH_CASE_DIR/.expect.got"
+	awk -v what="$1" '
+		NR == FNR { want[FNR] = $0; nw = FNR; next }
+		{ got[FNR] = $0; ng = FNR }
+		END {
+			n = ng > nw ? ng : nw
+			for (i = 1; i <= n; i++) {
+				g = i <= ng ? got[i] : "(nothing)"
+				w = i <= nw ? want[i] : "(nothing)"
+				if (g != w) printf "%s: line %d: %s, but this kernel must give %s\n", what, i, g, w
+			}
+		}' "$FH_CASE_DIR/.expect.want" "$FH_CASE_DIR/.expect.got"
+}
+
 # _lkdtm TYPE: provoke the kernel's crash-test driver (LKDTM) with one of the
 # types it lists; not run when the kernel has no LKDTM or lacks TYPE.
 _lkdtm() {

@@ -225,3 +225,160 @@ fn base_objects(k: &crate::kernel::build::KernelArtifacts) -> String {
         })
         .unwrap_or_else(|| "?".into())
 }
+
+/// The guest half of `bench famfs`: one case that measures the raw devdax
+/// mapping first (device 0-64M), then famfs over the same bytes, and
+/// writes `key value` lines to `$FH_ARTIFACTS/bench.txt`.
+const FAMFS_BENCH_CASE: &str = r#"#!/bin/sh
+# ---
+# description: famfs data-path benchmark (written by cargo xtask bench famfs)
+# requires:
+#   pmem: 256M
+#   kconfig: [FUSE_FS, DEV_DAX, DEV_DAX_FSDEV]
+# timeout: 900
+# ---
+. "$FH_COMMON"
+_require_dax
+_require_dax_driver fsdev_dax
+_require_famfs_cap
+out=$FH_ARTIFACTS/bench.txt
+"$FH_TOOL" pattern-fill "$FH_DAX" 0 72M > /dev/null
+for order in seq rand; do
+	"$FH_TOOL" bw "devdax-mmap-$order" "$FH_DAX" 64M mmap $order >> "$out"
+done
+_dax_bind fsdev_dax || _fail "binding $FH_DAX_NAME to fsdev_dax failed"
+_cleanup_add '_dax_bind device_dax > /dev/null'
+cat > scenario.yaml <<END
+description: famfs data-path benchmark
+daxdevs: {0: $FH_DAX}
+tree:
+  - path: /big
+    fmap: {extents: [{offset: 0, len: 64M}]}
+  - path: /small
+    fmap: {extents: [{offset: 64M, len: 2M}]}
+END
+_famfsd_start scenario.yaml --read-only
+log=$FH_ARTIFACTS/requests.jsonl
+names() {
+	sleep 0.3
+	tail -n +"$(($1 + 1))" "$log" | sed -n 's/.*"event":"request".*"name":"\([A-Z_]*\)".*/\1/p' | tr '\n' '+' | sed 's/+$//'
+}
+n=$(wc -l < "$log")
+"$FH_TOOL" open-errno "$MNT/small" > /dev/null
+echo "requests-cold-open $(names "$n")" >> "$out"
+n=$(wc -l < "$log")
+"$FH_TOOL" open-errno "$MNT/small" > /dev/null
+echo "requests-warm-open $(names "$n")" >> "$out"
+for how in aligned unaligned; do
+	echo "faults-$how-4M $("$FH_TOOL" fault-count "$MNT/big" 0 4M $how)" >> "$out"
+done
+for how in read mmap; do
+	for order in seq rand; do
+		"$FH_TOOL" bw "famfs-$how-$order" "$MNT/big" 64M $how $order >> "$out"
+	done
+done
+mkdir -p tmpfs && mount -t tmpfs none tmpfs && echo x > tmpfs/small
+_cleanup_add "umount '$FH_CASE_DIR/tmpfs'"
+"$FH_TOOL" open-rate open-rate-famfs "$MNT/small" 2000 >> "$out"
+"$FH_TOOL" open-rate open-rate-tmpfs tmpfs/small 2000 >> "$out"
+"#;
+
+/// `cargo xtask bench famfs`: the famfs data path on a kernel with the
+/// capability (FUSE requests per open, faults per 2 MiB, bandwidth of
+/// famfs read() and mmap over the raw devdax mapping of the same bytes,
+/// open rate against tmpfs), from one run, ratios printed, never asserted.
+pub fn famfs(opts: &Options) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let cases_dir = tmp.path().join("cases");
+    std::fs::create_dir_all(cases_dir.join("bench"))?;
+    std::fs::copy(
+        opts.cases_dir().join("common.sh"),
+        cases_dir.join("common.sh"),
+    )
+    .context("the cases' common.sh")?;
+    std::fs::write(cases_dir.join("bench/001"), FAMFS_BENCH_CASE)?;
+    std::fs::write(cases_dir.join("bench/001.out"), "")?;
+    let mut o = opts.clone();
+    o.cases = Some(cases_dir.clone());
+    o.results_root = opts.root.join("target/famfs-harness/bench");
+    let p = match run::prepare(&o) {
+        Ok(p) => p,
+        Err(e) => match e.downcast_ref::<crate::kernel::named::Unavailable>() {
+            Some(why) => {
+                println!("notrun: {}", why.0);
+                return Ok(());
+            }
+            None => return Err(e),
+        },
+    };
+    let cases = crate::case::discover(&cases_dir)?;
+    let s = run::execute(&p, &cases, &mut |_: &CaseResult| {})?;
+    let run_dir = o.results_root.join("runs").join(&s.run_id);
+    let r = s
+        .cases
+        .iter()
+        .find(|c| c.id == "bench/001")
+        .context("no result for the benchmark case")?;
+    match r.outcome {
+        crate::judge::verdict::Outcome::NotRun => {
+            println!("notrun: {}", r.reasons.join("; "));
+            return Ok(());
+        }
+        crate::judge::verdict::Outcome::Pass => {}
+        _ => anyhow::bail!(
+            "the benchmark case failed: {}; files in {}",
+            r.reasons.join("; "),
+            run_dir.join(&r.dir).display()
+        ),
+    }
+    let text = std::fs::read_to_string(run_dir.join(&r.dir).join("artifacts/bench.txt"))
+        .context("the benchmark's bench.txt")?;
+    let v: std::collections::BTreeMap<&str, &str> =
+        text.lines().filter_map(|l| l.split_once(' ')).collect();
+    let num = |k: &str| -> f64 { v.get(k).and_then(|x| x.parse().ok()).unwrap_or(f64::NAN) };
+    let kname = p
+        .kernel
+        .name
+        .clone()
+        .unwrap_or_else(|| p.kernel.release.clone());
+    println!(
+        "\nfamfs data path on {kname} ({:?}, {} vCPUs, 64 MiB file on one 64 MiB extent)",
+        p.accel, p.opts.cpus
+    );
+    println!("| measure | famfs | raw devdax / tmpfs | ratio |");
+    println!("|---|---|---|---|");
+    for k in ["requests-cold-open", "requests-warm-open"] {
+        println!(
+            "| FUSE {} | {} | | |",
+            k.trim_start_matches("requests-").replace('-', " "),
+            v.get(k).unwrap_or(&"?")
+        );
+    }
+    for k in ["faults-aligned-4M", "faults-unaligned-4M"] {
+        println!(
+            "| {} | {} | | |",
+            k.replace('-', " "),
+            v.get(k).unwrap_or(&"?")
+        );
+    }
+    for (how, order) in [
+        ("read", "seq"),
+        ("read", "rand"),
+        ("mmap", "seq"),
+        ("mmap", "rand"),
+    ] {
+        let f = num(&format!("famfs-{how}-{order}"));
+        let d = num(&format!("devdax-mmap-{order}"));
+        println!(
+            "| {how}() {order} MB/s | {f:.0} | {d:.0} (devdax mmap) | {:.2} |",
+            f / d
+        );
+    }
+    let (of, ot) = (num("open-rate-famfs"), num("open-rate-tmpfs"));
+    println!(
+        "| open+close per s | {of:.0} | {ot:.0} (tmpfs) | {:.2} |",
+        of / ot
+    );
+    println!("results: {}", run_dir.display());
+    Ok(())
+}

@@ -17,7 +17,8 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, line_offset: usize) -
         // A bracket left open confuses the parser lines later: name it where
         // it was opened.
         if let Some((line, col, ch)) = unclosed_bracket(text) {
-            if at.is_none_or(|(l, _)| l > line) {
+            // The parser names a bracket still open at the end itself.
+            if !msg.contains("unclosed") && at.is_none_or(|(l, _)| l > line) {
                 return anyhow!(
                     "{}:{}:{}: this `{ch}` is never closed (the parser gave up {}: {msg})",
                     path.display(),
@@ -37,7 +38,7 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, line_offset: usize) -
     })
 }
 
-/// The first `[` or `{` of a flow collection that no bracket closes
+/// The innermost `[` or `{` of a flow collection that no bracket closes
 /// (outside quotes and comments): (1-based line, 1-based column, bracket).
 fn unclosed_bracket(text: &str) -> Option<(usize, usize, char)> {
     let mut open: Vec<(usize, usize, char)> = Vec::new();
@@ -59,7 +60,7 @@ fn unclosed_bracket(text: &str) -> Option<(usize, usize, char)> {
             prev = c;
         }
     }
-    open.first().copied()
+    open.last().copied()
 }
 
 /// Levenshtein distance, for "did you mean" in input errors.

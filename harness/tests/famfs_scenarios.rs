@@ -101,3 +101,29 @@ fn every_famfs_cap_entry_has_a_scenario() {
         Config::load(&file, profile).unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
     }
 }
+
+#[test]
+fn every_famfs_mmap_and_err_entry_has_a_scenario() {
+    let cases: Vec<Case> = famfs_harness::case::discover(&root())
+        .unwrap()
+        .into_iter()
+        .filter(|c| (c.in_group("famfs-mmap") || c.in_group("famfs-err")) && c.param.is_some())
+        .collect();
+    assert!(cases.len() >= 14, "{} famfs-mmap/err trials", cases.len());
+    for c in &cases {
+        let (_t, file) = scenario_of(c);
+        let cfg = Config::load(&file, Some("v10")).unwrap_or_else(|e| panic!("{}: {e:#}", c.id));
+        // Every file these cases read must open on a correct kernel: the
+        // errors they test come from faults on /f, not from bad fmaps.
+        let paths: &[&str] = if c.in_group("famfs-mmap") {
+            &["/f", "/g", "/eof"]
+        } else {
+            &["/good"]
+        };
+        for path in paths {
+            let e = open_expectation(cfg.clone(), path)
+                .unwrap_or_else(|e| panic!("{} {path}: {e:#}", c.id));
+            assert_eq!(e.token(), "ok", "{} {path}: {}", c.id, e.why);
+        }
+    }
+}

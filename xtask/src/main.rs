@@ -119,6 +119,13 @@ enum BenchCmd {
         #[arg(long, default_value = "famfs-v10")]
         variant: String,
     },
+    /// The famfs data path: FUSE requests per open, faults per 2 MiB,
+    /// bandwidth of famfs read() and mmap over the raw devdax mapping, open
+    /// rate over tmpfs (default kernel: famfs-v10).
+    Famfs {
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
     /// Boot to first result and per-case overhead, direct QEMU vs virtme-ng.
     Boot {
         #[command(flatten)]
@@ -404,6 +411,21 @@ fn real_main() -> Result<i32> {
         } => {
             let opts = options(&kernel)?;
             famfs_harness::bench::kernel(&opts, &variant)?;
+            Ok(0)
+        }
+        Cmd::Bench {
+            what: BenchCmd::Famfs { mut kernel },
+        } => {
+            let chosen = kernel.kernel.is_some()
+                || kernel.kernel_src.is_some()
+                || kernel.kernel_image.is_some()
+                || kernel.kernel_git.is_some()
+                || kernel.kernel_patches.is_some()
+                || kernel.fragments.is_some();
+            if !chosen {
+                kernel.kernel = Some("famfs-v10".into());
+            }
+            famfs_harness::bench::famfs(&options(&kernel)?)?;
             Ok(0)
         }
         Cmd::Bench {

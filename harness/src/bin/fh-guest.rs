@@ -29,6 +29,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   mmap-hold FILE READY [GO DOFF]      map 2M of FILE, touch it, create READY; sleep until killed, or
                                       until GO exists, then check the whole mapping against DOFF
   umount-errno PATH                   umount(2): 'umount: ok' or the errno name
+  bw KEY PATH LEN read|mmap seq|rand  bandwidth of reading LEN bytes of PATH: 'KEY MB/s'
+  open-rate KEY PATH N                open+close PATH N times: 'KEY opens/s'
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
   open-errno PATH                     'ok' or the errno name open(2) fails with
   init-verdict INIT_JSON PROFILE      what a correct kernel does after that INIT exchange for PROFILE's
@@ -285,6 +287,32 @@ fn real_main(args: &[String]) -> Result<i32> {
                     rest.first().context(u)?,
                     rest.get(1).context(u)?,
                     go
+                )?
+            );
+            Ok(0)
+        }
+        "bw" => {
+            let u = "bw KEY PATH LEN read|mmap seq|rand";
+            print!(
+                "{}",
+                famfs_harness::guest::datapath::bandwidth(
+                    rest.first().context(u)?,
+                    rest.get(1).context(u)?,
+                    parse_len(rest.get(2).context(u)?)?,
+                    rest.get(3).context(u)?,
+                    rest.get(4).context(u)?
+                )?
+            );
+            Ok(0)
+        }
+        "open-rate" => {
+            let u = "open-rate KEY PATH N";
+            print!(
+                "{}",
+                famfs_harness::guest::datapath::open_rate(
+                    rest.first().context(u)?,
+                    rest.get(1).context(u)?,
+                    parse_u64(rest.get(2).context(u)?)? as u32
                 )?
             );
             Ok(0)
