@@ -3,7 +3,6 @@
 //! file. Each prints one `key value` line the host's `bench famfs` reads.
 
 use anyhow::{bail, Context, Result};
-use std::os::fd::AsFd;
 use std::time::Instant;
 
 const CHUNK: usize = 1 << 20;
@@ -21,24 +20,6 @@ fn random_pages(pages: usize, n: usize) -> Vec<usize> {
             ((x >> 33) as usize) % pages
         })
         .collect()
-}
-
-fn map(f: impl AsFd, len: usize) -> Result<*const u8> {
-    // SAFETY: a new read-only shared mapping at an address the kernel picks;
-    // it is only read through the returned pointer, for `len` bytes, and
-    // unmapped by the caller.
-    let p = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            len,
-            rustix::mm::ProtFlags::READ,
-            rustix::mm::MapFlags::SHARED,
-            f,
-            0,
-        )
-    }
-    .context("mmap")?;
-    Ok(p as *const u8)
 }
 
 /// `bw KEY PATH LEN read|mmap seq|rand`: read LEN bytes of PATH (in 1 MiB
@@ -76,14 +57,13 @@ pub fn bandwidth(key: &str, path: &str, len: usize, how: &str, order: &str) -> R
             t.elapsed().as_secs_f64()
         }
         "mmap" => {
-            let p = map(&f, len)?;
+            let m = crate::guest::sys::Mapping::shared(&f, len, 0, false)
+                .map_err(|e| anyhow::anyhow!("mmap {path}: {e}"))?;
+            let all = m.words();
             let words = |page: usize| {
-                // SAFETY: `page` < len / PAGE, inside the mapping of `len`
-                // bytes; page aligned, so u64 aligned.
-                let s = unsafe {
-                    std::slice::from_raw_parts(p.add(page * PAGE).cast::<u64>(), PAGE / 8)
-                };
-                s.iter().fold(0u64, |a, w| a.wrapping_add(*w))
+                all[page * PAGE / 8..(page + 1) * PAGE / 8]
+                    .iter()
+                    .fold(0u64, |a, w| a.wrapping_add(*w))
             };
             for pg in 0..len / PAGE {
                 sum = sum.wrapping_add(words(pg));
@@ -92,10 +72,7 @@ pub fn bandwidth(key: &str, path: &str, len: usize, how: &str, order: &str) -> R
             for pg in &pages {
                 sum = sum.wrapping_add(words(*pg));
             }
-            let e = t.elapsed().as_secs_f64();
-            // SAFETY: mapped above with this length; no slice outlives it.
-            let _ = unsafe { rustix::mm::munmap(p as *mut _, len) };
-            e
+            t.elapsed().as_secs_f64()
         }
         other => bail!("bw: `{other}` is not read or mmap"),
     };

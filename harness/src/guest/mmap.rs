@@ -3,80 +3,16 @@
 //! a child so the case sees the signal's name), MAP_SHARED writes, and the
 //! operations a mapping must survive (mprotect, mremap, MADV_DONTNEED).
 
-use crate::guest::sys::errno_name;
+use crate::guest::sys::{errno_name, Mapping};
 use crate::guest::tools::pattern_word;
 use anyhow::{bail, Context, Result};
 use rustix::mm::{MapFlags, ProtFlags};
-use std::os::fd::AsFd;
 
 const PMD: usize = 2 << 20;
 const PAGE: usize = 4096;
 const TRACING: &str = "/sys/kernel/tracing";
 
-/// A mapping this module made and unmaps once.
-struct Map {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Map {
-    /// `mmap(hint, len, prot, flags, fd, off)`; with `fixed`, at exactly `hint`.
-    fn new(
-        fd: impl AsFd,
-        hint: Option<*mut u8>,
-        len: usize,
-        off: u64,
-        write: bool,
-        private: bool,
-    ) -> std::result::Result<Map, String> {
-        let prot = if write {
-            ProtFlags::READ | ProtFlags::WRITE
-        } else {
-            ProtFlags::READ
-        };
-        let mut flags = if private {
-            MapFlags::PRIVATE
-        } else {
-            MapFlags::SHARED
-        };
-        if hint.is_some() {
-            flags |= MapFlags::FIXED;
-        }
-        // SAFETY: either the kernel picks the address, or `hint` lies inside
-        // a reservation this module made and owns (see `aligned_window`);
-        // the mapping is only reached through this value.
-        let p = unsafe {
-            rustix::mm::mmap(
-                hint.unwrap_or(std::ptr::null_mut()).cast(),
-                len,
-                prot,
-                flags,
-                fd,
-                off,
-            )
-        }
-        .map_err(|e| errno_name(e.raw_os_error()))?;
-        Ok(Map { ptr: p.cast(), len })
-    }
-
-    fn word(&self, off: usize) -> u64 {
-        // SAFETY: `off` is inside the mapping and 8-byte aligned (callers);
-        // a volatile read makes the fault happen here, once.
-        unsafe { std::ptr::read_volatile(self.ptr.add(off).cast::<u64>()) }
-    }
-
-    fn set_word(&self, off: usize, v: u64) {
-        // SAFETY: as in `word`, on a writable mapping.
-        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u64>(), v) }
-    }
-}
-
-impl Drop for Map {
-    fn drop(&mut self) {
-        // SAFETY: this range was mapped by `Map::new` and is unmapped once.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
-    }
-}
+type Map = Mapping;
 
 /// An address range of `len` bytes starting 2 MiB aligned (plus `skew`),
 /// reserved PROT_NONE so that a MAP_FIXED mapping there replaces only
@@ -241,7 +177,7 @@ pub fn write_pattern(file: &str, off: u64, len: usize, dev_off: u64, seed: u64) 
         m.set_word(i, pattern_word(dev_off + i as u64) ^ seed);
     }
     // SAFETY: the range is this mapping.
-    unsafe { rustix::mm::msync(m.ptr.cast(), len, rustix::mm::MsyncFlags::SYNC) }
+    unsafe { rustix::mm::msync(m.as_ptr().cast(), len, rustix::mm::MsyncFlags::SYNC) }
         .map_err(|e| anyhow::anyhow!("msync: {}", errno_name(e.raw_os_error())))?;
     Ok(format!(
         "wrote {len} bytes at file offset {off} through MAP_SHARED\n"
@@ -273,7 +209,7 @@ pub fn ops(file: &str, dev_off: u64) -> Result<String> {
     let m = Map::new(&f, None, PMD, 0, false, false).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
     first_bad(&m, 0, PMD, dev_off);
     // SAFETY: the range is this mapping.
-    unsafe { rustix::mm::madvise(m.ptr.cast(), PMD, rustix::mm::Advice::LinuxDontNeed) }
+    unsafe { rustix::mm::madvise(m.as_ptr().cast(), PMD, rustix::mm::Advice::LinuxDontNeed) }
         .map_err(|e| anyhow::anyhow!("madvise: {}", errno_name(e.raw_os_error())))?;
     out += &format!(
         "MADV_DONTNEED then re-fault: {}\n",
@@ -282,8 +218,9 @@ pub fn ops(file: &str, dev_off: u64) -> Result<String> {
     // mprotect to nothing and back.
     // SAFETY: the range is this mapping.
     unsafe {
-        rustix::mm::mprotect(m.ptr.cast(), PMD, rustix::mm::MprotectFlags::empty())
-            .and_then(|_| rustix::mm::mprotect(m.ptr.cast(), PMD, rustix::mm::MprotectFlags::READ))
+        rustix::mm::mprotect(m.as_ptr().cast(), PMD, rustix::mm::MprotectFlags::empty()).and_then(
+            |_| rustix::mm::mprotect(m.as_ptr().cast(), PMD, rustix::mm::MprotectFlags::READ),
+        )
     }
     .map_err(|e| anyhow::anyhow!("mprotect: {}", errno_name(e.raw_os_error())))?;
     out += &format!(
@@ -291,16 +228,14 @@ pub fn ops(file: &str, dev_off: u64) -> Result<String> {
         verdict(first_bad(&m, 0, PMD, dev_off))
     );
     // mremap to 4 MiB: the second half is file bytes 2M-4M.
-    // SAFETY: the old range is this mapping; MAYMOVE lets the kernel pick
-    // the new place, which `grown` then owns (and `m` no longer does).
-    let grown =
-        unsafe { rustix::mm::mremap(m.ptr.cast(), PMD, 2 * PMD, rustix::mm::MremapFlags::MAYMOVE) }
-            .map_err(|e| anyhow::anyhow!("mremap: {}", errno_name(e.raw_os_error())))?;
-    std::mem::forget(m);
-    let grown = Map {
-        ptr: grown.cast(),
-        len: 2 * PMD,
-    };
+    let (old, _) = m.into_raw();
+    // SAFETY: the old range was `m`'s, whose ownership ended above;
+    // MAYMOVE lets the kernel pick the new place, which `grown` then owns.
+    let grown = unsafe {
+        rustix::mm::mremap(old.cast(), PMD, 2 * PMD, rustix::mm::MremapFlags::MAYMOVE)
+            .map(|p| Map::from_raw(p.cast(), 2 * PMD))
+    }
+    .map_err(|e| anyhow::anyhow!("mremap: {}", errno_name(e.raw_os_error())))?;
     out += &format!(
         "mremap to 4 MiB: {}\n",
         verdict(first_bad(&grown, 0, 2 * PMD, dev_off))

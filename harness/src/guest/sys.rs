@@ -142,9 +142,11 @@ pub fn errno_name(e: i32) -> String {
         .unwrap_or_else(|| format!("errno {e}"))
 }
 
-/// A shared mapping of a file or device, unmapped when dropped. The words
-/// are read and written through volatile-free slices: the tools map dax
-/// devices and famfs files, whose contents only they change while mapped.
+/// A mapping of a file or device, unmapped when dropped: the one wrapper
+/// every guest tool maps through. `words` hands out plain slices (the tools
+/// map dax devices and famfs files, whose contents only they change while
+/// mapped); `word`/`set_word` are volatile single accesses, for the mmap
+/// cases where the fault itself is what is tested.
 pub struct Mapping {
     ptr: *mut u64,
     len: usize,
@@ -159,21 +161,44 @@ impl Mapping {
         offset: u64,
         write: bool,
     ) -> std::result::Result<Mapping, String> {
+        Self::new(fd, None, len, offset, write, false)
+    }
+
+    /// `mmap(at, len, prot, MAP_SHARED or MAP_PRIVATE [| MAP_FIXED], fd,
+    /// offset)`. `at` must lie in an address range the caller reserved and
+    /// owns (see `guest::mmap`); the error is the errno's name.
+    pub fn new(
+        fd: impl std::os::fd::AsFd,
+        at: Option<*mut u8>,
+        len: usize,
+        offset: u64,
+        write: bool,
+        private: bool,
+    ) -> std::result::Result<Mapping, String> {
         use rustix::mm::{mmap, MapFlags, ProtFlags};
         let prot = if write {
             ProtFlags::READ | ProtFlags::WRITE
         } else {
             ProtFlags::READ
         };
-        // SAFETY: a new mapping at an address the kernel picks (no hint) can
-        // alias nothing this program holds; it is only reached through this
-        // value and unmapped exactly once, in Drop.
+        let mut flags = if private {
+            MapFlags::PRIVATE
+        } else {
+            MapFlags::SHARED
+        };
+        if at.is_some() {
+            flags |= MapFlags::FIXED;
+        }
+        // SAFETY: either the kernel picks the address, or `at` is inside a
+        // reservation the caller owns, so nothing this program holds is
+        // replaced; the mapping is only reached through this value and
+        // unmapped exactly once, in Drop.
         match unsafe {
             mmap(
-                std::ptr::null_mut(),
+                at.unwrap_or(std::ptr::null_mut()).cast(),
                 len,
                 prot,
-                MapFlags::SHARED,
+                flags,
                 fd,
                 offset,
             )
@@ -181,6 +206,61 @@ impl Mapping {
             Ok(p) => Ok(Mapping { ptr: p.cast(), len }),
             Err(e) => Err(errno_name(e.raw_os_error())),
         }
+    }
+
+    /// Take over a mapping made elsewhere (mremap's result).
+    ///
+    /// # Safety
+    /// `ptr` must be the start of a live mapping of `len` bytes that nothing
+    /// else unmaps.
+    pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Mapping {
+        Mapping {
+            ptr: ptr.cast(),
+            len,
+        }
+    }
+
+    /// Give up ownership: the caller unmaps (or remaps) the range.
+    pub fn into_raw(self) -> (*mut u8, usize) {
+        let r = (self.ptr.cast(), self.len);
+        std::mem::forget(self);
+        r
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.cast()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The 8 bytes at byte offset `off` (a multiple of 8 inside the
+    /// mapping), read once: the fault, if any, happens here.
+    pub fn word(&self, off: usize) -> u64 {
+        assert!(
+            off.is_multiple_of(8) && off + 8 <= self.len,
+            "word {off} of {}",
+            self.len
+        );
+        // SAFETY: checked above to lie inside the mapping, aligned.
+        unsafe { std::ptr::read_volatile(self.ptr.add(off / 8)) }
+    }
+
+    /// Store the 8 bytes at byte offset `off` (a writable mapping).
+    pub fn set_word(&self, off: usize, v: u64) {
+        assert!(
+            off.is_multiple_of(8) && off + 8 <= self.len,
+            "word {off} of {}",
+            self.len
+        );
+        // SAFETY: as in `word`; the mapping was made writable by the caller
+        // (a read-only one faults with SIGSEGV, which the tool reports).
+        unsafe { std::ptr::write_volatile(self.ptr.add(off / 8), v) }
     }
 
     /// The mapping as 64-bit words (a fault on a bad page is a SIGBUS, which
@@ -200,8 +280,8 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: the range was mapped by `shared` and no slice of it
-        // outlives `self`.
+        // SAFETY: the range was mapped by `new` (or handed over through
+        // `from_raw`) and no slice of it outlives `self`.
         let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
     }
 }
