@@ -32,7 +32,7 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   bw KEY PATH LEN read|mmap seq|rand  bandwidth of reading LEN bytes of PATH: 'KEY MB/s'
   open-rate KEY PATH N                open+close PATH N times: 'KEY opens/s'
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
-  open-errno PATH                     'ok' or the errno name open(2) fails with
+  open-errno PATH [read|write|trunc]  'ok' or the errno name open(2) fails with
   init-verdict INIT_JSON PROFILE      what a correct kernel does after that INIT exchange for PROFILE's
                                       famfs bit: 'famfs on|off' and 'connection up|refused'; why on stderr
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
@@ -358,7 +358,10 @@ fn real_main(args: &[String]) -> Result<i32> {
         "open-errno" => {
             println!(
                 "{}",
-                tools::open_errno(rest.first().context("open-errno PATH")?)
+                tools::open_errno_with(
+                    rest.first().context("open-errno PATH [read|write|trunc]")?,
+                    rest.get(1).map(String::as_str).unwrap_or("read")
+                )?
             );
             Ok(0)
         }

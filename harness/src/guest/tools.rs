@@ -178,10 +178,23 @@ pub fn pattern_check(
 
 /// `open-errno PATH`: `ok`, or the name of the errno open(2) fails with.
 pub fn open_errno(path: &str) -> String {
-    match std::fs::File::open(path) {
+    open_errno_with(path, "read").unwrap_or_else(|e| format!("{e:#}"))
+}
+
+/// `open-errno PATH [read|write|trunc]`: open read-only, read-write, or
+/// read-write with O_TRUNC.
+pub fn open_errno_with(path: &str, how: &str) -> Result<String> {
+    let mut o = std::fs::OpenOptions::new();
+    match how {
+        "read" => o.read(true),
+        "write" => o.read(true).write(true),
+        "trunc" => o.read(true).write(true).truncate(true),
+        other => anyhow::bail!("open-errno: `{other}` is not read, write or trunc"),
+    };
+    Ok(match o.open(path) {
         Ok(_) => "ok".into(),
         Err(e) => errno_of(&e),
-    }
+    })
 }
 
 /// `fmap-check SCENARIO PATH FILE [PROFILE]`: every byte of FILE that the
