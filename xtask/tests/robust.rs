@@ -359,7 +359,7 @@ fn exit_statuses_options_and_retention_through_the_binary() {
     let _g = serial();
     let results = tempfile::tempdir().unwrap();
     let cases = scratch_cases(&[
-        ("t/001", &case("passes", "", "echo pass"), "pass\n"),
+        ("t/001", &case("passes", "# groups: [g1]\n", "echo pass"), "pass\n"),
         (
             "t/002",
             &case("the profile reaches the case", "", "echo \"$FH_PROFILE\""),
@@ -477,6 +477,21 @@ fn exit_statuses_options_and_retention_through_the_binary() {
         "{}",
         text(&o.stdout)
     );
+    // -q is terse too; --color never leaves no escape sequence; --cpus
+    // reaches QEMU; --group selects.
+    let o = run(&[
+        "-q", "--color", "never", "--cpus", "1", "--group", "g1", "--keep", "1",
+    ]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        out.contains("test result: ok. 2 passed") && !out.contains('\u{1b}'),
+        "{out}"
+    );
+    let last = run_dir(results.path());
+    let cmdline = std::fs::read_to_string(last.join("boots/1/qemu.cmdline")).unwrap();
+    assert!(cmdline.contains("-smp 1 "), "{cmdline}");
+    assert_eq!(summary(&last)["cases"][0]["id"], "t/001");
 }
 
 #[test]
