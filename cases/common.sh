@@ -99,6 +99,12 @@ _expect_lines() {
 		}' "$FH_CASE_DIR/.expect.want" "$FH_CASE_DIR/.expect.got"
 }
 
+# _sync_output: return once the host has every line the case printed so far
+# (output is streamed by a runner thread a crash could stop before it sends).
+_sync_output() {
+	"$FH_TOOL" sync-output || _fail "could not sync the case's output"
+}
+
 # _lkdtm TYPE: provoke the kernel's crash-test driver (LKDTM) with one of the
 # types it lists; not run when the kernel has no LKDTM or lacks TYPE.
 _lkdtm() {
@@ -106,6 +112,7 @@ _lkdtm() {
 	[ -w "$_lkdtm_dir/DIRECT" ] || _notrun "$_lkdtm_dir/DIRECT is missing (LKDTM)"
 	# Reading DIRECT lists the types this kernel's LKDTM has.
 	grep -qx "$1" "$_lkdtm_dir/DIRECT" || _notrun "this kernel's LKDTM has no $1"
+	_sync_output
 	echo "$1" > "$_lkdtm_dir/DIRECT"
 }
 

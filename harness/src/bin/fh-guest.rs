@@ -37,7 +37,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
                                       famfs bit: 'famfs on|off' and 'connection up|refused'; why on stderr
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
                                       name), from the kernel model of the fmap famfsd serves; why on stderr
-  fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names";
+  fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names
+  sync-output                         wait until the host has every line the case printed so far";
 
 /// A number, decimal or 0x hex (seeds).
 fn parse_u64(s: &str) -> Result<u64> {
@@ -387,6 +388,10 @@ fn real_main(args: &[String]) -> Result<i32> {
                     rest.get(3).map(String::as_str)
                 )?
             );
+            Ok(0)
+        }
+        "sync-output" => {
+            tools::sync_output()?;
             Ok(0)
         }
         "" | "-h" | "--help" | "help" => {

@@ -294,6 +294,9 @@ pub mod env {
     pub const DAX_NAME: &str = "FH_DAX_NAME";
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
+    /// The inode of the pipe the runner reads the case's output from:
+    /// `sync-output` has nothing to wait for when stdout is not that pipe.
+    pub const OUTPUT_PIPE: &str = "FH_OUTPUT_PIPE";
     /// The name of the entry of a parametrised case; `FH_PARAM_<KEY>` are
     /// its values.
     pub const PARAM: &str = "FH_PARAM";
@@ -320,11 +323,33 @@ pub mod marker {
         matches!(what, "start" | "end" | "done").then_some((id, what))
     }
 
+    /// A line a case prints to ask that everything it printed before be on
+    /// the host (the runner answers with `sync_ack`); a case about to take
+    /// the kernel down uses it so its output survives the crash.
+    pub const SYNC_OUTPUT: &str = "\u{1}fh: sync output ";
+
+    /// The token of a sync line, if `line` is one.
+    pub fn sync_token(line: &[u8]) -> Option<String> {
+        let line = std::str::from_utf8(line).ok()?.trim_end_matches('\n');
+        let token = line.strip_prefix(SYNC_OUTPUT)?;
+        (!token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| token.to_string())
+    }
+
+    /// The file whose existence answers the sync line with `token`.
+    pub fn sync_ack(case_dir: &std::path::Path, token: &str) -> std::path::PathBuf {
+        case_dir.join(format!(".fh-synced-{token}"))
+    }
+
     #[cfg(test)]
     #[test]
     fn markers_round_trip() {
         assert_eq!(parse(&case("dax/001", "start")), Some(("dax/001", "start")));
         assert_eq!(parse("fh: case x/1 other"), None);
         assert_eq!(parse("WARNING: x"), None);
+        let line = format!("{SYNC_OUTPUT}abc123\n");
+        assert_eq!(sync_token(line.as_bytes()).as_deref(), Some("abc123"));
+        assert_eq!(sync_token(format!("{SYNC_OUTPUT}../x\n").as_bytes()), None);
+        assert_eq!(sync_token(b"fh: sync output abc\n"), None);
     }
 }

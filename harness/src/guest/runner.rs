@@ -394,11 +394,13 @@ fn spawn_and_wait(
 ) -> Result<(CaseExit, String, Vec<String>)> {
     let (mut reader, writer) = std::io::pipe().context("creating the output pipe")?;
     let writer2 = writer.try_clone()?;
+    let pipe_ino = rustix::fs::fstat(&writer).map(|st| st.st_ino).unwrap_or(0);
     let mut cmd = Command::new("/bin/sh");
     cmd.arg(script)
         .current_dir(dir)
         .env_clear()
         .envs(env)
+        .env(contract::env::OUTPUT_PIPE, pipe_ino.to_string())
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
@@ -408,40 +410,14 @@ fn spawn_and_wait(
         .with_context(|| format!("starting /bin/sh {}", script.display()))?;
     drop(cmd); // close our copies of the pipe's write end
     let pgid = child.id();
-    // What was read so far, if a process that cannot be killed keeps the
-    // pipe open past the end.
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let seen2 = seen.clone();
-    let collector = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let mut sent = 0;
-        let mut chunk = [0u8; 8192];
-        loop {
-            match reader.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if buf.len() < MAX_CAPTURE {
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(nl) = buf.iter().rposition(|&b| b == b'\n') {
-                            if nl + 1 > sent {
-                                let text = String::from_utf8_lossy(&buf[sent..=nl]);
-                                seen2
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .push_str(&text);
-                                on_output(&text);
-                                sent = nl + 1;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if buf.len() > sent {
-            on_output(&String::from_utf8_lossy(&buf[sent..]));
-        }
-        buf
-    });
+    // Whole lines as they are sent, shared so that what was read survives a
+    // process that cannot be killed keeping the pipe open past the end.
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let collector = {
+        let captured = captured.clone();
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || collect_output(&mut reader, &captured, &dir, &mut on_output))
+    };
     let start = Instant::now();
     let mut sleep = Duration::from_millis(1);
     let exit = loop {
@@ -474,20 +450,72 @@ fn spawn_and_wait(
     while !collector.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut out = if collector.is_finished() {
-        String::from_utf8_lossy(&collector.join().unwrap_or_default()).into_owned()
-    } else {
-        let mut so_far = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        so_far.push_str(
+    let finished = collector.is_finished();
+    if finished {
+        let _ = collector.join();
+    }
+    let mut out =
+        String::from_utf8_lossy(&captured.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    if !finished {
+        out.push_str(
             "[harness] output pipe still held open by a process that could not be killed\n",
         );
-        so_far
-    };
+    }
     if out.len() >= MAX_CAPTURE {
         out.push_str("\n[harness] output truncated\n");
     }
     reap_orphans();
     Ok((exit, out, survivors(pgid)))
+}
+
+/// Reads a case's output to its end: whole lines are kept (up to
+/// MAX_CAPTURE) and sent as they come; a sync line (`fh-guest sync-output`)
+/// is answered, once everything before it was sent, by creating its
+/// acknowledgement file in the case directory, and is not kept.
+fn collect_output(
+    reader: &mut impl Read,
+    captured: &std::sync::Mutex<Vec<u8>>,
+    dir: &Path,
+    on_output: &mut OutputSink,
+) {
+    let mut emit = |text: &[u8]| {
+        let mut kept = captured.lock().unwrap_or_else(|e| e.into_inner());
+        let room = MAX_CAPTURE.saturating_sub(kept.len());
+        let text = &text[..text.len().min(room)];
+        if !text.is_empty() {
+            kept.extend_from_slice(text);
+            drop(kept);
+            on_output(&String::from_utf8_lossy(text));
+        }
+    };
+    let mut pending = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        let mut lines = Vec::new();
+        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            match contract::marker::sync_token(&line) {
+                Some(token) => {
+                    emit(&lines);
+                    lines.clear();
+                    let _ = std::fs::write(contract::marker::sync_ack(dir, &token), "");
+                }
+                None => lines.extend_from_slice(&line),
+            }
+        }
+        emit(&lines);
+        // A line longer than the cap is kept as far as the cap goes.
+        if pending.len() > MAX_CAPTURE {
+            emit(&pending);
+            pending.clear();
+        }
+    }
+    emit(&pending);
 }
 
 /// One line of /proc/PID/stat, the fields the runner needs.
@@ -727,6 +755,43 @@ mod tests {
         // The first line arrived while the case was still sleeping.
         assert!(got[0].1.duration_since(started) < Duration::from_millis(300));
         assert!(!timed_out.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_sync_line_is_answered_after_the_lines_before_it_were_sent() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("case");
+        let ack = contract::marker::sync_ack(t.path(), "t1");
+        std::fs::write(
+            &p,
+            format!(
+                "[ \"$(stat -L -c %i /proc/$$/fd/1)\" = \"$FH_OUTPUT_PIPE\" ] || exit 8\n\
+                 printf 'one\\n\\001fh: sync output t1\\n'\n\
+                 n=0; while [ ! -e {ack} ]; do n=$((n+1)); [ $n -lt 500 ] || exit 7; sleep 0.01; done\n\
+                 echo two\n",
+                ack = ack.display()
+            ),
+        )
+        .unwrap();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, bool)>::new()));
+        let (g2, ack2) = (got.clone(), ack.clone());
+        let (exit, out, _) = spawn_and_wait(
+            &p,
+            t.path(),
+            [("PATH".to_string(), "/usr/bin:/bin".to_string())].into(),
+            Duration::from_secs(10),
+            Box::new(move |s| g2.lock().unwrap().push((s.to_string(), ack2.exists()))),
+            &|| {},
+            &mut || {},
+        )
+        .unwrap();
+        assert_eq!(exit, CaseExit::Exited { code: 0 });
+        // The sync line is not output; the line before it was sent before
+        // the answer appeared.
+        assert_eq!(out, "one\ntwo\n");
+        let got = got.lock().unwrap();
+        assert_eq!(got[0], ("one\n".to_string(), false), "{got:?}");
+        assert_eq!(got.last().unwrap().0, "two\n");
     }
 
     #[test]

@@ -256,6 +256,58 @@ pub fn fmap_check(scenario: &str, path: &str, file: &str, profile: Option<&str>)
     Ok(out)
 }
 
+/// `sync-output`: print a sync line on the case's output and wait until the
+/// runner has sent everything printed before it to the host. A case about
+/// to crash the kernel calls it so its output is not lost with the VM.
+pub fn sync_output() -> Result<()> {
+    use crate::contract::{env, marker};
+    let dir = std::env::var(env::CASE_DIR).with_context(|| {
+        format!(
+            "sync-output: {} is not set (run it from a case)",
+            env::CASE_DIR
+        )
+    })?;
+    let scale: f64 = std::env::var(env::TIMEOUT_SCALE)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    // Output redirected away from the runner (to /dev/null, a file) never
+    // reaches the host: nothing to wait for.
+    let ours = std::env::var(env::OUTPUT_PIPE).ok();
+    let stdout_ino = rustix::fs::fstat(std::io::stdout()).map(|st| st.st_ino.to_string());
+    if ours.is_none() || stdout_ino.ok() != ours {
+        return Ok(());
+    }
+    let token = format!(
+        "{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    let ack = marker::sync_ack(std::path::Path::new(&dir), &token);
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}{token}", marker::SYNC_OUTPUT)?;
+        out.flush()?;
+    }
+    let limit = std::time::Duration::from_secs_f64(10.0 * scale.max(1.0));
+    let start = std::time::Instant::now();
+    while !ack.exists() {
+        if start.elapsed() > limit {
+            anyhow::bail!(
+                "sync-output: the runner did not answer within {:.0} s (is stdout the case's output, not redirected?)",
+                limit.as_secs_f64()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = std::fs::remove_file(&ack);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
