@@ -1,12 +1,19 @@
 # Helpers shared by the cases; each case starts with `. "$FH_COMMON"`.
 # The runner sets: FH_CASE_ID, FH_CASE_DIR (cwd, scratch), FH_ARTIFACTS
 # (files kept with the results), FH_TOOL (the guest tool), FH_PROFILE,
-# FH_DAX / FH_DAX_NAME (when the case asked for pmem), FH_NOTRUN_FILE.
+# FH_DAX / FH_DAX_NAME (when the case asked for pmem), FH_NOTRUN_FILE,
+# FH_SPOILED_FILE.
 
 # Stop here and report the case as not run, with the reason.
 _notrun() {
 	echo "$*" > "$FH_NOTRUN_FILE"
 	exit 0
+}
+
+# _boot_spoiled REASON: the case changes the machine for good (poisoned
+# memory stays poisoned): the cases after it get a fresh VM.
+_boot_spoiled() {
+	echo "$*" > "$FH_SPOILED_FILE"
 }
 
 # Stop here and fail the case.

@@ -107,7 +107,7 @@ fn every_famfs_mmap_and_err_entry_has_a_scenario() {
     let cases: Vec<Case> = famfs_harness::case::discover(&root())
         .unwrap()
         .into_iter()
-        .filter(|c| (c.in_group("famfs-mmap") || c.in_group("famfs-err")) && c.param.is_some())
+        .filter(|c| c.in_group("famfs-mmap") || c.in_group("famfs-err"))
         .collect();
     assert!(cases.len() >= 14, "{} famfs-mmap/err trials", cases.len());
     for c in &cases {

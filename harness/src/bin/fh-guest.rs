@@ -22,13 +22,15 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   pattern-check FILE FOFF LEN DOFF mmap|read [SEED]   FILE's bytes at FOFF must be the device pattern at DOFF (XOR SEED)
   fault-count FILE FOFF LEN aligned|unaligned   map at a 2 MiB-aligned address (or a page past it), read every
                                       page, print this process's PMD and PTE DAX faults (fs_dax tracepoints)
-  mmap-probe FILE OFF read|write|write-private [DOFF]   one access in a child: 'ok' or the signal it died of
+  mmap-probe FILE OFF read|write|write-private|poison [DOFF]   one access in a child: 'ok' or the signal it died of
   mmap-touch FILE OFF OP [DOFF]       the access itself (what mmap-probe runs)
   mmap-write FILE FOFF LEN DOFF SEED  write the pattern of DOFF XOR SEED through MAP_SHARED, msync
   mmap-ops FILE DOFF                  MADV_DONTNEED, mprotect, mremap and MAP_PRIVATE on a >= 4 MiB file
   mmap-hold FILE READY [GO DOFF]      map 2M of FILE, touch it, create READY; sleep until killed, or
                                       until GO exists, then check the whole mapping against DOFF
   umount-errno PATH                   umount(2): 'umount: ok' or the errno name
+  size-change FILE DOFF stat|chmod|truncate   with FILE mapped, take a size from the server again
+                                      (GETATTR, SETATTR of the mode, truncate to 1M), then read twice
   bw KEY PATH LEN read|mmap seq|rand  bandwidth of reading LEN bytes of PATH: 'KEY MB/s'
   open-rate KEY PATH N                open+close PATH N times: 'KEY opens/s'
   famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
@@ -231,7 +233,7 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "mmap-probe" | "mmap-touch" => {
-            let u = "mmap-probe FILE OFFSET read|write|write-private [DEV_OFFSET]";
+            let u = "mmap-probe FILE OFFSET read|write|write-private|poison [DEV_OFFSET]";
             let (file, off, op) = (
                 rest.first().context(u)?,
                 parse_len(rest.get(1).context(u)?)? as u64,
@@ -288,6 +290,18 @@ fn real_main(args: &[String]) -> Result<i32> {
                     rest.first().context(u)?,
                     rest.get(1).context(u)?,
                     go
+                )?
+            );
+            Ok(0)
+        }
+        "size-change" => {
+            let u = "size-change FILE DEV_OFFSET stat|chmod|truncate";
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::size_change(
+                    rest.first().context(u)?,
+                    parse_len(rest.get(1).context(u)?)? as u64,
+                    rest.get(2).context(u)?
                 )?
             );
             Ok(0)

@@ -294,7 +294,7 @@ pub mod env {
     pub const DAX_NAME: &str = "FH_DAX_NAME";
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
-    /// The inode of the pipe the runner reads the case's output from:
+    /// `DEV:INODE` of the pipe the runner reads the case's output from:
     /// `sync-output` has nothing to wait for when stdout is not that pipe.
     pub const OUTPUT_PIPE: &str = "FH_OUTPUT_PIPE";
     /// The name of the entry of a parametrised case; `FH_PARAM_<KEY>` are

@@ -108,12 +108,13 @@ fn describe_word(w: u64, dev_guess: u64) -> String {
     }
 }
 
-/// `mmap-touch FILE OFF read|write|write-private [DEV_OFF]`: one access
-/// through a mapping of the page holding OFF (the process dies of the
-/// signal the kernel sends; `mmap-probe` reports it). A read prints whether
-/// the word is the device data at DEV_OFF.
+/// `mmap-touch FILE OFF read|write|write-private|poison [DEV_OFF]`: one
+/// access through a mapping of the page holding OFF (the process dies of
+/// the signal the kernel sends; `mmap-probe` reports it). A read prints
+/// whether the word is the device data at DEV_OFF; `poison` reads the page,
+/// reports a memory failure of it (MADV_HWPOISON) and reads it again.
 pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<String> {
-    let write = op != "read";
+    let write = !matches!(op, "read" | "poison");
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(write && op != "write-private")
@@ -137,7 +138,28 @@ pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<Str
             m.set_word(at, !m.word(at));
             "ok\n".into()
         }
-        other => bail!("mmap-touch: `{other}` is not read, write or write-private"),
+        "poison" => {
+            // A memory failure of the mapped page (MADV_HWPOISON, as root):
+            // the kernel may kill us right here (action required), or the
+            // next access must.
+            m.word(at);
+            // SAFETY: the range is this mapping's page, owned by `m`.
+            let r = unsafe {
+                rustix::mm::madvise(m.as_ptr().cast(), PAGE, rustix::mm::Advice::LinuxHwPoison)
+            };
+            if let Err(e) = r {
+                return Ok(format!(
+                    "madvise(MADV_HWPOISON) failed {}\n",
+                    errno_name(e.raw_os_error())
+                ));
+            }
+            let w = m.word(at);
+            match dev_off {
+                Some(d) => format!("poisoned page still readable, {}\n", describe_word(w, d)),
+                None => "poisoned page still readable\n".into(),
+            }
+        }
+        other => bail!("mmap-touch: `{other}` is not read, write, write-private or poison"),
     })
 }
 
@@ -281,6 +303,61 @@ pub fn hold(file: &str, ready: &str, go: Option<(&str, u64)>) -> Result<String> 
         None => "the held mapping: device data\n".into(),
         Some(o) => format!("the held mapping: WRONG data at offset {o}\n"),
     })
+}
+
+/// `size-change FILE DEV_OFF stat|chmod|truncate`: with FILE open and its
+/// first 2 MiB mapped and touched, make the kernel take a size from the
+/// server again (`stat`: LOOKUP and GETATTR; `chmod`: a SETATTR of the mode
+/// only; `truncate`: ftruncate to 1 MiB: a SETATTR of the size), print what that
+/// returned, then read the first 4 KiB twice through the open descriptor
+/// (`device data` when it is the device's bytes at DEV_OFF, else the errno).
+pub fn size_change(file: &str, dev_off: u64, how: &str) -> Result<String> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+    let m = Map::shared(&f, PMD, 0, false).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    m.word(0);
+    let errno = |e: rustix::io::Errno| errno_name(e.raw_os_error());
+    let mut out = match how {
+        "stat" => match rustix::fs::stat(file) {
+            Ok(st) => format!("stat: size {}\n", st.st_size),
+            Err(e) => format!("stat: {}\n", errno(e)),
+        },
+        "chmod" => match rustix::fs::chmod(file, rustix::fs::Mode::from_raw_mode(0o600)) {
+            Ok(()) => "chmod: ok\n".to_string(),
+            Err(e) => format!("chmod: {}\n", errno(e)),
+        },
+        "truncate" => {
+            let r = match std::fs::OpenOptions::new().write(true).open(file) {
+                Ok(w) => match rustix::fs::ftruncate(&w, (PMD / 2) as u64) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => errno(e),
+                },
+                Err(e) => format!(
+                    "open for writing failed {}",
+                    errno_name(e.raw_os_error().unwrap_or(0))
+                ),
+            };
+            let size = rustix::fs::fstat(&f).map(|st| st.st_size).unwrap_or(-1);
+            format!("truncate to 1 MiB: {r}\nsize now: {size}\n")
+        }
+        other => bail!("size-change: `{other}` is not stat, chmod or truncate"),
+    };
+    for n in 1..=2 {
+        let mut buf = vec![0u8; PAGE];
+        let what = match rustix::io::pread(&f, &mut buf, 0) {
+            Ok(got) if got < PAGE => format!("short, {got} bytes"),
+            Ok(_) => {
+                let same = buf.chunks_exact(8).enumerate().all(|(i, c)| {
+                    u64::from_le_bytes(c.try_into().unwrap())
+                        == pattern_word(dev_off + 8 * i as u64)
+                });
+                if same { "device data" } else { "WRONG data" }.to_string()
+            }
+            Err(e) => errno(e),
+        };
+        out += &format!("read {n}: {what}\n");
+    }
+    drop(m);
+    Ok(out)
 }
 
 /// `umount-errno PATH`: umount(2) and print "ok" or the errno's name.

@@ -143,21 +143,17 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
                     uptime_ms: sys::uptime_ms(),
                 },
             );
-            let (report, left) = run_case(&plan, case, &devices, tool, &port, ran == 0);
+            let (report, restart) = run_case(&plan, case, &devices, tool, &port, ran == 0);
             send(&port, &GuestMsg::CaseEnd(report));
             if ran == 0 {
                 selftest_hook(&plan, "between");
             }
             ran += 1;
-            if !left.is_empty() {
+            if let Some(why) = restart {
                 send(
                     &port,
                     &GuestMsg::Restart {
-                        reason: format!(
-                            "{} left processes that cannot be killed: {}",
-                            case.id,
-                            left.join(", ")
-                        ),
+                        reason: format!("{} {why}", case.id),
                     },
                 );
                 break;
@@ -224,6 +220,10 @@ fn case_env(
         "FH_NOTRUN_FILE".into(),
         dir.join(".notrun").display().to_string(),
     );
+    env.insert(
+        "FH_SPOILED_FILE".into(),
+        dir.join(".spoiled").display().to_string(),
+    );
     env.insert(contract::env::CASES.into(), plan.cases_root.clone());
     env.insert(
         "FH_COMMON".into(),
@@ -255,7 +255,7 @@ fn case_env(
 }
 
 /// Run one case between kernel-log markers and collect everything about
-/// it. Also returns the processes the case left that could not be killed.
+/// it. Also returns why the boot must end after it, if it must.
 pub fn run_case(
     plan: &RunPlan,
     case: &PlannedCase,
@@ -263,7 +263,7 @@ pub fn run_case(
     tool: &Path,
     port: &SharedPort,
     first: bool,
-) -> (CaseReport, Vec<String>) {
+) -> (CaseReport, Option<String>) {
     use crate::contract::marker;
     let dir = PathBuf::from("/tmp/fh-cases").join(case.id.replace('/', "_"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -333,7 +333,14 @@ pub fn run_case(
         // this case anyway (the runner asks for a restart).
         let _ = std::fs::write("/proc/sys/kernel/hung_task_warnings", "0");
     }
-    left.extend(stuck);
+    // One process may be in both lists (`comm[pid] state`; the state may
+    // have changed between the two looks).
+    let who = |d: &String| d.split(' ').next().unwrap_or_default().to_string();
+    for p in stuck {
+        if !left.iter().any(|l| who(l) == who(&p)) {
+            left.push(p);
+        }
+    }
     cleanup_mounts_under(&dir);
     let reset_error = reset_devices(devices);
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
@@ -359,6 +366,19 @@ pub fn run_case(
     let notrun = std::fs::read_to_string(dir.join(".notrun"))
         .ok()
         .map(|s| s.trim().to_string());
+    // The next case needs a fresh VM: a process the case left cannot be
+    // killed, or the case changed the machine for good (`_boot_spoiled`:
+    // poisoned memory stays poisoned).
+    let restart = if !left.is_empty() {
+        Some(format!(
+            "left processes that cannot be killed: {}",
+            left.join(", ")
+        ))
+    } else {
+        std::fs::read_to_string(dir.join(".spoiled"))
+            .ok()
+            .map(|s| format!("asked for a fresh VM: {}", s.trim()))
+    };
     (
         CaseReport {
             id: case.id.clone(),
@@ -373,7 +393,7 @@ pub fn run_case(
             duration_ms,
             artifacts: collect_artifacts(&dir.join("artifacts")),
         },
-        left,
+        restart,
     )
 }
 
@@ -394,13 +414,15 @@ fn spawn_and_wait(
 ) -> Result<(CaseExit, String, Vec<String>)> {
     let (mut reader, writer) = std::io::pipe().context("creating the output pipe")?;
     let writer2 = writer.try_clone()?;
-    let pipe_ino = rustix::fs::fstat(&writer).map(|st| st.st_ino).unwrap_or(0);
+    let pipe_id = rustix::fs::fstat(&writer)
+        .map(|st| format!("{}:{}", st.st_dev, st.st_ino))
+        .unwrap_or_default();
     let mut cmd = Command::new("/bin/sh");
     cmd.arg(script)
         .current_dir(dir)
         .env_clear()
         .envs(env)
-        .env(contract::env::OUTPUT_PIPE, pipe_ino.to_string())
+        .env(contract::env::OUTPUT_PIPE, pipe_id)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
@@ -765,7 +787,7 @@ mod tests {
         std::fs::write(
             &p,
             format!(
-                "[ \"$(stat -L -c %i /proc/$$/fd/1)\" = \"$FH_OUTPUT_PIPE\" ] || exit 8\n\
+                "[ \"$(stat -L -c %d:%i /proc/$$/fd/1)\" = \"$FH_OUTPUT_PIPE\" ] || exit 8\n\
                  printf 'one\\n\\001fh: sync output t1\\n'\n\
                  n=0; while [ ! -e {ack} ]; do n=$((n+1)); [ $n -lt 500 ] || exit 7; sleep 0.01; done\n\
                  echo two\n",

@@ -274,8 +274,9 @@ pub fn sync_output() -> Result<()> {
     // Output redirected away from the runner (to /dev/null, a file) never
     // reaches the host: nothing to wait for.
     let ours = std::env::var(env::OUTPUT_PIPE).ok();
-    let stdout_ino = rustix::fs::fstat(std::io::stdout()).map(|st| st.st_ino.to_string());
-    if ours.is_none() || stdout_ino.ok() != ours {
+    let stdout_id =
+        rustix::fs::fstat(std::io::stdout()).map(|st| format!("{}:{}", st.st_dev, st.st_ino));
+    if ours.is_none() || stdout_id.ok() != ours {
         return Ok(());
     }
     let token = format!(
