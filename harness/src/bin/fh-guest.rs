@@ -28,6 +28,7 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   mmap-ops FILE DOFF                  MADV_DONTNEED, mprotect, mremap and MAP_PRIVATE on a >= 4 MiB file
   mmap-hold FILE READY [GO DOFF]      map 2M of FILE, touch it, create READY; sleep until killed, or
                                       until GO exists, then check the whole mapping against DOFF
+  mmap-threads FILE LEN DOFF N        N threads fault one shared mapping of FILE at once
   umount-errno PATH                   umount(2): 'umount: ok' or the errno name
   size-change FILE DOFF stat|chmod|truncate   with FILE mapped, take a size from the server again
                                       (GETATTR, SETATTR of the mode, truncate to 1M), then read twice
@@ -290,6 +291,19 @@ fn real_main(args: &[String]) -> Result<i32> {
                     rest.first().context(u)?,
                     rest.get(1).context(u)?,
                     go
+                )?
+            );
+            Ok(0)
+        }
+        "mmap-threads" => {
+            let u = "mmap-threads FILE LEN DEV_OFFSET N";
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::threads(
+                    rest.first().context(u)?,
+                    parse_len(rest.get(1).context(u)?)?,
+                    parse_len(rest.get(2).context(u)?)? as u64,
+                    rest.get(3).context(u)?.parse().context(u)?
                 )?
             );
             Ok(0)

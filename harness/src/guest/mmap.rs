@@ -360,10 +360,87 @@ pub fn size_change(file: &str, dev_off: u64, how: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `mmap-threads FILE LEN DEV_OFF N`: N threads of one process fault one
+/// shared mapping of FILE's first LEN bytes at the same time, each starting
+/// at another page and reading the first and last word of every page; the
+/// line says whether all of them saw the device data at DEV_OFF.
+pub fn threads(file: &str, len: usize, dev_off: u64, n: usize) -> Result<String> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+    let m = Map::shared(&f, len, 0, false).map_err(|e| anyhow::anyhow!("mmap: {e}"))?;
+    let (base, pages) = (m.as_ptr() as usize, len / PAGE);
+    let start = std::sync::Barrier::new(n);
+    let bad = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..n {
+            let (start, bad) = (&start, &bad);
+            s.spawn(move || {
+                start.wait();
+                for i in 0..pages {
+                    let page = (i + t * pages / n) % pages * PAGE;
+                    for off in [page, page + PAGE - 8] {
+                        // SAFETY: `off` is inside the mapping, which lives
+                        // until the scope (and every thread) has ended; the
+                        // read is volatile, as Mapping::word's is.
+                        let w = unsafe { std::ptr::read_volatile((base + off) as *const u64) };
+                        if w != pattern_word(dev_off + off as u64) {
+                            bad.lock().unwrap_or_else(|e| e.into_inner()).push((t, off));
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    drop(m);
+    let bad = bad.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(match bad.first() {
+        None => format!("{n} threads faulting one mapping of {len} bytes: all saw the device data\n"),
+        Some((t, off)) => format!(
+            "{n} threads faulting one mapping of {len} bytes: {} saw other data (thread {t} at offset {off})\n",
+            bad.len()
+        ),
+    })
+}
+
 /// `umount-errno PATH`: umount(2) and print "ok" or the errno's name.
 pub fn umount_errno(path: &str) -> String {
     match rustix::mount::unmount(path, rustix::mount::UnmountFlags::empty()) {
         Ok(()) => "umount: ok\n".into(),
         Err(e) => format!("umount: {}\n", errno_name(e.raw_os_error())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file holding the device pattern of `dev_off..`, one word spoiled
+    /// at `spoil` if given.
+    fn pattern_file(len: usize, dev_off: u64, spoil: Option<usize>) -> tempfile::NamedTempFile {
+        let mut bytes = Vec::with_capacity(len);
+        for off in (0..len).step_by(8) {
+            let w = pattern_word(dev_off + off as u64);
+            let w = if Some(off) == spoil { !w } else { w };
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), bytes).unwrap();
+        f
+    }
+
+    #[test]
+    fn threads_see_the_pattern_or_name_where_they_did_not() {
+        let good = pattern_file(1 << 20, 8 << 20, None);
+        let p = good.path().to_str().unwrap();
+        assert_eq!(
+            threads(p, 1 << 20, 8 << 20, 4).unwrap(),
+            "4 threads faulting one mapping of 1048576 bytes: all saw the device data\n"
+        );
+        let bad = pattern_file(1 << 20, 8 << 20, Some(3 * PAGE + PAGE - 8));
+        let got = threads(bad.path().to_str().unwrap(), 1 << 20, 8 << 20, 4).unwrap();
+        assert!(
+            got.contains(": 4 saw other data") && got.contains("at offset 16376"),
+            "{got}"
+        );
     }
 }
