@@ -169,10 +169,21 @@ _cleanup_run() {
 # device's first PATTERN_LEN bytes (default 64M) get the address pattern and
 # the device is bound to fsdev_dax, to be bound back to device_dax at exit.
 _famfs_begin() {
+	_famfs_gates
+	"$FH_TOOL" pattern-fill "$FH_DAX" 0 "${1:-64M}" > /dev/null
+	_famfs_bind
+}
+
+# _famfs_gates: the gates of _famfs_begin alone (for a case that uses the
+# device through devdax before famfs gets it).
+_famfs_gates() {
 	_require_dax
 	_require_dax_driver fsdev_dax
 	_require_famfs_cap
-	"$FH_TOOL" pattern-fill "$FH_DAX" 0 "${1:-64M}" > /dev/null
+}
+
+# _famfs_bind: the device to fsdev_dax now, back to device_dax at exit.
+_famfs_bind() {
 	_dax_bind fsdev_dax || _fail "binding $FH_DAX_NAME to fsdev_dax failed"
 	# After famfsd's stop (added later, so it runs first): the connection
 	# holds the device until the daemon is gone.

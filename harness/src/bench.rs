@@ -238,16 +238,13 @@ const FAMFS_BENCH_CASE: &str = r#"#!/bin/sh
 # timeout: 900
 # ---
 . "$FH_COMMON"
-_require_dax
-_require_dax_driver fsdev_dax
-_require_famfs_cap
+_famfs_gates
 out=$FH_ARTIFACTS/bench.txt
 "$FH_TOOL" pattern-fill "$FH_DAX" 0 72M > /dev/null
 for order in seq rand; do
 	"$FH_TOOL" bw "devdax-mmap-$order" "$FH_DAX" 64M mmap $order >> "$out"
 done
-_dax_bind fsdev_dax || _fail "binding $FH_DAX_NAME to fsdev_dax failed"
-_cleanup_add '_dax_bind device_dax > /dev/null'
+_famfs_bind
 cat > scenario.yaml <<END
 description: famfs data-path benchmark
 daxdevs: {0: $FH_DAX}
