@@ -432,6 +432,73 @@ tree:
     }
 
     #[test]
+    fn a_create_file_exists_only_after_create_and_takes_writes() {
+        // Node ids: / 1, /made 2, /other 3.
+        let mut d = Direct::new(
+            "daxdevs: {0: /dev/dax0.0}\ntree:\n  - path: /made\n    create: true\n    fmap: {extents: [{offset: 2M, len: 2M}]}\n  - path: /other\n    fmap: {extents: [{offset: 4M, len: 2M}]}\n",
+        );
+        d.init_famfs();
+        assert_eq!(
+            d.error(Opcode::Lookup as u32, ROOT, &name_payload("made")),
+            -ENOENT
+        );
+        let listed = d.ok(Opcode::Readdir as u32, ROOT, &read_payload(0, 0, 4096));
+        assert!(
+            !listed.windows(4).any(|w| w == b"made"),
+            "hidden from READDIR"
+        );
+        let create = |name: &str| {
+            let mut p = abi::CreateIn {
+                flags: 0o100101,
+                mode: 0o100644,
+                umask: 0o022,
+                open_flags: 0,
+            }
+            .to_bytes();
+            p.extend_from_slice(name.as_bytes());
+            p.push(0);
+            p
+        };
+        // Only the file the scenario lets the kernel create.
+        assert_eq!(
+            d.error(Opcode::Create as u32, ROOT, &create("nope")),
+            -EOPNOTSUPP
+        );
+        assert_eq!(
+            d.error(Opcode::Create as u32, ROOT, &create("other")),
+            -EOPNOTSUPP
+        );
+        let r = d.ok(Opcode::Create as u32, ROOT, &create("made"));
+        assert_eq!(r.len(), EntryOut::SIZE + OpenOut::SIZE);
+        let e = EntryOut::decode(&r).unwrap();
+        assert_eq!((e.nodeid, e.attr.size), (2, 2 * MIB));
+        assert!(OpenOut::decode(&r[EntryOut::SIZE..]).unwrap().fh > 0);
+        // Now it is there, takes data, and has its fmap.
+        let e =
+            EntryOut::decode(&d.ok(Opcode::Lookup as u32, ROOT, &name_payload("made"))).unwrap();
+        assert_eq!(e.nodeid, 2);
+        let mut w = abi::WriteIn {
+            fh: 1,
+            offset: 0,
+            size: 5,
+            write_flags: 0,
+            lock_owner: 0,
+            flags: 0,
+            padding: 0,
+        }
+        .to_bytes();
+        w.extend_from_slice(b"hello");
+        assert_eq!(
+            abi::WriteOut::decode(&d.ok(Opcode::Write as u32, 2, &w))
+                .unwrap()
+                .size,
+            5
+        );
+        assert_eq!(d.error(Opcode::Write as u32, 3, &w), -ENOSYS);
+        assert_eq!(header(&d.get_fmap(2)).error, 0);
+    }
+
+    #[test]
     fn ttl_mode_and_owner_from_the_scenario() {
         let mut d = Direct::new("ttl: {entry_ms: 2500, attr_ms: 0}\ntree:\n  - {path: /f, content: x, mode: '0600', uid: 7, gid: 8}\n");
         d.init(KERNEL_OFFER);

@@ -7,9 +7,9 @@
 use super::fault::{finish_fmap, Fault, FaultClass, FmapPost};
 use super::scenario::{Config, FamfsMode, InitMalformed, Node, NodeKind, Occurrence};
 use famfs_proto::abi::{
-    self, fattr, init_flags, notify, AttrOut, DaxdevOut, EntryOut, GetFmapIn, GetxattrIn,
+    self, fattr, init_flags, notify, AttrOut, CreateIn, DaxdevOut, EntryOut, GetFmapIn, GetxattrIn,
     GetxattrOut, InHeader, InitIn, InitOut, NotifyInvalInodeOut, NotifyStoreOut, OpKind, OpenOut,
-    OutHeader, ReadIn, SetattrIn, StatfsOut, Wire,
+    OutHeader, ReadIn, SetattrIn, StatfsOut, Wire, WriteIn, WriteOut,
 };
 use famfs_proto::errno::{EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOSYS, ENOTDIR, EOPNOTSUPP};
 use famfs_proto::{Opcode, Profile, RawFmap};
@@ -119,6 +119,8 @@ enum Out {
 pub struct Server {
     cfg: Config,
     nodes: Vec<Node>,
+    /// Per node: not yet CREATEd by the kernel (`create: true`).
+    hidden: Vec<bool>,
     /// Per node: the faithful fmap for the profile, and its bytes.
     fmaps: Vec<Option<(RawFmap, Vec<u8>)>>,
     /// Per rule: matching requests seen, and firings.
@@ -171,6 +173,7 @@ impl Server {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         Server {
+            hidden: cfg.nodes.iter().map(|n| n.created_by_kernel).collect(),
             nodes: cfg.nodes.clone(),
             fmaps,
             seen: vec![0; cfg.rules.len()],
@@ -226,6 +229,14 @@ impl Server {
 
     fn node(&self, nodeid: u64) -> Option<&Node> {
         self.node_index(nodeid).map(|i| &self.nodes[i])
+    }
+
+    /// A node the kernel can see (not a `create: true` file before its
+    /// CREATE).
+    fn visible(&self, nodeid: u64) -> Option<&Node> {
+        self.node_index(nodeid)
+            .filter(|&i| !self.hidden[i])
+            .map(|i| &self.nodes[i])
     }
 
     /// The meaning of an opcode: by the profile once famfs is on; before
@@ -677,7 +688,7 @@ impl Server {
                 if !parent.is_dir() {
                     return err(ENOTDIR);
                 }
-                let Some(c) = child(parent, cstr(payload)).and_then(|c| self.node(c)) else {
+                let Some(c) = child(parent, cstr(payload)).and_then(|c| self.visible(c)) else {
                     return err(ENOENT);
                 };
                 let mut e = self.entry(c);
@@ -756,7 +767,7 @@ impl Server {
                 list.extend(
                     children
                         .iter()
-                        .filter_map(|(name, id)| Some((name.as_str(), self.node(*id)?))),
+                        .filter_map(|(name, id)| Some((name.as_str(), self.visible(*id)?))),
                 );
                 let mut buf = Vec::new();
                 for (i, (name, c)) in list.iter().enumerate().skip(r.offset as usize) {
@@ -809,8 +820,45 @@ impl Server {
                 Ok(_) => Out::Data(Vec::new()),
                 Err(_) => err(EINVAL),
             },
-            // famfs_fused refuses to create files (ENOTSUP).
-            Opcode::Create => err(EOPNOTSUPP),
+            // famfs_fused refuses to create files (ENOTSUP); a scenario's
+            // `create: true` file comes into being here.
+            Opcode::Create => {
+                let name = payload.get(CreateIn::SIZE..).map(cstr);
+                let found = self
+                    .node(h.nodeid)
+                    .zip(name)
+                    .and_then(|(dir, name)| child(dir, name))
+                    .and_then(|id| self.node_index(id))
+                    .filter(|&i| self.hidden[i]);
+                let Some(i) = found else {
+                    return err(EOPNOTSUPP);
+                };
+                self.hidden[i] = false;
+                let fh = self.next_fh;
+                self.next_fh += 1;
+                let mut bytes = self.entry(&self.nodes[i]).to_bytes();
+                bytes.extend_from_slice(
+                    &OpenOut {
+                        fh,
+                        open_flags: 0,
+                        backing_id: 0,
+                    }
+                    .to_bytes(),
+                );
+                Out::Data(bytes)
+            }
+            // Only files the kernel created take data (the page cache path
+            // weak spot 6 needs); famfs data never goes through WRITE.
+            Opcode::Write => match (WriteIn::decode(payload), self.node(h.nodeid)) {
+                (Ok(w), Some(n)) if n.created_by_kernel => Out::Data(
+                    WriteOut {
+                        size: w.size,
+                        padding: 0,
+                    }
+                    .to_bytes(),
+                ),
+                _ => err(ENOSYS),
+            },
             Opcode::Forget | Opcode::BatchForget | Opcode::Interrupt | Opcode::NotifyReply => {
                 Out::None
             }

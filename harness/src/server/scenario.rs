@@ -399,6 +399,11 @@ pub struct NodeSpec {
     /// Rules for requests about this file; the path is implied.
     #[serde(default)]
     pub faults: Vec<RuleSpec>,
+    /// The file does not exist until the kernel CREATEs it (LOOKUP ENOENT,
+    /// not listed); CREATE then answers with its entry and an open file,
+    /// and WRITE to it is taken (counted, not kept).
+    #[serde(default)]
+    pub create: bool,
 }
 
 /// A file's fmap: exactly one of `extents` and `interleave`.
@@ -480,6 +485,8 @@ pub struct Node {
     pub gid: u32,
     pub size: u64,
     pub kind: NodeKind,
+    /// Made by CREATE (`create: true`): hidden until then, takes WRITE.
+    pub created_by_kernel: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -854,6 +861,15 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
                 0,
             )
         };
+        let create = spec.is_some_and(|s| s.create);
+        if create && !is_file {
+            let s = spec.expect("create comes from a spec");
+            fail_at!(
+                file,
+                &s.path.referenced,
+                "'{path}' has create: true but is not a file"
+            );
+        }
         let default_perm = if is_file { 0o644 } else { 0o755 };
         nodes.push(Node {
             nodeid: ids[path.as_str()],
@@ -865,6 +881,7 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
             gid: spec.and_then(|s| s.gid).unwrap_or(0),
             size,
             kind,
+            created_by_kernel: create,
         });
     }
     // Link children; a file cannot be a parent.
