@@ -52,6 +52,44 @@ fn parse_u64(s: &str) -> Result<u64> {
     .with_context(|| format!("`{s}` is not a number"))
 }
 
+/// A command's arguments with its usage line, which every error names.
+struct Args<'a> {
+    v: &'a [String],
+    usage: &'static str,
+}
+
+impl<'a> Args<'a> {
+    fn new(v: &'a [String], usage: &'static str) -> Self {
+        Args { v, usage }
+    }
+
+    fn s(&self, i: usize) -> Result<&'a str> {
+        self.v.get(i).map(String::as_str).context(self.usage)
+    }
+
+    /// A length or size (`2M`, `4096`).
+    fn len(&self, i: usize) -> Result<usize> {
+        parse_len(self.s(i)?).context(self.usage)
+    }
+
+    /// An offset, written like a length.
+    fn off(&self, i: usize) -> Result<u64> {
+        Ok(self.len(i)? as u64)
+    }
+
+    /// A number, decimal or 0x hex.
+    fn u64(&self, i: usize) -> Result<u64> {
+        parse_u64(self.s(i)?).context(self.usage)
+    }
+
+    fn num<T: std::str::FromStr>(&self, i: usize) -> Result<T>
+    where
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        self.s(i)?.parse().context(self.usage)
+    }
+}
+
 fn parse_len(s: &str) -> Result<usize> {
     let n = famfs_proto::Size::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
     usize::try_from(n).with_context(|| format!("length `{s}` does not fit in memory"))
@@ -153,9 +191,9 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "fuse-report" => {
-            let u = "fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]";
-            let init_p = rest.first().context(u)?;
-            let log_p = rest.get(1).context(u)?;
+            let a = Args::new(rest, "fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]");
+            let init_p = a.s(0)?;
+            let log_p = a.s(1)?;
             let init: famfs_harness::server::InitRecord = serde_json::from_str(
                 &std::fs::read_to_string(init_p).with_context(|| format!("reading {init_p}"))?,
             )?;
@@ -163,7 +201,7 @@ fn real_main(args: &[String]) -> Result<i32> {
             let famfs_kernel = match rest.get(2).map(String::as_str) {
                 Some("--famfs-kernel") => true,
                 None => false,
-                Some(other) => bail!("fuse-report: unknown argument `{other}`\n{u}"),
+                Some(other) => bail!("fuse-report: unknown argument `{other}`\n{}", a.usage),
             };
             print!("{}", capability::report(&init, &reqs, famfs_kernel)?);
             Ok(0)
@@ -188,58 +226,44 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "pattern-fill" => {
-            let u = "pattern-fill DEV OFFSET LEN";
-            let off = parse_len(rest.get(1).context(u)?)? as u64;
-            print!(
-                "{}",
-                tools::pattern_fill(
-                    rest.first().context(u)?,
-                    off,
-                    parse_len(rest.get(2).context(u)?)?
-                )?
-            );
+            let a = Args::new(rest, "pattern-fill DEV OFFSET LEN");
+            let off = a.off(1)?;
+            print!("{}", tools::pattern_fill(a.s(0)?, off, a.len(2)?)?);
             Ok(0)
         }
         "pattern-check" => {
-            let u = "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read [SEED]";
-            let (foff, len, doff) = (
-                parse_len(rest.get(1).context(u)?)? as u64,
-                parse_len(rest.get(2).context(u)?)?,
-                parse_len(rest.get(3).context(u)?)? as u64,
+            let a = Args::new(
+                rest,
+                "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read [SEED]",
             );
+            let (foff, len, doff) = (a.off(1)?, a.len(2)?, a.off(3)?);
             print!(
                 "{}",
                 tools::pattern_check(
-                    rest.first().context(u)?,
+                    a.s(0)?,
                     foff,
                     len,
                     doff,
-                    rest.get(4).context(u)?,
+                    a.s(4)?,
                     rest.get(5).map(|s| parse_u64(s)).transpose()?.unwrap_or(0)
                 )?
             );
             Ok(0)
         }
         "fault-count" => {
-            let u = "fault-count FILE FILE_OFFSET LEN aligned|unaligned";
+            let a = Args::new(rest, "fault-count FILE FILE_OFFSET LEN aligned|unaligned");
             print!(
                 "{}",
-                famfs_harness::guest::mmap::fault_count(
-                    rest.first().context(u)?,
-                    parse_len(rest.get(1).context(u)?)? as u64,
-                    parse_len(rest.get(2).context(u)?)?,
-                    rest.get(3).context(u)?
-                )?
+                famfs_harness::guest::mmap::fault_count(a.s(0)?, a.off(1)?, a.len(2)?, a.s(3)?)?
             );
             Ok(0)
         }
         "mmap-probe" | "mmap-touch" => {
-            let u = "mmap-probe FILE OFFSET read|write|write-private|poison [DEV_OFFSET]";
-            let (file, off, op) = (
-                rest.first().context(u)?,
-                parse_len(rest.get(1).context(u)?)? as u64,
-                rest.get(2).context(u)?,
+            let a = Args::new(
+                rest,
+                "mmap-probe FILE OFFSET read|write|write-private|poison [DEV_OFFSET]",
             );
+            let (file, off, op) = (a.s(0)?, a.off(1)?, a.s(2)?);
             let dev = rest
                 .get(3)
                 .map(|s| parse_len(s))
@@ -254,95 +278,72 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "mmap-write" => {
-            let u = "mmap-write FILE FILE_OFFSET LEN DEV_OFFSET SEED";
+            let a = Args::new(rest, "mmap-write FILE FILE_OFFSET LEN DEV_OFFSET SEED");
             print!(
                 "{}",
                 famfs_harness::guest::mmap::write_pattern(
-                    rest.first().context(u)?,
-                    parse_len(rest.get(1).context(u)?)? as u64,
-                    parse_len(rest.get(2).context(u)?)?,
-                    parse_len(rest.get(3).context(u)?)? as u64,
-                    parse_u64(rest.get(4).context(u)?)?
+                    a.s(0)?,
+                    a.off(1)?,
+                    a.len(2)?,
+                    a.off(3)?,
+                    a.u64(4)?
                 )?
             );
             Ok(0)
         }
         "mmap-ops" => {
-            let u = "mmap-ops FILE DEV_OFFSET";
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::ops(
-                    rest.first().context(u)?,
-                    parse_len(rest.get(1).context(u)?)? as u64
-                )?
-            );
+            let a = Args::new(rest, "mmap-ops FILE DEV_OFFSET");
+            print!("{}", famfs_harness::guest::mmap::ops(a.s(0)?, a.off(1)?)?);
             Ok(0)
         }
         "mmap-hold" => {
-            let u = "mmap-hold FILE READY_FILE [GO_FILE DEV_OFFSET]";
+            let a = Args::new(rest, "mmap-hold FILE READY_FILE [GO_FILE DEV_OFFSET]");
             let go = match (rest.get(2), rest.get(3)) {
                 (Some(g), Some(d)) => Some((g.as_str(), parse_len(d)? as u64)),
                 (None, None) => None,
-                _ => bail!("{u}"),
+                _ => bail!("{}", a.usage),
             };
             print!(
                 "{}",
-                famfs_harness::guest::mmap::hold(
-                    rest.first().context(u)?,
-                    rest.get(1).context(u)?,
-                    go
-                )?
+                famfs_harness::guest::mmap::hold(a.s(0)?, a.s(1)?, go)?
             );
             Ok(0)
         }
         "mmap-threads" => {
-            let u = "mmap-threads FILE LEN DEV_OFFSET N";
+            let a = Args::new(rest, "mmap-threads FILE LEN DEV_OFFSET N");
             print!(
                 "{}",
-                famfs_harness::guest::mmap::threads(
-                    rest.first().context(u)?,
-                    parse_len(rest.get(1).context(u)?)?,
-                    parse_len(rest.get(2).context(u)?)? as u64,
-                    rest.get(3).context(u)?.parse().context(u)?
-                )?
+                famfs_harness::guest::mmap::threads(a.s(0)?, a.len(1)?, a.off(2)?, a.num(3)?)?
             );
             Ok(0)
         }
         "size-change" => {
-            let u = "size-change FILE DEV_OFFSET stat|chmod|truncate";
+            let a = Args::new(rest, "size-change FILE DEV_OFFSET stat|chmod|truncate");
             print!(
                 "{}",
-                famfs_harness::guest::mmap::size_change(
-                    rest.first().context(u)?,
-                    parse_len(rest.get(1).context(u)?)? as u64,
-                    rest.get(2).context(u)?
-                )?
+                famfs_harness::guest::mmap::size_change(a.s(0)?, a.off(1)?, a.s(2)?)?
             );
             Ok(0)
         }
         "bw" => {
-            let u = "bw KEY PATH LEN read|mmap seq|rand";
+            let a = Args::new(rest, "bw KEY PATH LEN read|mmap seq|rand");
             print!(
                 "{}",
                 famfs_harness::guest::datapath::bandwidth(
-                    rest.first().context(u)?,
-                    rest.get(1).context(u)?,
-                    parse_len(rest.get(2).context(u)?)?,
-                    rest.get(3).context(u)?,
-                    rest.get(4).context(u)?
+                    a.s(0)?,
+                    a.s(1)?,
+                    a.len(2)?,
+                    a.s(3)?,
+                    a.s(4)?
                 )?
             );
             Ok(0)
         }
         "open-rate" => {
-            let u = "open-rate KEY PATH N";
+            let a = Args::new(rest, "open-rate KEY PATH N");
             print!(
                 "{}",
-                famfs_harness::guest::datapath::open_rate(
-                    rest.first().context(u)?,
-                    rest.get(1).context(u)?,
-                    parse_u64(rest.get(2).context(u)?)? as u32
-                )?
+                famfs_harness::guest::datapath::open_rate(a.s(0)?, a.s(1)?, a.u64(2)? as u32)?
             );
             Ok(0)
         }
@@ -367,14 +368,13 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(if cap.usable() { 0 } else { 3 })
         }
         "init-verdict" => {
-            let u = "init-verdict INIT_JSON PROFILE";
-            let path = rest.first().context(u)?;
+            let a = Args::new(rest, "init-verdict INIT_JSON PROFILE");
+            let path = a.s(0)?;
             let rec: famfs_harness::server::InitRecord = serde_json::from_str(
                 &std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
             )
             .with_context(|| format!("{path}: not an INIT record"))?;
-            let p = famfs_proto::Profile::parse(rest.get(1).context(u)?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let p = famfs_proto::Profile::parse(a.s(1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
             let v = capability::init_verdict(&rec, &p);
             eprintln!("init-verdict: {}", v.why);
             println!(
@@ -395,26 +395,21 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "fmap-expect" => {
-            let u = "fmap-expect SCENARIO PATH [PROFILE]";
+            let a = Args::new(rest, "fmap-expect SCENARIO PATH [PROFILE]");
             let cfg = famfs_harness::server::scenario::Config::load(
-                std::path::Path::new(rest.first().context(u)?),
+                std::path::Path::new(a.s(0)?),
                 rest.get(2).map(String::as_str),
             )?;
-            let e = famfs_harness::server::expect::open_expectation(cfg, rest.get(1).context(u)?)?;
+            let e = famfs_harness::server::expect::open_expectation(cfg, a.s(1)?)?;
             eprintln!("fmap-expect: {}", e.why);
             println!("{}", e.token());
             Ok(0)
         }
         "fmap-check" => {
-            let u = "fmap-check SCENARIO PATH FILE [PROFILE]";
+            let a = Args::new(rest, "fmap-check SCENARIO PATH FILE [PROFILE]");
             print!(
                 "{}",
-                tools::fmap_check(
-                    rest.first().context(u)?,
-                    rest.get(1).context(u)?,
-                    rest.get(2).context(u)?,
-                    rest.get(3).map(String::as_str)
-                )?
+                tools::fmap_check(a.s(0)?, a.s(1)?, a.s(2)?, rest.get(3).map(String::as_str))?
             );
             Ok(0)
         }
