@@ -596,11 +596,21 @@ fn processes() -> Vec<Proc> {
 /// Live (not zombie) processes still in a process group after SIGKILL:
 /// they are stuck in the kernel, `comm[pid] state`.
 fn survivors(pgid: u32) -> Vec<String> {
-    processes()
-        .iter()
-        .filter(|p| p.pgrp == pgid && p.alive())
-        .map(Proc::describe)
-        .collect()
+    // SIGKILL takes effect when the process next runs: give the group a
+    // moment (a busy machine) before calling anything stuck.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left: Vec<String> = processes()
+            .iter()
+            .filter(|p| p.pgrp == pgid && p.alive())
+            .map(Proc::describe)
+            .collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        reap_orphans();
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Live user-space processes now (kernel threads come and go: kthreadd,
