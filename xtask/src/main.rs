@@ -226,6 +226,11 @@ struct TestVm {
     /// Leave out cases whose name contains this (repeatable).
     #[arg(long, value_name = "FILTER")]
     skip: Vec<String>,
+    /// Run one shard of the selection: `count:K/N` (every N-th case from
+    /// the K-th) or `hash:K/N` (by a hash of the case's name); every case
+    /// is in exactly one of the N shards.
+    #[arg(long, value_name = "KIND:K/N")]
+    partition: Option<String>,
     /// Run only the ignored cases: those of the `explicit` group, which
     /// crash or hang the kernel on purpose.
     #[arg(long, conflicts_with = "include_ignored")]
@@ -470,7 +475,20 @@ fn test_vm(t: TestVm) -> Result<i32> {
         include_ignored: t.include_ignored,
     };
     let args = t.libtest_args();
-    let cases = trials::select(&opts.cases_dir(), &sel)?;
+    let partition = t
+        .partition
+        .as_deref()
+        .map(trials::Partition::parse)
+        .transpose()?;
+    let mut cases = trials::select(&opts.cases_dir(), &sel)?;
+    if let Some(p) = partition {
+        let of = cases.len();
+        cases = p.apply(cases);
+        eprintln!(
+            "[harness] partition {p}: {} of {of} selected cases",
+            cases.len()
+        );
+    }
     if t.list {
         let _ = trials::list(&cases, &args);
         return Ok(0);

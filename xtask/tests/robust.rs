@@ -453,6 +453,31 @@ fn exit_statuses_options_and_retention_through_the_binary() {
         "t/001: test\nt/002: test\nt/003: test\nt/004: test\nu/001: test\n"
     );
     assert_eq!(list(&["--skip", "t/"]), "u/001: test\n");
+    // --partition: the shards of a selection are disjoint and cover it.
+    assert_eq!(
+        list(&["--partition", "count:1/2"]),
+        "t/001: test\nt/003: test\nu/001: test\n"
+    );
+    assert_eq!(list(&["--partition", "2/2"]), "t/002: test\nt/004: test\n");
+    let mut hashed: Vec<String> = (1..=3)
+        .flat_map(|k| {
+            list(&["--partition", &format!("hash:{k}/3")])
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    hashed.sort();
+    assert_eq!(hashed.join("\n") + "\n", list(&[]));
+    for bad in ["3/2", "hash:0/2", "1/x", "mod:1/2"] {
+        let o = run(&["--list", "--partition", bad]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains(&format!("--partition {bad}: ")) && err.contains("count:K/N"),
+            "{err}"
+        );
+    }
     assert_eq!(list(&["t/001", "u/"]), "t/001: test\nu/001: test\n");
     let o = run(&["--exact", "t/00"]);
     assert_eq!(o.status.code(), Some(2));
