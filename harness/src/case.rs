@@ -433,6 +433,14 @@ impl Case {
         self.meta.groups.iter().any(|x| x == g)
     }
 
+    /// Iteration `k` of this trial (`--repeat`): the same case under the id
+    /// `ID#k`, which the case sees in `FH_CASE_ID`.
+    pub fn iteration(&self, k: u32) -> Case {
+        let mut c = self.clone();
+        c.id = format!("{}#{k}", self.id);
+        c
+    }
+
     /// Apply the case's filters, line by line.
     pub fn filter(&self, text: &str) -> String {
         let mut out = String::new();
@@ -446,6 +454,11 @@ impl Case {
         }
         out
     }
+}
+
+/// The trial an id names, without its `#k` iteration (`--repeat`).
+pub fn base_id(id: &str) -> &str {
+    id.split_once('#').map_or(id, |(base, _)| base)
 }
 
 #[cfg(test)]

@@ -273,6 +273,7 @@ pub fn known_for<'a>(
     k: &'a KernelArtifacts,
     id: &str,
 ) -> Vec<&'a crate::kernel::named::KnownDefect> {
+    let id = crate::case::base_id(id);
     k.known_defects.iter().filter(|d| d.case == id).collect()
 }
 

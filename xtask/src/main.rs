@@ -231,6 +231,11 @@ struct TestVm {
     /// is in exactly one of the N shards.
     #[arg(long, value_name = "KIND:K/N")]
     partition: Option<String>,
+    /// Run the selection N times over (trials `ID#1`..`ID#N`), in as few
+    /// boots as the topologies allow; prints and writes (repeat.json) each
+    /// trial's pass and fail counts and failure rate.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    repeat: Option<u32>,
     /// Run only the ignored cases: those of the `explicit` group, which
     /// crash or hang the kernel on purpose.
     #[arg(long, conflicts_with = "include_ignored")]
@@ -489,6 +494,9 @@ fn test_vm(t: TestVm) -> Result<i32> {
             cases.len()
         );
     }
+    if let Some(n) = t.repeat {
+        cases = famfs_harness::report::repeat::iterations(&cases, n);
+    }
     if t.list {
         let _ = trials::list(&cases, &args);
         return Ok(0);
@@ -510,6 +518,17 @@ fn test_vm(t: TestVm) -> Result<i32> {
         }
     };
     let s = &outcome.summary;
+    if t.repeat.is_some() {
+        use famfs_harness::report::repeat;
+        let tallies = repeat::tally(s);
+        eprint!(
+            "[harness] per trial over the iterations:\n{}",
+            repeat::render(&tallies)
+        );
+        if let Err(e) = repeat::write(&outcome.dir, &tallies) {
+            eprintln!("[harness] warning: {e:#}");
+        }
+    }
     for r in s.cases.iter().filter(|r| r.outcome == Outcome::KnownFail) {
         eprintln!(
             "[harness] known failure {}: {}",

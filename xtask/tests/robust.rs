@@ -520,6 +520,66 @@ fn exit_statuses_options_and_retention_through_the_binary() {
 }
 
 #[test]
+fn repeat_runs_the_selection_over_in_one_boot_and_counts_each_trial() {
+    let _g = serial();
+    let results = tempfile::tempdir().unwrap();
+    let cases = scratch_cases(&[
+        (
+            "t/001",
+            &case(
+                "fails on its second iteration only",
+                "",
+                "case \"$FH_CASE_ID\" in *#2) echo second ;; esac\necho ok",
+            ),
+            "ok\n",
+        ),
+        ("t/002", &case("always passes", "", "echo ok"), "ok\n"),
+    ]);
+    let o = xtask(&[
+        "test-vm",
+        "--cases",
+        &s(cases.path()),
+        "--results",
+        &s(results.path()),
+        "--repeat",
+        "3",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(
+        err.contains("t/001  3 runs: 2 passed, 1 failed (33%)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("t/002  3 runs: 3 passed, 0 failed (0%)"),
+        "{err}"
+    );
+    let dir = run_dir(results.path());
+    let sum = summary(&dir);
+    // Six trials and one boot trial, all in one boot.
+    assert_eq!(sum["cases"].as_array().unwrap().len(), 7, "{sum}");
+    assert_eq!(sum["boots"].as_array().unwrap().len(), 1, "{sum}");
+    assert_eq!(result(&sum, "t/001#2")["outcome"], "fail");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("repeat.json")).unwrap()).unwrap();
+    assert_eq!(rep[0]["failing"], serde_json::json!(["cases/t-001#2"]));
+    // The failing iteration's files are kept.
+    let out = std::fs::read_to_string(dir.join("cases/t-001#2/output")).unwrap();
+    assert_eq!(out, "second\nok\n");
+    // --repeat 0 is refused before anything runs.
+    let o = xtask(&[
+        "test-vm",
+        "--list",
+        "--cases",
+        &s(cases.path()),
+        "--repeat",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--repeat"), "{}", text(&o.stderr));
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),
