@@ -234,8 +234,15 @@ struct TestVm {
     /// Run the selection N times over (trials `ID#1`..`ID#N`), in as few
     /// boots as the topologies allow; prints and writes (repeat.json) each
     /// trial's pass and fail counts and failure rate.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000), conflicts_with = "until_fail")]
     repeat: Option<u32>,
+    /// Run the selection again and again, one run (and boot) per iteration,
+    /// until an iteration fails or --max iterations passed.
+    #[arg(long)]
+    until_fail: bool,
+    /// The most iterations --until-fail runs.
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "until_fail", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    max: u32,
     /// Run only the ignored cases: those of the `explicit` group, which
     /// crash or hang the kernel on purpose.
     #[arg(long, conflicts_with = "include_ignored")]
@@ -501,26 +508,60 @@ fn test_vm(t: TestVm) -> Result<i32> {
         let _ = trials::list(&cases, &args);
         return Ok(0);
     }
-    let outcome = match famfs_harness::run::prepare(&opts) {
-        Ok(prepared) => trials::run(prepared, cases, &args)?,
-        Err(e) => {
-            if let Some(sig) = famfs_harness::proc::interrupted() {
+    // One run of these cases; Err(code) when it ended before any ran.
+    let run_once =
+        |cases: Vec<famfs_harness::case::Case>| -> Result<Result<trials::RunOutcome, i32>> {
+            Ok(Ok(match famfs_harness::run::prepare(&opts) {
+                Ok(prepared) => trials::run(prepared, cases, &args)?,
+                Err(e) => {
+                    if let Some(sig) = famfs_harness::proc::interrupted() {
+                        eprintln!(
+                            "[harness] interrupted by {} before any case ran: {e:#}",
+                            famfs_harness::proc::signal_name(sig)
+                        );
+                        return Ok(Err(128 + sig));
+                    }
+                    match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
+                        Some(why) => trials::run_unavailable(&opts, &cases, &why.0, &args)?,
+                        None => return Err(e),
+                    }
+                }
+            }))
+        };
+    let mut earlier = Vec::new();
+    let outcome = if t.until_fail {
+        let mut k = 1;
+        loop {
+            let round = cases.iter().map(|c| c.iteration(k)).collect();
+            let o = match run_once(round)? {
+                Ok(o) => o,
+                Err(code) => return Ok(code),
+            };
+            let stop = o.conclusion.has_failed()
+                || o.error.is_some()
+                || o.summary.counts.errors > 0
+                || famfs_harness::proc::interrupted().is_some();
+            if stop || k == t.max {
                 eprintln!(
-                    "[harness] interrupted by {} before any case ran: {e:#}",
-                    famfs_harness::proc::signal_name(sig)
+                    "[harness] --until-fail: {} after iteration {k} (--max {})",
+                    if stop { "stopped" } else { "no failure" },
+                    t.max
                 );
-                return Ok(128 + sig);
+                break o;
             }
-            match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
-                Some(why) => trials::run_unavailable(&opts, &cases, &why.0, &args)?,
-                None => return Err(e),
-            }
+            earlier.extend(o.summary.cases);
+            k += 1;
+        }
+    } else {
+        match run_once(cases)? {
+            Ok(o) => o,
+            Err(code) => return Ok(code),
         }
     };
     let s = &outcome.summary;
-    if t.repeat.is_some() {
+    if t.repeat.is_some() || t.until_fail {
         use famfs_harness::report::repeat;
-        let tallies = repeat::tally(s);
+        let tallies = repeat::tally(earlier.iter().chain(&s.cases));
         eprint!(
             "[harness] per trial over the iterations:\n{}",
             repeat::render(&tallies)

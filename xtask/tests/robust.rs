@@ -566,6 +566,33 @@ fn repeat_runs_the_selection_over_in_one_boot_and_counts_each_trial() {
     // The failing iteration's files are kept.
     let out = std::fs::read_to_string(dir.join("cases/t-001#2/output")).unwrap();
     assert_eq!(out, "second\nok\n");
+    // --until-fail: one run per iteration until one fails (t/001's second);
+    // with --max 1 none fails and the exit status is 0.
+    let until = |extra: &[&str]| {
+        let mut a = vec!["test-vm", "--exact", "t/001", "--until-fail", "--keep", "0"];
+        let (c, r) = (s(cases.path()), s(results.path()));
+        a.extend_from_slice(&["--cases", &c, "--results", &r]);
+        a.extend_from_slice(extra);
+        xtask(&a)
+    };
+    let o = until(&[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(
+        err.contains("--until-fail: stopped after iteration 2 (--max 100)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("t/001  2 runs: 1 passed, 1 failed (50%)"),
+        "{err}"
+    );
+    let o = until(&["--max", "1"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("--until-fail: no failure after iteration 1 (--max 1)"),
+        "{err}"
+    );
     // --repeat 0 is refused before anything runs.
     let o = xtask(&[
         "test-vm",

@@ -2,8 +2,9 @@
 //! in as few boots as its topologies allow (a crash still restarts the VM),
 //! and per trial how often it passed and failed. Every iteration keeps its
 //! own results directory, so each failing one has its artifacts.
+//! `--until-fail` runs one iteration per run until one fails.
 
-use super::results::Summary;
+use super::results::CaseResult;
 use crate::case::{base_id, Case};
 use crate::judge::verdict::Outcome;
 use anyhow::{Context, Result};
@@ -36,10 +37,11 @@ pub struct Tally {
     pub failing: Vec<String>,
 }
 
-/// Per trial (boot trials left out), in the order the trials first ran.
-pub fn tally(s: &Summary) -> Vec<Tally> {
+/// Per trial (boot trials left out), in the order the trials first ran;
+/// the results may come from one run or from several (`--until-fail`).
+pub fn tally<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Vec<Tally> {
     let mut out: Vec<Tally> = Vec::new();
-    for r in s.cases.iter().filter(|r| !r.id.starts_with("boot/")) {
+    for r in results.into_iter().filter(|r| !r.id.starts_with("boot/")) {
         let id = base_id(&r.id);
         let i = match out.iter().position(|t| t.id == id) {
             Some(i) => i,
@@ -115,7 +117,7 @@ pub fn render(tallies: &[Tally]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::results::CaseResult;
+    use crate::report::results::Summary;
 
     fn result(id: &str, outcome: Outcome) -> CaseResult {
         CaseResult {
@@ -168,7 +170,7 @@ mod tests {
             duration_ms: 0,
         };
         s.count();
-        let t = tally(&s);
+        let t = tally(&s.cases);
         assert_eq!(t.len(), 2);
         assert_eq!(
             (t[0].id.as_str(), t[0].runs, t[0].passed, t[0].failed),
