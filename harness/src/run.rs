@@ -248,6 +248,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
     if let Some(k) = plan.named {
         art.name = Some(k.name);
         art.known_defects = k.known_defects;
+        art.expunged = k.expunged;
     }
     Ok(art)
 }
@@ -419,7 +420,15 @@ impl Schedule {
         let mut not_run = Vec::new();
         let mut runnable = Vec::new();
         for c in cases {
-            match c.unmet_kconfig(&kernel.config) {
+            let expunged = kernel.expunged.iter().find(|e| e.covers(&c.id)).map(|e| {
+                format!(
+                    "expunged on kernel {}: {} ({})",
+                    kernel.name.as_deref().unwrap_or("?"),
+                    e.why.trim(),
+                    e.at
+                )
+            });
+            match expunged.or_else(|| c.unmet_kconfig(&kernel.config)) {
                 Some(why) => not_run.push((c.id.clone(), why)),
                 None => runnable.push(c),
             }

@@ -607,6 +607,48 @@ fn repeat_runs_the_selection_over_in_one_boot_and_counts_each_trial() {
 }
 
 #[test]
+fn a_named_kernel_expunges_cases_with_a_reason() {
+    let _g = serial();
+    let cases = scratch_cases(&[
+        (
+            "t/001",
+            &case("would hang this kernel", "", "echo ran"),
+            "ran\n",
+        ),
+        ("t/002", &case("runs", "", "echo ran"), "ran\n"),
+    ]);
+    let results = tempfile::tempdir().unwrap();
+    // The default kernel under another name, with an expunge list.
+    let k = cases.path().join("mine.yaml");
+    std::fs::write(
+        &k,
+        "description: the default kernel, minus t/001\nfragments: [default]\nexpunge:\n  - case: t/001\n    why: it would hang this kernel\n",
+    )
+    .unwrap();
+    let o = xtask(&[
+        "test-vm",
+        "--kernel",
+        &s(&k),
+        "--cases",
+        &s(cases.path()),
+        "--results",
+        &s(results.path()),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let sum = summary(&run_dir(results.path()));
+    let r = result(&sum, "t/001");
+    assert_eq!(r["outcome"], "not_run", "{sum}");
+    let why = r["reasons"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("expunged on kernel mine: it would hang this kernel (")
+            && why.ends_with("mine.yaml:4)"),
+        "{why}"
+    );
+    assert_eq!(result(&sum, "t/002")["outcome"], "pass");
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),

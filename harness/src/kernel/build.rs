@@ -29,6 +29,9 @@ pub struct KernelArtifacts {
     /// Cases that hit a known defect of this kernel (from its named file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_defects: Vec<crate::kernel::named::KnownDefect>,
+    /// Cases this kernel does not run (from its named file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expunged: Vec<crate::kernel::named::Expunged>,
     pub bzimage: PathBuf,
     pub vmlinux: Option<PathBuf>,
     pub config_path: PathBuf,
@@ -159,6 +162,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         Ok(KernelArtifacts {
             name: None,
             known_defects: vec![],
+            expunged: vec![],
             bzimage: bzimage.clone(),
             vmlinux: Some(obj.join("vmlinux")).filter(|p| p.exists()),
             config: DotConfig::load(&config_path)?,
@@ -567,6 +571,7 @@ pub fn prebuilt(
     Ok(KernelArtifacts {
         name: None,
         known_defects: vec![],
+        expunged: vec![],
         bzimage: image,
         vmlinux,
         config,

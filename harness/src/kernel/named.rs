@@ -40,6 +40,29 @@ pub struct KnownDefect {
     pub at: String,
 }
 
+/// A case (all its trials) or one trial a kernel does not run, with why:
+/// it would take the machine down, hang, or cannot apply to this kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expunged {
+    /// `famfs/010` (every trial) or `famfs/010[chunk-size-0]`.
+    pub case: String,
+    pub why: String,
+    /// `file:line` of the entry.
+    pub at: String,
+}
+
+impl Expunged {
+    /// Does this entry cover the trial `id` (any iteration of it)?
+    pub fn covers(&self, id: &str) -> bool {
+        let id = crate::case::base_id(id);
+        id == self.case
+            || (!self.case.contains('[')
+                && id
+                    .strip_prefix(self.case.as_str())
+                    .is_some_and(|r| r.starts_with('[')))
+    }
+}
+
 /// A kernel resolved from a file: everything `run` needs to build it.
 #[derive(Debug, Clone)]
 pub struct NamedKernel {
@@ -51,6 +74,7 @@ pub struct NamedKernel {
     pub allow_fuzz: bool,
     pub fragments: Vec<String>,
     pub known_defects: Vec<KnownDefect>,
+    pub expunged: Vec<Expunged>,
 }
 
 /// A kernel that cannot be had on this machine (its fixture is absent):
@@ -78,6 +102,15 @@ struct File {
     fragments: Vec<String>,
     #[serde(default)]
     known_defects: Vec<DefectEntry>,
+    #[serde(default)]
+    expunge: Vec<ExpungeEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpungeEntry {
+    case: String,
+    why: String,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +248,21 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
             at,
         });
     }
+    let mut expunged = Vec::new();
+    let mut from = line_of(&text, "expunge:", 1);
+    for e in &f.expunge {
+        let line = line_of(&text, &format!("case: {}", e.case), from);
+        from = line + 1;
+        let at = format!("{}:{line}", file.display());
+        if e.why.trim().is_empty() {
+            bail!("{at}: an expunged case needs a why (what would happen if it ran)");
+        }
+        expunged.push(Expunged {
+            case: e.case.clone(),
+            why: e.why.clone(),
+            at,
+        });
+    }
     Ok(NamedKernel {
         name: file
             .file_stem()
@@ -227,6 +275,7 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
         allow_fuzz: f.allow_fuzz,
         fragments: f.fragments,
         known_defects,
+        expunged,
         file,
     })
 }
@@ -257,7 +306,8 @@ impl NamedKernel {
         Ok(())
     }
 
-    /// Check that each known defect names a case that exists.
+    /// Check that each known defect and expunge entry names a case that
+    /// exists.
     pub fn check_cases(&self, case_ids: &[String]) -> Result<()> {
         for d in &self.known_defects {
             if !case_ids.contains(&d.case) {
@@ -266,6 +316,11 @@ impl NamedKernel {
                     d.at,
                     d.case
                 );
+            }
+        }
+        for e in &self.expunged {
+            if !case_ids.iter().any(|id| e.covers(id)) {
+                bail!("{}: expunged case `{}` does not exist", e.at, e.case);
             }
         }
         Ok(())
@@ -310,6 +365,45 @@ mod tests {
         );
         let e = k.check_cases(&["dax/001".into()]).unwrap_err().to_string();
         assert!(e.contains("k.yaml:6") && e.contains("famfs/001"), "{e}");
+    }
+
+    #[test]
+    fn expunge_entries_cover_a_case_or_one_trial() {
+        let t = root_with(
+            "k",
+            "description: x\nfragments: [default]\nexpunge:\n  - case: lkdtm/006\n    why: panics on purpose\n  - case: famfs/010[chunk-size-0]\n    why: divides by zero\n",
+        );
+        let k = load(t.path(), "k").unwrap();
+        let (whole, one) = (&k.expunged[0], &k.expunged[1]);
+        assert!(
+            whole.at.ends_with("k.yaml:4") && one.at.ends_with("k.yaml:6"),
+            "{k:?}"
+        );
+        assert!(whole.covers("lkdtm/006") && whole.covers("lkdtm/006#3"));
+        assert!(!whole.covers("lkdtm/0061"));
+        assert!(one.covers("famfs/010[chunk-size-0]") && !one.covers("famfs/010[nextents-0]"));
+        let prefix = Expunged {
+            case: "famfs/010".into(),
+            why: "w".into(),
+            at: "f:1".into(),
+        };
+        assert!(prefix.covers("famfs/010[nextents-0]#2") && !prefix.covers("famfs/0101"));
+        k.check_cases(&["lkdtm/006".into(), "famfs/010[chunk-size-0]".into()])
+            .unwrap();
+        let e = k
+            .check_cases(&["lkdtm/006".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("k.yaml:6") && e.contains("does not exist"),
+            "{e}"
+        );
+        let t = root_with(
+            "k",
+            "description: x\nfragments: [default]\nexpunge:\n  - case: a/001\n    why: ' '\n",
+        );
+        let e = load(t.path(), "k").unwrap_err().to_string();
+        assert!(e.contains("k.yaml:4") && e.contains("needs a why"), "{e}");
     }
 
     #[test]
