@@ -239,6 +239,14 @@ pub fn apply_known_defects(
             diff: v.diff,
         };
     }
+    // Say which of the two it is: the case now does what a correct kernel
+    // does (the defect is gone), or it fails some other way.
+    let headline = if v.raw_outcome == Outcome::Pass {
+        "unexpected pass: the case passed where a known defect was listed"
+    } else {
+        "different failure: the case failed, but not (only) as the known defect says"
+    };
+    reasons.insert(0, headline.to_string());
     reasons.extend(v.reasons);
     Verdict {
         outcome: Outcome::Fail,
@@ -488,7 +496,8 @@ mod tests {
         );
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(
-            v.reasons[0].contains("did not reproduce"),
+            v.reasons[0].starts_with("unexpected pass:")
+                && v.reasons[1].contains("did not reproduce"),
             "{:?}",
             v.reasons
         );
@@ -506,9 +515,10 @@ mod tests {
         );
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(
-            v.reasons
-                .iter()
-                .any(|r| r.contains("beside the known defect") && r.contains("something_else")),
+            v.reasons[0].starts_with("different failure:")
+                && v.reasons
+                    .iter()
+                    .any(|r| r.contains("beside the known defect") && r.contains("something_else")),
             "{:?}",
             v.reasons
         );
@@ -562,7 +572,8 @@ mod tests {
         );
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(
-            v.reasons[0].contains("did not reproduce"),
+            v.reasons[0].starts_with("unexpected pass:")
+                && v.reasons[1].contains("did not reproduce"),
             "{:?}",
             v.reasons
         );
