@@ -236,6 +236,16 @@ struct TestVm {
     /// trial's pass and fail counts and failure rate.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000), conflicts_with = "until_fail")]
     repeat: Option<u32>,
+    /// Compare with an earlier run (its directory, or the --results
+    /// directory whose `latest` it is): new failures, fixed trials, trials
+    /// no longer run, new report titles, slower trials. The exit status then
+    /// says whether anything regressed (101) or not (0).
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<PathBuf>,
+    /// With --baseline: a trial this many percent slower (and over a second
+    /// slower) is a timing regression.
+    #[arg(long, value_name = "PCT", default_value_t = 50, requires = "baseline")]
+    slower_than: u32,
     /// Run the selection again and again, one run (and boot) per iteration,
     /// until an iteration fails or --max iterations passed.
     #[arg(long)]
@@ -492,6 +502,11 @@ fn test_vm(t: TestVm) -> Result<i32> {
         .as_deref()
         .map(trials::Partition::parse)
         .transpose()?;
+    let baseline = t
+        .baseline
+        .as_deref()
+        .map(famfs_harness::report::baseline::load)
+        .transpose()?;
     let mut cases = trials::select(&opts.cases_dir(), &sel)?;
     if let Some(p) = partition {
         let of = cases.len();
@@ -608,6 +623,21 @@ fn test_vm(t: TestVm) -> Result<i32> {
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");
         return Ok(2);
+    }
+    if let Some(before) = &baseline {
+        use famfs_harness::report::baseline;
+        let changes = baseline::compare(before, s, t.slower_than);
+        eprint!(
+            "[harness] against the baseline (run {}):\n{}",
+            before.run_id,
+            changes.render()
+        );
+        if let Err(e) = baseline::write(&outcome.dir, &changes) {
+            eprintln!("[harness] warning: {e:#}");
+        }
+        if c.errors == 0 {
+            return Ok(if changes.regressed() { 101 } else { 0 });
+        }
     }
     Ok(if c.errors > 0 {
         2

@@ -649,6 +649,62 @@ fn a_named_kernel_expunges_cases_with_a_reason() {
 }
 
 #[test]
+fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
+    let _g = serial();
+    let cases = scratch_cases(&[
+        (
+            "t/001",
+            &case("passes, until it is changed", "", "echo ok"),
+            "ok\n",
+        ),
+        (
+            "t/002",
+            &case("fails every time", "", "echo wrong"),
+            "right\n",
+        ),
+    ]);
+    let results = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let (c, r) = (s(cases.path()), s(results.path()));
+        let mut a = vec!["test-vm", "--keep", "0", "--cases", &c, "--results", &r];
+        a.extend_from_slice(extra);
+        xtask(&a)
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    // The same results again: no change, and no regression although t/002
+    // still fails.
+    let base = s(results.path());
+    let o = run(&["--baseline", &base]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("against the baseline (run ") && err.contains("):\nno change\n"),
+        "{err}"
+    );
+    // t/001 now fails: a regression.
+    std::fs::write(
+        cases.path().join("t/001"),
+        case("passes, until it is changed", "", "echo changed"),
+    )
+    .unwrap();
+    let o = run(&["--baseline", &base]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(err.contains("new failure: t/001\n"), "{err}");
+    let latest = results.path().join("latest");
+    let changes: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("baseline.json")).unwrap())
+            .unwrap();
+    assert_eq!(changes["new_failures"], serde_json::json!(["t/001"]));
+    // Not a results directory: refused before anything runs.
+    let o = run(&["--baseline", &s(cases.path())]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a results directory"), "{err}");
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),

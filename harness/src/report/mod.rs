@@ -2,6 +2,7 @@
 //! (`results`), cases as libtest trials (`trials`) and progress lines
 //! (`ui`). It writes down verdicts; it never decides one.
 
+pub mod baseline;
 pub mod repeat;
 pub mod results;
 pub mod trials;
