@@ -72,6 +72,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Combine the runs of a partitioned selection (`test-vm --partition
+    /// K/N` on N machines) into one run with one summary.json and
+    /// junit.xml. Exit 0: merged, nothing failed; 101: a trial failed; 2:
+    /// the runs cannot be merged.
+    Merge {
+        /// The shards' run directories (or --results directories: their
+        /// `latest`).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the merged run goes (a results directory: runs/ID, latest).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Benchmarks of the harness itself.
     Bench {
         #[command(subcommand)]
@@ -352,6 +365,28 @@ fn real_main() -> Result<i32> {
                 .display()
             );
             Ok(0)
+        }
+        Cmd::Merge { runs, out } => {
+            let (dir, s) = famfs_harness::report::merge::merge(&runs, &out)?;
+            let c = &s.counts;
+            println!(
+                "{}: {} trials from {} runs: {} passed, {} failed, {} not run, {} known failures, {} errors",
+                dir.root.display(),
+                s.cases.len(),
+                runs.len(),
+                c.passed,
+                c.failed,
+                c.notrun,
+                c.known_fail,
+                c.errors
+            );
+            Ok(if c.errors > 0 {
+                2
+            } else if c.failed > 0 {
+                101
+            } else {
+                0
+            })
         }
         Cmd::Bless { ids, run, cases } => {
             let root = famfs_harness::image::guest_program::workspace_root();

@@ -705,6 +705,88 @@ fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
 }
 
 #[test]
+fn shards_run_apart_merge_into_one_run() {
+    let _g = serial();
+    let cases = scratch_cases(&[
+        ("t/001", &case("passes", "", "echo ok"), "ok\n"),
+        ("t/002", &case("passes", "", "echo ok"), "ok\n"),
+        ("t/003", &case("fails", "", "echo wrong"), "right\n"),
+    ]);
+    let (one, two, out) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    for (k, r) in [("count:1/2", &one), ("count:2/2", &two)] {
+        xtask(&[
+            "test-vm",
+            "--partition",
+            k,
+            "--cases",
+            &s(cases.path()),
+            "--results",
+            &s(r.path()),
+        ]);
+    }
+    let o = xtask(&[
+        "merge",
+        "--out",
+        &s(out.path()),
+        &s(one.path()),
+        &s(two.path()),
+    ]);
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("5 trials from 2 runs: 4 passed, 1 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+    let dir = run_dir(out.path());
+    let sum = summary(&dir);
+    let ids: Vec<&str> = sum["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["t/001", "t/003", "boot/1.1", "t/002", "boot/2.1"]);
+    // Every trial's files came along, and JUnit has them all.
+    let r = result(&sum, "t/003");
+    assert!(
+        dir.join(r["dir"].as_str().unwrap())
+            .join("output")
+            .is_file(),
+        "{sum}"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("tests=\"5\"") && junit.contains("wrong"),
+        "{junit}"
+    );
+    // Overlapping shards, and a directory that holds no run: refused.
+    let o = xtask(&[
+        "merge",
+        "--out",
+        &s(out.path()),
+        &s(one.path()),
+        &s(one.path()),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("the shards overlap"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = xtask(&["merge", "--out", &s(out.path()), &s(cases.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("not a results directory"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),

@@ -3,6 +3,7 @@
 //! (`ui`). It writes down verdicts; it never decides one.
 
 pub mod baseline;
+pub mod merge;
 pub mod repeat;
 pub mod results;
 pub mod trials;
