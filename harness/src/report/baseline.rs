@@ -157,17 +157,7 @@ mod tests {
     }
 
     fn summary(cases: Vec<CaseResult>) -> Summary {
-        Summary {
-            run_id: "r".into(),
-            kernel: serde_json::Value::Null,
-            backend: crate::vm::Backend::Qemu,
-            accel: None,
-            profile: "v10".into(),
-            boots: vec![],
-            cases,
-            counts: Default::default(),
-            duration_ms: 0,
-        }
+        Summary::of(cases)
     }
 
     #[test]

@@ -151,25 +151,14 @@ mod tests {
                 format!("{}#2", cases[1].id),
             ]
         );
-        let mut s = Summary {
-            run_id: "r".into(),
-            kernel: serde_json::Value::Null,
-            backend: crate::vm::Backend::Qemu,
-            accel: None,
-            profile: "v10".into(),
-            boots: vec![],
-            cases: vec![
-                result("a/001#1", Outcome::Pass),
-                result("b/001[x]#1", Outcome::KnownFail),
-                result("boot/1", Outcome::Pass),
-                result("a/001#2", Outcome::Fail),
-                result("b/001[x]#2", Outcome::NotRun),
-                result("a/001#3", Outcome::ExpectedFail),
-            ],
-            counts: Default::default(),
-            duration_ms: 0,
-        };
-        s.count();
+        let s = Summary::of(vec![
+            result("a/001#1", Outcome::Pass),
+            result("b/001[x]#1", Outcome::KnownFail),
+            result("boot/1", Outcome::Pass),
+            result("a/001#2", Outcome::Fail),
+            result("b/001[x]#2", Outcome::NotRun),
+            result("a/001#3", Outcome::ExpectedFail),
+        ]);
         let t = tally(&s.cases);
         assert_eq!(t.len(), 2);
         assert_eq!(

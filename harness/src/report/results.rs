@@ -70,6 +70,24 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// A summary of these results alone (tests of what reads summaries).
+    #[cfg(test)]
+    pub fn of(cases: Vec<CaseResult>) -> Summary {
+        let mut s = Summary {
+            run_id: "r".into(),
+            kernel: serde_json::Value::Null,
+            backend: crate::vm::Backend::Qemu,
+            accel: None,
+            profile: "v10".into(),
+            boots: vec![],
+            cases,
+            counts: Default::default(),
+            duration_ms: 0,
+        };
+        s.count();
+        s
+    }
+
     pub fn count(&mut self) {
         let mut c = Counts::default();
         for r in &self.cases {
