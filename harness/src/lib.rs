@@ -47,4 +47,6 @@ pub mod report;
 #[cfg(feature = "host")]
 pub mod run;
 #[cfg(feature = "host")]
+pub mod shell;
+#[cfg(feature = "host")]
 pub mod vm;

@@ -1060,7 +1060,7 @@ fn lost_report(
     }
 }
 
-fn make_plan(
+pub(crate) fn make_plan(
     p: &Prepared,
     run_id: &str,
     n: u32,
@@ -1104,6 +1104,7 @@ fn make_plan(
         .into_iter()
         .chain(p.opts.guest_env.clone())
         .collect(),
+        shell: None,
     }
 }
 
@@ -1118,7 +1119,12 @@ fn kernel_args(cfg: &crate::kernel::config::DotConfig) -> Vec<String> {
     a
 }
 
-fn make_spec(p: &Prepared, bdir: &Path, topo: &Topology, plan: &RunPlan) -> Result<VmSpec> {
+pub(crate) fn make_spec(
+    p: &Prepared,
+    bdir: &Path,
+    topo: &Topology,
+    plan: &RunPlan,
+) -> Result<VmSpec> {
     let plan_json = serde_json::to_string_pretty(plan)?;
     std::fs::write(bdir.join("plan.json"), &plan_json)?;
     let (initrd, guest_command) = match p.opts.backend {

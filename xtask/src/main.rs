@@ -72,6 +72,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Boot the kernel a run would use, with a case's topology and
+    /// environment (or a 512 MiB NVDIMM as devdax), and a shell on this
+    /// terminal; with --run, one command, whose exit status is returned.
+    Shell {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// The case (trial) whose topology, devices and environment the
+        /// shell gets (`famfs/040[fmap-eio]`).
+        #[arg(long, value_name = "ID")]
+        case: Option<String>,
+        /// Run this command (`sh -c`) instead of an interactive shell.
+        #[arg(long, value_name = "CMD")]
+        run: Option<String>,
+        /// Start QEMU's gdb stub on :1234 and print the gdb command line.
+        #[arg(long)]
+        gdb: bool,
+        /// famfs protocol profile in the environment (FH_PROFILE).
+        #[arg(long, value_name = "NAME", default_value = "v10")]
+        profile: String,
+        /// The cases directory (default: the checkout's cases/).
+        #[arg(long, value_name = "DIR")]
+        cases: Option<PathBuf>,
+    },
     /// Combine the runs of a partitioned selection (`test-vm --partition
     /// K/N` on N machines) into one run with one summary.json and
     /// junit.xml. Exit 0: merged, nothing failed; 101: a trial failed; 2:
@@ -365,6 +388,39 @@ fn real_main() -> Result<i32> {
                 .display()
             );
             Ok(0)
+        }
+        Cmd::Shell {
+            kernel,
+            case,
+            run,
+            gdb,
+            profile,
+            cases,
+        } => {
+            let mut opts = options(&kernel)?;
+            famfs_proto::Profile::parse(&profile)
+                .map_err(|e| anyhow::anyhow!("--profile {profile}: {e}"))?;
+            opts.profile = profile;
+            if let Some(c) = cases {
+                anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
+                opts.cases = Some(c);
+            }
+            let all = famfs_harness::case::discover(&opts.cases_dir())?;
+            let case = match &case {
+                Some(id) => Some(all.iter().find(|c| &c.id == id).with_context(|| {
+                    format!("--case {id}: no such trial (cargo xtask test-vm --list names them)")
+                })?),
+                None => None,
+            };
+            let prepared = famfs_harness::run::prepare(&opts)?;
+            famfs_harness::shell::run(
+                &prepared,
+                &famfs_harness::shell::Request {
+                    case,
+                    command: run,
+                    gdb,
+                },
+            )
         }
         Cmd::Merge { runs, out } => {
             let (dir, s) = famfs_harness::report::merge::merge(&runs, &out)?;

@@ -787,6 +787,53 @@ fn shards_run_apart_merge_into_one_run() {
 }
 
 #[test]
+fn shell_runs_a_command_or_a_person_s_shell_in_a_case_s_environment() {
+    let _g = serial();
+    // --run: the command's output on stdout, its status as ours, the
+    // case's device and parameters in its environment.
+    let o = xtask(&[
+        "shell",
+        "--case",
+        "famfs/040[fmap-eio]",
+        "--run",
+        "echo \"$FH_CASE_ID $FH_PARAM_ERRNO\"; [ -c \"$FH_DAX\" ] && echo device; exit 7",
+    ]);
+    let out = text(&o.stdout).replace('\r', "");
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    assert!(out.contains("famfs/040[fmap-eio] EIO\ndevice\n"), "{out}");
+    // Interactive: a prompt on the terminal, commands typed after it.
+    let mut child = xtask_cmd(&["shell"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    use std::io::{Read, Write};
+    while !String::from_utf8_lossy(&seen).contains("fh-guest:") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo typed $((6 * 7)); exit 5\n").unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let seen = String::from_utf8_lossy(&seen).replace('\r', "");
+    assert_eq!(status.code(), Some(5), "{seen}");
+    assert!(seen.contains("typed 42\n"), "{seen}");
+    // No such trial: refused before anything boots.
+    let o = xtask(&["shell", "--case", "nope/001", "--run", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("--case nope/001: no such trial"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),

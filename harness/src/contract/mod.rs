@@ -33,6 +33,21 @@ pub struct RunPlan {
     pub profile: String,
     /// Extra environment for every case.
     pub env: BTreeMap<String, String>,
+    /// `cargo xtask shell`: no cases; a shell (or one command) instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<ShellPlan>,
+}
+
+/// A shell on the console in the environment a case has (its devices set
+/// up, `FH_*` variables, the guest tools on PATH), instead of cases.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShellPlan {
+    /// Run this with `sh -c` and leave with its status; interactive when
+    /// absent.
+    pub command: Option<String>,
+    /// The case whose environment (and parameters) the shell gets.
+    pub case: Option<PlannedCase>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -259,6 +274,8 @@ pub mod exit {
     pub const DEBUG_EXIT_PORT: u16 = 0xf4;
     /// Runner finished normally: QEMU exits with (0 << 1) | 1 = 1.
     pub const EXIT_RUNNER_DONE: u8 = 0;
+    /// `shell`: the command's status S (0..=100) leaves as this + S.
+    pub const EXIT_SHELL_BASE: u8 = 16;
     /// Runner hit an internal error: QEMU exits with 3.
     pub const EXIT_RUNNER_ERROR: u8 = 1;
     /// KVM probe boot reached user space: QEMU exits with 33.

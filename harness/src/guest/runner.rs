@@ -133,6 +133,12 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
             },
         ),
     }
+    if let (Some(sh), true) = (&plan.shell, setup.is_ok()) {
+        let status = run_shell(&plan, sh, &devices, tool);
+        sys::kmsg_write("fh: shell done\n");
+        sys::debug_exit(contract::exit::EXIT_SHELL_BASE + status.min(100));
+        return Ok(());
+    }
     let mut ran = 0;
     if setup.is_ok() {
         for case in &plan.cases {
@@ -395,6 +401,68 @@ pub fn run_case(
         },
         restart,
     )
+}
+
+/// `cargo xtask shell`: `sh -i` (or `sh -c COMMAND`) on the serial console
+/// as its controlling terminal, in the environment the case would get;
+/// returns its exit status.
+fn run_shell(
+    plan: &RunPlan,
+    sh: &contract::ShellPlan,
+    devices: &[crate::contract::DaxDevice],
+    tool: &Path,
+) -> u8 {
+    let case = sh.case.clone().unwrap_or(PlannedCase {
+        id: "shell".into(),
+        script: String::new(),
+        timeout_s: 0,
+        env: BTreeMap::new(),
+    });
+    let dir = PathBuf::from("/tmp/fh-shell");
+    let _ = std::fs::create_dir_all(dir.join("artifacts"));
+    let mut cmd = Command::new("/bin/sh");
+    match &sh.command {
+        Some(c) => cmd.args(["-c", c]),
+        None => cmd.arg("-i"),
+    };
+    cmd.current_dir(&dir)
+        .env_clear()
+        .envs(case_env(plan, &case, devices, tool, &dir))
+        .env("PS1", "fh-guest:\\w# ")
+        .env("TERM", "linux");
+    // SAFETY: between fork and exec only async-signal-safe system calls on
+    // the child's own state: a new session, then the serial console (fd 0,
+    // opened below) as its controlling terminal.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            // SAFETY: fd 0 is open in the child (Command set it up).
+            let stdin = std::os::fd::BorrowedFd::borrow_raw(0);
+            let _ = rustix::process::ioctl_tiocsctty(stdin);
+            Ok(())
+        });
+    }
+    let tty = |w: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(w)
+            .open("/dev/ttyS0")
+            .or_else(|_| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(w)
+                    .open("/dev/console")
+            })
+    };
+    let (Ok(i), Ok(o), Ok(e)) = (tty(false), tty(true), tty(true)) else {
+        return 100;
+    };
+    cmd.stdin(i).stdout(o).stderr(e);
+    match cmd.status() {
+        Ok(st) => st.code().map_or(100, |c| c.clamp(0, 100) as u8),
+        Err(_) => 100,
+    }
 }
 
 /// Output chunks as the case writes them, in whole lines.
