@@ -16,14 +16,20 @@ use std::collections::{BTreeMap, VecDeque};
 pub struct Request<'a> {
     /// The case whose topology and environment the shell gets.
     pub case: Option<&'a Case>,
+    /// The machine, when no case names it (`Topology::named`).
+    pub topology: Option<Topology>,
     /// Run this (`sh -c`) instead of an interactive shell.
     pub command: Option<String>,
     /// Start QEMU's gdb stub (tcp port 1234) and print how to attach.
     pub gdb: bool,
 }
 
-/// The machine of the shell: the case's, or a device a case would get.
-pub fn topology(case: Option<&Case>) -> Topology {
+/// The machine of the shell: the one asked for, the case's, or a device a
+/// case would get.
+pub fn topology(case: Option<&Case>, asked: Option<&Topology>) -> Topology {
+    if let Some(t) = asked {
+        return t.clone();
+    }
     match case.map(|c| c.topology.clone()) {
         Some(t) if t.pmem.is_some() => t,
         _ => Topology {
@@ -43,7 +49,7 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
     if p.opts.backend != Backend::Qemu {
         bail!("shell boots with direct QEMU (--backend qemu)");
     }
-    let topo = topology(req.case);
+    let topo = topology(req.case, req.topology.as_ref());
     let dir = tempfile::Builder::new()
         .prefix("fh-shell-")
         .tempdir()

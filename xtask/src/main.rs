@@ -82,6 +82,10 @@ enum Cmd {
         /// shell gets (`famfs/040[fmap-eio]`).
         #[arg(long, value_name = "ID")]
         case: Option<String>,
+        /// The machine instead of the case's: nvdimm|memmap|cxl[:SIZE][:fsdev]
+        /// (e.g. cxl:512M).
+        #[arg(long, value_name = "KIND[:SIZE][:fsdev]")]
+        topology: Option<String>,
         /// Run this command (`sh -c`) instead of an interactive shell.
         #[arg(long, value_name = "CMD")]
         run: Option<String>,
@@ -392,6 +396,7 @@ fn real_main() -> Result<i32> {
         Cmd::Shell {
             kernel,
             case,
+            topology,
             run,
             gdb,
             profile,
@@ -412,11 +417,16 @@ fn real_main() -> Result<i32> {
                 })?),
                 None => None,
             };
+            let topology = topology
+                .as_deref()
+                .map(famfs_harness::contract::topology::Topology::named)
+                .transpose()?;
             let prepared = famfs_harness::run::prepare(&opts)?;
             famfs_harness::shell::run(
                 &prepared,
                 &famfs_harness::shell::Request {
                     case,
+                    topology,
                     command: run,
                     gdb,
                 },

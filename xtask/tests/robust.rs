@@ -823,6 +823,27 @@ fn shell_runs_a_command_or_a_person_s_shell_in_a_case_s_environment() {
     let seen = String::from_utf8_lossy(&seen).replace('\r', "");
     assert_eq!(status.code(), Some(5), "{seen}");
     assert!(seen.contains("typed 42\n"), "{seen}");
+    // A topology by name.
+    let o = xtask(&[
+        "shell",
+        "--topology",
+        "memmap:256M",
+        "--run",
+        "cat /proc/cmdline",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("memmap=256M!4G"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = xtask(&["shell", "--topology", "pmem", "--run", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("topology `pmem`: unknown kind"),
+        "{}",
+        text(&o.stderr)
+    );
     // No such trial: refused before anything boots.
     let o = xtask(&["shell", "--case", "nope/001", "--run", "true"]);
     assert_eq!(o.status.code(), Some(2));

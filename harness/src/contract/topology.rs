@@ -60,6 +60,50 @@ pub fn parse_size_mib(s: &str) -> Result<u64> {
 }
 
 impl Topology {
+    /// A topology by name, as `shell --topology` takes it:
+    /// `nvdimm|memmap|cxl[:SIZE][:fsdev]` (default 512M, 256M for CXL,
+    /// devdax), e.g. `cxl:512M`, `memmap:256M:fsdev`.
+    pub fn named(spec: &str) -> Result<Topology> {
+        let mut parts = spec.split(':');
+        let kind = match parts.next().unwrap_or_default() {
+            "nvdimm" => PmemKind::Nvdimm,
+            "memmap" => PmemKind::Memmap,
+            "cxl" => PmemKind::Cxl,
+            other => bail!(
+                "topology `{spec}`: unknown kind `{other}`; one of nvdimm, memmap, cxl, then :SIZE and :fsdev if wanted (e.g. cxl:512M)"
+            ),
+        };
+        let (mut size_mib, mut mode) = (
+            if kind == PmemKind::Cxl {
+                CXL_REGION_MIB
+            } else {
+                512
+            },
+            DaxMode::Devdax,
+        );
+        for p in parts {
+            match p {
+                "fsdev" => mode = DaxMode::Fsdev,
+                "devdax" => mode = DaxMode::Devdax,
+                size => {
+                    size_mib = parse_size_mib(size)
+                        .map_err(|e| anyhow::anyhow!("topology `{spec}`: {e}"))?
+                }
+            }
+        }
+        if kind == PmemKind::Cxl && size_mib % CXL_REGION_MIB != 0 {
+            bail!("topology `{spec}`: CXL regions come in multiples of 256M");
+        }
+        Ok(Topology {
+            pmem: Some(PmemSpec {
+                kind,
+                size_mib,
+                mode,
+                align: ALIGN_2M,
+            }),
+        })
+    }
+
     /// Can a case needing `need` run on this topology?
     pub fn satisfies(&self, need: &Topology) -> bool {
         match (&self.pmem, &need.pmem) {
@@ -121,6 +165,28 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topologies_by_name() {
+        assert_eq!(Topology::named("nvdimm").unwrap(), nv(512));
+        let c = Topology::named("cxl:512M:fsdev").unwrap().pmem.unwrap();
+        assert_eq!(
+            (c.kind, c.size_mib, c.mode),
+            (PmemKind::Cxl, 512, DaxMode::Fsdev)
+        );
+        assert_eq!(
+            Topology::named("memmap:256M")
+                .unwrap()
+                .pmem
+                .unwrap()
+                .size_mib,
+            256
+        );
+        for bad in ["pmem", "cxl:300M", "nvdimm:3M", "nvdimm:x"] {
+            let e = Topology::named(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("topology `{bad}`: ")), "{e}");
+        }
+    }
 
     fn nv(size: u64) -> Topology {
         Topology {
