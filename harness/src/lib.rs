@@ -43,6 +43,8 @@ pub mod image;
 #[cfg(feature = "host")]
 pub mod kernel;
 #[cfg(feature = "host")]
+pub mod nightly;
+#[cfg(feature = "host")]
 pub mod report;
 #[cfg(feature = "host")]
 pub mod run;

@@ -99,6 +99,25 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         cases: Option<PathBuf>,
     },
+    /// Run every cell of a matrix (named kernels x profiles x case
+    /// selections) and write the night's summary as JSON, Markdown and
+    /// HTML. Exit 0: nothing failed (with --baseline: nothing regressed);
+    /// 101: something did; 2: bad input.
+    Nightly {
+        /// The matrix file (kernel-configs/matrix/default.yaml).
+        #[arg(long, value_name = "FILE")]
+        matrix: PathBuf,
+        /// Where cells and nights go (default target/famfs-harness).
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
+        /// An earlier night (its directory, or a --results directory):
+        /// each cell compared with the same cell there.
+        #[arg(long, value_name = "DIR")]
+        baseline: Option<PathBuf>,
+        /// The cases directory (default: the checkout's cases/).
+        #[arg(long, value_name = "DIR")]
+        cases: Option<PathBuf>,
+    },
     /// Combine the runs of a partitioned selection (`test-vm --partition
     /// K/N` on N machines) into one run with one summary.json and
     /// junit.xml. Exit 0: merged, nothing failed; 101: a trial failed; 2:
@@ -431,6 +450,38 @@ fn real_main() -> Result<i32> {
                     gdb,
                 },
             )
+        }
+        Cmd::Nightly {
+            matrix,
+            results,
+            baseline,
+            cases,
+        } => {
+            let mut opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
+            if let Some(c) = cases {
+                anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
+                opts.cases = Some(c);
+            }
+            let root = results.unwrap_or_else(|| opts.results_root.clone());
+            let args = libtest_mimic::Arguments {
+                format: Some(libtest_mimic::FormatSetting::Terse),
+                ..Default::default()
+            };
+            let (dir, night) =
+                famfs_harness::nightly::run(&matrix, &opts, &root, baseline.as_deref(), &args)?;
+            print!("{}", famfs_harness::nightly::markdown(&night));
+            eprintln!("[harness] nightly: {}", dir.display());
+            Ok(if baseline.is_some() {
+                if night.regressed() {
+                    101
+                } else {
+                    0
+                }
+            } else if night.failed() {
+                101
+            } else {
+                0
+            })
         }
         Cmd::Merge { runs, out } => {
             let (dir, s) = famfs_harness::report::merge::merge(&runs, &out)?;

@@ -855,6 +855,95 @@ fn shell_runs_a_command_or_a_person_s_shell_in_a_case_s_environment() {
 }
 
 #[test]
+fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
+    let _g = serial();
+    let cases = scratch_cases(&[
+        (
+            "t/001",
+            &case("passes, until it is changed", "", "echo ok"),
+            "ok\n",
+        ),
+        (
+            "t/002",
+            &case("fails every time", "", "echo wrong"),
+            "right\n",
+        ),
+    ]);
+    let results = tempfile::tempdir().unwrap();
+    let matrix = cases.path().join("matrix.yaml");
+    std::fs::write(
+        &matrix,
+        "kernels: [default]\nselections:\n  - {name: one, filters: [t/001]}\n  - {name: all, filters: [t/]}\n",
+    )
+    .unwrap();
+    let night = |extra: &[&str]| {
+        let (m, c, r) = (s(&matrix), s(cases.path()), s(results.path()));
+        let mut a = vec!["nightly", "--matrix", &m, "--cases", &c, "--results", &r];
+        a.extend_from_slice(extra);
+        xtask(&a)
+    };
+    let o = night(&[]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    assert!(
+        out.contains(", 2 cells, ") && out.contains("(cells/default.v10.one/runs/"),
+        "{out}"
+    );
+    let latest = results.path().join("nightly/latest");
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("summary.json")).unwrap())
+            .unwrap();
+    // Boot trials count as trials: t/001 and boot/1; t/001, t/002, boot/1.
+    let cell = |i: usize, k: &str| sum["cells"][i][k].as_u64().unwrap();
+    assert_eq!((cell(0, "passed"), cell(0, "failed")), (2, 0), "{sum}");
+    assert_eq!((cell(1, "passed"), cell(1, "failed")), (2, 1), "{sum}");
+    for f in ["summary.json", "summary.md", "index.html"] {
+        assert!(latest.join(f).is_file(), "{f}");
+    }
+    let page = std::fs::read_to_string(latest.join("index.html")).unwrap();
+    assert!(
+        page.contains("<tr class=\"fail\">") && page.contains("<tr class=\"pass\">"),
+        "{page}"
+    );
+    // The same again against the last night: no change, exit 0 although
+    // t/002 still fails.
+    let base = s(results.path());
+    let o = night(&["--baseline", &base]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("| no change |"),
+        "{}",
+        text(&o.stdout)
+    );
+    // t/001 breaks: both cells regress.
+    std::fs::write(
+        cases.path().join("t/001"),
+        case("passes, until it is changed", "", "echo changed"),
+    )
+    .unwrap();
+    let o = night(&["--baseline", &base]);
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("new failure: t/001"),
+        "{}",
+        text(&o.stdout)
+    );
+    // A matrix naming an unknown kernel: file and line, nothing run.
+    std::fs::write(
+        &matrix,
+        "kernels: [default]\nselections: [{name: a}]\nbogus: 1\n",
+    )
+    .unwrap();
+    let o = night(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("matrix.yaml:3"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),

@@ -29,7 +29,7 @@ pub fn load(dir: &Path) -> Result<Summary> {
 
 /// What changed, trial by trial (boot trials left out: their numbering
 /// follows the selection).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Changes {
     pub new_failures: Vec<String>,
     pub fixed: Vec<String>,

@@ -1,0 +1,449 @@
+//! `cargo xtask nightly --matrix FILE`: every cell of a matrix (named
+//! kernels x protocol profiles x case selections) run one after another,
+//! kernel builds shared through the cache, each cell a run directory of its
+//! own (summary.json, junit.xml), and one summary of all cells as JSON,
+//! Markdown and a static HTML page. With `--baseline` (an earlier nightly),
+//! each cell is compared with the same cell there.
+
+use crate::report::baseline::{self, Changes};
+use crate::report::trials::{self, Selection};
+use crate::run::{KernelChoice, Options};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The matrix file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    /// Named kernels (kernel-configs/kernels/NAME.yaml).
+    pub kernels: Vec<String>,
+    /// famfs protocol profiles (default: v10).
+    #[serde(default = "default_profiles")]
+    pub profiles: Vec<String>,
+    pub selections: Vec<SelectionSpec>,
+}
+
+fn default_profiles() -> Vec<String> {
+    vec!["v10".into()]
+}
+
+/// One case selection, as test-vm's filters and groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionSpec {
+    pub name: String,
+    #[serde(default)]
+    pub filters: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub skip: Vec<String>,
+}
+
+/// One cell: a kernel, a profile and a selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub kernel: String,
+    pub profile: String,
+    pub selection: usize,
+    pub name: String,
+}
+
+impl Matrix {
+    /// Parse and check a matrix file: unknown keys, kernels, profiles and
+    /// empty lists are errors naming the file and line.
+    pub fn load(path: &Path, checkout: &Path) -> Result<Matrix> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let m: Matrix = crate::yaml::parse(path, &text, 0)?;
+        let at = |needle: &str| {
+            format!(
+                "{}:{}",
+                path.display(),
+                crate::yaml::line_of(&text, 1, needle)
+            )
+        };
+        if m.kernels.is_empty() || m.profiles.is_empty() || m.selections.is_empty() {
+            bail!(
+                "{}: an empty matrix: kernels, profiles and selections each need an entry",
+                path.display()
+            );
+        }
+        let known = crate::kernel::named::available(checkout);
+        for k in &m.kernels {
+            if !known.contains(k) {
+                bail!(
+                    "{}: unknown kernel `{k}`; named kernels: {}",
+                    at(k),
+                    known.join(", ")
+                );
+            }
+        }
+        for p in &m.profiles {
+            famfs_proto::Profile::parse(p)
+                .map_err(|e| anyhow::anyhow!("{}: profile `{p}`: {e}", at(p)))?;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for s in &m.selections {
+            if !names.insert(&s.name) || s.name.is_empty() || s.name.contains('/') {
+                bail!(
+                    "{}: selection names must be unique, non-empty and without `/`",
+                    at(&format!("name: {}", s.name))
+                );
+            }
+        }
+        Ok(m)
+    }
+
+    /// Every cell, kernel-major (cells of one kernel share its build).
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut out = Vec::new();
+        for k in &self.kernels {
+            for p in &self.profiles {
+                for (i, s) in self.selections.iter().enumerate() {
+                    out.push(Cell {
+                        kernel: k.clone(),
+                        profile: p.clone(),
+                        selection: i,
+                        name: format!("{k}.{p}.{}", s.name),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One cell's line of the nightly summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellResult {
+    pub name: String,
+    pub kernel: String,
+    pub profile: String,
+    pub selection: String,
+    /// The cell's run directory, relative to the nightly's results root.
+    pub run: String,
+    pub passed: u32,
+    pub failed: u32,
+    pub known: u32,
+    pub notrun: u32,
+    pub errors: u32,
+    /// Titles of the kernel reports of failing trials.
+    pub titles: Vec<String>,
+    pub wall_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// The whole night.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Night {
+    pub id: String,
+    pub matrix: String,
+    pub cells: Vec<CellResult>,
+    pub wall_s: f64,
+}
+
+impl Night {
+    pub fn failed(&self) -> bool {
+        self.cells.iter().any(|c| c.failed + c.errors > 0)
+    }
+
+    pub fn regressed(&self) -> bool {
+        self.cells
+            .iter()
+            .any(|c| c.changes.as_ref().is_some_and(Changes::regressed))
+    }
+}
+
+/// Run every cell; results under `root/cells/CELL/runs/..`, the night's
+/// summaries under `root/nightly/ID/`. `baseline` is an earlier night's
+/// directory (or a root whose `nightly/latest` it is).
+pub fn run(
+    matrix_path: &Path,
+    base: &Options,
+    root: &Path,
+    baseline: Option<&Path>,
+    args: &libtest_mimic::Arguments,
+) -> Result<(PathBuf, Night)> {
+    let m = Matrix::load(matrix_path, &base.root)?;
+    let before: Option<Night> = baseline.map(load_night).transpose()?;
+    let start = std::time::Instant::now();
+    let id = crate::run::run_id();
+    let mut cells = Vec::new();
+    for cell in m.cells() {
+        let s = &m.selections[cell.selection];
+        crate::report::ui::say(&format!("nightly: cell {}", cell.name));
+        let mut opts = base.clone();
+        opts.kernel = KernelChoice::Named(cell.kernel.clone());
+        opts.profile = cell.profile.clone();
+        opts.results_root = root.join("cells").join(&cell.name);
+        let sel = Selection {
+            filters: s.filters.clone(),
+            groups: s.groups.clone(),
+            skip: s.skip.clone(),
+            ..Default::default()
+        };
+        let cases = trials::select(&opts.cases_dir(), &sel)?;
+        let t0 = std::time::Instant::now();
+        let outcome = match crate::run::prepare(&opts) {
+            Ok(p) => trials::run(p, cases, args)?,
+            Err(e) => match e.downcast_ref::<crate::kernel::named::Unavailable>() {
+                Some(why) => trials::run_unavailable(&opts, &cases, &why.0, args)?,
+                None => return Err(e.context(format!("cell {}", cell.name))),
+            },
+        };
+        let sum = &outcome.summary;
+        let c = &sum.counts;
+        let mut titles: Vec<String> = sum
+            .cases
+            .iter()
+            .filter(|r| r.outcome.is_failure())
+            .flat_map(|r| r.reports.iter().map(|k| k.title.clone()))
+            .collect();
+        titles.sort();
+        titles.dedup();
+        let run = outcome
+            .dir
+            .strip_prefix(root)
+            .unwrap_or(&outcome.dir)
+            .display()
+            .to_string();
+        let changes = before.as_ref().map(|b| {
+            let old = b
+                .cells
+                .iter()
+                .find(|x| x.name == cell.name)
+                .and_then(|x| baseline::load(&b_root(baseline.unwrap()).join(&x.run)).ok());
+            match old {
+                Some(old) => baseline::compare(&old, sum, 50),
+                None => Changes {
+                    new_failures: sum
+                        .cases
+                        .iter()
+                        .filter(|r| r.outcome.is_failure())
+                        .map(|r| r.id.clone())
+                        .collect(),
+                    ..Default::default()
+                },
+            }
+        });
+        cells.push(CellResult {
+            name: cell.name.clone(),
+            kernel: cell.kernel.clone(),
+            profile: cell.profile.clone(),
+            selection: s.name.clone(),
+            run,
+            passed: c.passed + c.expected_fail,
+            failed: c.failed,
+            known: c.known_fail,
+            notrun: c.notrun,
+            errors: c.errors,
+            titles,
+            wall_s: t0.elapsed().as_secs_f64(),
+            changes,
+        });
+    }
+    let night = Night {
+        id: id.clone(),
+        matrix: matrix_path.display().to_string(),
+        cells,
+        wall_s: start.elapsed().as_secs_f64(),
+    };
+    let dir = root.join("nightly").join(&id);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&night)? + "\n",
+    )?;
+    std::fs::write(dir.join("summary.md"), markdown(&night))?;
+    std::fs::write(dir.join("index.html"), html(&night))?;
+    let link = root.join("nightly").join("latest");
+    let tmp = root
+        .join("nightly")
+        .join(format!(".latest.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&id, &tmp)?;
+    std::fs::rename(&tmp, &link)?;
+    Ok((dir, night))
+}
+
+/// The results root of a nightly directory (`ROOT/nightly/ID` -> `ROOT`).
+fn b_root(dir: &Path) -> PathBuf {
+    let d = if dir.join("summary.json").is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("nightly/latest")
+    };
+    d.canonicalize()
+        .unwrap_or(d)
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// An earlier night: its directory, or a results root with `nightly/latest`.
+pub fn load_night(dir: &Path) -> Result<Night> {
+    let path = [dir.join("summary.json"), dir.join("nightly/latest/summary.json")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "--baseline {}: not a nightly results directory (no summary.json, nor nightly/latest/summary.json)",
+                dir.display()
+            )
+        })?;
+    let text = std::fs::read_to_string(&path)?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a nightly summary", path.display()))
+}
+
+fn changes_text(c: &CellResult) -> String {
+    match &c.changes {
+        None => String::new(),
+        Some(ch) => ch.render().trim_end().replace('\n', "; "),
+    }
+}
+
+/// The night as a Markdown table.
+pub fn markdown(n: &Night) -> String {
+    let mut s = format!(
+        "# Nightly {}\n\nMatrix `{}`, {} cells, {:.0} s.\n\n| cell | passed | failed | known | not run | errors | wall | reports | changes |\n|---|---|---|---|---|---|---|---|---|\n",
+        n.id,
+        n.matrix,
+        n.cells.len(),
+        n.wall_s
+    );
+    for c in &n.cells {
+        s += &format!(
+            "| [{}]({}/summary.json) | {} | {} | {} | {} | {} | {:.0} s | {} | {} |\n",
+            c.name,
+            c.run,
+            c.passed,
+            c.failed,
+            c.known,
+            c.notrun,
+            c.errors,
+            c.wall_s,
+            c.titles.join("<br>"),
+            changes_text(c)
+        );
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The night as one static page: a pass/fail grid, each cell linking to its
+/// run's summary and JUnit, its report titles beside it.
+pub fn html(n: &Night) -> String {
+    let mut rows = String::new();
+    for c in &n.cells {
+        let state = if c.failed + c.errors > 0 {
+            "fail"
+        } else if c.passed + c.known == 0 {
+            "notrun"
+        } else {
+            "pass"
+        };
+        rows += &format!(
+            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0} s</td><td><a href=\"../../{run}/summary.json\">summary</a> <a href=\"../../{run}/junit.xml\">junit</a></td><td>{}</td><td>{}</td></tr>\n",
+            esc(&c.kernel),
+            esc(&c.profile),
+            esc(&c.selection),
+            c.passed,
+            c.failed,
+            c.known,
+            c.notrun,
+            c.errors,
+            c.wall_s,
+            esc(&c.titles.join("\n")).replace('\n', "<br>"),
+            esc(&changes_text(c)),
+            run = esc(&c.run),
+        );
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>\n",
+        id = esc(&n.id),
+        matrix = esc(&n.matrix),
+        cells = n.cells.len(),
+        wall = n.wall_s,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkout() -> PathBuf {
+        crate::image::guest_program::workspace_root()
+    }
+
+    #[test]
+    fn the_shipped_matrix_parses_and_bad_ones_name_the_line() {
+        let root = checkout();
+        let m = Matrix::load(&root.join("kernel-configs/matrix/default.yaml"), &root).unwrap();
+        let cells = m.cells();
+        assert_eq!(
+            cells.len(),
+            m.kernels.len() * m.profiles.len() * m.selections.len()
+        );
+        let t = tempfile::tempdir().unwrap();
+        let bad = |text: &str| {
+            let p = t.path().join("m.yaml");
+            std::fs::write(&p, text).unwrap();
+            Matrix::load(&p, &root).unwrap_err().to_string()
+        };
+        let e = bad("kernels: [default]\nselections: [{name: a}]\nbogus: 1\n");
+        assert!(e.contains("m.yaml:3") && e.contains("bogus"), "{e}");
+        let e = bad("kernels: [default, nope]\nselections: [{name: a}]\n");
+        assert!(
+            e.contains("m.yaml:1") && e.contains("unknown kernel `nope`"),
+            "{e}"
+        );
+        let e = bad("kernels: [default]\nprofiles: [v99]\nselections: [{name: a}]\n");
+        assert!(e.contains("m.yaml:2") && e.contains("profile `v99`"), "{e}");
+        let e = bad("kernels: []\nselections: [{name: a}]\n");
+        assert!(e.contains("an empty matrix"), "{e}");
+    }
+
+    #[test]
+    fn the_html_page_escapes_and_links_each_cell() {
+        let n = Night {
+            id: "n1".into(),
+            matrix: "m.yaml".into(),
+            wall_s: 3.0,
+            cells: vec![CellResult {
+                name: "default.v10.smoke".into(),
+                kernel: "default".into(),
+                profile: "v10".into(),
+                selection: "smoke".into(),
+                run: "cells/default.v10.smoke/runs/r1".into(),
+                passed: 3,
+                failed: 1,
+                known: 0,
+                notrun: 2,
+                errors: 0,
+                titles: vec!["KASAN: use-after-free Read in <f>".into()],
+                wall_s: 2.0,
+                changes: None,
+            }],
+        };
+        let h = html(&n);
+        assert!(h.contains("<tr class=\"fail\">"), "{h}");
+        assert!(
+            h.contains("href=\"../../cells/default.v10.smoke/runs/r1/junit.xml\""),
+            "{h}"
+        );
+        assert!(h.contains("Read in &lt;f&gt;") && !h.contains("<f>"), "{h}");
+        let md = markdown(&n);
+        assert!(md.contains("| [default.v10.smoke](cells/default.v10.smoke/runs/r1/summary.json) | 3 | 1 | 0 | 2 | 0 |"), "{md}");
+    }
+}
