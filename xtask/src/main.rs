@@ -118,6 +118,18 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         cases: Option<PathBuf>,
     },
+    /// Compare a run with an earlier one (as `test-vm --baseline` does,
+    /// without running anything). Exit 0: nothing regressed; 101: something
+    /// did; 2: not results directories.
+    Compare {
+        /// The earlier run (its directory, or a --results directory).
+        baseline: PathBuf,
+        /// The run to judge (its directory, or a --results directory).
+        run: PathBuf,
+        /// A trial this many percent slower (and over a second) regressed.
+        #[arg(long, value_name = "PCT", default_value_t = 50)]
+        slower_than: u32,
+    },
     /// Combine the runs of a partitioned selection (`test-vm --partition
     /// K/N` on N machines) into one run with one summary.json and
     /// junit.xml. Exit 0: merged, nothing failed; 101: a trial failed; 2:
@@ -482,6 +494,17 @@ fn real_main() -> Result<i32> {
             } else {
                 0
             })
+        }
+        Cmd::Compare {
+            baseline,
+            run,
+            slower_than,
+        } => {
+            use famfs_harness::report::baseline as b;
+            let (before, now) = (b::load(&baseline)?, b::load(&run)?);
+            let changes = b::compare(&before, &now, slower_than);
+            print!("{}", changes.render());
+            Ok(if changes.regressed() { 101 } else { 0 })
         }
         Cmd::Merge { runs, out } => {
             let (dir, s) = famfs_harness::report::merge::merge(&runs, &out)?;

@@ -697,6 +697,28 @@ fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
         serde_json::from_str(&std::fs::read_to_string(latest.join("baseline.json")).unwrap())
             .unwrap();
     assert_eq!(changes["new_failures"], serde_json::json!(["t/001"]));
+    // The same comparison without running anything: `compare`.
+    let runs: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(results.path().join("runs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    let o = xtask(&["compare", &s(&runs[0]), &s(&runs[1])]);
+    assert_eq!(
+        (o.status.code(), text(&o.stdout)),
+        (Some(0), "no change\n".to_string())
+    );
+    let o = xtask(&["compare", &s(&runs[1]), &s(&runs[2])]);
+    assert_eq!(o.status.code(), Some(101));
+    assert!(
+        text(&o.stdout).contains("new failure: t/001\n"),
+        "{}",
+        text(&o.stdout)
+    );
     // Not a results directory: refused before anything runs.
     let o = run(&["--baseline", &s(cases.path())]);
     let err = text(&o.stderr);
