@@ -33,6 +33,8 @@ pub mod authoring;
 #[cfg(feature = "host")]
 pub mod bench;
 #[cfg(feature = "host")]
+pub mod bisect;
+#[cfg(feature = "host")]
 pub mod cache;
 #[cfg(feature = "host")]
 pub mod case;

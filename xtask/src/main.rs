@@ -118,6 +118,32 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         cases: Option<PathBuf>,
     },
+    /// Find the first commit at which a case fails the way it fails at the
+    /// bad end (git bisect with the harness as the judge). Exit 0: found;
+    /// 2: bad input or no answer.
+    Bisect {
+        /// Commits of a kernel tree: each step builds that commit (the
+        /// harness's --kernel-git, incremental between steps).
+        #[arg(
+            long,
+            value_name = "REPO",
+            required_unless_present = "cases_git",
+            conflicts_with = "cases_git"
+        )]
+        kernel_git: Option<PathBuf>,
+        /// Commits of a cases tree (its cases/ directory, or its root), on
+        /// the default kernel.
+        #[arg(long, value_name = "REPO")]
+        cases_git: Option<PathBuf>,
+        /// A commit where the case passes.
+        #[arg(long, value_name = "REF")]
+        good: String,
+        /// A later commit where it fails.
+        #[arg(long, value_name = "REF")]
+        bad: String,
+        /// The trial (`famfs/010[chunk-size-0]`).
+        case: String,
+    },
     /// Compare a run with an earlier one (as `test-vm --baseline` does,
     /// without running anything). Exit 0: nothing regressed; 101: something
     /// did; 2: not results directories.
@@ -494,6 +520,46 @@ fn real_main() -> Result<i32> {
             } else {
                 0
             })
+        }
+        Cmd::Bisect {
+            kernel_git,
+            cases_git,
+            good,
+            bad,
+            case,
+        } => {
+            use famfs_harness::bisect::{self, Step, Subject};
+            let opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
+            let subject = match (kernel_git, cases_git) {
+                (Some(k), _) => Subject::Kernel(k),
+                (None, Some(c)) => Subject::Cases(c),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let mut n = 0;
+            let out = bisect::bisect(&opts, &subject, &good, &bad, &case, &mut |j| {
+                n += 1;
+                let what = match j.step {
+                    Step::Good => "good",
+                    Step::Bad => "bad",
+                    Step::Skip => "skip",
+                };
+                eprintln!(
+                    "[harness] bisect step {n}: {} {} -> {what} ({})",
+                    &j.commit[..12],
+                    j.subject,
+                    j.why
+                );
+            })?;
+            let f = &out.first_bad;
+            println!("first bad commit: {} {}", f.commit, f.subject);
+            println!("  {case}: {}", f.why);
+            if !out.maybe.is_empty() {
+                println!(
+                    "  (or one of the skipped commits before it: {})",
+                    out.maybe.join(", ")
+                );
+            }
+            Ok(0)
         }
         Cmd::Compare {
             baseline,

@@ -966,6 +966,106 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
 }
 
 #[test]
+fn bisect_finds_the_planted_bad_commit() {
+    let _g = serial();
+    // A cases repository: t/001 passes in the first three commits, the
+    // fourth breaks it, the fifth changes something else.
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(r)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    let write_case = |body: &str, note: &str| {
+        std::fs::create_dir_all(r.join("cases/t")).unwrap();
+        std::fs::write(
+            r.join("cases/t/001"),
+            case(&format!("a fixture that changes ({note})"), "", body),
+        )
+        .unwrap();
+        std::fs::write(r.join("cases/t/001.out"), "ok\n").unwrap();
+        std::fs::write(r.join("cases/common.sh"), "").unwrap();
+    };
+    let mut ids = Vec::new();
+    for (i, body) in [
+        "echo ok",
+        "echo ok",
+        "echo ok",
+        "echo broken",
+        "echo broken",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write_case(body, &format!("commit {}", i + 1));
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", &format!("commit {}", i + 1)]);
+        ids.push(git(&["rev-parse", "HEAD"]));
+    }
+    let o = xtask(&[
+        "bisect",
+        "--cases-git",
+        &s(r),
+        "--good",
+        &ids[0],
+        "--bad",
+        &ids[4],
+        "t/001",
+    ]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains(&format!("\nfirst bad commit: {} commit 4\n", ids[3])),
+        "{out}\n{err}"
+    );
+    assert!(
+        err.contains("bisect step 1: ") && err.contains("-> bad (failed)"),
+        "{err}"
+    );
+    // Refs that are not commits, and a good end after the bad one.
+    let o = xtask(&[
+        "bisect",
+        "--cases-git",
+        &s(r),
+        "--good",
+        "nope",
+        "--bad",
+        &ids[4],
+        "t/001",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("nope: not a commit"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = xtask(&[
+        "bisect",
+        "--cases-git",
+        &s(r),
+        "--good",
+        &ids[4],
+        "--bad",
+        &ids[0],
+        "t/001",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("is not an ancestor of"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn ignored_means_the_explicit_group() {
     let cases = scratch_cases(&[
         ("t/001", &case("usual", "", "true"), ""),
