@@ -165,6 +165,7 @@ pub fn run(
     base: &Options,
     root: &Path,
     baseline: Option<&Path>,
+    partition: Option<trials::Partition>,
     args: &libtest_mimic::Arguments,
 ) -> Result<(PathBuf, Night)> {
     let m = Matrix::load(matrix_path, &base.root)?;
@@ -185,7 +186,10 @@ pub fn run(
             skip: s.skip.clone(),
             ..Default::default()
         };
-        let cases = trials::select(&opts.cases_dir(), &sel)?;
+        let mut cases = trials::select(&opts.cases_dir(), &sel)?;
+        if let Some(p) = partition {
+            cases = p.apply(cases);
+        }
         let t0 = std::time::Instant::now();
         let outcome = match crate::run::prepare(&opts) {
             Ok(p) => trials::run(p, cases, args)?,

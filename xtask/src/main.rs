@@ -117,6 +117,9 @@ enum Cmd {
         /// The cases directory (default: the checkout's cases/).
         #[arg(long, value_name = "DIR")]
         cases: Option<PathBuf>,
+        /// One shard of every cell's selection (as test-vm's --partition).
+        #[arg(long, value_name = "KIND:K/N")]
+        partition: Option<String>,
     },
     /// Find the first commit at which a case fails the way it fails at the
     /// bad end (git bisect with the harness as the judge). Exit 0: found;
@@ -494,7 +497,12 @@ fn real_main() -> Result<i32> {
             results,
             baseline,
             cases,
+            partition,
         } => {
+            let partition = partition
+                .as_deref()
+                .map(trials::Partition::parse)
+                .transpose()?;
             let mut opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
             if let Some(c) = cases {
                 anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
@@ -505,8 +513,14 @@ fn real_main() -> Result<i32> {
                 format: Some(libtest_mimic::FormatSetting::Terse),
                 ..Default::default()
             };
-            let (dir, night) =
-                famfs_harness::nightly::run(&matrix, &opts, &root, baseline.as_deref(), &args)?;
+            let (dir, night) = famfs_harness::nightly::run(
+                &matrix,
+                &opts,
+                &root,
+                baseline.as_deref(),
+                partition,
+                &args,
+            )?;
             print!("{}", famfs_harness::nightly::markdown(&night));
             eprintln!("[harness] nightly: {}", dir.display());
             Ok(if baseline.is_some() {

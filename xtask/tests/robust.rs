@@ -950,6 +950,23 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
         "{}",
         text(&o.stdout)
     );
+    // One shard of every cell: count:2/2 leaves t/002 alone in "all", and
+    // nothing of "one".
+    let o = night(&["--partition", "count:2/2"]);
+    assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
+    let sum: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.path().join("nightly/latest/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sum["cells"][0]["passed"], 0, "{sum}");
+    assert_eq!(
+        (
+            sum["cells"][1]["failed"].as_u64(),
+            sum["cells"][1]["passed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{sum}"
+    );
     // A matrix naming an unknown kernel: file and line, nothing run.
     std::fs::write(
         &matrix,
