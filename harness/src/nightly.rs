@@ -132,6 +132,14 @@ pub struct CellResult {
     /// Titles of the kernel reports of failing trials.
     pub titles: Vec<String>,
     pub wall_s: f64,
+    /// Where the wall time went: getting the kernel, guest program and
+    /// image ready (a cached kernel: seconds), the boots, the cases in them.
+    #[serde(default)]
+    pub prepare_s: f64,
+    #[serde(default)]
+    pub boots_s: f64,
+    #[serde(default)]
+    pub cases_s: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
 }
@@ -191,8 +199,12 @@ pub fn run(
             cases = p.apply(cases);
         }
         let t0 = std::time::Instant::now();
+        let mut prepare_s = 0.0;
         let outcome = match crate::run::prepare(&opts) {
-            Ok(p) => trials::run(p, cases, args)?,
+            Ok(p) => {
+                prepare_s = p.prepare_time.as_secs_f64();
+                trials::run(p, cases, args)?
+            }
             Err(e) => match e.downcast_ref::<crate::kernel::named::Unavailable>() {
                 Some(why) => trials::run_unavailable(&opts, &cases, &why.0, args)?,
                 None => return Err(e.context(format!("cell {}", cell.name))),
@@ -246,6 +258,18 @@ pub fn run(
             errors: c.errors,
             titles,
             wall_s: t0.elapsed().as_secs_f64(),
+            prepare_s,
+            boots_s: sum
+                .boots
+                .iter()
+                .map(|b| b.duration_ms as f64 / 1000.0)
+                .sum(),
+            cases_s: sum
+                .cases
+                .iter()
+                .filter(|r| !r.id.starts_with("boot/"))
+                .map(|r| r.duration_ms as f64 / 1000.0)
+                .sum(),
             changes,
         });
     }
@@ -314,7 +338,7 @@ fn changes_text(c: &CellResult) -> String {
 /// The night as a Markdown table.
 pub fn markdown(n: &Night) -> String {
     let mut s = format!(
-        "# Nightly {}\n\nMatrix `{}`, {} cells, {:.0} s.\n\n| cell | passed | failed | known | not run | errors | wall | reports | changes |\n|---|---|---|---|---|---|---|---|---|\n",
+        "# Nightly {}\n\nMatrix `{}`, {} cells, {:.0} s.\n\n| cell | passed | failed | known | not run | errors | wall | ready / boots / cases | reports | changes |\n|---|---|---|---|---|---|---|---|---|---|\n",
         n.id,
         n.matrix,
         n.cells.len(),
@@ -322,7 +346,7 @@ pub fn markdown(n: &Night) -> String {
     );
     for c in &n.cells {
         s += &format!(
-            "| [{}]({}/summary.json) | {} | {} | {} | {} | {} | {:.0} s | {} | {} |\n",
+            "| [{}]({}/summary.json) | {} | {} | {} | {} | {} | {:.0} s | {:.0} / {:.0} / {:.0} s | {} | {} |\n",
             c.name,
             c.run,
             c.passed,
@@ -331,6 +355,9 @@ pub fn markdown(n: &Night) -> String {
             c.notrun,
             c.errors,
             c.wall_s,
+            c.prepare_s,
+            c.boots_s,
+            c.cases_s,
             c.titles.join("<br>"),
             changes_text(c)
         );
@@ -437,6 +464,9 @@ mod tests {
                 errors: 0,
                 titles: vec!["KASAN: use-after-free Read in <f>".into()],
                 wall_s: 2.0,
+                prepare_s: 0.5,
+                boots_s: 1.4,
+                cases_s: 1.0,
                 changes: None,
             }],
         };
@@ -448,6 +478,6 @@ mod tests {
         );
         assert!(h.contains("Read in &lt;f&gt;") && !h.contains("<f>"), "{h}");
         let md = markdown(&n);
-        assert!(md.contains("| [default.v10.smoke](cells/default.v10.smoke/runs/r1/summary.json) | 3 | 1 | 0 | 2 | 0 |"), "{md}");
+        assert!(md.contains("| [default.v10.smoke](cells/default.v10.smoke/runs/r1/summary.json) | 3 | 1 | 0 | 2 | 0 | 2 s | 0 / 1 / 1 s |"), "{md}");
     }
 }
