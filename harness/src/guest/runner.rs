@@ -455,14 +455,21 @@ fn run_shell(
                     .open("/dev/console")
             })
     };
-    let (Ok(i), Ok(o), Ok(e)) = (tty(false), tty(true), tty(true)) else {
+    let (Ok(i), Ok(o), Ok(e), Ok(drain)) = (tty(false), tty(true), tty(true), tty(true)) else {
         return 100;
     };
     cmd.stdin(i).stdout(o).stderr(e);
-    match cmd.status() {
+    let status = match cmd.status() {
         Ok(st) => st.code().map_or(100, |c| c.clamp(0, 100) as u8),
         Err(_) => 100,
+    };
+    // The serial line sends what the shell wrote after it exits; leaving
+    // the VM before that loses the end of the output.
+    // SAFETY: tcdrain only waits on an open descriptor this function owns.
+    unsafe {
+        libc::tcdrain(std::os::fd::AsRawFd::as_raw_fd(&drain));
     }
+    status
 }
 
 /// Output chunks as the case writes them, in whole lines.
