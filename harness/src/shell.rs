@@ -69,12 +69,16 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
     // Kernel messages below warnings stay off the terminal.
     spec.kernel_args.push("quiet".into());
     let mut argv = spec.qemu_argv()?;
-    let console = argv
-        .iter()
-        .position(|a| a.starts_with("file:") && a.ends_with("console.log"))
-        .context("the console argument of the QEMU command line")?;
-    argv[console] = "chardev:fhcon".into();
-    argv.extend(["-chardev".into(), "stdio,id=fhcon,signal=off".into()]);
+    // Interactive: the terminal is the serial console. A command's output
+    // comes through the result channel instead, the console to its file.
+    if req.command.is_none() {
+        let console = argv
+            .iter()
+            .position(|a| a.starts_with("file:") && a.ends_with("console.log"))
+            .context("the console argument of the QEMU command line")?;
+        argv[console] = "chardev:fhcon".into();
+        argv.extend(["-chardev".into(), "stdio,id=fhcon,signal=off".into()]);
+    }
     if req.gdb {
         argv.push("-s".into());
         let vmlinux = p
@@ -99,9 +103,44 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     crate::proc::die_with_parent(&mut cmd);
-    let status = cmd
-        .status()
+    if req.command.is_some() {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+    }
+    let mut child = cmd
+        .spawn()
         .with_context(|| format!("starting {}", argv[0]))?;
+    // The command's output, as the guest sends it.
+    let (mut pos, mut dec) = (0u64, crate::contract::StreamDecoder::default());
+    let mut relay = |pos: &mut u64| {
+        use std::io::{Read, Seek, Write};
+        let Ok(mut f) = std::fs::File::open(spec.channel_log()) else {
+            return;
+        };
+        let mut buf = Vec::new();
+        if f.seek(std::io::SeekFrom::Start(*pos)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+            *pos += buf.len() as u64;
+            let mut out = std::io::stdout().lock();
+            for m in dec.feed(&buf) {
+                if let crate::contract::GuestMsg::CaseOutput { text, .. } = m {
+                    let _ = out.write_all(text.as_bytes());
+                }
+            }
+            let _ = out.flush();
+        }
+    };
+    let status = loop {
+        if let Some(st) = child.try_wait().context("waiting for QEMU")? {
+            break st;
+        }
+        if req.command.is_some() {
+            relay(&mut pos);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if req.command.is_some() {
+        relay(&mut pos);
+    }
     let base = exit::qemu_status_for(exit::EXIT_SHELL_BASE);
     match status.code() {
         Some(c) if c >= base && (c - base) % 2 == 0 => Ok((c - base) / 2),

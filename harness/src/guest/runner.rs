@@ -134,7 +134,7 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
         ),
     }
     if let (Some(sh), true) = (&plan.shell, setup.is_ok()) {
-        let status = run_shell(&plan, sh, &devices, tool);
+        let status = run_shell(&plan, sh, &devices, tool, &port);
         sys::kmsg_write("fh: shell done\n");
         sys::debug_exit(contract::exit::EXIT_SHELL_BASE + status.min(100));
         return Ok(());
@@ -403,14 +403,16 @@ pub fn run_case(
     )
 }
 
-/// `cargo xtask shell`: `sh -i` (or `sh -c COMMAND`) on the serial console
-/// as its controlling terminal, in the environment the case would get;
-/// returns its exit status.
+/// `cargo xtask shell`: `sh -i` on the serial console as its controlling
+/// terminal, or a command whose output goes to the host through the result
+/// channel as a case's does (the serial line can drop the end of it), in
+/// the environment the case would get; returns its exit status.
 fn run_shell(
     plan: &RunPlan,
     sh: &contract::ShellPlan,
     devices: &[crate::contract::DaxDevice],
     tool: &Path,
+    port: &SharedPort,
 ) -> u8 {
     let case = sh.case.clone().unwrap_or(PlannedCase {
         id: "shell".into(),
@@ -420,11 +422,38 @@ fn run_shell(
     });
     let dir = PathBuf::from("/tmp/fh-shell");
     let _ = std::fs::create_dir_all(dir.join("artifacts"));
+    if let Some(command) = &sh.command {
+        let script = dir.join(".command");
+        if std::fs::write(&script, command).is_err() {
+            return 100;
+        }
+        let port = port.clone();
+        let sink = move |text: &str| {
+            send(
+                &port,
+                &GuestMsg::CaseOutput {
+                    id: "shell".into(),
+                    text: text.to_string(),
+                },
+            )
+        };
+        let env = case_env(plan, &case, devices, tool, &dir);
+        let forever = Duration::from_secs(365 * 24 * 3600);
+        return match spawn_and_wait(
+            &script,
+            &dir,
+            env,
+            forever,
+            Box::new(sink),
+            &|| {},
+            &mut || {},
+        ) {
+            Ok((CaseExit::Exited { code }, _, _)) => code.clamp(0, 100) as u8,
+            _ => 100,
+        };
+    }
     let mut cmd = Command::new("/bin/sh");
-    match &sh.command {
-        Some(c) => cmd.args(["-c", c]),
-        None => cmd.arg("-i"),
-    };
+    cmd.arg("-i");
     cmd.current_dir(&dir)
         .env_clear()
         .envs(case_env(plan, &case, devices, tool, &dir))
