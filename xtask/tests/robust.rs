@@ -648,10 +648,10 @@ fn a_named_kernel_expunges_cases_with_a_reason() {
     assert_eq!(result(&sum, "t/002")["outcome"], "pass");
 }
 
-#[test]
-fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
-    let _g = serial();
-    let cases = scratch_cases(&[
+/// Cases for regression checks: t/001 passes until `break_first_case`,
+/// t/002 fails every time.
+fn regression_cases() -> tempfile::TempDir {
+    scratch_cases(&[
         (
             "t/001",
             &case("passes, until it is changed", "", "echo ok"),
@@ -662,7 +662,22 @@ fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
             &case("fails every time", "", "echo wrong"),
             "right\n",
         ),
-    ]);
+    ])
+}
+
+/// Make t/001 of `regression_cases` fail from now on.
+fn break_first_case(cases: &tempfile::TempDir) {
+    std::fs::write(
+        cases.path().join("t/001"),
+        case("passes, until it is changed", "", "echo changed"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
+    let _g = serial();
+    let cases = regression_cases();
     let results = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
         let (c, r) = (s(cases.path()), s(results.path()));
@@ -683,11 +698,7 @@ fn a_baseline_says_what_changed_and_the_exit_status_whether_it_regressed() {
         "{err}"
     );
     // t/001 now fails: a regression.
-    std::fs::write(
-        cases.path().join("t/001"),
-        case("passes, until it is changed", "", "echo changed"),
-    )
-    .unwrap();
+    break_first_case(&cases);
     let o = run(&["--baseline", &base]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(101), "{err}");
@@ -879,18 +890,7 @@ fn shell_runs_a_command_or_a_person_s_shell_in_a_case_s_environment() {
 #[test]
 fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
     let _g = serial();
-    let cases = scratch_cases(&[
-        (
-            "t/001",
-            &case("passes, until it is changed", "", "echo ok"),
-            "ok\n",
-        ),
-        (
-            "t/002",
-            &case("fails every time", "", "echo wrong"),
-            "right\n",
-        ),
-    ]);
+    let cases = regression_cases();
     let results = tempfile::tempdir().unwrap();
     let matrix = cases.path().join("matrix.yaml");
     std::fs::write(
@@ -938,11 +938,7 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
         text(&o.stdout)
     );
     // t/001 breaks: both cells regress.
-    std::fs::write(
-        cases.path().join("t/001"),
-        case("passes, until it is changed", "", "echo changed"),
-    )
-    .unwrap();
+    break_first_case(&cases);
     let o = night(&["--baseline", &base]);
     assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
     assert!(
