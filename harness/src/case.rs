@@ -24,8 +24,11 @@ use std::path::{Path, PathBuf};
 pub struct Requires {
     /// Size of the emulated pmem the case needs (e.g. `256M`).
     pub pmem: Option<String>,
-    /// `nvdimm` (default) or `memmap`.
+    /// `nvdimm` (default), `memmap`, `cxl` or `cxl-volatile`: pins the
+    /// case to that kind (a named topology of another kind skips it).
     pub pmem_kind: Option<PmemKind>,
+    /// How many dax devices, each `pmem` large (default 1).
+    pub dax_devices: Option<u32>,
     /// Driver the device is bound to when the case starts (default devdax).
     pub dax_mode: Option<DaxMode>,
     /// Kernel options that must be enabled (`FOO`) or disabled (`!FOO`),
@@ -231,9 +234,9 @@ pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
 
 fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
     let Some(size) = &r.pmem else {
-        if r.pmem_kind.is_some() || r.dax_mode.is_some() {
+        if r.pmem_kind.is_some() || r.dax_mode.is_some() || r.dax_devices.is_some() {
             bail!(
-                "{}: requires.pmem_kind/dax_mode need requires.pmem (a size)",
+                "{}: requires.pmem_kind/dax_mode/dax_devices need requires.pmem (a size)",
                 path.display()
             );
         }
@@ -242,9 +245,16 @@ fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
     let size_mib =
         parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
     let kind = r.pmem_kind.unwrap_or(PmemKind::Nvdimm);
-    if kind == PmemKind::Cxl && size_mib % crate::contract::topology::CXL_REGION_MIB != 0 {
+    if kind.is_cxl() && size_mib % crate::contract::topology::CXL_REGION_MIB != 0 {
         bail!(
             "{}: requires.pmem is {size} but CXL regions come in multiples of 256M",
+            path.display()
+        );
+    }
+    let devices = r.dax_devices.unwrap_or(1);
+    if !(1..=4).contains(&devices) || (devices > 1 && kind.is_cxl()) {
+        bail!(
+            "{}: requires.dax_devices is {devices}: 1 to 4, and one for CXL kinds",
             path.display()
         );
     }
@@ -254,6 +264,7 @@ fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
             size_mib,
             mode: r.dax_mode.unwrap_or(DaxMode::Devdax),
             align: ALIGN_2M,
+            devices,
         }),
     })
 }

@@ -15,7 +15,7 @@
 //!
 //! `contract/` is what host and guest agree on (the run plan, the messages,
 //! exit codes, environment variables, the topology); both sides import it.
-//! `case` reads case files, `run` ties the stages together, `server/` is the
+//! `case` reads case files, `topologies` the named machines, `run` ties the stages together, `server/` is the
 //! famfs FUSE server (famfsd) the cases start in the guest. Modules without
 //! the `host` feature are what the static guest program is built from.
 
@@ -52,5 +52,7 @@ pub mod report;
 pub mod run;
 #[cfg(feature = "host")]
 pub mod shell;
+#[cfg(feature = "host")]
+pub mod topologies;
 #[cfg(feature = "host")]
 pub mod vm;

@@ -66,6 +66,10 @@ pub struct Options {
     pub guest_env: BTreeMap<String, String>,
     /// The cases directory, when not the checkout's `cases/`.
     pub cases: Option<PathBuf>,
+    /// A named topology (`images/topologies.yaml`) every case runs on.
+    pub topology: Option<String>,
+    /// The QEMU to boot with: a path or `backports` (`vm::qemu`).
+    pub qemu: Option<String>,
 }
 
 impl Options {
@@ -87,6 +91,8 @@ impl Options {
             quiet_boots: false,
             guest_env: BTreeMap::new(),
             cases: None,
+            topology: None,
+            qemu: None,
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
@@ -286,6 +292,9 @@ pub struct Prepared {
     pub guest_bin_dir: PathBuf,
     pub base_image: PathBuf,
     pub cache: Cache,
+    pub qemu: crate::vm::qemu::Qemu,
+    /// The named topology of `--topology`.
+    pub topology: Option<crate::topologies::Choice>,
     /// Time from the start of `prepare` to ready-to-boot.
     pub prepare_time: Duration,
 }
@@ -293,7 +302,13 @@ pub struct Prepared {
 pub fn prepare(opts: &Options) -> Result<Prepared> {
     let start = Instant::now();
     ensure_host(opts)?;
+    // Bad names fail before anything is built.
+    let topology = match &opts.topology {
+        Some(t) => Some(crate::topologies::Table::load(&opts.root)?.choose(t)?),
+        None => None,
+    };
     let cache = Cache::open(opts.cache_root.as_deref())?;
+    let qemu = crate::vm::qemu::Qemu::find(opts.qemu.as_deref(), &cache)?;
     let kernel = kernel(opts, &cache)?;
     if !kernel.config.enabled("X86_IOPL_IOPERM") {
         say("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
@@ -312,7 +327,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         &crate::image::initramfs::overlay("{}", &opts.cases_dir(), "")?,
         &probe_initrd,
     )?;
-    let accel = crate::vm::accel::probe(&kernel.bzimage, &probe_initrd, &cache)?;
+    let accel = crate::vm::accel::probe(&qemu, &kernel.bzimage, &probe_initrd, &cache)?;
     Ok(Prepared {
         opts: opts.clone(),
         kernel,
@@ -320,6 +335,8 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         guest_bin_dir,
         base_image,
         cache,
+        qemu,
+        topology,
         prepare_time: start.elapsed(),
     })
 }
@@ -416,9 +433,17 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(kernel: &KernelArtifacts, cases: &[Case]) -> Schedule {
+    /// `kernel`'s config and expunge list rule cases out; a named topology
+    /// replaces each case's machine (or rules it out), and so does a kind
+    /// of pmem the QEMU cannot emulate.
+    pub fn new(
+        kernel: &KernelArtifacts,
+        cases: &[Case],
+        topology: Option<&crate::topologies::Choice>,
+        qemu: &crate::vm::qemu::Qemu,
+    ) -> Schedule {
         let mut not_run = Vec::new();
-        let mut runnable = Vec::new();
+        let mut placed = Vec::new();
         for c in cases {
             let expunged = kernel.expunged.iter().find(|e| e.covers(&c.id)).map(|e| {
                 format!(
@@ -428,11 +453,24 @@ impl Schedule {
                     e.at
                 )
             });
-            match expunged.or_else(|| c.unmet_kconfig(&kernel.config)) {
+            let mut c = c.clone();
+            let why = expunged
+                .or_else(|| c.unmet_kconfig(&kernel.config))
+                .or_else(|| match topology.map(|t| t.apply(&c)) {
+                    Some(Ok(topo)) => {
+                        c.topology = topo;
+                        None
+                    }
+                    Some(Err(why)) => Some(why),
+                    None => None,
+                })
+                .or_else(|| c.topology.pmem.as_ref().and_then(|p| qemu.lacks(p.kind)));
+            match why {
                 Some(why) => not_run.push((c.id.clone(), why)),
-                None => runnable.push(c),
+                None => placed.push(c),
             }
         }
+        let runnable: Vec<&Case> = placed.iter().collect();
         Schedule {
             not_run,
             groups: plan_groups(&runnable),
@@ -488,7 +526,8 @@ pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<S
     check_case_symbols(&p.opts, &p.kernel, selected)?;
     let dir = RunDir::create(&p.opts.results_root, &run_id())?;
     say(&format!("results: {}", dir.root.display()));
-    execute_in(p, dir, selected, &Schedule::new(&p.kernel, selected), sink)
+    let schedule = Schedule::new(&p.kernel, selected, p.topology.as_ref(), &p.qemu);
+    execute_in(p, dir, selected, &schedule, sink)
 }
 
 /// [`execute`] into a run directory the caller created (and announced),
@@ -1159,6 +1198,8 @@ pub(crate) fn make_spec(
         initrd,
         cpus: p.opts.cpus,
         topology: topo.clone(),
+        qemu: p.qemu.path.clone(),
+        qemu_args: p.qemu.base_args(),
         kernel_args: kernel_args(&p.kernel.config),
         dir: bdir.canonicalize()?,
         guest_command,

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 pub struct Request<'a> {
     /// The case whose topology and environment the shell gets.
     pub case: Option<&'a Case>,
-    /// The machine, when no case names it (`Topology::named`).
+    /// The machine, when no case names it (a named topology's).
     pub topology: Option<Topology>,
     /// Run this (`sh -c`) instead of an interactive shell.
     pub command: Option<String>,
@@ -38,6 +38,7 @@ pub fn topology(case: Option<&Case>, asked: Option<&Topology>) -> Topology {
                 size_mib: 512,
                 mode: DaxMode::Devdax,
                 align: ALIGN_2M,
+                devices: 1,
             }),
         },
     }

@@ -82,9 +82,10 @@ enum Cmd {
         /// shell gets (`famfs/040[fmap-eio]`).
         #[arg(long, value_name = "ID")]
         case: Option<String>,
-        /// The machine instead of the case's: nvdimm|memmap|cxl[:SIZE][:fsdev]
-        /// (e.g. cxl:512M).
-        #[arg(long, value_name = "KIND[:SIZE][:fsdev]")]
+        /// The machine instead of the case's: a name from
+        /// images/topologies.yaml (nvdimm, memmap, cxl, cxl-volatile,
+        /// two-dax, large), then :SIZE and :fsdev if wanted (e.g. cxl:512M).
+        #[arg(long, value_name = "NAME[:SIZE][:fsdev]")]
         topology: Option<String>,
         /// Run this command (`sh -c`) instead of an interactive shell.
         #[arg(long, value_name = "CMD")]
@@ -284,6 +285,11 @@ struct KernelArgs {
     /// Cache for kernel sources, builds and images.
     #[arg(long, value_name = "DIR", env = "FAMFS_HARNESS_CACHE")]
     cache: Option<PathBuf>,
+    /// The QEMU that boots the guests: a qemu-system-x86_64 binary, or
+    /// `backports` (Debian bookworm-backports' QEMU, unpacked into the
+    /// cache once). Default: qemu-system-x86_64 on PATH.
+    #[arg(long, value_name = "PATH|backports")]
+    qemu: Option<String>,
 }
 
 #[derive(Args)]
@@ -303,6 +309,12 @@ struct TestVm {
     /// Guest vCPUs (1 to 64).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     cpus: u32,
+    /// Run every case on this machine: a name from images/topologies.yaml
+    /// (nvdimm, memmap, cxl, cxl-volatile, two-dax, large), then :SIZE if
+    /// wanted. A case keeps its own size when larger and its dax mode; a
+    /// case pinned to another kind (requires.pmem_kind) is not run.
+    #[arg(long, value_name = "NAME[:SIZE]")]
+    topology: Option<String>,
     /// Where run directories go (default: target/famfs-harness).
     #[arg(long, value_name = "DIR")]
     results: Option<PathBuf>,
@@ -418,6 +430,7 @@ fn options(k: &KernelArgs) -> Result<Options> {
     o.patches = k.kernel_patches.clone();
     o.allow_fuzz = k.allow_fuzz;
     o.cache_root = k.cache.clone();
+    o.qemu = k.qemu.clone();
     Ok(o)
 }
 
@@ -477,10 +490,14 @@ fn real_main() -> Result<i32> {
                 })?),
                 None => None,
             };
-            let topology = topology
-                .as_deref()
-                .map(famfs_harness::contract::topology::Topology::named)
-                .transpose()?;
+            let topology = match topology.as_deref() {
+                Some(t) => Some(
+                    famfs_harness::topologies::Table::load(&opts.root)?
+                        .choose(t)?
+                        .topology(),
+                ),
+                None => None,
+            };
             let prepared = famfs_harness::run::prepare(&opts)?;
             famfs_harness::shell::run(
                 &prepared,
@@ -736,6 +753,7 @@ fn test_vm(t: TestVm) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!("--profile {}: {e}", t.profile))?;
     opts.profile = t.profile.clone();
     opts.cpus = t.cpus;
+    opts.topology = t.topology.clone();
     if let Some(r) = &t.results {
         opts.results_root = r.clone();
     }

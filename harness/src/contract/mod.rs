@@ -309,6 +309,15 @@ pub mod env {
     pub const TIMEOUT_SCALE: &str = "FH_TIMEOUT_SCALE";
     pub const DAX: &str = "FH_DAX";
     pub const DAX_NAME: &str = "FH_DAX_NAME";
+    /// The variables of the `i`-th dax device (0-based): FH_DAX and
+    /// FH_DAX_NAME for the first, FH_DAX2 and FH_DAX2_NAME for the second...
+    pub fn dax_vars(i: usize) -> (String, String) {
+        if i == 0 {
+            (DAX.into(), DAX_NAME.into())
+        } else {
+            (format!("{DAX}{}", i + 1), format!("{DAX}{}_NAME", i + 1))
+        }
+    }
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
     /// `DEV:INODE` of the pipe the runner reads the case's output from:

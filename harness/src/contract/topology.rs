@@ -15,6 +15,30 @@ pub enum PmemKind {
     /// A persistent CXL type-3 device behind a CXL host bridge (q35,cxl=on);
     /// the runner creates a region on it and a devdax namespace in that.
     Cxl,
+    /// A volatile CXL type-3 device (QEMU >= 8): the runner creates a ram
+    /// region, whose dax device is used as it comes (no namespace).
+    CxlVolatile,
+}
+
+impl PmemKind {
+    /// The oldest QEMU that emulates this kind, if not every one does.
+    pub fn min_qemu(self) -> Option<(u32, u32)> {
+        match self {
+            PmemKind::CxlVolatile => Some((8, 0)),
+            _ => None,
+        }
+    }
+    pub fn is_cxl(self) -> bool {
+        matches!(self, PmemKind::Cxl | PmemKind::CxlVolatile)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            PmemKind::Nvdimm => "nvdimm",
+            PmemKind::Memmap => "memmap",
+            PmemKind::Cxl => "cxl",
+            PmemKind::CxlVolatile => "cxl-volatile",
+        }
+    }
 }
 
 /// CXL regions come in multiples of 256 MiB.
@@ -38,6 +62,13 @@ pub struct PmemSpec {
     pub mode: DaxMode,
     /// Device alignment in bytes (2 MiB for PMD mappings).
     pub align: u64,
+    /// How many such devices, each `size_mib` (FH_DAX, FH_DAX2, ...).
+    #[serde(default = "one")]
+    pub devices: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash, Default)]
@@ -60,50 +91,6 @@ pub fn parse_size_mib(s: &str) -> Result<u64> {
 }
 
 impl Topology {
-    /// A topology by name, as `shell --topology` takes it:
-    /// `nvdimm|memmap|cxl[:SIZE][:fsdev]` (default 512M, 256M for CXL,
-    /// devdax), e.g. `cxl:512M`, `memmap:256M:fsdev`.
-    pub fn named(spec: &str) -> Result<Topology> {
-        let mut parts = spec.split(':');
-        let kind = match parts.next().unwrap_or_default() {
-            "nvdimm" => PmemKind::Nvdimm,
-            "memmap" => PmemKind::Memmap,
-            "cxl" => PmemKind::Cxl,
-            other => bail!(
-                "topology `{spec}`: unknown kind `{other}`; one of nvdimm, memmap, cxl, then :SIZE and :fsdev if wanted (e.g. cxl:512M)"
-            ),
-        };
-        let (mut size_mib, mut mode) = (
-            if kind == PmemKind::Cxl {
-                CXL_REGION_MIB
-            } else {
-                512
-            },
-            DaxMode::Devdax,
-        );
-        for p in parts {
-            match p {
-                "fsdev" => mode = DaxMode::Fsdev,
-                "devdax" => mode = DaxMode::Devdax,
-                size => {
-                    size_mib = parse_size_mib(size)
-                        .map_err(|e| anyhow::anyhow!("topology `{spec}`: {e}"))?
-                }
-            }
-        }
-        if kind == PmemKind::Cxl && size_mib % CXL_REGION_MIB != 0 {
-            bail!("topology `{spec}`: CXL regions come in multiples of 256M");
-        }
-        Ok(Topology {
-            pmem: Some(PmemSpec {
-                kind,
-                size_mib,
-                mode,
-                align: ALIGN_2M,
-            }),
-        })
-    }
-
     /// Can a case needing `need` run on this topology?
     pub fn satisfies(&self, need: &Topology) -> bool {
         match (&self.pmem, &need.pmem) {
@@ -114,6 +101,7 @@ impl Topology {
                     && have.mode == want.mode
                     && have.align == want.align
                     && have.size_mib >= want.size_mib
+                    && have.devices >= want.devices
             }
         }
     }
@@ -127,6 +115,7 @@ impl Topology {
                 Some(Topology {
                     pmem: Some(PmemSpec {
                         size_mib: a.size_mib.max(b.size_mib),
+                        devices: a.devices.max(b.devices),
                         ..a.clone()
                     }),
                 })
@@ -141,8 +130,9 @@ impl Topology {
             Some(PmemSpec {
                 kind: PmemKind::Memmap,
                 size_mib,
+                devices,
                 ..
-            }) => 4096 + size_mib,
+            }) => 4096 + size_mib * u64::from(*devices),
             _ => 1536,
         }
     }
@@ -151,8 +141,13 @@ impl Topology {
         match &self.pmem {
             None => "no pmem".into(),
             Some(p) => format!(
-                "{:?} pmem {} MiB as {:?}, align {} KiB",
-                p.kind,
+                "{}{} pmem {} MiB as {:?}, align {} KiB",
+                if p.devices > 1 {
+                    format!("{} x ", p.devices)
+                } else {
+                    String::new()
+                },
+                p.kind.name(),
                 p.size_mib,
                 p.mode,
                 p.align / 1024
@@ -166,28 +161,6 @@ impl Topology {
 mod tests {
     use super::*;
 
-    #[test]
-    fn topologies_by_name() {
-        assert_eq!(Topology::named("nvdimm").unwrap(), nv(512));
-        let c = Topology::named("cxl:512M:fsdev").unwrap().pmem.unwrap();
-        assert_eq!(
-            (c.kind, c.size_mib, c.mode),
-            (PmemKind::Cxl, 512, DaxMode::Fsdev)
-        );
-        assert_eq!(
-            Topology::named("memmap:256M")
-                .unwrap()
-                .pmem
-                .unwrap()
-                .size_mib,
-            256
-        );
-        for bad in ["pmem", "cxl:300M", "nvdimm:3M", "nvdimm:x"] {
-            let e = Topology::named(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("topology `{bad}`: ")), "{e}");
-        }
-    }
-
     fn nv(size: u64) -> Topology {
         Topology {
             pmem: Some(PmemSpec {
@@ -195,6 +168,7 @@ mod tests {
                 size_mib: size,
                 mode: DaxMode::Devdax,
                 align: ALIGN_2M,
+                devices: 1,
             }),
         }
     }
@@ -226,5 +200,9 @@ mod tests {
         let mut fs = nv(256);
         fs.pmem.as_mut().unwrap().mode = DaxMode::Fsdev;
         assert_eq!(nv(256).merge(&fs), None);
+        let mut two = nv(256);
+        two.pmem.as_mut().unwrap().devices = 2;
+        assert!(!nv(512).satisfies(&two));
+        assert_eq!(nv(512).merge(&two).unwrap().pmem.unwrap().devices, 2);
     }
 }

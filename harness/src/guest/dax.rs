@@ -77,14 +77,26 @@ fn run_tool(argv: &[&str]) -> Result<String> {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    // stderr too: some tools say why they did nothing there and exit 0.
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
-/// Turn the emulated pmem into a devdax device with the requested
-/// alignment, then bind it as the topology asks.
+/// Turn the emulated pmem into devdax devices with the requested
+/// alignment, then bind them as the topology asks.
 pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
-    if spec.kind == crate::contract::topology::PmemKind::Cxl {
-        setup_cxl_region(spec)?;
+    use crate::contract::topology::PmemKind;
+    if spec.kind == PmemKind::CxlVolatile {
+        // The ram region's dax device appears by itself (dax_cxl), bound to
+        // device_dax when the kernel has no dax_kmem to online it.
+        setup_cxl_region(spec, "ram")?;
+        return finish_dax(spec);
+    }
+    if spec.kind == PmemKind::Cxl {
+        setup_cxl_region(spec, "pmem")?;
         let align = spec.align.to_string();
         run_tool(&[
             "ndctl",
@@ -98,38 +110,49 @@ pub fn setup_pmem(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
         ])?;
         return finish_dax(spec);
     }
-    if !wait_for("/sys/bus/nd/devices/namespace0.0", Duration::from_secs(20)) {
-        bail!("no pmem namespace appeared (/sys/bus/nd/devices/namespace0.0); is the NVDIMM/memmap pmem configured and CONFIG_ACPI_NFIT / X86_PMEM_LEGACY built in?");
-    }
+    // One region per NVDIMM or memmap= range, each with its namespace.
     let align = spec.align.to_string();
-    run_tool(&[
-        "ndctl",
-        "create-namespace",
-        "-f",
-        "-e",
-        "namespace0.0",
-        "--mode=devdax",
-        "--align",
-        &align,
-    ])?;
+    for i in 0..spec.devices {
+        let ns = format!("namespace{i}.0");
+        if !wait_for(
+            &format!("/sys/bus/nd/devices/{ns}"),
+            Duration::from_secs(20),
+        ) {
+            bail!("no pmem namespace appeared (/sys/bus/nd/devices/{ns}); is the NVDIMM/memmap pmem configured and CONFIG_ACPI_NFIT / X86_PMEM_LEGACY built in?");
+        }
+        run_tool(&[
+            "ndctl",
+            "create-namespace",
+            "-f",
+            "-e",
+            &ns,
+            "--mode=devdax",
+            "--align",
+            &align,
+        ])?;
+    }
     finish_dax(spec)
 }
 
-/// A persistent region over the one CXL type-3 device (interleave 1).
-fn setup_cxl_region(spec: &PmemSpec) -> Result<()> {
+/// A region of `ty` (pmem or ram) over the one CXL type-3 device
+/// (interleave 1).
+fn setup_cxl_region(spec: &PmemSpec, ty: &str) -> Result<()> {
     if !wait_for("/sys/bus/cxl/devices/mem0", Duration::from_secs(30)) {
         bail!("no CXL memdev appeared (/sys/bus/cxl/devices/mem0); is CONFIG_PCI_MMCONFIG set (cxl_pci needs extended config space) and pcie_ports=compat on the command line?");
     }
     if !wait_for("/sys/bus/cxl/devices/decoder0.0", Duration::from_secs(10)) {
         bail!("no CXL root decoder (decoder0.0): is CONFIG_CXL_ACPI set and the CXL fixed memory window configured?");
     }
+    if ty == "ram" {
+        return create_ram_region(spec.size_mib << 20);
+    }
     let size = format!("{}M", spec.size_mib);
-    run_tool(&[
+    let said = run_tool(&[
         "cxl",
         "create-region",
         "-m",
         "-t",
-        "pmem",
+        ty,
         "-d",
         "decoder0.0",
         "-w",
@@ -140,7 +163,14 @@ fn setup_cxl_region(spec: &PmemSpec) -> Result<()> {
         "-s",
         &size,
     ])?;
-    if !wait_for("/sys/bus/nd/devices/region0", Duration::from_secs(10)) {
+    // cxl create-region can exit 0 having created nothing.
+    if !wait_for("/sys/bus/cxl/devices/region0", Duration::from_secs(10)) {
+        bail!(
+            "`cxl create-region -t {ty}` created no region (region0): {}",
+            said.trim()
+        );
+    }
+    if ty == "pmem" && !wait_for("/sys/bus/nd/devices/region0", Duration::from_secs(10)) {
         bail!(
             "the CXL pmem region did not appear as an nd region (region0): is CONFIG_CXL_PMEM set?"
         );
@@ -148,28 +178,98 @@ fn setup_cxl_region(spec: &PmemSpec) -> Result<()> {
     Ok(())
 }
 
-/// The dax device the setup produced, bound as the topology asks.
-fn finish_dax(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
-    let name = first_dax_device().context("no dax device appeared after creating the namespace")?;
-    if !wait_for(&format!("/dev/{name}"), Duration::from_secs(10)) {
-        bail!("/dev/{name} did not appear");
+/// A ram region over the endpoint's first decoder, through sysfs: Debian
+/// 12's `cxl create-region` says ram regions are "not supported yet".
+fn create_ram_region(bytes: u64) -> Result<()> {
+    const CXL: &str = "/sys/bus/cxl/devices";
+    let root = format!("{CXL}/decoder0.0");
+    let name = read_trim(&format!("{root}/create_ram_region"))?;
+    write_sysfs(&format!("{root}/create_ram_region"), &name)?;
+    let region = format!("{CXL}/{name}");
+    if !wait_for(&region, Duration::from_secs(10)) {
+        bail!("{region} did not appear after writing {root}/create_ram_region");
     }
-    if spec.mode == DaxMode::Fsdev {
-        bind(&name, "fsdev_dax")?;
-    }
-    Ok(vec![device_info(&name)?])
-}
-
-/// The lowest-numbered daxN.M device on the bus.
-pub fn first_dax_device() -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir(format!("{DAX_BUS}/devices"))
-        .ok()?
+    write_sysfs(&format!("{region}/interleave_granularity"), "4096")?;
+    write_sysfs(&format!("{region}/interleave_ways"), "1")?;
+    write_sysfs(&format!("{region}/size"), &bytes.to_string())?;
+    // The memdev's endpoint port holds its decoders (endpointN/decoderN.0).
+    let endpoint = std::fs::read_dir(CXL)
+        .context("reading the cxl bus")?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("dax"))
-        .collect();
+        .find(|n| n.starts_with("endpoint"))
+        .context("no CXL endpoint port (endpointN) on the cxl bus")?;
+    let decoder = format!("decoder{}.0", endpoint.trim_start_matches("endpoint"));
+    let ep = format!("{CXL}/{decoder}");
+    write_sysfs(&format!("{ep}/mode"), "ram")?;
+    write_sysfs(&format!("{ep}/dpa_size"), &bytes.to_string())?;
+    write_sysfs(&format!("{region}/target0"), &decoder)?;
+    write_sysfs(&format!("{region}/commit"), "1")?;
+    write_sysfs("/sys/bus/cxl/drivers/cxl_region/bind", &name)?;
+    Ok(())
+}
+
+/// The dax devices the setup produced, bound as the topology asks.
+fn finish_dax(spec: &PmemSpec) -> Result<Vec<DaxDevice>> {
+    let want = spec.devices as usize;
+    let start = Instant::now();
+    // A CXL region's device appears asynchronously.
+    while dax_devices().len() < want && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let names = dax_devices();
+    if names.len() < want {
+        bail!(
+            "{} dax device(s) appeared after creating the namespaces or regions ({}), {want} wanted{}",
+            names.len(),
+            names.join(" "),
+            if spec.kind == crate::contract::topology::PmemKind::CxlVolatile {
+                format!(
+                    "; is CONFIG_DEV_DAX_CXL set? (cxl bus: {})",
+                    std::fs::read_dir("/sys/bus/cxl/devices")
+                        .map(|d| d
+                            .flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" "))
+                        .unwrap_or_default()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut devices = Vec::new();
+    for name in names.into_iter().take(want) {
+        if !wait_for(&format!("/dev/{name}"), Duration::from_secs(10)) {
+            bail!("/dev/{name} did not appear");
+        }
+        if driver_of(&name).is_empty() {
+            bind(&name, "device_dax")?;
+        }
+        if spec.mode == DaxMode::Fsdev {
+            bind(&name, "fsdev_dax")?;
+        }
+        devices.push(device_info(&name)?);
+    }
+    Ok(devices)
+}
+
+/// The daxN.M devices on the bus, by region then id (dax2.0 before dax10.0).
+pub fn dax_devices() -> Vec<String> {
+    let mut names: Vec<(u32, u32, String)> = std::fs::read_dir(format!("{DAX_BUS}/devices"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter_map(|n| {
+                    let (r, i) = n.strip_prefix("dax")?.split_once('.')?;
+                    Some((r.parse().ok()?, i.parse().ok()?, n))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     names.sort();
-    names.into_iter().next()
+    names.into_iter().map(|(_, _, n)| n).collect()
 }
 
 /// Bind a dax device to `device_dax` or `fsdev_dax` through sysfs.

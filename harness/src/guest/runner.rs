@@ -241,12 +241,10 @@ fn case_env(
         contract::env::TIMEOUT_SCALE.into(),
         format!("{}", plan.timeout_scale),
     );
-    if let Some(d) = devices.first() {
-        env.insert(contract::env::DAX.into(), d.path.clone());
-        env.insert(
-            "FH_DAX_NAME".into(),
-            d.path.trim_start_matches("/dev/").to_string(),
-        );
+    for (i, d) in devices.iter().enumerate() {
+        let (path, name) = contract::env::dax_vars(i);
+        env.insert(path, d.path.clone());
+        env.insert(name, d.path.trim_start_matches("/dev/").to_string());
     }
     let tool_dir = tool
         .parent()

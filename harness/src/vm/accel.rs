@@ -4,16 +4,17 @@
 use crate::cache::Cache;
 use crate::proc::GroupChild;
 use crate::report::ui::say;
+use crate::vm::qemu::Qemu;
 use crate::vm::Accel;
 use anyhow::Result;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Boot `kernel` with `initrd` under KVM with `fh.probe=1` (the initramfs's
 /// /init then leaves through isa-debug-exit at once). The result is cached
 /// for this host boot.
-pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
+pub fn probe(qemu: &Qemu, kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
     if let Ok(v) = std::env::var("FAMFS_HARNESS_ACCEL") {
         let a = match v.as_str() {
             "kvm" => Accel::Kvm,
@@ -42,7 +43,7 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
         Some("kvm") => Accel::Kvm,
         Some("tcg") => Accel::Tcg,
         _ => {
-            let ok = kvm_boots(kernel, initrd)?;
+            let ok = kvm_boots(qemu, kernel, initrd)?;
             let a = if ok { Accel::Kvm } else { Accel::Tcg };
             crate::cache::write_atomic(&stamp, if ok { b"kvm" } else { b"tcg" })?;
             a
@@ -57,8 +58,8 @@ pub fn probe(kernel: &Path, initrd: &Path, cache: &Cache) -> Result<Accel> {
     Ok(result)
 }
 
-fn kvm_boots(kernel: &Path, initrd: &Path) -> Result<bool> {
-    let mut cmd = Command::new("qemu-system-x86_64");
+fn kvm_boots(qemu: &Qemu, kernel: &Path, initrd: &Path) -> Result<bool> {
+    let mut cmd = qemu.command();
     cmd.args([
         "-accel",
         "kvm",

@@ -5,6 +5,7 @@
 //! not judge a case.
 
 pub mod accel;
+pub mod qemu;
 pub mod vng;
 
 use crate::contract::topology::{PmemKind, Topology, ALIGN_2M};
@@ -64,6 +65,10 @@ pub struct VmSpec {
     pub initrd: Option<PathBuf>,
     pub cpus: u32,
     pub topology: Topology,
+    /// The QEMU program and the arguments it always needs (`vm::qemu`).
+    pub qemu: PathBuf,
+    #[serde(default)]
+    pub qemu_args: Vec<String>,
     pub kernel_args: Vec<String>,
     /// Per-boot directory: console and channel logs, pmem backing files.
     pub dir: PathBuf,
@@ -92,10 +97,20 @@ impl VmSpec {
         }
         if let Some(p) = &self.topology.pmem {
             match p.kind {
-                PmemKind::Memmap => a.push(format!("memmap={}M!4G", p.size_mib)),
+                // A 2 MiB gap of RAM between devices keeps their ranges
+                // apart (adjacent ones would merge into one region).
+                PmemKind::Memmap => {
+                    for i in 0..u64::from(p.devices) {
+                        a.push(format!(
+                            "memmap={}M!{}M",
+                            p.size_mib,
+                            4096 + i * (p.size_mib + 2)
+                        ))
+                    }
+                }
                 // QEMU's emulated root ports lack the interrupts the port
                 // services ask for; without this no memdev appears.
-                PmemKind::Cxl => a.push("pcie_ports=compat".into()),
+                PmemKind::Cxl | PmemKind::CxlVolatile => a.push("pcie_ports=compat".into()),
                 PmemKind::Nvdimm => {}
             }
         }
@@ -111,24 +126,53 @@ impl VmSpec {
         match &self.topology.pmem {
             Some(p) if p.kind == PmemKind::Nvdimm => {
                 a.extend(["-machine".into(), "pc,nvdimm=on".into()]);
+                let n = u64::from(p.devices);
                 a.extend([
                     "-m".into(),
-                    format!("{mem}M,slots=2,maxmem={}M", mem + p.size_mib + 1024),
+                    format!(
+                        "{mem}M,slots={},maxmem={}M",
+                        n + 1,
+                        mem + n * p.size_mib + 1024
+                    ),
                 ]);
-                let backing = self.dir.join("nvdimm0.img");
-                let f = std::fs::File::create(&backing)
-                    .with_context(|| format!("creating {}", backing.display()))?;
-                f.set_len(p.size_mib << 20)?;
+                for i in 0..n {
+                    let backing = self.dir.join(format!("nvdimm{i}.img"));
+                    let f = std::fs::File::create(&backing)
+                        .with_context(|| format!("creating {}", backing.display()))?;
+                    f.set_len(p.size_mib << 20)?;
+                    a.extend([
+                        "-object".into(),
+                        format!(
+                            "memory-backend-file,id=nvmem{i},share=on,mem-path={},size={}M,align={}",
+                            backing.display(),
+                            p.size_mib,
+                            ALIGN_2M
+                        ),
+                        "-device".into(),
+                        format!("nvdimm,id=nvdimm{i},memdev=nvmem{i}"),
+                    ]);
+                }
+            }
+            Some(p) if p.kind == PmemKind::CxlVolatile => {
+                a.extend(["-machine".into(), "q35,cxl=on".into()]);
+                a.extend([
+                    "-m".into(),
+                    format!("{mem}M,slots=8,maxmem={}M", mem + p.size_mib + 4096),
+                ]);
                 a.extend([
                     "-object".into(),
-                    format!(
-                        "memory-backend-file,id=nvmem0,share=on,mem-path={},size={}M,align={}",
-                        backing.display(),
-                        p.size_mib,
-                        ALIGN_2M
-                    ),
+                    format!("memory-backend-ram,id=cxl-vmem0,size={}M", p.size_mib),
                     "-device".into(),
-                    "nvdimm,id=nvdimm0,memdev=nvmem0".into(),
+                    "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1".into(),
+                    "-device".into(),
+                    "cxl-rp,port=0,bus=cxl.1,id=cxl_rp0,chassis=0,slot=2".into(),
+                    "-device".into(),
+                    "cxl-type3,bus=cxl_rp0,volatile-memdev=cxl-vmem0,id=cxl-vmem0-dev,sn=1".into(),
+                    "-M".into(),
+                    format!(
+                        "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={}M",
+                        p.size_mib.div_ceil(4096) * 4096
+                    ),
                 ]);
             }
             Some(p) if p.kind == PmemKind::Cxl => {
@@ -178,7 +222,7 @@ impl VmSpec {
         }
         // Pin the port to the root bus: left to itself QEMU may put it on
         // the CXL host bridge, which only takes bridges.
-        let root_bus = if self.topology.pmem.as_ref().map(|p| p.kind) == Some(PmemKind::Cxl) {
+        let root_bus = if self.topology.pmem.as_ref().is_some_and(|p| p.kind.is_cxl()) {
             "pcie.0"
         } else {
             "pci.0"
@@ -212,7 +256,8 @@ impl VmSpec {
 
     /// Full argv for direct QEMU.
     pub fn qemu_argv(&self) -> Result<Vec<String>> {
-        let mut a = vec!["qemu-system-x86_64".to_string()];
+        let mut a = vec![self.qemu.display().to_string()];
+        a.extend(self.qemu_args.iter().cloned());
         a.extend(self.accel_args());
         a.extend(["-smp".into(), self.cpus.to_string()]);
         a.extend(self.device_args()?);
@@ -404,7 +449,7 @@ pub fn launch_qemu(spec: &VmSpec) -> Result<GroupChild> {
     cmd.stdin(std::process::Stdio::null());
     cmd.stdout(std::fs::File::create(spec.dir.join("qemu.stdout"))?);
     cmd.stderr(std::fs::File::create(spec.dir.join("qemu.stderr"))?);
-    GroupChild::spawn(&mut cmd, "qemu-system-x86_64")
+    GroupChild::spawn(&mut cmd, &argv[0])
 }
 
 /// A command line a person can paste into a shell (paths with spaces and
@@ -435,6 +480,8 @@ mod tests {
             initrd: Some("/k/initrd".into()),
             cpus: 2,
             topology: topo,
+            qemu: "qemu-system-x86_64".into(),
+            qemu_args: vec![],
             kernel_args: vec!["fh.x=1".into()],
             dir: dir.to_path_buf(),
             guest_command: vec![],
@@ -450,6 +497,7 @@ mod tests {
                 size_mib: 256,
                 mode: DaxMode::Devdax,
                 align: ALIGN_2M,
+                devices: 1,
             }),
         };
         let s = spec(t.path(), topo, Accel::Tcg);
@@ -477,6 +525,7 @@ mod tests {
                 size_mib: 512,
                 mode: DaxMode::Devdax,
                 align: ALIGN_2M,
+                devices: 1,
             }),
         };
         let s = spec(t.path(), topo, Accel::Tcg);
@@ -504,6 +553,51 @@ mod tests {
     }
 
     #[test]
+    fn two_nvdimms_and_volatile_cxl() {
+        let t = tempfile::tempdir().unwrap();
+        let mut p = PmemSpec {
+            kind: PmemKind::Nvdimm,
+            size_mib: 256,
+            mode: DaxMode::Devdax,
+            align: ALIGN_2M,
+            devices: 2,
+        };
+        let s = spec(
+            t.path(),
+            Topology {
+                pmem: Some(p.clone()),
+            },
+            Accel::Tcg,
+        );
+        let argv = s.qemu_argv().unwrap().join(" ");
+        assert!(argv.contains("-m 1536M,slots=3,maxmem=3072M"), "{argv}");
+        for i in 0..2 {
+            assert!(
+                argv.contains(&format!("-device nvdimm,id=nvdimm{i},memdev=nvmem{i}")),
+                "{argv}"
+            );
+            assert!(t.path().join(format!("nvdimm{i}.img")).exists());
+        }
+        p.kind = PmemKind::CxlVolatile;
+        p.devices = 1;
+        let mut s = spec(t.path(), Topology { pmem: Some(p) }, Accel::Tcg);
+        s.qemu = "/opt/qemu/bin/qemu-system-x86_64".into();
+        s.qemu_args = vec!["-L".into(), "/opt/qemu/share/qemu".into()];
+        let argv = s.qemu_argv().unwrap().join(" ");
+        assert!(
+            argv.starts_with("/opt/qemu/bin/qemu-system-x86_64 -L /opt/qemu/share/qemu "),
+            "{argv}"
+        );
+        assert!(
+            argv.contains("memory-backend-ram,id=cxl-vmem0,size=256M")
+                && argv.contains("cxl-type3,bus=cxl_rp0,volatile-memdev=cxl-vmem0"),
+            "{argv}"
+        );
+        assert!(!argv.contains("lsa="), "{argv}");
+        assert!(s.cmdline().contains(&"pcie_ports=compat".to_string()));
+    }
+
+    #[test]
     fn memmap_and_plain_topologies() {
         let t = tempfile::tempdir().unwrap();
         let topo = Topology {
@@ -512,16 +606,28 @@ mod tests {
                 size_mib: 512,
                 mode: DaxMode::Devdax,
                 align: ALIGN_2M,
+                devices: 1,
             }),
         };
         let s = spec(t.path(), topo, Accel::Kvm);
-        assert!(s.cmdline().contains(&"memmap=512M!4G".to_string()));
+        assert!(s.cmdline().contains(&"memmap=512M!4096M".to_string()));
         assert!(!s.cmdline().contains(&"no5lvl".to_string()));
         let argv = s.qemu_argv().unwrap().join(" ");
         assert!(
             argv.contains("-m 4608M") && argv.contains("-accel kvm -cpu host"),
             "{argv}"
         );
+        // Two devices: two ranges with RAM between them, and RAM for both.
+        let mut two = s.topology.clone();
+        two.pmem.as_mut().unwrap().devices = 2;
+        let s = spec(t.path(), two, Accel::Kvm);
+        let cmd = s.cmdline();
+        assert!(
+            cmd.contains(&"memmap=512M!4096M".to_string())
+                && cmd.contains(&"memmap=512M!4610M".to_string()),
+            "{cmd:?}"
+        );
+        assert!(s.qemu_argv().unwrap().join(" ").contains("-m 5120M"));
         let plain = spec(t.path(), Topology::default(), Accel::Tcg)
             .qemu_argv()
             .unwrap()

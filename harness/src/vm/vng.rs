@@ -59,7 +59,11 @@ pub fn argv(spec: &VmSpec) -> Result<Vec<String>> {
     ]);
     // vng's own --memory mangles `-m SIZE,slots=..`; QEMU takes the last -m.
     // vng chooses the accelerator and CPU model itself (--disable-kvm above).
-    let qemu = spec.device_args()?;
+    if spec.qemu != std::path::Path::new(crate::vm::qemu::DEFAULT) {
+        a.push(format!("--qemu={}", spec.qemu.display()));
+    }
+    let mut qemu = spec.qemu_args.clone();
+    qemu.extend(spec.device_args()?);
     a.push(format!("--qemu-opts={}", qemu.join(" ")));
     // vng sets its own console; pass the rest of the command line.
     let extra: Vec<String> = spec
