@@ -245,3 +245,65 @@ _famfs_expect_open() {
 _famfs_check_data() {
 	"$FH_TOOL" fmap-check "$1" "$2" "$MNT$2" "$FH_PROFILE"
 }
+
+# The real famfs user space (group famfs-user; requires.famfs_user): the
+# programs, a mount point whose path says famfs (famfs's mounted-device
+# check looks for that), FUSE mode, and a daemon crash in the kernel log.
+FAMFS_USER_BIN=/opt/famfs-user/bin
+_famfs_user_begin() {
+	[ -x "$FAMFS_USER_BIN/famfs_fused" ] || _notrun "no famfs user space in the image"
+	export FAMFS_MODE=fuse PATH="$FAMFS_USER_BIN:$PATH"
+	echo 1 > /proc/sys/kernel/print-fatal-signals
+	FAMFS_MNT=/mnt/famfs
+	mkdir -p "$FAMFS_MNT" /opt
+	_cleanup_add "_famfs_user_umount quiet"
+}
+
+# famfs_fused's live pids ("" when none runs). An exited daemon is a
+# zombie until the runner (PID 1, its new parent) reaps it: not counted.
+_famfs_fused_pids() {
+	for p in $(pidof famfs_fused); do
+		[ "$(cut -d' ' -f3 "/proc/$p/stat" 2> /dev/null)" = Z ] || printf '%s ' "$p"
+	done
+}
+
+# _famfs_user_gone WHAT: no famfs_fused may be left once nothing is
+# mounted (it holds the device, which must not change driver under it).
+# Waits up to 5 s (x the TCG scale), says which, and kills any leftover so
+# what follows starts clean.
+_famfs_user_gone() {
+	n=0
+	while [ -n "$(_famfs_fused_pids)" ]; do
+		n=$((n + 1))
+		if [ "$n" -gt $((100 * ${FH_TIMEOUT_SCALE%.*})) ]; then
+			echo "$1: famfs_fused still running 5 s later"
+			kill -9 $(_famfs_fused_pids) 2> /dev/null
+			sleep 0.5
+			return 1
+		fi
+		sleep 0.05
+	done
+	echo "$1: no famfs_fused left"
+}
+
+# _famfs_user_umount [quiet]: unmount, then the daemon must exit (umount
+# returns before it does).
+_famfs_user_umount() {
+	if grep -q " $FAMFS_MNT " /proc/mounts; then
+		umount "$FAMFS_MNT" || echo "umount: exit $?"
+	fi
+	if [ "$1" = quiet ]; then
+		_famfs_user_gone umount > /dev/null
+	else
+		_famfs_user_gone umount
+	fi
+}
+
+# _famfs_user_run WHAT CMD...: run a famfs command, its output kept in the
+# artifacts, and print WHAT with the exit status.
+_famfs_user_run() {
+	what=$1
+	shift
+	"$@" >> "$FH_ARTIFACTS/famfs.log" 2>&1
+	echo "$what: exit $?"
+}

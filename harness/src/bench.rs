@@ -379,3 +379,69 @@ pub fn famfs(opts: &Options) -> Result<()> {
     println!("results: {}", run_dir.display());
     Ok(())
 }
+
+/// `bench nightly`: run a matrix and print where each cell's wall time
+/// went (getting ready, which includes any kernel build; boots; cases),
+/// the night against its 15-minute target, and how soon each cell whose
+/// kernel was cached was ready to boot (target: within a second).
+pub fn nightly(matrix: &Path, opts: &Options, root: &Path) -> Result<()> {
+    let args = libtest_mimic::Arguments {
+        format: Some(libtest_mimic::FormatSetting::Terse),
+        ..Default::default()
+    };
+    let (dir, night) = crate::nightly::run(matrix, opts, root, None, None, &args)?;
+    println!("\n| cell | wall s | ready s (share) | boots s (share) | cases s (share) | kernel |");
+    println!("|---|---|---|---|---|---|");
+    let share = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
+    for c in &night.cells {
+        println!(
+            "| {} | {:.1} | {:.1} ({:.2}) | {:.1} ({:.2}) | {:.1} ({:.2}) | {} |",
+            c.name,
+            c.wall_s,
+            c.prepare_s,
+            share(c.prepare_s, c.wall_s),
+            c.boots_s,
+            share(c.boots_s, c.wall_s),
+            c.cases_s,
+            share(c.cases_s, c.wall_s),
+            if c.kernel_built { "built" } else { "cached" }
+        );
+    }
+    let sum = |f: fn(&crate::nightly::CellResult) -> f64| night.cells.iter().map(f).sum::<f64>();
+    let (ready, boots, cases) = (sum(|c| c.prepare_s), sum(|c| c.boots_s), sum(|c| c.cases_s));
+    println!(
+        "\nnight: {} cells, {:.0} s = {:.1} min; target 15 min: ratio {:.2} ({})",
+        night.cells.len(),
+        night.wall_s,
+        night.wall_s / 60.0,
+        night.wall_s / 900.0,
+        if night.wall_s <= 900.0 {
+            "within"
+        } else {
+            "over"
+        }
+    );
+    println!(
+        "shares of the night: ready {:.2} (kernel builds included), boots {:.2} (the cases in them {:.2})",
+        share(ready, night.wall_s),
+        share(boots, night.wall_s),
+        share(cases, night.wall_s)
+    );
+    let cached: Vec<f64> = night
+        .cells
+        .iter()
+        .filter(|c| !c.kernel_built && c.errors == 0 && c.passed + c.failed + c.known > 0)
+        .map(|c| c.prepare_s)
+        .collect();
+    if let Some(worst) = cached.iter().cloned().reduce(f64::max) {
+        println!(
+            "cells with a cached kernel: {}; ready to boot after at most {:.2} s (target 1 s: ratio {:.2}), median {:.2} s",
+            cached.len(),
+            worst,
+            worst,
+            median(&mut cached.clone())
+        );
+    }
+    println!("nightly results: {}", dir.display());
+    Ok(())
+}

@@ -29,6 +29,10 @@ pub struct Requires {
     pub pmem_kind: Option<PmemKind>,
     /// How many dax devices, each `pmem` large (default 1).
     pub dax_devices: Option<u32>,
+    /// The real famfs user space in the image (`image::famfs_user`); not
+    /// run, with the reason, when the run has none.
+    #[serde(default)]
+    pub famfs_user: bool,
     /// Driver the device is bound to when the case starts (default devdax).
     pub dax_mode: Option<DaxMode>,
     /// Kernel options that must be enabled (`FOO`) or disabled (`!FOO`),

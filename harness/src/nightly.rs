@@ -1,5 +1,6 @@
 //! `cargo xtask nightly --matrix FILE`: every cell of a matrix (named
-//! kernels x protocol profiles x case selections) run one after another,
+//! kernels x protocol profiles x case selections x named topologies) run
+//! one after another,
 //! kernel builds shared through the cache, each cell a run directory of its
 //! own (summary.json, junit.xml), and one summary of all cells as JSON,
 //! Markdown and a static HTML page. With `--baseline` (an earlier nightly),
@@ -22,6 +23,10 @@ pub struct Matrix {
     #[serde(default = "default_profiles")]
     pub profiles: Vec<String>,
     pub selections: Vec<SelectionSpec>,
+    /// Named topologies (images/topologies.yaml) every selection runs on;
+    /// none: each case on the machine it asks for.
+    #[serde(default)]
+    pub topologies: Vec<String>,
 }
 
 fn default_profiles() -> Vec<String> {
@@ -39,14 +44,24 @@ pub struct SelectionSpec {
     pub groups: Vec<String>,
     #[serde(default)]
     pub skip: Vec<String>,
+    /// This selection's topologies, instead of the matrix's.
+    pub topologies: Option<Vec<String>>,
 }
 
-/// One cell: a kernel, a profile and a selection.
+impl SelectionSpec {
+    fn topologies<'a>(&'a self, m: &'a Matrix) -> &'a [String] {
+        self.topologies.as_deref().unwrap_or(&m.topologies)
+    }
+}
+
+/// One cell: a kernel, a profile, a selection and a topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
     pub kernel: String,
     pub profile: String,
     pub selection: usize,
+    /// A named topology; None: the machines the cases ask for.
+    pub topology: Option<String>,
     pub name: String,
 }
 
@@ -84,6 +99,14 @@ impl Matrix {
             famfs_proto::Profile::parse(p)
                 .map_err(|e| anyhow::anyhow!("{}: profile `{p}`: {e}", at(p)))?;
         }
+        let table = crate::topologies::Table::load(checkout)?;
+        for s in &m.selections {
+            for t in s.topologies(&m) {
+                table
+                    .choose(t)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at(t)))?;
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for s in &m.selections {
             if !names.insert(&s.name) || s.name.is_empty() || s.name.contains('/') {
@@ -102,12 +125,22 @@ impl Matrix {
         for k in &self.kernels {
             for p in &self.profiles {
                 for (i, s) in self.selections.iter().enumerate() {
-                    out.push(Cell {
-                        kernel: k.clone(),
-                        profile: p.clone(),
-                        selection: i,
-                        name: format!("{k}.{p}.{}", s.name),
-                    });
+                    let topos: Vec<Option<&String>> = match s.topologies(self) {
+                        [] => vec![None],
+                        t => t.iter().map(Some).collect(),
+                    };
+                    for t in topos {
+                        out.push(Cell {
+                            kernel: k.clone(),
+                            profile: p.clone(),
+                            selection: i,
+                            topology: t.cloned(),
+                            name: match t {
+                                None => format!("{k}.{p}.{}", s.name),
+                                Some(t) => format!("{k}.{p}.{}.{}", s.name, t.replace(':', "-")),
+                            },
+                        });
+                    }
                 }
             }
         }
@@ -122,6 +155,9 @@ pub struct CellResult {
     pub kernel: String,
     pub profile: String,
     pub selection: String,
+    /// The named topology (none: the machines the cases ask for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     /// The cell's run directory, relative to the nightly's results root.
     pub run: String,
     pub passed: u32,
@@ -136,6 +172,9 @@ pub struct CellResult {
     /// image ready (a cached kernel: seconds), the boots, the cases in them.
     #[serde(default)]
     pub prepare_s: f64,
+    /// The kernel was built for this cell (not found in the cache).
+    #[serde(default)]
+    pub kernel_built: bool,
     #[serde(default)]
     pub boots_s: f64,
     #[serde(default)]
@@ -178,6 +217,7 @@ pub fn run(
 ) -> Result<(PathBuf, Night)> {
     let m = Matrix::load(matrix_path, &base.root)?;
     let before: Option<Night> = baseline.map(load_night).transpose()?;
+    let before_root = baseline.map(b_root);
     let start = std::time::Instant::now();
     let id = crate::run::run_id();
     let mut cells = Vec::new();
@@ -187,6 +227,7 @@ pub fn run(
         let mut opts = base.clone();
         opts.kernel = KernelChoice::Named(cell.kernel.clone());
         opts.profile = cell.profile.clone();
+        opts.topology = cell.topology.clone();
         opts.results_root = root.join("cells").join(&cell.name);
         let sel = Selection {
             filters: s.filters.clone(),
@@ -200,9 +241,11 @@ pub fn run(
         }
         let t0 = std::time::Instant::now();
         let mut prepare_s = 0.0;
+        let mut kernel_built = false;
         let outcome = match crate::run::prepare(&opts) {
             Ok(p) => {
                 prepare_s = p.prepare_time.as_secs_f64();
+                kernel_built = p.kernel.built;
                 trials::run(p, cases, args)?
             }
             Err(e) => match e.downcast_ref::<crate::kernel::named::Unavailable>() {
@@ -227,11 +270,10 @@ pub fn run(
             .display()
             .to_string();
         let changes = before.as_ref().map(|b| {
-            let old = b
-                .cells
-                .iter()
-                .find(|x| x.name == cell.name)
-                .and_then(|x| baseline::load(&b_root(baseline.unwrap()).join(&x.run)).ok());
+            let old = b.cells.iter().find(|x| x.name == cell.name).and_then(|x| {
+                let r = before_root.as_ref()?.join(&x.run);
+                baseline::load(&r).ok()
+            });
             match old {
                 Some(old) => baseline::compare(&old, sum, 50),
                 None => Changes {
@@ -250,6 +292,7 @@ pub fn run(
             kernel: cell.kernel.clone(),
             profile: cell.profile.clone(),
             selection: s.name.clone(),
+            topology: cell.topology.clone(),
             run,
             passed: c.passed + c.expected_fail,
             failed: c.failed,
@@ -259,6 +302,7 @@ pub fn run(
             titles,
             wall_s: t0.elapsed().as_secs_f64(),
             prepare_s,
+            kernel_built,
             boots_s: sum
                 .boots
                 .iter()
@@ -385,10 +429,11 @@ pub fn html(n: &Night) -> String {
             "pass"
         };
         rows += &format!(
-            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0} s</td><td><a href=\"../../{run}/summary.json\">summary</a> <a href=\"../../{run}/junit.xml\">junit</a></td><td>{}</td><td>{}</td></tr>\n",
+            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0} s</td><td><a href=\"../../{run}/summary.json\">summary</a> <a href=\"../../{run}/junit.xml\">junit</a></td><td>{}</td><td>{}</td></tr>\n",
             esc(&c.kernel),
             esc(&c.profile),
             esc(&c.selection),
+            esc(c.topology.as_deref().unwrap_or("as the cases ask")),
             c.passed,
             c.failed,
             c.known,
@@ -401,7 +446,7 @@ pub fn html(n: &Night) -> String {
         );
     }
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>topology</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>\n",
         id = esc(&n.id),
         matrix = esc(&n.matrix),
         cells = n.cells.len(),
@@ -422,10 +467,12 @@ mod tests {
         let root = checkout();
         let m = Matrix::load(&root.join("kernel-configs/matrix/default.yaml"), &root).unwrap();
         let cells = m.cells();
-        assert_eq!(
-            cells.len(),
-            m.kernels.len() * m.profiles.len() * m.selections.len()
-        );
+        let per_kernel: usize = m
+            .selections
+            .iter()
+            .map(|s| s.topologies(&m).len().max(1))
+            .sum();
+        assert_eq!(cells.len(), m.kernels.len() * m.profiles.len() * per_kernel);
         let t = tempfile::tempdir().unwrap();
         let bad = |text: &str| {
             let p = t.path().join("m.yaml");
@@ -443,6 +490,32 @@ mod tests {
         assert!(e.contains("m.yaml:2") && e.contains("profile `v99`"), "{e}");
         let e = bad("kernels: []\nselections: [{name: a}]\n");
         assert!(e.contains("an empty matrix"), "{e}");
+        let e = bad("kernels: [default]\nselections: [{name: a}]\ntopologies: [nvdimm, floppy]\n");
+        assert!(
+            e.contains("m.yaml:3") && e.contains("no topology `floppy`"),
+            "{e}"
+        );
+        let p = t.path().join("m.yaml");
+        std::fs::write(
+            &p,
+            "kernels: [default]\ntopologies: [nvdimm, cxl]\nselections:\n  - {name: a}\n  - {name: b, topologies: []}\n  - {name: c, topologies: [cxl-volatile]}\n",
+        )
+        .unwrap();
+        let names: Vec<String> = Matrix::load(&p, &root)
+            .unwrap()
+            .cells()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "default.v10.a.nvdimm",
+                "default.v10.a.cxl",
+                "default.v10.b",
+                "default.v10.c.cxl-volatile"
+            ]
+        );
     }
 
     #[test]
@@ -456,6 +529,7 @@ mod tests {
                 kernel: "default".into(),
                 profile: "v10".into(),
                 selection: "smoke".into(),
+                topology: None,
                 run: "cells/default.v10.smoke/runs/r1".into(),
                 passed: 3,
                 failed: 1,
@@ -465,6 +539,7 @@ mod tests {
                 titles: vec!["KASAN: use-after-free Read in <f>".into()],
                 wall_s: 2.0,
                 prepare_s: 0.5,
+                kernel_built: false,
                 boots_s: 1.4,
                 cases_s: 1.0,
                 changes: None,

@@ -70,6 +70,9 @@ pub struct Options {
     pub topology: Option<String>,
     /// The QEMU to boot with: a path or `backports` (`vm::qemu`).
     pub qemu: Option<String>,
+    /// The famfs user space for the `famfs-user` cases; None: the named
+    /// kernel's `famfs-user`, if it names one.
+    pub famfs_user: Option<crate::image::famfs_user::Source>,
 }
 
 impl Options {
@@ -93,6 +96,7 @@ impl Options {
             cases: None,
             topology: None,
             qemu: None,
+            famfs_user: None,
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
@@ -293,10 +297,46 @@ pub struct Prepared {
     pub base_image: PathBuf,
     pub cache: Cache,
     pub qemu: crate::vm::qemu::Qemu,
+    /// The famfs user space in the image, or why there is none.
+    pub famfs_user: std::result::Result<crate::image::famfs_user::FamfsUser, String>,
     /// The named topology of `--topology`.
     pub topology: Option<crate::topologies::Choice>,
     /// Time from the start of `prepare` to ready-to-boot.
     pub prepare_time: Duration,
+}
+
+/// The famfs user space of a run: `opts.famfs_user`, else the one the
+/// named kernel names (`famfs-user: DIR`). Err(why) when there is none or
+/// its fixture is absent: the `famfs-user` cases are then not run.
+fn famfs_user(
+    opts: &Options,
+    cache: &Cache,
+) -> Result<std::result::Result<crate::image::famfs_user::FamfsUser, String>> {
+    use crate::image::famfs_user::{resolve, Source};
+    if let Some(s) = &opts.famfs_user {
+        return resolve(s, &opts.root, cache).map(Ok);
+    }
+    let named = match &opts.kernel {
+        KernelChoice::Named(n) => Some(crate::kernel::named::load(&opts.root, n)?),
+        _ => None,
+    };
+    match named.as_ref().and_then(|k| k.famfs_user.as_ref().map(|d| (k, d))) {
+        None => Ok(Err("no famfs user space: pass --famfs-deps DIR [--famfs-src DIR] or --famfs-bin DIR, or name one in the kernel's file (famfs-user: DIR)".into())),
+        Some((k, d)) if !d.exists() => Ok(Err(format!(
+            "the famfs user space kernel {} names is not here: {} does not exist",
+            k.name,
+            d.display()
+        ))),
+        Some((_, d)) => resolve(
+            &Source::Sources {
+                deps: d.clone(),
+                tree: None,
+            },
+            &opts.root,
+            cache,
+        )
+        .map(Ok),
+    }
 }
 
 pub fn prepare(opts: &Options) -> Result<Prepared> {
@@ -321,6 +361,23 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         &guest_bin_dir,
         &cache,
     )?;
+    let famfs_user = famfs_user(opts, &cache)?;
+    let base_image = match &famfs_user {
+        Ok(u) => {
+            let out = cache.dir("images")?.join(format!(
+                "{}+famfs-user-{}.cpio",
+                base_image.file_stem().unwrap_or_default().to_string_lossy(),
+                &u.identity.replace('/', "_")
+            ));
+            // Rebuilt every time (a second or less): a --famfs-bin prefix
+            // may have changed under the same path.
+            let mut data = std::fs::read(&base_image)?;
+            data.extend(crate::image::famfs_user::layer(u)?);
+            crate::cache::write_atomic(&out, &data)?;
+            out
+        }
+        Err(_) => base_image,
+    };
     let probe_initrd = cache.dir("images")?.join("probe.cpio");
     crate::image::initramfs::assemble(
         &base_image,
@@ -336,6 +393,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         base_image,
         cache,
         qemu,
+        famfs_user,
         topology,
         prepare_time: start.elapsed(),
     })
@@ -433,15 +491,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// `kernel`'s config and expunge list rule cases out; a named topology
-    /// replaces each case's machine (or rules it out), and so does a kind
-    /// of pmem the QEMU cannot emulate.
-    pub fn new(
-        kernel: &KernelArtifacts,
-        cases: &[Case],
-        topology: Option<&crate::topologies::Choice>,
-        qemu: &crate::vm::qemu::Qemu,
-    ) -> Schedule {
+    /// The kernel's config and expunge list rule cases out; a named
+    /// topology replaces each case's machine (or rules it out), and so does
+    /// a kind of pmem the QEMU cannot emulate or a famfs user space the run
+    /// does not have.
+    pub fn new(p: &Prepared, cases: &[Case]) -> Schedule {
+        let (kernel, topology, qemu) = (&p.kernel, p.topology.as_ref(), &p.qemu);
         let mut not_run = Vec::new();
         let mut placed = Vec::new();
         for c in cases {
@@ -464,7 +519,11 @@ impl Schedule {
                     Some(Err(why)) => Some(why),
                     None => None,
                 })
-                .or_else(|| c.topology.pmem.as_ref().and_then(|p| qemu.lacks(p.kind)));
+                .or_else(|| c.topology.pmem.as_ref().and_then(|p| qemu.lacks(p.kind)))
+                .or_else(|| match (&p.famfs_user, c.meta.requires.famfs_user) {
+                    (Err(why), true) => Some(why.clone()),
+                    _ => None,
+                });
             match why {
                 Some(why) => not_run.push((c.id.clone(), why)),
                 None => placed.push(c),
@@ -526,7 +585,7 @@ pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<S
     check_case_symbols(&p.opts, &p.kernel, selected)?;
     let dir = RunDir::create(&p.opts.results_root, &run_id())?;
     say(&format!("results: {}", dir.root.display()));
-    let schedule = Schedule::new(&p.kernel, selected, p.topology.as_ref(), &p.qemu);
+    let schedule = Schedule::new(p, selected);
     execute_in(p, dir, selected, &schedule, sink)
 }
 

@@ -35,9 +35,7 @@ fn outcome<'a>(s: &'a Summary, id: &str) -> &'a famfs_harness::report::results::
 /// Boot groups the planner makes for these cases on this kernel (one per
 /// topology, one per fresh-boot trial).
 fn planned_groups(p: &run::Prepared, cases: &[Case]) -> usize {
-    run::Schedule::new(&p.kernel, cases, p.topology.as_ref(), &p.qemu)
-        .groups
-        .len()
+    run::Schedule::new(p, cases).groups.len()
 }
 
 fn check_shipped_results(s: &Summary, backend: &str, groups: usize) {

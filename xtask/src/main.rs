@@ -121,6 +121,10 @@ enum Cmd {
         /// One shard of every cell's selection (as test-vm's --partition).
         #[arg(long, value_name = "KIND:K/N")]
         partition: Option<String>,
+        /// The QEMU every cell boots with (as test-vm's --qemu): cells on
+        /// topologies it cannot emulate are not run, with the reason.
+        #[arg(long, value_name = "PATH|backports")]
+        qemu: Option<String>,
     },
     /// Find the first commit at which a case fails the way it fails at the
     /// bad end (git bisect with the harness as the judge). Exit 0: found;
@@ -238,6 +242,20 @@ enum BenchCmd {
         #[arg(long, default_value_t = 20)]
         cases: u32,
     },
+    /// A nightly matrix: each cell's wall time split into getting ready
+    /// (kernel builds included), boots and cases, the night against its
+    /// 15-minute target, how soon cells with a cached kernel boot.
+    Nightly {
+        /// The matrix (default: kernel-configs/matrix/default.yaml).
+        #[arg(long, value_name = "FILE")]
+        matrix: Option<PathBuf>,
+        /// Where cells and the night go (default target/famfs-harness/bench-nightly).
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
+        /// As nightly's --qemu.
+        #[arg(long, value_name = "PATH|backports")]
+        qemu: Option<String>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -290,6 +308,20 @@ struct KernelArgs {
     /// cache once). Default: qemu-system-x86_64 on PATH.
     #[arg(long, value_name = "PATH|backports")]
     qemu: Option<String>,
+    /// The famfs user space for the famfs-user cases: the archives or
+    /// trees of its dependencies (libfuse, mongoose, C-Thread-Pool,
+    /// cmake-modules, multichase, cursor_heap), and of famfs itself unless
+    /// --famfs-src names a tree. Built offline into the cache. Default: the
+    /// named kernel's `famfs-user`.
+    #[arg(long, value_name = "DIR", conflicts_with = "famfs_bin")]
+    famfs_deps: Option<PathBuf>,
+    /// A famfs source tree, built with the dependencies of --famfs-deps.
+    #[arg(long, value_name = "DIR", requires = "famfs_deps")]
+    famfs_src: Option<PathBuf>,
+    /// A famfs user space already built: a prefix with bin/famfs,
+    /// bin/mkfs.famfs, bin/famfs_fused and lib/.
+    #[arg(long, value_name = "DIR")]
+    famfs_bin: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -431,6 +463,15 @@ fn options(k: &KernelArgs) -> Result<Options> {
     o.allow_fuzz = k.allow_fuzz;
     o.cache_root = k.cache.clone();
     o.qemu = k.qemu.clone();
+    use famfs_harness::image::famfs_user::Source;
+    o.famfs_user = match (&k.famfs_deps, &k.famfs_src, &k.famfs_bin) {
+        (_, _, Some(b)) => Some(Source::Prefix(b.clone())),
+        (Some(d), t, None) => Some(Source::Sources {
+            deps: d.clone(),
+            tree: t.clone(),
+        }),
+        _ => None,
+    };
     Ok(o)
 }
 
@@ -515,6 +556,7 @@ fn real_main() -> Result<i32> {
             baseline,
             cases,
             partition,
+            qemu,
         } => {
             let partition = partition
                 .as_deref()
@@ -525,6 +567,7 @@ fn real_main() -> Result<i32> {
                 anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
                 opts.cases = Some(c);
             }
+            opts.qemu = qemu;
             let root = results.unwrap_or_else(|| opts.results_root.clone());
             let args = libtest_mimic::Arguments {
                 format: Some(libtest_mimic::FormatSetting::Terse),
@@ -703,6 +746,23 @@ fn real_main() -> Result<i32> {
             what: BenchCmd::Server { requests },
         } => {
             print!("{}", famfs_harness::server::bench(requests));
+            Ok(0)
+        }
+        Cmd::Bench {
+            what:
+                BenchCmd::Nightly {
+                    matrix,
+                    results,
+                    qemu,
+                },
+        } => {
+            let mut opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
+            opts.qemu = qemu;
+            let matrix =
+                matrix.unwrap_or_else(|| opts.root.join("kernel-configs/matrix/default.yaml"));
+            let root =
+                results.unwrap_or_else(|| opts.root.join("target/famfs-harness/bench-nightly"));
+            famfs_harness::bench::nightly(&matrix, &opts, &root)?;
             Ok(0)
         }
         Cmd::Bench {

@@ -927,6 +927,18 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
         page.contains("<tr class=\"fail\">") && page.contains("<tr class=\"pass\">"),
         "{page}"
     );
+    // A person opens it in a browser: headless Chromium renders the grid
+    // (a failing cell's first column red, a passing one's green).
+    let (dom, png) = render_in_chromium(&latest.join("index.html"));
+    assert!(
+        dom.contains("<tr class=\"fail\"><td>default</td>") && dom.contains("summary</a>"),
+        "{dom}"
+    );
+    let (red, green) = (
+        count_pixels(&png, [0xee, 0x88, 0x88]),
+        count_pixels(&png, [0x99, 0xdd, 0x99]),
+    );
+    assert!(red > 100 && green > 100, "red {red}, green {green} pixels");
     // The same again against the last night: no change, exit 0 although
     // t/002 still fails.
     let base = s(results.path());
@@ -975,6 +987,136 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
         text(&o.stderr).contains("matrix.yaml:3"),
         "{}",
         text(&o.stderr)
+    );
+}
+
+/// Open `page` in headless Chromium (installed through the harness's host
+/// packages when root on Debian): its DOM after loading, and a screenshot.
+fn render_in_chromium(page: &Path) -> (String, Vec<u8>) {
+    famfs_harness::hostdeps::ensure(
+        &[&[famfs_harness::hostdeps::Need {
+            program: "chromium",
+            package: "chromium",
+        }]],
+        false,
+        &mut |_| {},
+    )
+    .expect("Chromium for the page test");
+    let profile = tempfile::tempdir().unwrap();
+    let shot = profile.path().join("page.png");
+    let run = |extra: &[String]| {
+        let o = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1400,600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", page.canonicalize().unwrap().display()))
+            .output()
+            .expect("running chromium");
+        assert!(o.status.success(), "chromium: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let dom = run(&["--dump-dom".into()]);
+    run(&[format!("--screenshot={}", shot.display())]);
+    (dom, std::fs::read(&shot).expect("the screenshot"))
+}
+
+/// Pixels of exactly this colour in a PNG.
+fn count_pixels(png: &[u8], rgb: [u8; 3]) -> usize {
+    let mut d = png::Decoder::new(std::io::Cursor::new(png));
+    d.set_transformations(png::Transformations::normalize_to_color8());
+    let mut r = d.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    let step = match info.color_type {
+        png::ColorType::Rgba => 4,
+        png::ColorType::Rgb => 3,
+        other => panic!("screenshot colour type {other:?}"),
+    };
+    buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| p[..3] == rgb)
+        .count()
+}
+
+#[test]
+fn named_topologies_and_the_qemu_through_the_binary() {
+    let _g = serial();
+    let results = tempfile::tempdir().unwrap();
+    let r = s(results.path());
+    let run = |extra: &[&str]| {
+        let mut a = vec!["test-vm", "--results", &r];
+        a.extend_from_slice(extra);
+        let o = xtask(&a);
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    };
+    // Bad names and programs: one error each, before anything is built.
+    let (code, _, err) = run(&["--topology", "cxl-volatil", "dax/001"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no topology `cxl-volatil` in") && err.contains("did you mean `cxl-volatile`"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--qemu", "/nonexistent/qemu", "dax/001"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--qemu /nonexistent/qemu: no such file"),
+        "{err}"
+    );
+    // Two devices on memmap; a case pinned to CXL is not run there.
+    let (code, out, err) = run(&[
+        "--topology",
+        "memmap",
+        "--exact",
+        "dax/001",
+        "dax/003",
+        "dax/004",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("test dax/001 ... ok") && out.contains("test dax/004 ... ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test dax/003 ... ignored (notrun: the case needs cxl pmem (requires.pmem_kind); topology `memmap` has memmap pmem)"),
+        "{out}"
+    );
+    // Volatile CXL: the host's QEMU 7.2 cannot emulate it (not run, with
+    // why); bookworm-backports' QEMU can.
+    let (code, out, err) = run(&["--exact", "dax/005"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let host_old = out.contains("needs QEMU 8.0 or later; this is QEMU 7.");
+    assert!(host_old || out.contains("test dax/005 ... ok"), "{out}");
+    let (code, out, err) = run(&[
+        "--qemu",
+        "backports",
+        "--topology",
+        "cxl-volatile",
+        "--exact",
+        "dax/005",
+        "dax/001",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("test dax/005 ... ok") && out.contains("test dax/001 ... ok"),
+        "{out}{err}"
+    );
+    let sum = summary(&results.path().join("latest"));
+    assert!(
+        sum["boots"][0]["topology"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("cxl-volatile pmem 256 mib"),
+        "{sum}"
     );
 }
 

@@ -4,5 +4,6 @@
 //! or verdicts.
 
 pub mod cpio;
+pub mod famfs_user;
 pub mod guest_program;
 pub mod initramfs;

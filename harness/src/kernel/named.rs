@@ -75,6 +75,9 @@ pub struct NamedKernel {
     pub fragments: Vec<String>,
     pub known_defects: Vec<KnownDefect>,
     pub expunged: Vec<Expunged>,
+    /// The famfs user-space sources its `famfs-user` cases run (a
+    /// directory of archives, as `image::famfs_user` takes).
+    pub famfs_user: Option<PathBuf>,
 }
 
 /// A kernel that cannot be had on this machine (its fixture is absent):
@@ -104,6 +107,7 @@ struct File {
     known_defects: Vec<DefectEntry>,
     #[serde(default)]
     expunge: Vec<ExpungeEntry>,
+    famfs_user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +280,7 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
         fragments: f.fragments,
         known_defects,
         expunged,
+        famfs_user: f.famfs_user.map(|p| resolve(root, &p)),
         file,
     })
 }

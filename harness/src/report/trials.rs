@@ -238,12 +238,7 @@ pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result
     args.test_threads = Some(1); // keep VM order, stream as results arrive
 
     // Execution order: host-side not-run first, then one boot group after another.
-    let schedule = run::Schedule::new(
-        &prepared.kernel,
-        &cases,
-        prepared.topology.as_ref(),
-        &prepared.qemu,
-    );
+    let schedule = run::Schedule::new(&prepared, &cases);
     let order = schedule.order();
     let board = Arc::new((Mutex::new(Board::default()), Condvar::new()));
 
