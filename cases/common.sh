@@ -299,6 +299,15 @@ _famfs_user_umount() {
 	fi
 }
 
+# _famfs_user_sum FILE...: "sha256 name" per file, read in 4 MiB reads (a
+# kernel that WARNs per read(2) of a famfs file, as V10 with lockdep does,
+# then WARNs a few times, not once per 4 KiB).
+_famfs_user_sum() {
+	for f in "$@"; do
+		echo "$(dd if="$f" bs=4M status=none | sha256sum | cut -d' ' -f1) $f"
+	done
+}
+
 # _famfs_user_run WHAT CMD...: run a famfs command, its output kept in the
 # artifacts, and print WHAT with the exit status.
 _famfs_user_run() {

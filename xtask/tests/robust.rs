@@ -1121,6 +1121,108 @@ fn named_topologies_and_the_qemu_through_the_binary() {
 }
 
 #[test]
+fn famfs_user_space_from_a_tree_a_prefix_and_bad_inputs() {
+    let _g = serial();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fixture = root.join("../shared/famfs-user");
+    assert!(
+        fixture.is_dir(),
+        "the famfs user-space fixture {} is needed by this test",
+        fixture.display()
+    );
+    let results = tempfile::tempdir().unwrap();
+    let r = s(results.path());
+    let run = |extra: &[&str]| {
+        let mut a = vec!["test-vm", "--kernel", "famfs-v10", "--results", &r];
+        a.extend_from_slice(extra);
+        let o = xtask(&a);
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    // Bad inputs: one error each.
+    let (code, _, err) = run(&[
+        "--famfs-deps",
+        &s(&fixture),
+        "--famfs-src",
+        &s(scratch.path()),
+        "famfs-user/003",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("is not a famfs source tree") || err.contains("not a famfs source tree"),
+        "{err}"
+    );
+    std::fs::create_dir_all(scratch.path().join("prefix/bin")).unwrap();
+    let (code, _, err) = run(&[
+        "--famfs-bin",
+        &s(&scratch.path().join("prefix")),
+        "famfs-user/003",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no bin/famfs"), "{err}");
+    let empty = scratch.path().join("deps");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, _, err) = run(&["--famfs-deps", &s(&empty), "famfs-user/003"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("an input is missing")
+            && err.contains("no famfs in")
+            && err.contains("failed-"),
+        "{err}"
+    );
+    // A famfs tree of one's own, built with the fixture's dependencies.
+    let tree = scratch.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let archive = std::fs::read_dir(&fixture)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains("+famfs-"))
+        .expect("the famfs archive");
+    let st = Command::new("tar")
+        .args([
+            "-xzf",
+            &s(&archive),
+            "--strip-components=1",
+            "-C",
+            &s(&tree),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, err) = run(&[
+        "--famfs-deps",
+        &s(&fixture),
+        "--famfs-src",
+        &s(&tree),
+        "famfs-user/003",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("test famfs-user/003 ... ok"), "{out}");
+    assert!(err.contains("famfs unit tests: 29 tests"), "{err}");
+    // The same again: nothing is built.
+    let (code, out, err) = run(&[
+        "--famfs-deps",
+        &s(&fixture),
+        "--famfs-src",
+        &s(&tree),
+        "famfs-user/003",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("famfs user space: cached build"), "{err}");
+    // That build's prefix, given as one.
+    let prefix = err
+        .lines()
+        .find_map(|l| l.split("famfs user space: cached build ").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (code, out, err) = run(&["--famfs-bin", &prefix, "famfs-user/003"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("test famfs-user/003 ... ok"), "{out}");
+}
+
+#[test]
 fn bisect_finds_the_planted_bad_commit() {
     let _g = serial();
     // A cases repository: t/001 passes in the first three commits, the
