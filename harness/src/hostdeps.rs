@@ -150,7 +150,27 @@ pub fn ensure_with(
     install: bool,
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let pk = missing(needs, headers);
+    install_packages(&missing(needs, headers), install, log)?;
+    let still = missing(needs, headers);
+    if !still.is_empty() {
+        bail!("after installing, still missing: {}", still.join(" "));
+    }
+    Ok(())
+}
+
+/// Packages for files that have no program (headers, sources), found by
+/// `(file, package)`: installed when allowed, else the command to run.
+pub fn ensure_files(files: &[(&str, &'static str)], log: &mut dyn FnMut(&str)) -> Result<()> {
+    let mut pk: Vec<&'static str> = Vec::new();
+    for (f, p) in files {
+        if !Path::new(f).exists() && !pk.contains(p) {
+            pk.push(p);
+        }
+    }
+    install_packages(&pk, may_install(), log)
+}
+
+fn install_packages(pk: &[&'static str], install: bool, log: &mut dyn FnMut(&str)) -> Result<()> {
     if pk.is_empty() {
         return Ok(());
     }
@@ -172,10 +192,6 @@ pub fn ensure_with(
             .unwrap_or(false);
         if !ok {
             bail!("installing {} failed; run as root: {cmd}", pk.join(" "));
-        }
-        let still = missing(needs, headers);
-        if !still.is_empty() {
-            bail!("after installing, still missing: {}", still.join(" "));
         }
         return Ok(());
     }

@@ -82,7 +82,7 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
     }
     let script = root.join(SCRIPT);
     crate::hostdeps::ensure(&[BUILD_NEEDS], false, &mut |_| {})?;
-    ensure_dev_packages()?;
+    crate::hostdeps::ensure_files(DEV_FILES, &mut |_| {})?;
     let key = key(&script, deps, tree)?;
     let base = cache.dir("famfs-user")?;
     let done = base.join(&key);
@@ -202,46 +202,6 @@ const DEV_FILES: &[(&str, &str)] = &[
     ("/usr/include/yaml.h", "libyaml-dev"),
     ("/usr/src/googletest/CMakeLists.txt", "googletest"),
 ];
-
-fn ensure_dev_packages() -> Result<()> {
-    let missing: Vec<&str> = DEV_FILES
-        .iter()
-        .filter(|(f, _)| !Path::new(f).exists())
-        .map(|(_, p)| *p)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let cmd = format!(
-        "apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
-    );
-    if !crate::hostdeps::may_install() {
-        bail!(
-            "the famfs user-space build needs: {}. Install them with:\n  sudo {cmd}",
-            missing.join(" ")
-        );
-    }
-    crate::report::ui::announce(&format!(
-        "installing missing host packages: {} (apt-get)",
-        missing.join(" ")
-    ));
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            &format!("DEBIAN_FRONTEND=noninteractive {cmd} -q >/dev/null"),
-        ])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        bail!(
-            "installing {} failed; run as root: {cmd}",
-            missing.join(" ")
-        );
-    }
-    Ok(())
-}
 
 /// Everything the build's result depends on.
 fn key(script: &Path, deps: &Path, tree: Option<&Path>) -> Result<String> {
