@@ -253,37 +253,49 @@ FAMFS_USER_BIN=/opt/famfs-user/bin
 _famfs_user_begin() {
 	[ -x "$FAMFS_USER_BIN/famfs_fused" ] || _notrun "no famfs user space in the image"
 	export FAMFS_MODE=fuse PATH="$FAMFS_USER_BIN:$PATH"
+	# Runs last: later cases in this boot may die of signals on purpose.
+	_cleanup_add "echo 0 > /proc/sys/kernel/print-fatal-signals"
 	echo 1 > /proc/sys/kernel/print-fatal-signals
 	FAMFS_MNT=/mnt/famfs
 	mkdir -p "$FAMFS_MNT" /opt
 	_cleanup_add "_famfs_user_umount quiet"
 }
 
-# famfs_fused's live pids ("" when none runs). An exited daemon is a
-# zombie until the runner (PID 1, its new parent) reaps it: not counted.
+# famfs_fused's live pids ("" when none runs). A daemon that has just
+# exited is a zombie until the runner (its new parent) reaps it, within
+# 0.1 s: not counted.
 _famfs_fused_pids() {
 	for p in $(pidof famfs_fused); do
 		[ "$(cut -d' ' -f3 "/proc/$p/stat" 2> /dev/null)" = Z ] || printf '%s ' "$p"
 	done
 }
 
-# _famfs_user_gone WHAT: no famfs_fused may be left once nothing is
+# _famfs_user_gone WHAT [quiet]: no famfs_fused may be left once nothing is
 # mounted (it holds the device, which must not change driver under it).
-# Waits up to 5 s (x the TCG scale), says which, and kills any leftover so
-# what follows starts clean.
+# Waits up to 5 s (x the TCG scale) until every famfs_fused has exited and
+# been reaped, says which, and kills any leftover so what follows starts
+# clean. Then each daemon that ended other than `exit 0` since the last
+# call (the runner notes every adopted process's end in exits.txt) is
+# named: "WHAT: famfs_fused killed by SIGSEGV". `quiet` leaves out only
+# the "no famfs_fused left" line.
 _famfs_user_gone() {
 	n=0
-	while [ -n "$(_famfs_fused_pids)" ]; do
+	while [ -n "$(pidof famfs_fused)" ]; do
 		n=$((n + 1))
 		if [ "$n" -gt $((100 * ${FH_TIMEOUT_SCALE%.*})) ]; then
 			echo "$1: famfs_fused still running 5 s later"
-			kill -9 $(_famfs_fused_pids) 2> /dev/null
+			kill -9 $(pidof famfs_fused) 2> /dev/null
 			sleep 0.5
 			return 1
 		fi
 		sleep 0.05
 	done
-	echo "$1: no famfs_fused left"
+	[ "$2" = quiet ] || echo "$1: no famfs_fused left"
+	_exits="$FH_ARTIFACTS/exits.txt"
+	[ -f "$_exits" ] || return 0
+	tail -n +$((${_famfs_exits_seen:-0} + 1)) "$_exits" |
+		sed -n "/^famfs_fused\[[0-9]*\]: exit 0\$/d; s/^famfs_fused\[[0-9]*\]: /$1: famfs_fused /p"
+	_famfs_exits_seen=$(wc -l < "$_exits")
 }
 
 # _famfs_user_umount [quiet]: unmount, then the daemon must exit (umount
@@ -292,11 +304,7 @@ _famfs_user_umount() {
 	if grep -q " $FAMFS_MNT " /proc/mounts; then
 		umount "$FAMFS_MNT" || echo "umount: exit $?"
 	fi
-	if [ "$1" = quiet ]; then
-		_famfs_user_gone umount > /dev/null
-	else
-		_famfs_user_gone umount
-	fi
+	_famfs_user_gone umount "$1"
 }
 
 # _famfs_user_sum FILE...: "sha256 name" per file, read in 4 MiB reads (a

@@ -519,6 +519,7 @@ fn spawn_and_wait(
     let pipe_id = rustix::fs::fstat(&writer)
         .map(|st| format!("{}:{}", st.st_dev, st.st_ino))
         .unwrap_or_default();
+    let env_artifacts = env.get(contract::env::ARTIFACTS).map(PathBuf::from);
     let mut cmd = Command::new("/bin/sh");
     cmd.arg(script)
         .current_dir(dir)
@@ -544,7 +545,15 @@ fn spawn_and_wait(
     };
     let start = Instant::now();
     let mut sleep = Duration::from_millis(1);
+    // Daemons the case starts are orphaned to the runner: note how each
+    // ended in the case's artifacts while the case runs (it can read them).
+    let exits = env_artifacts.map(|a| a.join(EXITS));
+    let mut reaped_at = Instant::now();
     let exit = loop {
+        if reaped_at.elapsed() >= Duration::from_millis(100) {
+            reap_adopted(pgid, exits.as_deref());
+            reaped_at = Instant::now();
+        }
         if let Some(st) = child.try_wait()? {
             break match (st.code(), st.signal()) {
                 (Some(c), _) => CaseExit::Exited { code: c },
@@ -566,8 +575,10 @@ fn spawn_and_wait(
     // Whatever the case left running in its group goes now, so it cannot
     // hold the output pipe open or disturb the next case.
     crate::proc::kill_group(pgid);
+    reap_adopted(pgid, exits.as_deref());
     reap_orphans();
     after_exit();
+    reap_adopted(pgid, exits.as_deref());
     // A process stuck in the kernel (D state) may keep the pipe open; don't
     // wait for it forever.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -790,9 +801,58 @@ fn reset_devices(devices: &[crate::contract::DaxDevice]) -> Option<String> {
 /// start (orphans are reparented to it, not to init).
 static SUBREAPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Where [`reap_adopted`] notes exits, in a case's artifacts.
+const EXITS: &str = "exits.txt";
+
+fn is_reaper() -> bool {
+    std::process::id() == 1 || SUBREAPER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Reap the dead processes the runner adopted (other than `skip`, the
+/// case's shell, which its `Child` waits for) and append how each ended to
+/// `log`, one `comm[pid]: exit N` or `comm[pid]: killed by SIGNAME` line.
+/// The line is written before the process is reaped, so a case that sees
+/// the pid gone finds the line.
+fn reap_adopted(skip: u32, log: Option<&Path>) {
+    use rustix::process::{waitid, waitpid, Pid, WaitId, WaitIdOptions, WaitOptions};
+    if !is_reaper() {
+        return;
+    }
+    let me = std::process::id();
+    for p in processes()
+        .into_iter()
+        .filter(|p| p.ppid == me && p.pid != skip && p.state == "Z")
+    {
+        let Some(pid) = Pid::from_raw(p.pid as i32) else {
+            continue;
+        };
+        let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        let Ok(Some(st)) = waitid(WaitId::Pid(pid), opts) else {
+            continue;
+        };
+        let how = match (st.exit_status(), st.terminating_signal()) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(sig)) => match crate::judge::kmsg::signal_name(sig) {
+                n if n.starts_with("SIG") => format!("killed by {n}"),
+                n => format!("killed by signal {n}"),
+            },
+            _ => "ended".to_string(),
+        };
+        if let Some(log) = log {
+            use std::io::Write;
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .and_then(|mut f| writeln!(f, "{}[{}]: {how}", p.comm, p.pid));
+        }
+        let _ = waitpid(Some(pid), WaitOptions::NOHANG);
+    }
+}
+
 /// As PID 1 or subreaper the runner inherits orphans; collect the dead ones.
 fn reap_orphans() {
-    if std::process::id() != 1 && !SUBREAPER.load(std::sync::atomic::Ordering::Relaxed) {
+    if !is_reaper() {
         return;
     }
     // wait(2), not waitpid(None): that one only sees our own process group.
@@ -947,6 +1007,47 @@ mod tests {
         assert!(matches!(exit, CaseExit::TimedOut { .. }));
         assert!(hooked.load(std::sync::atomic::Ordering::SeqCst));
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_case_reads_how_the_daemons_it_started_ended() {
+        // This test process plays PID 1: orphans come to it.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+        SUBREAPER.store(true, std::sync::atomic::Ordering::Relaxed);
+        let t = tempfile::tempdir().unwrap();
+        let art = t.path().join("artifacts");
+        std::fs::create_dir(&art).unwrap();
+        let script = t.path().join("case");
+        // Two daemons orphaned at once (their parent shell exits): one
+        // dies of SIGSEGV, one exits 3. The case waits for the runner's
+        // notes while it still runs.
+        std::fs::write(
+            &script,
+            "sh -c '(sleep 0.2; sh -c \"kill -SEGV \\$\\$\") & (sleep 0.2; exit 3) & exit 0'\n\
+             x=$FH_ARTIFACTS/exits.txt; n=0\n\
+             while ! [ -f $x ] || [ $(wc -l < $x) -lt 2 ]; do\n\
+               n=$((n+1)); [ $n -gt 100 ] && { echo timeout; break; }; sleep 0.05; done\n\
+             sed 's/\\[[0-9]*\\]/[PID]/' $FH_ARTIFACTS/exits.txt | sort\n",
+        )
+        .unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), "/usr/bin:/bin".to_string());
+        env.insert(
+            contract::env::ARTIFACTS.to_string(),
+            art.display().to_string(),
+        );
+        let (exit, out, _) = spawn_and_wait(
+            &script,
+            t.path(),
+            env,
+            Duration::from_secs(20),
+            Box::new(|_| {}),
+            &|| {},
+            &mut || {},
+        )
+        .unwrap();
+        assert_eq!(exit, CaseExit::Exited { code: 0 });
+        assert_eq!(out, "sh[PID]: exit 3\nsh[PID]: killed by SIGSEGV\n");
     }
 
     #[test]

@@ -91,6 +91,27 @@ pub fn record_to_lines(record: &str) -> Vec<String> {
         .collect()
 }
 
+/// The x86 name of a signal that dumps core (the only ones the kernel
+/// prints as fatal) or SIGKILL/SIGTERM; the number for any other.
+pub fn signal_name(n: i32) -> String {
+    let name = match n {
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        9 => "SIGKILL",
+        15 => "SIGTERM",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        11 => "SIGSEGV",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        31 => "SIGSYS",
+        _ => return n.to_string(),
+    };
+    name.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,9 @@ pub enum ReportKind {
     RcuStall,
     Panic,
     Oom,
+    /// A user process killed by a signal that dumps core, as
+    /// `print-fatal-signals` shows it: a daemon crash is a finding.
+    FatalSignal,
 }
 
 impl ReportKind {
@@ -56,10 +59,11 @@ impl ReportKind {
             ReportKind::RcuStall => "RCU stall",
             ReportKind::Panic => "panic",
             ReportKind::Oom => "out of memory",
+            ReportKind::FatalSignal => "fatal signal",
         }
     }
 
-    pub const ALL: [ReportKind; 13] = [
+    pub const ALL: [ReportKind; 14] = [
         ReportKind::Warning,
         ReportKind::Bug,
         ReportKind::Oops,
@@ -73,6 +77,7 @@ impl ReportKind {
         ReportKind::RcuStall,
         ReportKind::Panic,
         ReportKind::Oom,
+        ReportKind::FatalSignal,
     ];
 
     pub fn by_label(s: &str) -> Option<ReportKind> {
@@ -101,6 +106,7 @@ pub const TITLE_FORMS: &[&str] = &[
     "Oops",
     "kernel panic: ",
     "out of memory",
+    "fatal signal ",
 ];
 
 /// Is `s` a finding kind (`WARNING`) or shaped like a report title
@@ -240,6 +246,7 @@ enum Head {
     Panic,
     OomStart,
     OomKill,
+    FatalSignal,
 }
 
 impl Head {
@@ -258,6 +265,7 @@ impl Head {
             Head::DivideError | Head::InvalidOpcode | Head::Oops => ReportKind::Oops,
             Head::Panic => ReportKind::Panic,
             Head::OomStart | Head::OomKill => ReportKind::Oom,
+            Head::FatalSignal => ReportKind::FatalSignal,
         }
     }
 
@@ -308,6 +316,8 @@ fn rules() -> &'static [Rule] {
                 Head::OomKill,
                 r"^(Memory cgroup )?Out of memory( \(oom_kill_allocating_task\))?: Killed process",
             ),
+            // `EXE: COMM: ...` (or `COMM: ...` without an executable).
+            r(Head::FatalSignal, r"^\S.*: potentially unexpected fatal signal \d+\.?$"),
         ]
     })
 }
@@ -518,6 +528,8 @@ impl Builder {
                 self.trace == TraceState::Done
             }
             Some(ReportKind::Lockdep) => self.trace == TraceState::Done,
+            // The user registers end with the segment bases.
+            Some(ReportKind::FatalSignal) => m.starts_with("FS:"),
             Some(ReportKind::Oom) => {
                 self.subheads.iter().any(|(h, _)| *h == Head::OomKill)
                     || self.head == Some(Head::OomKill)
@@ -699,6 +711,7 @@ fn title(
             let reason = reason.split(" exitcode=").next().unwrap_or(reason);
             format!("kernel panic: {}", stable_text(reason))
         }
+        Head::FatalSignal => fatal_signal_title(header),
         Head::OomStart | Head::OomKill => {
             static COMM: OnceLock<Regex> = OnceLock::new();
             let kill = subheads
@@ -712,6 +725,18 @@ fn title(
             }
         }
     }
+}
+
+/// `fatal signal SIGSEGV in famfs_fused`: the signal and the executable
+/// (the thread's name when the kernel had no executable to print); the pid
+/// and the user addresses change between runs, the program does not.
+fn fatal_signal_title(header: &str) -> String {
+    let (who, sig) = header
+        .split_once(": potentially unexpected fatal signal ")
+        .unwrap_or((header, ""));
+    let program = who.split(": ").next().unwrap_or(who).trim();
+    let n: i32 = sig.trim_end_matches('.').trim().parse().unwrap_or(0);
+    format!("fatal signal {} in {program}", kmsg::signal_name(n))
 }
 
 fn culprit_is_refcount(r: &KernelReport, header_frame: &Option<Frame>) -> bool {
@@ -1187,6 +1212,36 @@ mod tests {
         assert_eq!(rs.len(), 1);
         assert_eq!(rs[0].frames.len(), 1);
         assert!(rs[0].text.iter().all(|l| !l.contains("fh: case")));
+    }
+
+    #[test]
+    fn a_daemon_killed_by_a_signal_is_titled_by_program_and_signal() {
+        let log = "\
+[   10.666657][  T366] famfs_fused: fuse_worker: potentially unexpected fatal signal 11.
+[   10.666887][  T366] CPU: 0 UID: 0 PID: 366 Comm: fuse_worker Not tainted 7.3.4-famfs-harness #2 PREEMPTLAZY
+[   10.667039][  T366] RIP: 0033:0x7f1ec70ef219
+[   10.667230][  T366] RSP: 002b:00007f1eb7ffdaf8 EFLAGS: 00000283
+[   10.667334][  T366] FS:  00007f1eb7fff6c0 GS:  0000000000000000
+[   10.700000][  T366] fuse: something the same task prints later
+[   11.000000][  T412] sh: potentially unexpected fatal signal 7.
+[   11.100000][  T413] /opt/x: y: potentially unexpected fatal signal 64.
+";
+        let rs = parse(log.lines());
+        let titles: Vec<&str> = rs.iter().map(|r| r.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "fatal signal SIGSEGV in famfs_fused",
+                "fatal signal SIGBUS in sh",
+                "fatal signal 64 in /opt/x"
+            ]
+        );
+        assert_eq!(rs[0].kind, ReportKind::FatalSignal);
+        // The report ends with the registers; later lines are not in it.
+        assert_eq!(rs[0].text.len(), 5);
+        assert!(rs[0].rip.is_none());
+        assert!(check_finding(&rs[0].title).is_ok());
+        assert!(check_finding("fatal signal").is_ok());
     }
 
     #[test]
