@@ -660,6 +660,7 @@ struct Proc {
     state: String,
     ppid: u32,
     pgrp: u32,
+    session: u32,
 }
 
 impl Proc {
@@ -695,12 +696,14 @@ fn processes() -> Vec<Proc> {
         let num = |x: Option<&str>| x.and_then(|v| v.parse().ok()).unwrap_or(0);
         let ppid = num(rest.next());
         let pgrp = num(rest.next());
+        let session = num(rest.next());
         out.push(Proc {
             pid,
             comm: comm.to_string(),
             state,
             ppid,
             pgrp,
+            session,
         });
     }
     out
@@ -808,21 +811,27 @@ fn is_reaper() -> bool {
     std::process::id() == 1 || SUBREAPER.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Reap the dead processes the runner adopted (other than `skip`, the
-/// case's shell, which its `Child` waits for) and append how each ended to
+/// Reap the dead processes the runner adopted from the case whose process
+/// group is `case` (left in that group, or escaped into a session of their
+/// own, as daemons do; not the case's shell, which its `Child` waits for,
+/// nor anything the runner started itself) and append how each ended to
 /// `log`, one `comm[pid]: exit N` or `comm[pid]: killed by SIGNAME` line.
 /// The line is written before the process is reaped, so a case that sees
 /// the pid gone finds the line.
-fn reap_adopted(skip: u32, log: Option<&Path>) {
+fn reap_adopted(case: u32, log: Option<&Path>) {
     use rustix::process::{waitid, waitpid, Pid, WaitId, WaitIdOptions, WaitOptions};
-    if !is_reaper() {
-        return;
-    }
+    // Only processes with us as parent are looked at: without being PID 1
+    // or a subreaper there are none but our own.
     let me = std::process::id();
-    for p in processes()
-        .into_iter()
-        .filter(|p| p.ppid == me && p.pid != skip && p.state == "Z")
-    {
+    let all = processes();
+    // From /proc, not getsid(2): PID 1's session is 0, which is no Pid.
+    let my_session = all.iter().find(|p| p.pid == me).map_or(0, |p| p.session);
+    for p in all.into_iter().filter(|p| {
+        p.ppid == me
+            && p.pid != case
+            && p.state == "Z"
+            && (p.pgrp == case || p.session != my_session)
+    }) {
         let Some(pid) = Pid::from_raw(p.pid as i32) else {
             continue;
         };
@@ -1011,9 +1020,9 @@ mod tests {
 
     #[test]
     fn a_case_reads_how_the_daemons_it_started_ended() {
-        // This test process plays PID 1: orphans come to it.
+        // This test process plays PID 1: orphans come to it. (SUBREAPER
+        // stays unset: reap_orphans would take other tests' children.)
         rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
-        SUBREAPER.store(true, std::sync::atomic::Ordering::Relaxed);
         let t = tempfile::tempdir().unwrap();
         let art = t.path().join("artifacts");
         std::fs::create_dir(&art).unwrap();
