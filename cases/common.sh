@@ -307,6 +307,38 @@ _famfs_user_umount() {
 	_famfs_user_gone umount "$1"
 }
 
+# _famfs_user_record: record everything the running famfs_fused reads from
+# and writes to /dev/fuse from now on (strace attached to all its threads,
+# one file per thread, $FH_ARTIFACTS/fuse.*); `fh-guest fuse-fmaps`
+# decodes it. Returns once every thread is traced.
+FAMFS_RECORDER=/opt/famfs-harness/strace
+_famfs_user_record() {
+	[ -x "$FAMFS_RECORDER" ] || _notrun "no recorder ($FAMFS_RECORDER) in the image"
+	_pid=$(_famfs_fused_pids)
+	_pid=${_pid%% *}
+	[ -n "$_pid" ] || { echo "record: no famfs_fused running"; return 1; }
+	"$FAMFS_RECORDER" -f -ff -qq -y -x -e trace=read,readv,write,writev \
+		-e read=all -e write=all -o "$FH_ARTIFACTS/fuse" -p "$_pid" 2>> "$FH_ARTIFACTS/famfs.log" &
+	_famfs_recorder=$!
+	_cleanup_add "_famfs_user_record_stop"
+	n=0
+	while grep -qs '^TracerPid:[[:space:]]*0$' /proc/"$_pid"/task/*/status; do
+		n=$((n + 1))
+		[ "$n" -gt $((600 * ${FH_TIMEOUT_SCALE%.*})) ] && { echo "record: not attached 30 s later"; return 1; }
+		sleep 0.05
+	done
+}
+
+# _famfs_user_record_stop: detach the recorder (the daemon runs on) and
+# wait until it has written everything.
+_famfs_user_record_stop() {
+	[ -n "$_famfs_recorder" ] || return 0
+	# TERM: a background job of a script ignores INT.
+	kill -TERM "$_famfs_recorder" 2> /dev/null
+	wait "$_famfs_recorder" 2> /dev/null
+	_famfs_recorder=
+}
+
 # _famfs_user_sum FILE...: "sha256 name" per file, read in 4 MiB reads (a
 # kernel that WARNs per read(2) of a famfs file, as V10 with lockdep does,
 # then WARNs a few times, not once per 4 KiB).

@@ -25,6 +25,9 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   mmap-probe FILE OFF read|write|write-private|poison [DOFF]   one access in a child: 'ok' or the signal it died of
   mmap-touch FILE OFF OP [DOFF]       the access itself (what mmap-probe runs)
   mmap-write FILE FOFF LEN DOFF SEED  write the pattern of DOFF XOR SEED through MAP_SHARED, msync
+  mmap-random FILE SEED N write|check  stamp N random pages through an aligned mapping, or find the stamps through an unaligned one
+  fuse-fmaps PREFIX MOUNT DAX PROFILE  the GET_FMAP/GET_DAXDEV replies in an strace recording PREFIX.*,
+                                      checked against the shadow YAML of the famfs mounted at MOUNT
   mmap-ops FILE DOFF                  MADV_DONTNEED, mprotect, mremap and MAP_PRIVATE on a >= 4 MiB file
   mmap-hold FILE READY [GO DOFF]      map 2M of FILE, touch it, create READY; sleep until killed, or
                                       until GO exists, then check the whole mapping against DOFF
@@ -288,6 +291,22 @@ fn real_main(args: &[String]) -> Result<i32> {
                     a.off(3)?,
                     a.u64(4)?
                 )?
+            );
+            Ok(0)
+        }
+        "mmap-random" => {
+            let a = Args::new(rest, "mmap-random FILE SEED N write|check");
+            print!(
+                "{}",
+                famfs_harness::guest::mmap::random(a.s(0)?, a.u64(1)?, a.num(2)?, a.s(3)?)?
+            );
+            Ok(0)
+        }
+        "fuse-fmaps" => {
+            let a = Args::new(rest, "fuse-fmaps RECORDING_PREFIX MOUNT DAX PROFILE");
+            print!(
+                "{}",
+                famfs_harness::guest::fuse_record::fmaps(a.s(0)?, a.s(1)?, a.s(2)?, a.s(3)?)?
             );
             Ok(0)
         }

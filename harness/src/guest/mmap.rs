@@ -206,6 +206,95 @@ pub fn write_pattern(file: &str, off: u64, len: usize, dev_off: u64, seed: u64) 
     ))
 }
 
+/// The pages `mmap-random` visits: `n` page offsets of a file of `size`
+/// bytes, drawn with splitmix64 from `seed` (so `write` and a later
+/// `check` with the same seed visit the same pages, in the same order).
+fn random_pages(seed: u64, n: usize, size: u64) -> Vec<u64> {
+    let pages = size / PAGE as u64;
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % pages * PAGE as u64
+        })
+        .collect()
+}
+
+/// The stamp `mmap-random write` puts in the word at file offset `off`:
+/// it names the offset, so a page that shows up elsewhere in the file (two
+/// file pages on one device page, a wrong extent) cannot pass for its own.
+fn stamp(off: u64, seed: u64) -> u64 {
+    off ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// `mmap-random FILE SEED N write|check`: faults at N pages of FILE drawn
+/// at random (SEED) over the whole file, through one MAP_SHARED mapping of
+/// all of it, in the drawn order, so the faults land all over the file's
+/// extents (or strips). `write` maps it at a 2 MiB-aligned address (PMD
+/// faults where the extents allow) and stamps every word of each page with
+/// its file offset, then msyncs; `check` maps it one page off that
+/// alignment (PTE faults only) and finds every stamp in its place, e.g.
+/// after a remount. One line: what was done, or the first page that is
+/// wrong and what it holds.
+pub fn random(file: &str, seed: u64, n: usize, how: &str) -> Result<String> {
+    let (write, skew) = match how {
+        "write" => (true, 0),
+        "check" => (false, PAGE),
+        other => bail!("mmap-random: `{other}` is not write or check"),
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(file)
+        .with_context(|| format!("opening {file}"))?;
+    let size = f.metadata()?.len();
+    if size < PAGE as u64 {
+        bail!("{file}: {size} bytes, less than a page");
+    }
+    let len = size as usize / PAGE * PAGE;
+    let m = match Map::new(&f, Some(aligned_window(len, skew)?), len, 0, write, false) {
+        Ok(m) => m,
+        Err(e) => return Ok(format!("mmap: failed {e}\n")),
+    };
+    let pages = random_pages(seed, n, size);
+    for &p in &pages {
+        for w in (0..PAGE as u64).step_by(8) {
+            let off = p + w;
+            if write {
+                m.set_word(off as usize, stamp(off, seed));
+            } else if m.word(off as usize) != stamp(off, seed) {
+                let got = m.word(off as usize);
+                // A stamp names its offset: undo it to say whose it is.
+                let o = stamp(got, seed);
+                let whose = if o < len as u64 && o % 8 == 0 {
+                    format!("the stamp of file offset {o:#x}")
+                } else {
+                    format!("{got:#018x}, no stamp")
+                };
+                return Ok(format!(
+                    "page {p:#x} (fault {} of {n}): word {off:#x} holds {whose}\n",
+                    pages.iter().position(|x| *x == p).unwrap_or(0) + 1
+                ));
+            }
+        }
+    }
+    if write {
+        // SAFETY: the range is this mapping.
+        unsafe { rustix::mm::msync(m.as_ptr().cast(), len, rustix::mm::MsyncFlags::SYNC) }
+            .map_err(|e| anyhow::anyhow!("msync: {}", errno_name(e.raw_os_error())))?;
+    }
+    let mib = size >> 20;
+    Ok(match how {
+        "write" => format!("{n} random pages of {mib} MiB stamped through an aligned mapping\n"),
+        _ => format!(
+            "{n} random pages of {mib} MiB hold their stamps through an unaligned mapping\n"
+        ),
+    })
+}
+
 /// Does every word of `m[from..from+len]` hold the device data at
 /// `dev_off`...? The first bad word's offset otherwise.
 fn first_bad(m: &Map, from: usize, len: usize, dev_off: u64) -> Option<usize> {
@@ -413,6 +502,26 @@ pub fn umount_errno(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_pages_cover_the_file_and_repeat_with_the_seed() {
+        let size = 512u64 << 20;
+        let a = random_pages(7, 4096, size);
+        assert_eq!(a, random_pages(7, 4096, size));
+        assert_ne!(a, random_pages(8, 4096, size));
+        assert!(a.iter().all(|p| p % PAGE as u64 == 0 && *p < size));
+        // Spread over the file: every eighth of it gets some.
+        for part in 0..8 {
+            let lo = size / 8 * part;
+            assert!(
+                a.iter().any(|p| (lo..lo + size / 8).contains(p)),
+                "part {part}"
+            );
+        }
+        assert_ne!(stamp(0, 7), stamp(8, 7));
+        assert_ne!(stamp(0, 7), stamp(0, 8));
+        assert_eq!(stamp(stamp(0x1234_5678, 7), 7), 0x1234_5678);
+    }
 
     /// A file holding the device pattern of `dev_off..`, one word spoiled
     /// at `spoil` if given.

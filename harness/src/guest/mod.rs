@@ -5,6 +5,7 @@
 pub mod capability;
 pub mod datapath;
 pub mod dax;
+pub mod fuse_record;
 pub mod mmap;
 pub mod runner;
 pub mod sys;

@@ -265,14 +265,27 @@ fn hash_tree(h: &mut Sha256, base: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The recorder of what famfs_fused says on /dev/fuse (`_famfs_user_record`
+/// in the cases): the host's strace, at [`RECORDER`] in the guest.
+const RECORDER_NEED: &[crate::hostdeps::Need] = &[crate::hostdeps::Need {
+    program: "strace",
+    package: "strace",
+}];
+pub const RECORDER: &str = "/opt/famfs-harness/strace";
+
 /// An image layer: the prefix at [`GUEST_PREFIX`], and every library its
 /// programs load (as ldd says, plus libgcc_s, which glibc opens for thread
-/// cancellation without ldd knowing).
+/// cancellation without ldd knowing); and the recorder.
 pub fn layer(u: &FamfsUser) -> Result<Vec<u8>> {
     use std::os::unix::fs::PermissionsExt;
     let mut c = crate::image::cpio::Cpio::default();
     let mut libs: Vec<PathBuf> = Vec::new();
     c.dir("/opt");
+    crate::hostdeps::ensure(&[RECORDER_NEED], false, &mut |m| say(m))?;
+    let strace = crate::hostdeps::require_tool("strace")?;
+    c.dir("/opt/famfs-harness");
+    c.file(RECORDER, 0o755, &std::fs::read(&strace)?);
+    libs.extend(crate::image::initramfs::shared_libs(&strace)?);
     c.dir(GUEST_PREFIX);
     for sub in ["bin", "lib"] {
         let dir = u.prefix.join(sub);
