@@ -269,7 +269,7 @@ pub fn random(file: &str, seed: u64, n: usize, how: &str) -> Result<String> {
                 let got = m.word(off as usize);
                 // A stamp names its offset: undo it to say whose it is.
                 let o = stamp(got, seed);
-                let whose = if o < len as u64 && o % 8 == 0 {
+                let whose = if o < len as u64 && o.is_multiple_of(8) {
                     format!("the stamp of file offset {o:#x}")
                 } else {
                     format!("{got:#018x}, no stamp")
