@@ -791,8 +791,18 @@ impl Grouper {
         let parsed: Vec<LogLine> = raw.iter().map(|l| kmsg::split(l)).collect();
         // A log without any printk timestamp (printk.time=0) is all kernel.
         let timestamped = parsed.iter().any(|l| l.kernel);
+        // A console cut off in the middle of a message prints what it had,
+        // then `** replaying previous printk message **` and the whole
+        // message again: the cut-off copy is not a line of its own (a cut
+        // header would open a report of its own, without its function).
+        let superseded: std::collections::BTreeSet<usize> = raw
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "** replaying previous printk message **")
+            .filter_map(|(i, _)| (0..i).rev().find(|&j| parsed[j].kernel || !timestamped))
+            .collect();
         for (i, (rawl, l)) in raw.iter().zip(&parsed).enumerate() {
-            if timestamped && !l.kernel {
+            if (timestamped && !l.kernel) || superseded.contains(&i) {
                 continue;
             }
             self.line(i, rawl.trim_end_matches('\r'), l);
@@ -1242,6 +1252,28 @@ mod tests {
         assert!(rs[0].rip.is_none());
         assert!(check_finding(&rs[0].title).is_ok());
         assert!(check_finding("fatal signal").is_ok());
+    }
+
+    #[test]
+    fn a_message_the_console_replays_is_one_line() {
+        let log = "\
+[   21.558059][   T75] ------------[ cut here ]------------
+[   21.558175][   T75] UBSAN: division-overflow in /root/.cache/famf
+** replaying previous printk message **
+[   21.558175][   T75] UBSAN: division-overflow in /tmp/linux/fs/fuse/famfs.c:723:39
+[   21.558307][   T75] division by zero
+[   21.559414][   T75] Call Trace:
+[   21.559494][   T75]  <TASK>
+[   21.559589][   T75]  dump_stack_lvl+0x7c/0x90
+[   21.560297][   T75]  __ubsan_handle_divrem_overflow+0x112/0x1d0
+[   21.560397][   T75]  famfs_fuse_iomap_begin.cold+0x42/0x57
+[   21.560497][   T75]  </TASK>
+[   21.562113][   T75] ---[ end trace ]---
+";
+        assert_eq!(
+            titles(log),
+            ["UBSAN: division-overflow in famfs_fuse_iomap_begin"]
+        );
     }
 
     #[test]
