@@ -16,6 +16,30 @@ _boot_spoiled() {
 	echo "$*" > "$FH_SPOILED_FILE"
 }
 
+# _phase NAME ... _phase_end: the time between counts as NAME in the
+# case's timing (`cargo xtask bench suite`: daemon, mount, setup, wait,
+# teardown; the rest is body). Phases nest; the innermost gets the time.
+# Read from /proc/uptime without a fork: the marks cost next to nothing.
+_ph_depth=0
+_phase() {
+	_ph_depth=$((_ph_depth + 1))
+	[ -n "$FH_PHASES_FILE" ] || return 0
+	read -r _ph_t _ph_rest < /proc/uptime
+	echo "+$1 $_ph_t" >> "$FH_PHASES_FILE"
+}
+_phase_end() {
+	_ph_depth=$((_ph_depth - 1))
+	[ -n "$FH_PHASES_FILE" ] || return 0
+	read -r _ph_t _ph_rest < /proc/uptime
+	echo "- $_ph_t" >> "$FH_PHASES_FILE"
+}
+# _sleep SECONDS: a wait the case chose; counted as `wait`.
+_sleep() {
+	_phase wait
+	sleep "$1"
+	_phase_end
+}
+
 # Stop here and fail the case.
 _fail() {
 	echo "FAIL: $*"
@@ -41,14 +65,53 @@ _dax_bind() {
 }
 
 # _wait_for PATH SECONDS: wait until PATH exists.
+# Counted as `wait` unless a phase that waits on purpose (daemon) is open.
 _wait_for() {
+	_wf_phase=$_ph_depth
+	[ "$_wf_phase" = 0 ] && _phase wait
 	n=0
 	while [ ! -e "$1" ]; do
 		n=$((n + 1))
-		[ "$n" -gt $(($2 * 20)) ] && return 1
+		if [ "$n" -gt $(($2 * 20)) ]; then
+			[ "$_wf_phase" = 0 ] && _phase_end
+			return 1
+		fi
 		sleep 0.05
 	done
+	[ "$_wf_phase" = 0 ] && _phase_end
 	return 0
+}
+
+# _returns_or_blocks FILE PID SECONDS: wait until FILE (where PID writes
+# its result) is not empty: 0. Returns 1 as soon as PID has been in
+# uninterruptible sleep (D) at the same kernel function for 3 s: a task the
+# kernel will not wake (a deadlock; a correct kernel leaves D within
+# milliseconds here, since nothing waits on a disk). Returns 2 after
+# SECONDS without either. Counted as `wait`.
+_returns_or_blocks() {
+	_phase wait
+	_rb_n=0
+	_rb_d=0
+	_rb_w=
+	_rb_rc=2
+	while [ "$_rb_n" -lt $(($3 * 10)) ]; do
+		[ -s "$1" ] && { _rb_rc=0; break; }
+		_rb_st=$(cut -d' ' -f3 "/proc/$2/stat" 2> /dev/null)
+		_rb_wc=$(cat "/proc/$2/wchan" 2> /dev/null)
+		if [ "$_rb_st" = D ] && [ "$_rb_wc" = "$_rb_w" ]; then
+			_rb_d=$((_rb_d + 1))
+			[ "$_rb_d" -ge 30 ] && { _rb_rc=1; break; }
+		else
+			_rb_d=0
+		fi
+		_rb_w=$_rb_wc
+		sleep 0.1
+		_rb_n=$((_rb_n + 1))
+	done
+	# The result may have come while we looked at the task.
+	[ "$_rb_rc" = 0 ] || [ ! -s "$1" ] || _rb_rc=0
+	_phase_end
+	return $_rb_rc
 }
 
 # Gate for famfs cases: the kernel must offer the DAX-fmap capability of the
@@ -126,12 +189,14 @@ _lkdtm() {
 # _wait_kmsg PATTERN SECONDS: wait until the kernel log has a line matching
 # PATTERN (grep -E); fails the case when it does not come in time.
 _wait_kmsg() {
+	_phase wait
 	_n=0
 	while ! dmesg | grep -qE "$1"; do
 		_n=$((_n + 1))
 		[ "$_n" -le "$2" ] || _fail "no kernel log line matching '$1' within $2 s"
 		sleep 1
 	done
+	_phase_end
 }
 
 # --- famfs toolkit --------------------------------------------------------
@@ -150,6 +215,7 @@ $_cleanup_cmds"
 _cleanup_run() {
 	_rc=$?
 	trap - EXIT
+	_phase teardown
 	# In this shell, not a pipeline's subshell: `wait` must see famfsd.
 	set -f
 	_ifs=$IFS
@@ -170,8 +236,10 @@ _cleanup_run() {
 # the device is bound to fsdev_dax, to be bound back to device_dax at exit.
 _famfs_begin() {
 	_famfs_gates
+	_phase setup
 	"$FH_TOOL" pattern-fill "$FH_DAX" 0 "${1:-64M}" > /dev/null
 	_famfs_bind
+	_phase_end
 }
 
 # _famfs_gates: the gates of _famfs_begin alone (for a case that uses the
@@ -197,6 +265,7 @@ _famfs_bind() {
 _famfsd_start() {
 	_scn=$1
 	shift
+	_phase daemon
 	MNT=$FH_CASE_DIR/mnt
 	mkdir -p "$MNT"
 	rm -f "$FH_CASE_DIR/.famfsd-ready"
@@ -209,6 +278,7 @@ _famfsd_start() {
 		_fail "famfsd did not come up: $(cat "$FH_ARTIFACTS/famfsd.stderr")"
 	# mount(2) returns before the kernel's INIT is answered.
 	_wait_for "$FH_ARTIFACTS/init.json" 30 || _fail "no INIT from the kernel within 30 s"
+	_phase_end
 }
 
 # _famfsd_stop: SIGTERM famfsd and wait until it has unmounted and exited;
@@ -298,6 +368,33 @@ _famfs_user_gone() {
 	_famfs_exits_seen=$(wc -l < "$_exits")
 }
 
+# _famfs_user_settle: return once famfs_fused has finished with the last
+# request: every famfs_fused is gone, or all its threads have slept (S) for
+# half a second running (a daemon a request kills dies while it still
+# runs, after its reply); at most 1 s (x the TCG scale). Counted as `wait`.
+_famfs_user_settle() {
+	_phase wait
+	_fs_n=0
+	_fs_idle=0
+	while [ "$_fs_n" -lt $((20 * ${FH_TIMEOUT_SCALE%.*})) ] && [ "$_fs_idle" -lt 10 ]; do
+		_fs_pids=$(_famfs_fused_pids)
+		[ -n "$_fs_pids" ] || break
+		_fs_busy=0
+		for _fs_p in $_fs_pids; do
+			for _fs_t in /proc/"$_fs_p"/task/*/stat; do
+				case $(cut -d' ' -f3 "$_fs_t" 2> /dev/null) in
+				S | "") ;;
+				*) _fs_busy=1 ;;
+				esac
+			done
+		done
+		if [ "$_fs_busy" = 0 ]; then _fs_idle=$((_fs_idle + 1)); else _fs_idle=0; fi
+		sleep 0.05
+		_fs_n=$((_fs_n + 1))
+	done
+	_phase_end
+}
+
 # _famfs_user_umount [quiet]: unmount, then the daemon must exit (umount
 # returns before it does).
 _famfs_user_umount() {
@@ -353,6 +450,12 @@ _famfs_user_sum() {
 _famfs_user_run() {
 	what=$1
 	shift
+	case "$1 $2" in
+	"mkfs.famfs "* | "famfs mount") _phase mount ;;
+	*) _phase body ;;
+	esac
 	"$@" >> "$FH_ARTIFACTS/famfs.log" 2>&1
-	echo "$what: exit $?"
+	_st=$?
+	_phase_end
+	echo "$what: exit $_st"
 }

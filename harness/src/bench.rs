@@ -445,3 +445,84 @@ pub fn nightly(matrix: &Path, opts: &Options, root: &Path) -> Result<()> {
     println!("nightly results: {}", dir.display());
     Ok(())
 }
+
+/// The run time `cargo xtask bench suite` holds the famfs + famfs-user
+/// selection on a famfs kernel to (cached kernel, TCG, this machine's 2
+/// cores).
+pub const SUITE_TARGET_S: f64 = 150.0;
+
+/// `cargo xtask bench suite`: run a selection as `test-vm` does (default:
+/// the famfs and famfs-user groups) and print where its time went (per
+/// group and per trial: boot, runner ready, setup, daemon start, mount,
+/// case body, waits, teardown, the runner's reset and log tail, shutdown,
+/// fresh boots), the run time against [`SUITE_TARGET_S`], and the change
+/// against the last measurement of the same kernel and selection (kept in
+/// `target/famfs-harness/bench-suite/`). Printed, never asserted.
+pub fn suite(opts: &Options, sel: &crate::report::trials::Selection) -> Result<()> {
+    use crate::report::timing;
+    let mut o = opts.clone();
+    o.results_root = opts.root.join("target/famfs-harness/bench-suite");
+    let p = run::prepare(&o)?;
+    let cases = crate::report::trials::select(&o.cases_dir(), sel)?;
+    anyhow::ensure!(!cases.is_empty(), "the selection has no case");
+    let mut done = 0usize;
+    let s = run::execute(&p, &cases, &mut |r: &CaseResult| {
+        done += 1;
+        say(&format!(
+            "bench suite: {done} results, {} {:?} {:.1} s",
+            r.id,
+            r.outcome,
+            r.duration_ms as f64 / 1000.0
+        ));
+    })?;
+    let t = timing::of(&s);
+    let kernel = p
+        .kernel
+        .name
+        .clone()
+        .unwrap_or_else(|| p.kernel.release.clone());
+    let mut groups = sel.groups.clone();
+    groups.sort();
+    let label = if groups.is_empty() {
+        "all".to_string()
+    } else {
+        groups.join("+")
+    };
+    println!(
+        "\nsuite benchmark: kernel {kernel}, groups {label}, {} trials, {} boots ({} fresh boots or restarts), jobs {}, accelerator {:?}",
+        t.trials.len(),
+        t.boots,
+        t.extra_boots,
+        p.opts.jobs,
+        p.accel
+    );
+    println!("time per column in s (busy time: with several jobs the columns add up to more than the run time)");
+    print!("{}", timing::render(&t, 10));
+    let run_s = t.run_ms as f64 / 1000.0;
+    println!(
+        "run time {run_s:.1} s; target for famfs + famfs-user on a famfs kernel <= {SUITE_TARGET_S:.0} s: ratio {:.2}",
+        run_s / SUITE_TARGET_S
+    );
+    let keep = o
+        .results_root
+        .join(format!("last-{}-{label}.json", kernel.replace('/', "_")));
+    match std::fs::read_to_string(&keep)
+        .ok()
+        .and_then(|x| serde_json::from_str::<timing::Timing>(&x).ok())
+    {
+        Some(before) => print!(
+            "change against the last measurement ({}):\n{}",
+            keep.display(),
+            timing::compare(&before, &t)
+        ),
+        None => println!("no earlier measurement of this selection to compare with"),
+    }
+    std::fs::create_dir_all(&o.results_root)?;
+    std::fs::write(&keep, serde_json::to_string_pretty(&t)?)
+        .with_context(|| format!("writing {}", keep.display()))?;
+    println!(
+        "results: {}",
+        o.results_root.join("runs").join(&s.run_id).display()
+    );
+    Ok(())
+}

@@ -52,6 +52,9 @@ pub struct Options {
     pub allow_fuzz: bool,
     pub backend: Backend,
     pub cpus: u32,
+    /// Boot groups run at once, each in its own VM (`--jobs`; see
+    /// [`default_jobs`]).
+    pub jobs: usize,
     pub profile: String,
     pub cache_root: Option<PathBuf>,
     /// Where run directories go (`<root>/target/famfs-harness` by default).
@@ -86,6 +89,7 @@ impl Options {
             allow_fuzz: false,
             backend: Backend::Qemu,
             cpus: 2,
+            jobs: 1,
             profile: "v10".into(),
             cache_root: None,
             results_root: root.join("target/famfs-harness"),
@@ -104,6 +108,17 @@ impl Options {
             .clone()
             .unwrap_or_else(|| self.root.join("cases"))
     }
+}
+
+/// VMs at once when the command line does not say: one per host core, at
+/// most 4. Measured on 2 cores under TCG (docs/benchmarks.md): a guest's
+/// cases keep about one core busy, so two VMs ran the famfs + famfs-user
+/// selection in 0.51x the time of one.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// Host packages the chosen backend and kernel need.
@@ -616,16 +631,9 @@ pub fn execute_in(
         duration_ms: 0,
     };
     let by_id: BTreeMap<&str, &Case> = selected.iter().map(|c| (c.id.as_str(), c)).collect();
-    let mut rec = Recorder {
-        dir: &dir,
-        by_id: &by_id,
-        summary,
-        sink,
-        kernel: &p.kernel,
-        symbolizer: std::cell::OnceCell::new(),
-        outside: Vec::new(),
-    };
-    let mut failure = None;
+    let mut summary = summary;
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let mut rec = Recorder::new(&dir, &by_id, &p.kernel, &summary.run_id, tx.clone());
     for (id, why) in &schedule.not_run {
         let v = Verdict {
             outcome: Outcome::NotRun,
@@ -635,32 +643,97 @@ pub fn execute_in(
         };
         rec.write(id, &v, None, None, &[])?;
     }
-    let mut boot_no = 0u32;
-    for (g, group) in schedule.groups.iter().enumerate() {
-        // Every trial gets a result, however the run ends.
-        if let Some(sig) = crate::proc::interrupted() {
-            let why = format!(
-                "the run was interrupted by {}",
-                crate::proc::signal_name(sig)
-            );
-            rec.mark(group.cases.clone(), Outcome::NotRun, &[why], None)?;
-            rec.write_boot_trial(g + 1, false)?;
-            continue;
+    drop(rec);
+    // Workers take boot groups in schedule order; results come back here,
+    // to the caller's sink, as they are known.
+    let next_group = std::sync::atomic::AtomicUsize::new(0);
+    let boot_no = std::sync::atomic::AtomicU32::new(0);
+    let failure: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
+    let jobs = p.opts.jobs.clamp(1, schedule.groups.len().max(1));
+    let worker = |tx: std::sync::mpsc::Sender<Event>| -> Result<()> {
+        let mut rec = Recorder::new(&dir, &by_id, &p.kernel, &summary.run_id, tx);
+        loop {
+            let g = next_group.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Some(group) = schedule.groups.get(g) else {
+                return Ok(());
+            };
+            // Every trial gets a result, however the run ends.
+            if let Some(sig) = crate::proc::interrupted() {
+                let why = format!(
+                    "the run was interrupted by {}",
+                    crate::proc::signal_name(sig)
+                );
+                rec.mark(group.cases.clone(), Outcome::NotRun, &[why], None)?;
+                rec.write_boot_trial(g + 1, false)?;
+                continue;
+            }
+            let stopped = failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|e| format!("{e:#}"));
+            if let Some(e) = stopped {
+                let why = format!("not run: the run stopped before this case: {e}");
+                rec.mark(group.cases.clone(), Outcome::Error, &[why], None)?;
+                rec.write_boot_trial(g + 1, false)?;
+                continue;
+            }
+            let r = run_group(p, group, &boot_no, &mut rec);
+            rec.write_boot_trial(g + 1, true)?;
+            if let Err(e) = r {
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+            }
         }
-        if let Some(e) = &failure {
-            let why = format!("not run: the run stopped before this case: {e:#}");
-            rec.mark(group.cases.clone(), Outcome::Error, &[why], None)?;
-            rec.write_boot_trial(g + 1, false)?;
-            continue;
+    };
+    let mut boots = Vec::new();
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| {
+                let tx = tx.clone();
+                let worker = &worker;
+                scope.spawn(move || worker(tx))
+            })
+            .collect();
+        drop(tx);
+        for e in rx {
+            match e {
+                Event::Result(r) => {
+                    sink.result(&r);
+                    summary.cases.push(r);
+                }
+                Event::Boot(b) => boots.push(b),
+            }
         }
-        let r = run_group(p, group, &mut boot_no, &mut rec);
-        rec.write_boot_trial(g + 1, true)?;
-        if let Err(e) = r {
-            failure = Some(e);
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a boot group's thread panicked")));
+            if let Err(e) = r {
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+            }
         }
-    }
+        Ok(())
+    })?;
+    boots.sort_by_key(|b: &BootRecord| b.index);
+    summary.boots = boots;
+    // In schedule order, however the groups' results interleaved.
+    let order: BTreeMap<String, usize> = schedule
+        .order()
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, i))
+        .collect();
+    summary
+        .cases
+        .sort_by_key(|c| order.get(&c.id).copied().unwrap_or(usize::MAX));
+    let failure = failure.into_inner().unwrap_or_else(|e| e.into_inner());
     // Written even when the run stops early: what happened so far is kept.
-    let mut summary = rec.summary;
     summary.duration_ms = start.elapsed().as_millis() as u64;
     summary.count();
     dir.write_summary(&summary)?;
@@ -674,13 +747,21 @@ pub fn execute_in(
     }
 }
 
+/// What a boot group's worker sends back to the run: results in the order
+/// they are known, and each boot's record.
+enum Event {
+    Result(CaseResult),
+    Boot(BootRecord),
+}
+
 /// Judges a case's report (with the kernel's known defects) and records the
-/// result: the case's files, the summary, the caller's sink.
+/// result: the case's files here, the record to the run (summary and the
+/// caller's sink). One per boot-group worker.
 struct Recorder<'a> {
     dir: &'a RunDir,
     by_id: &'a BTreeMap<&'a str, &'a Case>,
-    summary: Summary,
-    sink: &'a mut dyn Sink,
+    run_id: &'a str,
+    tx: std::sync::mpsc::Sender<Event>,
     kernel: &'a KernelArtifacts,
     /// Opened at the first report, when the kernel has debug info.
     symbolizer: std::cell::OnceCell<Option<crate::judge::symbolize::Symbolizer>>,
@@ -688,7 +769,30 @@ struct Recorder<'a> {
     outside: Vec<(u32, KernelReport)>,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    fn new(
+        dir: &'a RunDir,
+        by_id: &'a BTreeMap<&'a str, &'a Case>,
+        kernel: &'a KernelArtifacts,
+        run_id: &'a str,
+        tx: std::sync::mpsc::Sender<Event>,
+    ) -> Recorder<'a> {
+        Recorder {
+            dir,
+            by_id,
+            run_id,
+            tx,
+            kernel,
+            symbolizer: std::cell::OnceCell::new(),
+            outside: Vec::new(),
+        }
+    }
+
+    /// Hand a record to the run (which outlives every worker).
+    fn send(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+
     fn write(
         &mut self,
         id: &str,
@@ -702,8 +806,7 @@ impl Recorder<'_> {
             .get(id)
             .with_context(|| format!("unknown case {id}"))?;
         let res = self.dir.write_case(case, v, report, boot, reports)?;
-        self.sink.result(&res);
-        self.summary.cases.push(res);
+        self.send(Event::Result(res));
         Ok(())
     }
 
@@ -795,8 +898,7 @@ impl Recorder<'_> {
         };
         let reports: Vec<KernelReport> = outside.into_iter().map(|(_, r)| r).collect();
         let res = self.dir.write_trial(&boot_trial(n), &v, &reports)?;
-        self.sink.result(&res);
-        self.summary.cases.push(res);
+        self.send(Event::Result(res));
         Ok(())
     }
 }
@@ -850,7 +952,7 @@ fn boot_once(
 ) -> Result<BootResult> {
     let bdir = rec.dir.boot_dir(n);
     std::fs::create_dir_all(&bdir)?;
-    let plan = make_plan(p, &rec.summary.run_id, n, topology, pending, rec.by_id);
+    let plan = make_plan(p, rec.run_id, n, topology, pending, rec.by_id);
     let spec = make_spec(p, &bdir, topology, &plan)?;
     if !p.opts.quiet_boots {
         say(&format!(
@@ -895,16 +997,19 @@ fn boot_once(
             by_id.get(id).map(|c| c.meta.timeout as f64).unwrap_or(60.0) * scale,
         )
     };
-    let (mut current, mut hello_ms, mut first_result_ms, mut setup_failure, mut write_error) =
-        (None, None, None, None, None);
+    let (mut current, mut hello_ms, mut setup_ms, mut first_result_ms) = (None, None, None, None);
+    let (mut setup_failure, mut write_error) = (None, None);
     let mut streamed = String::new();
     let mut restart = None;
     let mut on_msg = |m: &GuestMsg| match m {
         GuestMsg::Hello { .. } => hello_ms = Some(launched.elapsed().as_millis() as u64),
-        GuestMsg::Setup {
-            ok: false, detail, ..
-        } => setup_failure = Some(detail.clone()),
-        GuestMsg::Setup { .. } | GuestMsg::Done { .. } => {}
+        GuestMsg::Setup { ok, detail, .. } => {
+            setup_ms = Some(launched.elapsed().as_millis() as u64);
+            if !ok {
+                setup_failure = Some(detail.clone());
+            }
+        }
+        GuestMsg::Done { .. } => {}
         GuestMsg::CaseStart { id, .. } => {
             current = Some((id.clone(), Instant::now()));
             streamed.clear();
@@ -940,13 +1045,14 @@ fn boot_once(
     if let Err(e) = write_reports(&bdir.join("reports.txt"), &outside) {
         say(&format!("boot {n}: writing reports.txt: {e:#}"));
     }
-    rec.summary.boots.push(BootRecord {
+    rec.send(Event::Boot(BootRecord {
         index: n,
         topology: topology.describe(),
         backend: p.opts.backend,
         accel: p.accel,
         end: end.clone(),
         hello_ms,
+        setup_ms,
         first_result_ms,
         duration_ms: launched.elapsed().as_millis() as u64,
         console_log: console
@@ -955,7 +1061,7 @@ fn boot_once(
             .display()
             .to_string(),
         reports_outside_cases: outside.clone(),
-    });
+    }));
     // The pmem backing file can be large and the initramfs is rebuilt from
     // plan.json, the cases and the cached base; the logs are what we keep.
     for f in &images {
@@ -1007,13 +1113,17 @@ fn boot_tail(console: &str, bdir: &Path, case: Option<&str>) -> String {
 
 /// Boot (and re-boot after crashes) until every case of the group has a
 /// result. A boot that never reaches the runner is retried once.
-fn run_group(p: &Prepared, group: &BootGroup, boot_no: &mut u32, rec: &mut Recorder) -> Result<()> {
+fn run_group(
+    p: &Prepared,
+    group: &BootGroup,
+    boot_no: &std::sync::atomic::AtomicU32,
+    rec: &mut Recorder,
+) -> Result<()> {
     let mut pending: VecDeque<String> = group.cases.iter().cloned().collect();
     let mut restarts = 0;
     let mut infra_retry_used = false;
     while !pending.is_empty() {
-        *boot_no += 1;
-        let n = *boot_no;
+        let n = boot_no.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let b = boot_once(p, &group.topology, &mut pending, n, rec)?;
         let titles = |rs: &[KernelReport]| {
             rs.iter()

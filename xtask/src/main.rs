@@ -231,6 +231,22 @@ enum BenchCmd {
         #[command(flatten)]
         kernel: KernelArgs,
     },
+    /// Where a selection's run time goes: per group and per trial, boot,
+    /// runner ready, setup, daemon start, mount, case body, waits,
+    /// teardown, reset, log tail, shutdown and fresh boots; the run time
+    /// against the 150 s target and the change against the last
+    /// measurement of the same kernel and groups (default kernel:
+    /// famfs-v10; default groups: famfs and famfs-user).
+    Suite {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Only cases in this group (repeatable).
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
+        /// As test-vm's --jobs.
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+        jobs: Option<u32>,
+    },
     /// Boot to first result and per-case overhead, direct QEMU vs virtme-ng.
     Boot {
         #[command(flatten)]
@@ -341,6 +357,10 @@ struct TestVm {
     /// Guest vCPUs (1 to 64).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     cpus: u32,
+    /// Boot groups run at once, each in its own VM (1 to 16; default: one
+    /// per host core, at most 4).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    jobs: Option<u32>,
     /// Run every case on this machine: a name from images/topologies.yaml
     /// (nvdimm, memmap, cxl, cxl-volatile, two-dax, large), then :SIZE if
     /// wanted. A case keeps its own size when larger and its dax mode; a
@@ -435,6 +455,20 @@ impl TestVm {
             },
             ..Default::default()
         }
+    }
+}
+
+/// The benchmarks of famfs measure a famfs kernel: famfs-v10 unless the
+/// command line chose a kernel.
+fn famfs_kernel_unless_chosen(kernel: &mut KernelArgs) {
+    let chosen = kernel.kernel.is_some()
+        || kernel.kernel_src.is_some()
+        || kernel.kernel_image.is_some()
+        || kernel.kernel_git.is_some()
+        || kernel.kernel_patches.is_some()
+        || kernel.fragments.is_some();
+    if !chosen {
+        kernel.kernel = Some("famfs-v10".into());
     }
 }
 
@@ -775,16 +809,29 @@ fn real_main() -> Result<i32> {
         Cmd::Bench {
             what: BenchCmd::Famfs { mut kernel },
         } => {
-            let chosen = kernel.kernel.is_some()
-                || kernel.kernel_src.is_some()
-                || kernel.kernel_image.is_some()
-                || kernel.kernel_git.is_some()
-                || kernel.kernel_patches.is_some()
-                || kernel.fragments.is_some();
-            if !chosen {
-                kernel.kernel = Some("famfs-v10".into());
-            }
+            famfs_kernel_unless_chosen(&mut kernel);
             famfs_harness::bench::famfs(&options(&kernel)?)?;
+            Ok(0)
+        }
+        Cmd::Bench {
+            what:
+                BenchCmd::Suite {
+                    mut kernel,
+                    mut groups,
+                    jobs,
+                },
+        } => {
+            famfs_kernel_unless_chosen(&mut kernel);
+            if groups.is_empty() {
+                groups = vec!["famfs".into(), "famfs-user".into()];
+            }
+            let mut opts = options(&kernel)?;
+            opts.jobs = jobs.map_or_else(famfs_harness::run::default_jobs, |j| j as usize);
+            let sel = Selection {
+                groups,
+                ..Default::default()
+            };
+            famfs_harness::bench::suite(&opts, &sel)?;
             Ok(0)
         }
         Cmd::Bench {
@@ -813,6 +860,9 @@ fn test_vm(t: TestVm) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!("--profile {}: {e}", t.profile))?;
     opts.profile = t.profile.clone();
     opts.cpus = t.cpus;
+    opts.jobs = t
+        .jobs
+        .map_or_else(famfs_harness::run::default_jobs, |j| j as usize);
     opts.topology = t.topology.clone();
     if let Some(r) = &t.results {
         opts.results_root = r.clone();

@@ -1489,3 +1489,95 @@ fn bad_input_is_one_clear_error_before_anything_boots() {
         );
     }
 }
+
+/// `--jobs`: boot groups (here two machines: memmap and NVDIMM) run in VMs
+/// at once with -j 2 and one after the other with -j 1, with the same
+/// results in the same order; `bench suite` splits a run's time and
+/// compares it with the last measurement of the same selection.
+#[test]
+fn jobs_run_boot_groups_at_once_and_bench_suite_splits_the_time() {
+    let _g = serial();
+    let sleepy = |pmem: &str| {
+        case(
+            "sleeps 4 s",
+            &format!("# requires: {{ pmem: {pmem} }}\n"),
+            ". \"$FH_COMMON\"\n_require_dax\n_sleep 4\necho slept",
+        )
+    };
+    let cases = scratch_cases(&[
+        ("t/001", &sleepy("64M, pmem_kind: memmap"), "slept\n"),
+        ("t/002", &sleepy("32M"), "slept\n"),
+    ]);
+    let run = |jobs: &str| {
+        let results = tempfile::tempdir().unwrap();
+        let o = xtask(&[
+            "test-vm",
+            "--cases",
+            &s(cases.path()),
+            "--results",
+            &s(results.path()),
+            "--jobs",
+            jobs,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let sm = summary(&run_dir(results.path()));
+        let ids: Vec<String> = sm["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}={}", c["id"], c["outcome"]))
+            .collect();
+        let boots: u64 = sm["boots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["duration_ms"].as_u64().unwrap())
+            .sum();
+        let wait = result(&sm, "t/001")["phases"]["wait"].as_u64().unwrap_or(0);
+        (ids, sm["duration_ms"].as_u64().unwrap(), boots, wait)
+    };
+    let (one, run1, boots1, wait) = run("1");
+    assert!(
+        (3900..6000).contains(&wait),
+        "the case's _sleep 4 is its wait phase: {wait} ms"
+    );
+    let (two, run2, boots2, _) = run("2");
+    assert_eq!(one, two, "the same results in the same order");
+    assert!(
+        run1 >= boots1,
+        "-j 1: one boot after the other ({run1} ms, boots {boots1} ms)"
+    );
+    assert!(
+        (run2 as f64) < boots2 as f64 * 0.8,
+        "-j 2: the two boots overlap ({run2} ms, boots {boots2} ms)"
+    );
+
+    let keep = famfs_harness::image::guest_program::workspace_root()
+        .join("target/famfs-harness/bench-suite/last-default-selftest.json");
+    let _ = std::fs::remove_file(&keep);
+    let bench = || {
+        let o = xtask(&["bench", "suite", "--kernel", "default", "-g", "selftest"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let first = bench();
+    for want in [
+        "suite benchmark: kernel default, groups selftest, 3 trials",
+        "group        trials    total     boot    ready    setup   daemon",
+        "selftest          3",
+        "run time ",
+        "no earlier measurement of this selection",
+    ] {
+        assert!(first.contains(want), "{want:?} in\n{first}");
+    }
+    assert!(keep.exists(), "the measurement is kept");
+    let second = bench();
+    assert!(
+        second.contains("change against the last measurement") && second.contains("  selftest "),
+        "{second}"
+    );
+    assert!(
+        !second.contains("outcome of"),
+        "the same outcomes: {second}"
+    );
+}

@@ -159,6 +159,12 @@ pub struct CaseReport {
     #[serde(default)]
     pub reset_error: Option<String>,
     pub duration_ms: u64,
+    /// Where the case's time went, in ms per phase (`daemon`, `mount`,
+    /// `setup`, `wait`, `teardown` as the case's helpers mark them, `body`
+    /// the rest of its script; `reset` and `tail` the runner's work after
+    /// it). Read by `cargo xtask bench suite`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phases: BTreeMap<String, u64>,
     /// Files the case left in its artifact directory: name -> content
     /// (small text files only; see the runner).
     pub artifacts: BTreeMap<String, String>,
@@ -179,6 +185,7 @@ impl CaseReport {
             reset: vec![],
             reset_error: None,
             duration_ms: 0,
+            phases: Default::default(),
             artifacts: Default::default(),
         }
     }
@@ -236,6 +243,7 @@ mod tests {
             reset: vec![],
             reset_error: None,
             duration_ms: 12,
+            phases: [("body".to_string(), 10), ("tail".to_string(), 2)].into(),
             artifacts: Default::default(),
         });
         let s = encode(&m);

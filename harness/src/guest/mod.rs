@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod dax;
 pub mod fuse_record;
 pub mod mmap;
+pub mod phases;
 pub mod runner;
 pub mod sys;
 pub mod tools;

@@ -230,6 +230,10 @@ fn case_env(
         "FH_SPOILED_FILE".into(),
         dir.join(".spoiled").display().to_string(),
     );
+    env.insert(
+        "FH_PHASES_FILE".into(),
+        dir.join(".phases").display().to_string(),
+    );
     env.insert(contract::env::CASES.into(), plan.cases_root.clone());
     env.insert(
         "FH_COMMON".into(),
@@ -279,6 +283,7 @@ pub fn run_case(
     let mut kmsg = KmsgCursor::at_end().ok();
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "start")));
     let start = Instant::now();
+    let start_up = sys::uptime_ms();
     let timeout = Duration::from_secs_f64(case.timeout_s as f64 * plan.timeout_scale.max(1.0));
     let script = Path::new(&plan.cases_root).join(&case.script);
     let stream = {
@@ -323,6 +328,12 @@ pub fn run_case(
         ),
     };
     let duration_ms = start.elapsed().as_millis() as u64;
+    let mut phases = super::phases::tally(
+        &std::fs::read_to_string(dir.join(".phases")).unwrap_or_default(),
+        start_up as f64 / 1000.0,
+        sys::uptime_ms() as f64 / 1000.0,
+    );
+    let reset_start = Instant::now();
     let mut reset = Vec::new();
     if !stray.is_empty() {
         reset.push(format!(
@@ -347,6 +358,8 @@ pub fn run_case(
     }
     cleanup_mounts_under(&dir);
     let reset_error = reset_devices(devices);
+    phases.insert("reset".into(), reset_start.elapsed().as_millis() as u64);
+    let tail_start = Instant::now();
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
     if first {
         selftest_hook(plan, "tail");
@@ -367,6 +380,7 @@ pub fn run_case(
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    phases.insert("tail".into(), tail_start.elapsed().as_millis() as u64);
     let notrun = std::fs::read_to_string(dir.join(".notrun"))
         .ok()
         .map(|s| s.trim().to_string());
@@ -395,6 +409,7 @@ pub fn run_case(
             reset,
             reset_error,
             duration_ms,
+            phases,
             artifacts: collect_artifacts(&dir.join("artifacts")),
         },
         restart,

@@ -153,6 +153,7 @@ mod tests {
                 })
                 .collect(),
             dir: String::new(),
+            phases: Default::default(),
         }
     }
 

@@ -6,5 +6,6 @@ pub mod baseline;
 pub mod merge;
 pub mod repeat;
 pub mod results;
+pub mod timing;
 pub mod trials;
 pub mod ui;

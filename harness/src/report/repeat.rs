@@ -129,6 +129,7 @@ mod tests {
             boot: Some(1),
             reports: vec![],
             dir: format!("cases/{}", super::super::results::case_dir_name(id)),
+            phases: Default::default(),
         }
     }
 

@@ -24,6 +24,9 @@ pub struct CaseResult {
     pub reports: Vec<KernelReport>,
     /// Directory with the case's files, relative to the run directory.
     pub dir: String,
+    /// Where the case's time went (ms per phase; see `CaseReport::phases`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub phases: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,8 +36,11 @@ pub struct BootRecord {
     pub backend: crate::vm::Backend,
     pub accel: crate::vm::Accel,
     pub end: crate::vm::BootEnd,
-    /// Launch to the runner's Hello, and to the first case result.
+    /// Launch to the runner's Hello, to its devices being ready (Setup),
+    /// and to the first case result.
     pub hello_ms: Option<u64>,
+    #[serde(default)]
+    pub setup_ms: Option<u64>,
     pub first_result_ms: Option<u64>,
     pub duration_ms: u64,
     pub console_log: String,
@@ -258,14 +264,18 @@ impl RunDir {
                 &link,
             );
         }
-        Ok(self.result(
+        let mut res = self.result(
             &case.id,
             verdict,
             report.map(|r| r.duration_ms).unwrap_or(0),
             boot,
             reports,
             &dir,
-        ))
+        );
+        if let Some(r) = report {
+            res.phases = r.phases.clone();
+        }
+        Ok(res)
     }
 
     /// The record of one trial in the summary.
@@ -291,6 +301,7 @@ impl RunDir {
                 .unwrap_or(dir)
                 .display()
                 .to_string(),
+            phases: Default::default(),
         }
     }
 

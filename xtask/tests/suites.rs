@@ -1,0 +1,442 @@
+//! The main job end to end, through the real binary, once per kernel CI
+//! tests: `cargo xtask test-vm` on the default kernel (direct QEMU and
+//! virtme-ng), on the famfs V10 kernel with the default and the debug
+//! fragments, and the LKDTM group on the debug kernel. Each asserts on what
+//! the run wrote (exit status, summary.json, junit.xml, the test list);
+//! `.ci/run` runs none of these selections again. Results are kept under
+//! target/famfs-harness/ci/NAME for a person to read.
+
+use famfs_harness::case::Case;
+use famfs_harness::judge::reports::ReportKind;
+use famfs_harness::judge::verdict::Outcome;
+use famfs_harness::report::results::{CaseResult, Summary};
+use famfs_harness::run::{self, KernelChoice, Options};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// One VM run at a time: they share the kernel cache and the two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    famfs_harness::image::guest_program::workspace_root()
+}
+
+/// The cases a run without filters selects.
+fn shipped_cases() -> Vec<Case> {
+    famfs_harness::report::trials::select(&root().join("cases"), &Default::default()).unwrap()
+}
+
+/// What one run of the binary left: its exit status, its test list, its
+/// summary and the run directory.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    summary: Summary,
+    dir: PathBuf,
+}
+
+/// Run `cargo xtask test-vm ARGS --results DIR` (DIR emptied first), as a
+/// user does; the binary's output goes to the test's output as it comes.
+fn test_vm(name: &str, args: &[&str]) -> Ran {
+    let results = root().join("target/famfs-harness/ci").join(name);
+    let _ = std::fs::remove_dir_all(&results);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("test-vm")
+        .args(args)
+        .arg("--results")
+        .arg(&results)
+        .env("CI", "1")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running xtask test-vm");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{stdout}");
+    let dir = std::fs::canonicalize(results.join("latest"))
+        .unwrap_or_else(|e| panic!("{name}: no run directory under {}: {e}", results.display()));
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    Ran {
+        code: out.status.code(),
+        stdout,
+        summary: serde_json::from_str(&text).unwrap(),
+        dir,
+    }
+}
+
+fn outcome<'a>(s: &'a Summary, id: &str) -> &'a CaseResult {
+    s.cases
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no result for {id}: {:#?}", s.cases))
+}
+
+/// The boot groups the planner makes for these cases with these options
+/// (one per topology, one per fresh-boot trial): the cached kernel is
+/// prepared again, which builds nothing.
+fn planned_groups(opts: &Options, cases: &[Case]) -> usize {
+    let p = run::prepare(opts).expect("prepare (cached)");
+    run::Schedule::new(&p, cases).groups.len()
+}
+
+/// The test list has one line per trial, each ending in its result on the
+/// same line.
+fn check_test_list(r: &Ran, trials: usize) {
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("test "))
+        .collect();
+    assert_eq!(lines.len(), trials, "{}", r.stdout);
+    for l in lines {
+        assert!(
+            l.ends_with(" ok") || l.contains(" ... ignored") || l.contains(" ... FAILED"),
+            "a test line split by another message: {l:?}"
+        );
+    }
+}
+
+fn check_shipped_results(r: &Ran, backend: &str, groups: usize, old_qemu: bool) {
+    let s = &r.summary;
+    assert_eq!(
+        r.code,
+        Some(0),
+        "{backend}: exit status; results in {}",
+        r.dir.display()
+    );
+    // Every case the files define has a result, and none failed: a new case
+    // that fails fails this test. Only famfs cases may be not run here
+    // (7.3 has no famfs), each with its reason; and, when the QEMU is
+    // Debian 12's 7.2 (`old_qemu`), cases on volatile CXL memory, which
+    // needs QEMU 8, with that reason.
+    let cases = shipped_cases();
+    assert_eq!(
+        s.cases.len(),
+        cases.len() + groups,
+        "{backend}: a result per case and per boot group"
+    );
+    check_test_list(r, cases.len() + groups);
+    for c in &cases {
+        let res = outcome(s, &c.id);
+        let ok = match res.outcome {
+            Outcome::Pass | Outcome::ExpectedFail => true,
+            Outcome::NotRun => {
+                (c.id.starts_with("famfs/") || c.id.starts_with("famfs-user/"))
+                    && !res.reasons.is_empty()
+                    || old_qemu
+                        && c.topology.pmem.as_ref().map(|p| p.kind)
+                            == Some(famfs_harness::contract::topology::PmemKind::CxlVolatile)
+                        && res
+                            .reasons
+                            .iter()
+                            .any(|w| w.contains("needs QEMU 8.0 or later"))
+            }
+            _ => false,
+        };
+        assert!(
+            ok,
+            "{backend}: {} is {:?}: {:#?}",
+            c.id, res.outcome, res.reasons
+        );
+    }
+    // No famfs in 7.3: the famfs cases are gated off with the reason (by
+    // the capability gate in the guest, or by the kernel config).
+    let notrun_because = |id: &str, why: &str| {
+        let res = outcome(s, id);
+        assert_eq!(
+            res.outcome,
+            Outcome::NotRun,
+            "{backend}: {id}: {:#?}",
+            res.reasons
+        );
+        assert!(
+            res.reasons[0].contains(why),
+            "{backend}: {id}: {:#?}",
+            res.reasons
+        );
+    };
+    notrun_because("famfs/001", "famfs capability not offered");
+    notrun_because("famfs/002", "FUSE_FAMFS_DAX");
+    // The detector self-check: the script passed, the harness failed it for
+    // the WARNING it provoked, and the expectation turned that into a pass.
+    let st = outcome(s, "selftest/001");
+    assert_eq!(
+        st.outcome,
+        Outcome::ExpectedFail,
+        "{backend}: {:#?}",
+        st.reasons
+    );
+    assert_eq!(st.raw_outcome, Outcome::Fail);
+    let titles = |r: &CaseResult| {
+        r.reports
+            .iter()
+            .map(|k| k.title.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(st), vec!["WARNING in lkdtm_WARNING"], "{backend}");
+    assert_eq!(st.reports[0].kind, ReportKind::Warning);
+    assert!(
+        st.reasons
+            .iter()
+            .any(|r| r == "kernel: WARNING in lkdtm_WARNING"),
+        "{:#?}",
+        st.reasons
+    );
+    // The crash self-check: the BUG panics the kernel, the case is failed
+    // with the BUG named from the console, the VM restarts for the rest.
+    let bug = outcome(s, "selftest/002");
+    assert_eq!(
+        bug.outcome,
+        Outcome::ExpectedFail,
+        "{backend}: {:#?}",
+        bug.reasons
+    );
+    // One crash, one report: the Oops line and the panic belong to the BUG.
+    assert_eq!(titles(bug), vec!["kernel BUG in lkdtm_BUG"], "{backend}");
+    assert!(
+        bug.reports[0]
+            .text
+            .iter()
+            .any(|l| l.contains("Kernel panic - not syncing")),
+        "{:#?}",
+        bug.reports[0].text
+    );
+    assert!(
+        bug.reasons[1].starts_with("kernel BUG in lkdtm_BUG: crashed"),
+        "{:#?}",
+        bug.reasons
+    );
+    let after = outcome(s, "selftest/003");
+    assert_eq!(
+        after.outcome,
+        Outcome::Pass,
+        "{backend}: {:#?}",
+        after.reasons
+    );
+    // A boot per group, and one restart after the crash, which ends the
+    // first boot; the rest of that group runs in the boot after it.
+    assert_eq!(s.boots.len(), groups + 1, "{backend}: {:#?}", s.boots);
+    let died: Vec<u32> = s
+        .boots
+        .iter()
+        .filter(|b| matches!(b.end, famfs_harness::vm::BootEnd::Died { .. }))
+        .map(|b| b.index)
+        .collect();
+    assert_eq!(died.len(), 1, "{backend}: {:#?}", s.boots);
+    assert_eq!(bug.boot, Some(died[0]));
+    // The rest of the crashed boot's group runs in a later boot of the
+    // same machine (other groups may boot in between with --jobs).
+    let topology = |n: u32| s.boots.iter().find(|b| b.index == n).map(|b| &b.topology);
+    let rest = after.boot.expect("selftest/003 ran");
+    assert!(
+        rest > died[0] && topology(rest) == topology(died[0]),
+        "{:#?}",
+        s.boots
+    );
+    for b in &s.boots {
+        assert!(
+            b.reports_outside_cases.is_empty(),
+            "{backend}: {:#?}",
+            b.reports_outside_cases
+        );
+    }
+    let cxl = outcome(s, "dax/003").boot.expect("dax/003 ran");
+    assert!(
+        s.boots
+            .iter()
+            .any(|b| b.index == cxl && b.topology.contains("cxl")),
+        "{backend}: dax/003 in a CXL boot: {:#?}",
+        s.boots
+    );
+    // One boot trial per group, clean.
+    for g in 1..=groups {
+        let t = run::boot_trial(g);
+        assert_eq!(outcome(s, &t).outcome, Outcome::Pass, "{backend}: {t}");
+    }
+    // The run directory has what a person or CI needs.
+    for f in [
+        "summary.json",
+        "junit.xml",
+        "cases/selftest-001/kmsg.log",
+        "cases/dax-001/output",
+    ] {
+        assert!(r.dir.join(f).exists(), "{backend}: missing {f}");
+    }
+    assert!(r.dir.join(&s.boots[0].console_log).exists());
+    let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("dax/001") && junit.contains(&format!("tests=\"{}\"", cases.len() + groups)),
+        "{junit}"
+    );
+    let kmsg = std::fs::read_to_string(r.dir.join("cases/selftest-001/kmsg.log")).unwrap();
+    assert!(
+        kmsg.contains("WARNING:") && kmsg.contains("fh: case selftest/001 start"),
+        "{kmsg}"
+    );
+    // What the crashing case printed before the crash was streamed out.
+    let out = std::fs::read_to_string(r.dir.join("cases/selftest-002/output")).unwrap();
+    assert_eq!(out, "provoking a BUG\n");
+}
+
+#[test]
+fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cases = shipped_cases();
+    // Debian 12's QEMU (7.2) cannot emulate volatile CXL memory (dax/005):
+    // direct QEMU boots with bookworm-backports' (fetched into the cache).
+    let mut opts = Options::new(&root());
+    opts.qemu = Some("backports".into());
+    let groups = planned_groups(&opts, &cases);
+    let r = test_vm("default", &["--qemu", "backports"]);
+    check_shipped_results(&r, "qemu", groups, false);
+
+    // virtme-ng with the host's QEMU, as its users run it.
+    opts.qemu = None;
+    opts.backend = famfs_harness::vm::Backend::Vng;
+    run::ensure_host(&opts).expect("virtme-ng available");
+    let qemu = famfs_harness::vm::qemu::Qemu::find(
+        None,
+        &famfs_harness::cache::Cache::open(None).unwrap(),
+    )
+    .unwrap();
+    let groups = planned_groups(&opts, &cases);
+    let r = test_vm("default-vng", &["--backend", "vng"]);
+    check_shipped_results(&r, "vng", groups, !qemu.at_least((8, 0)));
+}
+
+/// The whole suite on a famfs kernel built from the V10 fixture beside the
+/// checkout: nothing fails, every famfs, famfs-user and fuse case runs
+/// (none is reported as not run), and each known defect of the kernel
+/// shows as a known failure with its title. Where the fixture is absent
+/// the binary must report every case as not run with the reason, which is
+/// asserted instead.
+fn famfs_kernel_suite(name: &str) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fixture = root()
+        .join("../shared/kernels/famfs-v10-7.3/series")
+        .exists();
+    let r = test_vm(name, &["--kernel", name]);
+    let s = &r.summary;
+    assert_eq!(
+        r.code,
+        Some(0),
+        "{name}: exit status; results in {}",
+        r.dir.display()
+    );
+    if !fixture {
+        assert!(s
+            .cases
+            .iter()
+            .all(|c| c.outcome == Outcome::NotRun && c.reasons[0].contains("not available here")));
+        return;
+    }
+    let mut opts = Options::new(&root());
+    opts.kernel = KernelChoice::Named(name.into());
+    let p = run::prepare(&opts).expect("prepare (cached)");
+    assert!(
+        p.kernel.config.enabled("FUSE_FAMFS_DAX") && p.kernel.config.enabled("FUSE_DAX"),
+        "{name}: famfs and virtio-fs DAX both built in"
+    );
+    assert_eq!(
+        p.kernel.source.as_ref().map(|s| s.patches.len()),
+        Some(8),
+        "{name}: the eight V10 patches applied"
+    );
+    let cases = shipped_cases();
+    let groups = run::Schedule::new(&p, &cases).groups.len();
+    assert_eq!(
+        s.cases.len(),
+        cases.len() + groups,
+        "{name}: a result per trial"
+    );
+    check_test_list(&r, cases.len() + groups);
+    let mut bad = Vec::new();
+    for c in &s.cases {
+        let must_run = ["famfs/", "famfs-user/", "fuse/"]
+            .iter()
+            .any(|g| c.id.starts_with(g));
+        let ok = match c.outcome {
+            Outcome::Fail | Outcome::Error => false,
+            Outcome::NotRun => !must_run,
+            _ => true,
+        };
+        if !ok {
+            bad.push(format!("{} {:?}: {:?}", c.id, c.outcome, c.reasons));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{name}: results in {}\n{}",
+        r.dir.display(),
+        bad.join("\n")
+    );
+    for d in &p.kernel.known_defects {
+        assert_eq!(
+            outcome(s, &d.case).outcome,
+            Outcome::KnownFail,
+            "{name}: {} ({})",
+            d.case,
+            d.at
+        );
+    }
+    let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("kernel.patch.08")
+            && junit.contains(&format!("kernel.name\" value=\"{name}")),
+        "{junit}"
+    );
+}
+
+#[test]
+fn famfs_v10_kernel_runs_the_suite() {
+    famfs_kernel_suite("famfs-v10");
+}
+
+#[test]
+fn famfs_v10_debug_kernel_runs_the_suite() {
+    famfs_kernel_suite("famfs-v10-debug");
+}
+
+/// The crash detector end to end: LKDTM provokes each kind of report on
+/// the debug kernel (KASAN, UBSAN, lockdep and the hang detectors on), and
+/// every case that provokes one is failed with exactly its title, which
+/// its expectation turns into an expected failure; the run exits 0.
+#[test]
+fn lkdtm_reports_are_titled_on_the_debug_kernel() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !root()
+        .join("../shared/kernels/famfs-v10-7.3/series")
+        .exists()
+    {
+        return;
+    }
+    let r = test_vm(
+        "lkdtm",
+        &["--kernel", "famfs-v10-debug", "--group", "lkdtm"],
+    );
+    let s = &r.summary;
+    assert_eq!(r.code, Some(0), "results in {}", r.dir.display());
+    let lkdtm: Vec<&CaseResult> = s
+        .cases
+        .iter()
+        .filter(|c| c.id.starts_with("lkdtm/"))
+        .collect();
+    assert_eq!(lkdtm.len(), 14, "{:#?}", s.cases);
+    let expected = lkdtm
+        .iter()
+        .filter(|c| c.outcome == Outcome::ExpectedFail)
+        .count();
+    assert!(expected >= 13, "{:#?}", lkdtm);
+    for c in &lkdtm {
+        assert!(
+            matches!(c.outcome, Outcome::ExpectedFail | Outcome::Pass),
+            "{}: {:?} {:#?}",
+            c.id,
+            c.outcome,
+            c.reasons
+        );
+        if c.outcome == Outcome::ExpectedFail {
+            assert_eq!(c.raw_outcome, Outcome::Fail, "{}", c.id);
+            assert!(!c.reports.is_empty(), "{}: failed by a titled report", c.id);
+        }
+    }
+    check_test_list(&r, s.cases.len());
+}
