@@ -520,9 +520,19 @@ pub fn suite(opts: &Options, sel: &crate::report::trials::Selection) -> Result<(
     std::fs::create_dir_all(&o.results_root)?;
     std::fs::write(&keep, serde_json::to_string_pretty(&t)?)
         .with_context(|| format!("writing {}", keep.display()))?;
+    // Every trial's split beside the run's results.
+    let run_dir = o.results_root.join("runs").join(&s.run_id);
+    std::fs::write(
+        run_dir.join("timing.txt"),
+        timing::render_trials(&t, usize::MAX),
+    )?;
+    std::fs::write(
+        run_dir.join("timing.json"),
+        serde_json::to_string_pretty(&t)?,
+    )?;
     println!(
-        "results: {}",
-        o.results_root.join("runs").join(&s.run_id).display()
+        "results: {} (every trial's split: timing.txt, timing.json)",
+        run_dir.display()
     );
     Ok(())
 }

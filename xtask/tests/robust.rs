@@ -1571,6 +1571,18 @@ fn jobs_run_boot_groups_at_once_and_bench_suite_splits_the_time() {
         assert!(first.contains(want), "{want:?} in\n{first}");
     }
     assert!(keep.exists(), "the measurement is kept");
+    let dir = first
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .and_then(|l| l.split(" (").next())
+        .expect("the results line");
+    let per_trial = std::fs::read_to_string(Path::new(dir).join("timing.txt")).unwrap();
+    assert_eq!(
+        per_trial.lines().count(),
+        3,
+        "a line per trial: {per_trial}"
+    );
+    assert!(per_trial.contains("selftest/002"), "{per_trial}");
     let second = bench();
     assert!(
         second.contains("change against the last measurement") && second.contains("  selftest "),

@@ -130,10 +130,18 @@ pub fn render(t: &Timing, slowest: usize) -> String {
         add(&mut all, split);
     }
     out.push_str(&row("all", t.trials.len(), &all));
+    out.push_str(&format!("slowest {slowest} trials (s):\n"));
+    out.push_str(&render_trials(t, slowest));
+    out
+}
+
+/// One line per trial, slowest first (at most `n`): its total and its
+/// phases of a tenth of a second or more, largest first.
+pub fn render_trials(t: &Timing, n: usize) -> String {
     let mut trials: Vec<(&String, &Split)> = t.trials.iter().collect();
     trials.sort_by_key(|(id, s)| (std::cmp::Reverse(total(s)), id.to_string()));
-    out.push_str(&format!("slowest {slowest} trials (s):\n"));
-    for (id, s) in trials.into_iter().take(slowest) {
+    let mut out = String::new();
+    for (id, s) in trials.into_iter().take(n) {
         let mut parts: Vec<(&String, &u64)> = s.iter().filter(|(_, v)| **v >= 100).collect();
         parts.sort_by_key(|(k, v)| (std::cmp::Reverse(**v), k.to_string()));
         let parts: Vec<String> = parts
