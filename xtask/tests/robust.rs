@@ -1508,6 +1508,11 @@ fn jobs_run_boot_groups_at_once_and_bench_suite_splits_the_time() {
         ("t/001", &sleepy("64M, pmem_kind: memmap"), "slept\n"),
         ("t/002", &sleepy("32M"), "slept\n"),
     ]);
+    std::fs::copy(
+        famfs_harness::image::guest_program::workspace_root().join("cases/common.sh"),
+        cases.path().join("common.sh"),
+    )
+    .unwrap();
     let run = |jobs: &str| {
         let results = tempfile::tempdir().unwrap();
         let o = xtask(&[
