@@ -126,6 +126,44 @@ _require_famfs_cap() {
 	esac
 }
 
+# _require_profile FEATURE: not run, with the ABI's reason, unless the run's
+# profile has FEATURE: interleave, pull (GET_DAXDEV), push
+# (FUSE_DEV_IOC_DAXDEV_OPEN), fmap-size (the GET_FMAP size probe). For
+# trials that only make sense for one famfs generation.
+_require_profile() {
+	_rp=$("$FH_TOOL" profile-has "$FH_PROFILE" "$1")
+	case $? in
+	0) ;;
+	3) _notrun "$_rp" ;;
+	*) _fail "profile-has $1: $_rp" ;;
+	esac
+}
+
+# _profile_has FEATURE: true when the run's profile has FEATURE.
+_profile_has() {
+	"$FH_TOOL" profile-has "$FH_PROFILE" "$1" > /dev/null
+}
+
+# _famfs_devices_known N [LOG]: the kernel learnt of famfsd's N devices the
+# way the run's profile says: V10 asks GET_DAXDEV once per device; next
+# never asks, famfsd pushes each one once and the kernel takes it.
+_famfs_devices_known() {
+	_dk_log=${2:-$FH_ARTIFACTS/requests.jsonl}
+	_dk_asks=$(grep -c '"name":"GET_DAXDEV"' "$_dk_log")
+	if _profile_has push; then
+		_dk_ok=$(grep '"event":"push"' "$_dk_log" | grep -c '"result":0[,}]')
+		_expect "dax devices made known" "GET_DAXDEV $_dk_asks, $_dk_ok pushed" "GET_DAXDEV 0, $1 pushed"
+	else
+		_expect "dax devices made known" "GET_DAXDEV $_dk_asks" "GET_DAXDEV $1"
+	fi
+}
+
+# _famfs_pushes [LOG]: each push famfsd made, judged against a correct
+# kernel of the run's profile (`fh-guest push-expect`).
+_famfs_pushes() {
+	"$FH_TOOL" push-expect "${1:-$FH_ARTIFACTS/requests.jsonl}" "$FH_PROFILE"
+}
+
 # _kconfig SYMBOL: true when the kernel under test was built with
 # CONFIG_SYMBOL (=y or =m). Cases that must behave differently on a famfs
 # kernel and on one without famfs derive what is correct from this.

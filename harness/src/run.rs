@@ -55,6 +55,8 @@ pub struct Options {
     /// Boot groups run at once, each in its own VM (`--jobs`; see
     /// [`default_jobs`]).
     pub jobs: usize,
+    /// A profile name or spec, or [`AUTO_PROFILE`]: the famfs ABI of the
+    /// kernel's source (resolved by [`prepare`]).
     pub profile: String,
     pub cache_root: Option<PathBuf>,
     /// Where run directories go (`<root>/target/famfs-harness` by default).
@@ -90,7 +92,7 @@ impl Options {
             backend: Backend::Qemu,
             cpus: 2,
             jobs: 1,
-            profile: "v10".into(),
+            profile: AUTO_PROFILE.into(),
             cache_root: None,
             results_root: root.join("target/famfs-harness"),
             max_restarts: 3,
@@ -303,6 +305,9 @@ pub fn known_for<'a>(
     k.known_defects.iter().filter(|d| d.case == id).collect()
 }
 
+/// `--profile auto`: the profile of the famfs ABI the kernel source defines.
+pub const AUTO_PROFILE: &str = "auto";
+
 /// Everything a run needs before the first boot.
 pub struct Prepared {
     pub opts: Options,
@@ -365,6 +370,20 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     let cache = Cache::open(opts.cache_root.as_deref())?;
     let qemu = crate::vm::qemu::Qemu::find(opts.qemu.as_deref(), &cache)?;
     let kernel = kernel(opts, &cache)?;
+    let mut opts = opts.clone();
+    if opts.profile == AUTO_PROFILE {
+        let abi = kernel.famfs_abi.as_ref();
+        opts.profile = crate::kernel::abi::auto_profile(abi).to_string();
+        say(&format!(
+            "profile: {} ({})",
+            opts.profile,
+            abi.map_or(
+                "a prebuilt kernel: no source to read the famfs ABI from; give --profile to choose",
+                |a| &a.evidence
+            )
+        ));
+    }
+    let opts = &opts;
     if !kernel.config.enabled("X86_IOPL_IOPERM") {
         say("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
     }
@@ -376,7 +395,18 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         &guest_bin_dir,
         &cache,
     )?;
-    let famfs_user = famfs_user(opts, &cache)?;
+    let famfs_user = famfs_user(opts, &cache)?.and_then(|u| {
+        let pushes = famfs_proto::Profile::parse(&opts.profile)
+            .map(|p| p.pushes_daxdevs())
+            .unwrap_or(false);
+        match (pushes, u.pushes) {
+            (true, Some(false)) => Err(format!(
+                "the famfs user space at hand cannot push dax devices, which the {} profile needs: its libfuse's fuse_kernel.h has no FUSE_DEV_IOC_DAXDEV_OPEN (famfs builds its push code only against a libfuse with the famfs push ioctl; give one with --famfs-deps, or a prefix with --famfs-bin)",
+                opts.profile
+            )),
+            _ => Ok(u),
+        }
+    });
     let base_image = match &famfs_user {
         Ok(u) => {
             let out = cache.dir("images")?.join(format!(

@@ -792,13 +792,13 @@ tree:
     }
 
     #[test]
-    fn post_v10_simple_retry_with_fmap_size() {
+    fn next_retry_with_fmap_size() {
         let mut yaml = String::from("tree:\n  - path: /big\n    fmap:\n      extents:\n");
         for i in 0..200 {
             yaml += &format!("        - {{offset: {}M, len: 2M}}\n", i * 2);
         }
         yaml += "  - path: /small\n    fmap: {extents: [{offset: 0, len: 2M}]}\n";
-        let mut d = Direct::with_profile(&yaml, Some("post-v10-simple"));
+        let mut d = Direct::with_profile(&yaml, Some("next"));
         d.init_famfs();
         let p = d.profile();
         let full = 32 + 200 * 24;
@@ -1125,18 +1125,18 @@ tree:
     }
 
     #[test]
-    fn fmap_faults_under_post_v10_simple() {
+    fn fmap_faults_under_next() {
         use Expect::*;
         check_fmap_fault(
-            "post-v10-simple",
+            "next",
             "/a",
             "{fmap_size: 0x2000000}",
             Reject(EFBIG, Rule::FmapTooBig),
         );
-        check_fmap_fault("post-v10-simple", "/a", "{fmap_size: 4000}", Retry(4000));
+        check_fmap_fault("next", "/a", "{fmap_size: 4000}", Retry(4000));
         // Truncation keeps fmap_size equal to what is sent, so no retry.
         let b = check_fmap_fault(
-            "post-v10-simple",
+            "next",
             "/a",
             "truncated_extents",
             Reject(EINVAL, Rule::PastPayload),
@@ -1145,15 +1145,15 @@ tree:
             u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize,
             b.len()
         );
-        check_fmap_fault("post-v10-simple", "/a", "oversize", ReplyRejected(4097));
+        check_fmap_fault("next", "/a", "oversize", ReplyRejected(4097));
         check_fmap_fault(
-            "post-v10-simple",
+            "next",
             "/a",
             "nextents_over_max",
             Reject(ERANGE, Rule::ExtentCount),
         );
         // Interleaved fmaps are served as they are; the model says they are refused.
-        let mut d = Direct::with_profile(TREE, Some("post-v10-simple"));
+        let mut d = Direct::with_profile(TREE, Some("next"));
         d.init_famfs();
         let p = d.profile();
         assert_eq!(
@@ -1581,5 +1581,179 @@ tree:
         println!("{table}");
         assert_eq!(table.lines().count(), 2 + 6, "{table}");
         assert!(!table.contains("failed"), "{table}");
+    }
+}
+
+// Pushed dax devices (next profile), outside `mod server` so that
+// `cargo test push` selects them.
+mod push {
+    use famfs_harness::server::dispatch::PushReq;
+    use famfs_harness::server::scenario::Config;
+    use famfs_harness::server::sim::{init_payload, SimKernel};
+    use famfs_harness::server::sim::{name_payload, request, KERNEL_OFFER};
+    use famfs_harness::server::{Action, Server};
+    use famfs_proto::{Opcode, Profile};
+    use std::io::Write;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const TREE: &str = "daxdevs: {0: /dev/dax0.0, 3: /dev/dax3.0}\ntree:\n  - path: /a\n    fmap: {extents: [{offset: 2M, len: 2M}]}\n  - path: /b\n    fmap: {extents: [{dev: 3, offset: 0, len: 2M}]}\n";
+
+    fn server(extra: &str, profile: &str) -> Server {
+        let p = Profile::parse(profile).unwrap();
+        Server::new(
+            Config::from_text(Path::new("t.yaml"), &format!("{TREE}{extra}"), Some(p))
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        )
+    }
+
+    fn pushes(actions: &[Action]) -> Vec<PushReq> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Push(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn init(s: &mut Server) -> Vec<Action> {
+        let bit = s.profile().flag_mask();
+        s.handle(&request(
+            Opcode::Init as u32,
+            2,
+            0,
+            &init_payload(46, KERNEL_OFFER | bit),
+        ))
+    }
+
+    fn lookup(s: &mut Server, name: &str) -> Vec<Action> {
+        s.handle(&request(Opcode::Lookup as u32, 4, 1, &name_payload(name)))
+    }
+
+    #[test]
+    fn next_pushes_every_device_after_the_init_reply() {
+        let mut s = server("", "next");
+        let a = init(&mut s);
+        // The reply first (it turns famfs on), then one push per device.
+        assert!(matches!(a[0], Action::Write(_)), "{a:?}");
+        let p = pushes(&a);
+        assert_eq!(
+            p.iter()
+                .map(|p| (p.index, p.path.clone().unwrap(), p.why.as_str(), p.famfs_on))
+                .collect::<Vec<_>>(),
+            vec![
+                (0, "/dev/dax0.0".into(), "mount", true),
+                (3, "/dev/dax3.0".into(), "mount", true)
+            ]
+        );
+        // Nothing more at lookup.
+        assert!(pushes(&lookup(&mut s, "a")).is_empty());
+    }
+
+    #[test]
+    fn v10_never_pushes_and_a_withheld_capability_pushes_nothing() {
+        let mut s = server("", "v10");
+        assert!(pushes(&init(&mut s)).is_empty());
+        assert!(pushes(&lookup(&mut s, "b")).is_empty());
+        let mut s = server("init: {famfs: withhold}\n", "next");
+        assert!(pushes(&init(&mut s)).is_empty(), "famfs is off: no push");
+    }
+
+    #[test]
+    fn push_at_lookup_pushes_each_named_device_once_before_the_reply() {
+        let mut s = server("push: lookup\n", "next");
+        assert!(pushes(&init(&mut s)).is_empty());
+        let a = lookup(&mut s, "b");
+        assert!(
+            matches!(a[0], Action::Push(_)),
+            "the push precedes the reply: {a:?}"
+        );
+        assert_eq!(pushes(&a)[0].index, 3);
+        assert!(pushes(&lookup(&mut s, "b")).is_empty(), "once");
+        let a = lookup(&mut s, "a");
+        assert_eq!(
+            pushes(&a).iter().map(|p| p.index).collect::<Vec<_>>(),
+            vec![0]
+        );
+        let mut s = server("push: never\n", "next");
+        assert!(pushes(&init(&mut s)).is_empty());
+        assert!(pushes(&lookup(&mut s, "a")).is_empty());
+    }
+
+    #[test]
+    fn push_faults_before_and_after_the_reply() {
+        let mut s = server(
+            "push: never\nfaults:\n  - {op: INIT, fault: {push: {index: 0, before_reply: true}}}\n  - {op: LOOKUP, path: /a, fault: {push: {index: 64}}}\n  - {op: LOOKUP, path: /b, fault: {push: {bad_fd: true}}}\n",
+            "next",
+        );
+        let a = init(&mut s);
+        assert!(matches!(a[0], Action::Push(_)), "{a:?}");
+        assert!(
+            !pushes(&a)[0].famfs_on,
+            "before the reply famfs is not on yet"
+        );
+        let a = lookup(&mut s, "a");
+        assert!(matches!(a.last(), Some(Action::Push(_))), "after: {a:?}");
+        assert_eq!(pushes(&a)[0].index, 64);
+        assert_eq!(pushes(&a)[0].path.as_deref(), Some("/dev/dax0.0"));
+        assert_eq!(pushes(&lookup(&mut s, "b"))[0].path, None);
+        // A path and bad_fd together are refused with the place.
+        let e = Config::from_text(
+            Path::new("t.yaml"),
+            &format!("{TREE}faults:\n  - {{op: INIT, fault: {{push: {{bad_fd: true, path: /dev/null}}}}}}\n"),
+            None,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("t.yaml:"), "{e:#}");
+    }
+
+    /// The log of a server driven by the simulated kernel: pushes go to the
+    /// kernel model's table and are logged with their results.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn simulated_kernel_judges_pushes_and_the_report_agrees() {
+        // /dev/null is a non-dax character device on any host; the model
+        // refuses it (ENODEV), and index 64 is past the 64 slots.
+        let mut s = server(
+            "push: never\nfaults:\n  - {op: LOOKUP, path: /a, fault: {push: {path: /dev/null}}}\n  - {op: LOOKUP, path: /b, fault: {push: {index: 64, path: /dev/null}}}\n  - {op: LOOKUP, path: /b, fault: {push: {index: 1, bad_fd: true}}}\n",
+            "next",
+        );
+        let log = Buf::default();
+        s.set_log(Box::new(log.clone()));
+        let (mut k, running) = SimKernel::start(s, 1).unwrap();
+        k.init_famfs().unwrap();
+        k.walk("/a").unwrap();
+        k.walk("/b").unwrap();
+        // The pushes run after the replies: wait until all three are logged.
+        let text = || String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+        let t0 = std::time::Instant::now();
+        while text().matches("\"event\":\"push\"").count() < 3 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{}", text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        running.stop();
+        let _ = running.join();
+        let report = famfs_harness::server::expect::push_report(&Profile::next(), &text());
+        assert_eq!(
+            report,
+            "push 0 by push: a character device that is not dax: ENODEV\n\
+             push 64 by push: a character device that is not dax: EINVAL\n\
+             push 1 by push: an fd that is not open: EBADF\n",
+            "{}",
+            text()
+        );
     }
 }

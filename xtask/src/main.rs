@@ -93,8 +93,9 @@ enum Cmd {
         /// Start QEMU's gdb stub on :1234 and print the gdb command line.
         #[arg(long)]
         gdb: bool,
-        /// famfs protocol profile in the environment (FH_PROFILE).
-        #[arg(long, value_name = "NAME", default_value = "v10")]
+        /// famfs protocol profile in the environment (FH_PROFILE): auto (the
+        /// kernel source's famfs ABI), famfs-6.14, v10, next, or custom:...
+        #[arg(long, value_name = "NAME", default_value = "auto")]
         profile: String,
         /// The cases directory (default: the checkout's cases/).
         #[arg(long, value_name = "DIR")]
@@ -190,7 +191,7 @@ enum FmapCmd {
     /// or hex text; `-` reads standard input. Shows the kernel's verdict.
     Decode {
         file: PathBuf,
-        /// Protocol profile: famfs-6.14, v10, post-v10-simple, or custom:KEY=VAL,...
+        /// Protocol profile: famfs-6.14, v10, next, or custom:KEY=VAL,...
         #[arg(long, default_value = "v10")]
         profile: String,
     },
@@ -350,9 +351,10 @@ struct TestVm {
     /// Only cases in this group (repeatable).
     #[arg(long = "group", short = 'g')]
     groups: Vec<String>,
-    /// famfs protocol profile the cases use: famfs-6.14, v10,
-    /// post-v10-simple, or custom:KEY=VAL,...
-    #[arg(long, default_value = "v10")]
+    /// famfs protocol profile the cases use: auto (the famfs ABI the
+    /// kernel's source defines, read from its uapi fuse.h), famfs-6.14, v10,
+    /// next, or custom:KEY=VAL,...
+    #[arg(long, default_value = "auto")]
     profile: String,
     /// Guest vCPUs (1 to 64).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -551,9 +553,7 @@ fn real_main() -> Result<i32> {
             cases,
         } => {
             let mut opts = options(&kernel)?;
-            famfs_proto::Profile::parse(&profile)
-                .map_err(|e| anyhow::anyhow!("--profile {profile}: {e}"))?;
-            opts.profile = profile;
+            opts.profile = profile_arg(&profile)?;
             if let Some(c) = cases {
                 anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
                 opts.cases = Some(c);
@@ -849,6 +849,14 @@ fn real_main() -> Result<i32> {
     }
 }
 
+/// A `--profile` value: `auto`, or a profile that parses.
+fn profile_arg(p: &str) -> Result<String> {
+    if p != famfs_harness::run::AUTO_PROFILE {
+        famfs_proto::Profile::parse(p).map_err(|e| anyhow::anyhow!("--profile {p}: {e}"))?;
+    }
+    Ok(p.to_string())
+}
+
 /// `cargo xtask test-vm`: exit 0 (everything passed or was not run with a
 /// reason), 101 (a case failed), 2 (harness error, including a boot that
 /// never reached the guest runner), 128 + N (interrupted by signal N).
@@ -856,9 +864,7 @@ fn test_vm(t: TestVm) -> Result<i32> {
     use famfs_harness::judge::verdict::Outcome;
     let mut opts = options(&t.kernel)?;
     opts.backend = t.backend.parse::<Backend>()?;
-    famfs_proto::Profile::parse(&t.profile)
-        .map_err(|e| anyhow::anyhow!("--profile {}: {e}", t.profile))?;
-    opts.profile = t.profile.clone();
+    opts.profile = profile_arg(&t.profile)?;
     opts.cpus = t.cpus;
     opts.jobs = t
         .jobs

@@ -1117,6 +1117,22 @@ wire_struct! {
     }
 }
 
+wire_struct! {
+    /// The argument of `FUSE_DEV_IOC_DAXDEV_OPEN` (`struct fuse_backing_map`
+    /// with its union read as the device index): the daemon pushes the dax
+    /// device open on `fd` into slot `daxdev_index` of the connection.
+    pub struct DaxdevOpen("fuse_backing_map", 16) {
+        pub fd: i32,
+        /// Ignored by the kernel at hand.
+        pub flags: u32,
+        pub daxdev_index: u64,
+    }
+}
+
+/// `_IOW(229, 4, struct fuse_backing_map)`: the /dev/fuse ioctl that pushes
+/// a dax device (next profile).
+pub const FUSE_DEV_IOC_DAXDEV_OPEN: u32 = 0x4010_e504;
+
 /// Length of `DaxdevOut::name`.
 pub const DAXDEV_NAME_LEN: usize = 256;
 

@@ -5,9 +5,12 @@
 //!
 //! 1. reply longer than the kernel's buffer: refused by /dev/fuse
 //!    ([`KernelVerdict::ReplyRejected`]: write() EINVAL, open() EIO);
-//! 2. payload under 32 bytes: EINVAL;
-//! 3. (`fmap_size` profiles) `fmap_size` beyond the payload: retry with a
-//!    bigger buffer ([`KernelVerdict::Retry`]), or EFBIG above the retry limit;
+//! 2. payload under 32 bytes: EINVAL (`fmap_size` profiles: EIO, the size
+//!    probe's own check);
+//! 3. (`fmap_size` profiles) `fmap_size` beyond the buffer the kernel
+//!    offered: EFBIG above the retry limit, else a retry with a buffer of
+//!    exactly `fmap_size` ([`KernelVerdict::Retry`]); on the retry itself a
+//!    size beyond that buffer is EINVAL (the fmap grew);
 //! 4. `nextents` 0 or above the profile's maximum: ERANGE;
 //! 5. `ext_type` not SIMPLE/INTERLEAVE, or INTERLEAVE where the profile has
 //!    none: EINVAL;
@@ -46,8 +49,14 @@ use std::fmt;
 pub enum Rule {
     /// Payload shorter than the 32-byte header.
     ShortHeader,
+    /// (`fmap_size` profiles) a reply shorter than the header: the size
+    /// probe cannot read `fmap_size`, EIO before any parsing.
+    ShortReply,
     /// `fmap_size` above the profile's retry limit (EFBIG).
     FmapTooBig,
+    /// (`fmap_size` profiles) the retry's reply names a bigger `fmap_size`
+    /// than the buffer the first reply asked for: EINVAL, no third request.
+    FmapGrew,
     /// `nextents` is 0 or above `max_extents` (ERANGE).
     ExtentCount,
     /// `ext_type` is neither SIMPLE nor INTERLEAVE.
@@ -80,6 +89,7 @@ impl Rule {
         match self {
             Rule::ExtentCount => ERANGE,
             Rule::FmapTooBig => EFBIG,
+            Rule::ShortReply => EIO,
             _ => EINVAL,
         }
     }
@@ -88,7 +98,9 @@ impl Rule {
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::ShortHeader => "short-header",
+            Rule::ShortReply => "short-reply",
             Rule::FmapTooBig => "fmap-too-big",
+            Rule::FmapGrew => "fmap-grew",
             Rule::ExtentCount => "extent-count",
             Rule::ExtType => "ext-type",
             Rule::InterleaveUnsupported => "interleave-unsupported",
@@ -405,14 +417,25 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
             limit,
         };
     }
-    let Ok(h) = FmapHeader::decode(b) else {
-        return reject(Rule::ShortHeader, 0, None, b.len() as u64);
+    let short = if p.has_fmap_size() {
+        Rule::ShortReply
+    } else {
+        Rule::ShortHeader
     };
-    if let (true, true, Some(max)) = (may_retry, p.has_fmap_size(), p.retry_limit) {
+    let Ok(h) = FmapHeader::decode(b) else {
+        return reject(short, 0, None, b.len() as u64);
+    };
+    // The size probe compares `fmap_size` with the buffer it offered, not
+    // with what came back: a bigger size asks again (once), whatever the
+    // reply held.
+    if let (true, Some(max)) = (p.has_fmap_size(), p.retry_limit) {
         let size = h.reserved0;
-        if size as usize > b.len() {
+        if size as usize > limit {
             if size > max {
                 return reject(Rule::FmapTooBig, 12, None, u64::from(size));
+            }
+            if !may_retry {
+                return reject(Rule::FmapGrew, 12, None, u64::from(size));
             }
             return KernelVerdict::Retry { fmap_size: size };
         }

@@ -10,6 +10,7 @@
 //!   limits), chosen by name or given explicitly.
 //! - [`fmap`]: typed fmap model, encoder, lenient decoder, raw builder.
 //! - [`kernel_model`]: what the kernel does with a GET_FMAP / GET_DAXDEV reply.
+//! - [`push`]: what the kernel does with pushed dax devices (`next`).
 //! - [`describe`](mod@describe): readable dump of fmap bytes.
 //! - [`errno`]: Linux errno numbers.
 //! - [`size`]: the one size syntax (`4096`, `0x1000`, `4K`, `2M`, `1G`).
@@ -37,6 +38,7 @@ pub mod errno;
 pub mod fmap;
 pub mod kernel_model;
 pub mod profile;
+pub mod push;
 pub mod size;
 
 pub use abi::{AbiError, DaxdevOut, OpKind, Opcode, Wire};
@@ -47,6 +49,7 @@ pub use kernel_model::{
     FmapSummary, KernelVerdict, Rejection, Rule, Unchecked,
 };
 pub use profile::{
-    CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
+    CustomProfile, DaxdevSource, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
 };
+pub use push::{Allowed, DaxDriver, DaxTable, PushObject, Slot};
 pub use size::Size;

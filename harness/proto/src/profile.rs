@@ -4,7 +4,6 @@
 //! Every other module reads these values from a [`Profile`]; none hard-codes
 //! a capability bit, a famfs opcode or an fmap limit.
 
-use crate::abi::{FmapHeader, FmapSimpleExt, Wire};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +21,17 @@ pub enum HeaderVariant {
     FmapSize,
 }
 
+/// How the kernel learns which dax device an extent's index means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DaxdevSource {
+    /// The kernel asks with GET_DAXDEV on the first open that needs it.
+    Pull,
+    /// The daemon pushes each device with the /dev/fuse ioctl
+    /// `FUSE_DEV_IOC_DAXDEV_OPEN`; GET_DAXDEV is never sent.
+    Push,
+}
+
 /// The protocol numbers and limits of one famfs kernel version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +45,7 @@ pub struct Profile {
     /// GET_DAXDEV opcode.
     pub get_daxdev: u32,
     /// Largest accepted `nextents`; 0 or more than this gives ERANGE.
+    /// `u32::MAX`: no cap of its own (the reply buffer bounds the count).
     pub max_extents: u32,
     /// Largest accepted `nstrips` of an interleaved extent.
     pub max_strips: u32,
@@ -56,16 +67,20 @@ pub struct Profile {
     pub devindex_limit: u32,
     /// Exact GET_DAXDEV reply payload size.
     pub daxdev_reply_size: u32,
+    /// Pulled with GET_DAXDEV or pushed by the daemon.
+    pub daxdev: DaxdevSource,
+    /// Slots of the connection's device table (a push at or above: EINVAL).
+    pub daxdev_slots: u32,
 }
 
 /// Names of the built-in profiles, in the order they are documented.
-const NAMES: [&str; 3] = ["famfs-6.14", "v10", "post-v10-simple"];
+const NAMES: [&str; 3] = ["famfs-6.14", "v10", "next"];
 
 /// Prefix of an explicit profile spec (see [`Profile::parse`]).
 pub const CUSTOM_PREFIX: &str = "custom:";
 
 /// Keys accepted in a `custom:` spec.
-pub const CUSTOM_KEYS: [&str; 16] = [
+pub const CUSTOM_KEYS: [&str; 18] = [
     "base",
     "name",
     "flag",
@@ -82,6 +97,8 @@ pub const CUSTOM_KEYS: [&str; 16] = [
     "interleave",
     "devindex_limit",
     "daxdev_reply_size",
+    "daxdev",
+    "daxdev_slots",
 ];
 
 /// A profile name that is none of the built-ins.
@@ -167,6 +184,8 @@ impl Profile {
             interleave: true,
             devindex_limit: 1,
             daxdev_reply_size: 280,
+            daxdev: DaxdevSource::Pull,
+            daxdev_slots: 24,
         }
     }
 
@@ -184,27 +203,35 @@ impl Profile {
         }
     }
 
-    /// The post-V10 "simple only" revision: header word 12 is `fmap_size`,
-    /// GET_FMAP carries an 8-byte request with the buffer size, the kernel
-    /// retries once with a buffer of `fmap_size` (at most 16 MiB, else
-    /// EFBIG), and interleaved extents are rejected.
-    ///
-    /// Not stated for this revision and chosen here: V10's bit 43 and
-    /// opcodes 54/55; a first buffer of 4096 bytes (V10's limit); and an
-    /// extent limit derived from the 16 MiB buffer (as many simple extents
-    /// as fit after the header), since a retry would be pointless under
-    /// V10's 32. Override with a `custom:` spec when a kernel differs.
-    pub fn post_v10_simple() -> Profile {
-        let retry: u32 = 16 << 20;
+    /// The revision after V10 (`../kernels/famfs-next-7.3/`): header word
+    /// 12 is `fmap_size`, GET_FMAP carries an 8-byte request with the
+    /// buffer size (a page first), the kernel retries once with a buffer of
+    /// `fmap_size` (at most 16 MiB, else EFBIG), interleaved extents are
+    /// rejected, no extent cap but the buffer, and the daemon pushes dax
+    /// devices into 64 slots with `FUSE_DEV_IOC_DAXDEV_OPEN` (GET_DAXDEV is
+    /// never sent; its number stays V10's so a log can still name it).
+    pub fn next() -> Profile {
         Profile {
-            name: "post-v10-simple".into(),
-            max_extents: (retry - FmapHeader::SIZE as u32) / FmapSimpleExt::SIZE as u32,
+            name: "next".into(),
+            max_extents: u32::MAX,
             header: HeaderVariant::FmapSize,
             get_fmap_in_size: 8,
-            retry_limit: Some(retry),
+            retry_limit: Some(16 << 20),
             interleave: false,
+            daxdev: DaxdevSource::Push,
+            daxdev_slots: 64,
             ..Profile::v10()
         }
+    }
+
+    /// Whether the kernel caps `nextents` itself (else only the buffer does).
+    pub fn has_extent_cap(&self) -> bool {
+        self.max_extents != u32::MAX
+    }
+
+    /// Whether the daemon pushes dax devices (no GET_DAXDEV).
+    pub fn pushes_daxdevs(&self) -> bool {
+        self.daxdev == DaxdevSource::Push
     }
 
     /// Names accepted by [`Profile::by_name`].
@@ -214,11 +241,7 @@ impl Profile {
 
     /// All built-in profiles.
     pub fn builtins() -> Vec<Profile> {
-        vec![
-            Profile::famfs_6_14(),
-            Profile::v10(),
-            Profile::post_v10_simple(),
-        ]
+        vec![Profile::famfs_6_14(), Profile::v10(), Profile::next()]
     }
 
     /// A built-in profile by name.
@@ -226,7 +249,7 @@ impl Profile {
         match name {
             "famfs-6.14" => Ok(Profile::famfs_6_14()),
             "v10" => Ok(Profile::v10()),
-            "post-v10-simple" => Ok(Profile::post_v10_simple()),
+            "next" => Ok(Profile::next()),
             _ => Err(UnknownProfile {
                 name: name.to_string(),
             }),
@@ -292,6 +315,14 @@ impl Profile {
                 }
                 "devindex_limit" => custom.devindex_limit = Some(num32()?),
                 "daxdev_reply_size" => custom.daxdev_reply_size = Some(num32()?),
+                "daxdev" => {
+                    custom.daxdev = Some(match v {
+                        "pull" => DaxdevSource::Pull,
+                        "push" => DaxdevSource::Push,
+                        _ => return Err(bad(k, v)),
+                    })
+                }
+                "daxdev_slots" => custom.daxdev_slots = Some(num32()?),
                 _ => return Err(ProfileError::BadKey { key: k.to_string() }),
             }
         }
@@ -331,6 +362,8 @@ impl Profile {
             Some("alignment must be a power of two".to_string())
         } else if self.retry_limit.is_some() && !self.has_fmap_size() {
             Some("retry_limit needs header=fmap_size".to_string())
+        } else if self.daxdev_slots == 0 || self.daxdev_slots > 64 {
+            Some("daxdev_slots must be 1..=64".to_string())
         } else {
             None
         };
@@ -353,14 +386,23 @@ impl FromStr for Profile {
 
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let extents = if self.has_extent_cap() {
+            self.max_extents.to_string()
+        } else {
+            "uncapped".to_string()
+        };
+        let devices = match self.daxdev {
+            DaxdevSource::Pull => format!("GET_DAXDEV {}", self.get_daxdev),
+            DaxdevSource::Push => "devices pushed".to_string(),
+        };
         write!(
             f,
-            "{} (bit {}, GET_FMAP {}, GET_DAXDEV {}, {} extents / {} strips{})",
+            "{} (bit {}, GET_FMAP {}, {}, {} extents / {} strips{})",
             self.name,
             self.flag_bit,
             self.get_fmap,
-            self.get_daxdev,
-            self.max_extents,
+            devices,
+            extents,
             self.max_strips,
             if self.interleave { "" } else { ", simple only" }
         )
@@ -405,6 +447,8 @@ pub struct CustomProfile {
     pub interleave: Option<bool>,
     pub devindex_limit: Option<u32>,
     pub daxdev_reply_size: Option<u32>,
+    pub daxdev: Option<DaxdevSource>,
+    pub daxdev_slots: Option<u32>,
 }
 
 impl CustomProfile {
@@ -428,7 +472,9 @@ impl CustomProfile {
             retry_limit,
             interleave,
             devindex_limit,
-            daxdev_reply_size
+            daxdev_reply_size,
+            daxdev,
+            daxdev_slots
         );
         p.validate()?;
         Ok(p)

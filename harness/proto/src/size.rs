@@ -8,7 +8,7 @@ use std::fmt;
 /// A byte count: an integer, `0x` hex, or a number with a binary suffix
 /// (`4K`, `2M`, `1G`, `1T`, also `2MiB`). Offsets and lengths of fmaps are
 /// written this way, so typos must fail loudly rather than turn into 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Size(pub u64);
 

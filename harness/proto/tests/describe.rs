@@ -115,7 +115,7 @@ fn describes_structural_errors() {
 
 #[test]
 fn describes_fmap_size_and_retry() {
-    let p = Profile::post_v10_simple();
+    let p = Profile::next();
     let b = Fmap::simple(6 * MIB, vec![SimpleExtent::new(2 * MIB, 4 * MIB)])
         .to_raw(&p)
         .set_fmap_size(9000)

@@ -129,7 +129,7 @@ fn reserved0_survives_under_v10_but_not_as_fmap_size() {
     let d = Fmap::decode(&v10, &f.encode(&v10)).unwrap();
     assert_eq!(d.fmap, f);
     // Under an fmap_size profile the word holds the size instead.
-    let post = Profile::post_v10_simple();
+    let post = Profile::next();
     let b = f.encode(&post);
     assert_eq!(le32(&b, 12), 56);
     let d = Fmap::decode(&post, &b).unwrap();
@@ -159,7 +159,7 @@ fn decode_is_lenient_about_validity() {
     // Interleave decodes even under a profile that rejects it.
     let f = interleaved(2);
     assert_eq!(
-        Fmap::decode(&Profile::post_v10_simple(), &f.encode(&Profile::v10()))
+        Fmap::decode(&Profile::next(), &f.encode(&Profile::v10()))
             .unwrap()
             .fmap,
         f
@@ -353,7 +353,7 @@ fn raw_builder_tampering() {
 
 #[test]
 fn raw_builder_fmap_size_sync() {
-    let post = Profile::post_v10_simple();
+    let post = Profile::next();
     let mut raw = simple_n(2).to_raw(&post);
     assert_eq!(raw.header.reserved0, 80);
     raw.append(&[0; 8]);

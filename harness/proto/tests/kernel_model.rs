@@ -609,11 +609,11 @@ fn famfs_6_14_limits() {
     accepted(&kernel_verdict(&v10(), &interleaved(17).encode(&v10())));
 }
 
-// ---- post-v10-simple ----------------------------------------------------
+// ---- next ----------------------------------------------------
 
 #[test]
-fn post_v10_rejects_interleave() {
-    let p = Profile::post_v10_simple();
+fn next_rejects_interleave() {
+    let p = Profile::next();
     let v = kernel_verdict(&p, &interleaved(2).encode(&p));
     assert_reject(&v, EINVAL, Rule::InterleaveUnsupported);
     assert_eq!(v.rejection().unwrap().offset, 4);
@@ -623,8 +623,8 @@ fn post_v10_rejects_interleave() {
 }
 
 #[test]
-fn post_v10_accepts_full_fmap_and_more_than_32_extents() {
-    let p = Profile::post_v10_simple();
+fn next_accepts_full_fmap_and_more_than_32_extents() {
+    let p = Profile::next();
     let v = kernel_verdict(&p, &simple_n(1).encode(&p));
     assert_eq!(accepted(&v), vec![]);
     // 100 extents: 2432 bytes, fits the first buffer.
@@ -636,8 +636,8 @@ fn post_v10_accepts_full_fmap_and_more_than_32_extents() {
 }
 
 #[test]
-fn post_v10_fmap_size_mismatch_below_payload_is_unchecked() {
-    let p = Profile::post_v10_simple();
+fn next_fmap_size_mismatch_below_payload_is_unchecked() {
+    let p = Profile::next();
     let b = simple_n(1).to_raw(&p).set_fmap_size(40).to_bytes();
     assert_eq!(
         accepted(&kernel_verdict(&p, &b)),
@@ -658,8 +658,8 @@ fn post_v10_fmap_size_mismatch_below_payload_is_unchecked() {
 }
 
 #[test]
-fn post_v10_retry_with_fmap_size() {
-    let p = Profile::post_v10_simple();
+fn next_retry_with_fmap_size() {
+    let p = Profile::next();
     // 300 extents do not fit 4096 bytes: the server sends the header with
     // the full size, the kernel asks again with that buffer.
     let full = simple_n(300).encode(&p);
@@ -702,8 +702,8 @@ fn post_v10_retry_with_fmap_size() {
 }
 
 #[test]
-fn post_v10_fmap_size_above_16mib_is_efbig() {
-    let p = Profile::post_v10_simple();
+fn next_fmap_size_above_16mib_is_efbig() {
+    let p = Profile::next();
     let b = simple_n(1)
         .to_raw(&p)
         .set_fmap_size((16 << 20) + 1)
@@ -812,4 +812,171 @@ fn raw_fmap_record_offsets_match_rejection_offsets() {
     raw.extent_mut(3).unwrap().devindex = 1;
     let v = kernel_verdict(&v10(), &raw.to_bytes());
     assert_eq!(v.rejection().unwrap().offset, RawFmap::record_offset(3));
+}
+
+// ---- next: the size probe's own checks ----------------------------------
+
+#[test]
+fn next_reply_shorter_than_the_header_is_eio() {
+    let p = Profile::next();
+    let b = simple_n(1).encode(&p);
+    for n in [0, 1, 16, 31] {
+        assert_reject(&kernel_verdict(&p, &b[..n]), EIO, Rule::ShortReply);
+        // The retry's reply is checked the same way.
+        assert_reject(
+            &kernel_verdict_retry(&p, 8192, &b[..n]),
+            EIO,
+            Rule::ShortReply,
+        );
+    }
+    // V10 parses it and finds no header: EINVAL.
+    assert_reject(&kernel_verdict(&v10(), &b[..16]), EINVAL, Rule::ShortHeader);
+}
+
+#[test]
+fn next_retries_on_the_buffer_size_not_the_payload() {
+    let p = Profile::next();
+    // A whole 2-extent fmap whose header claims 200 bytes: 200 fits the
+    // page the kernel offered, so it parses the 80 bytes it got.
+    let b = simple_n(2).to_raw(&p).set_fmap_size(200).to_bytes();
+    assert_eq!(
+        accepted(&kernel_verdict(&p, &b)),
+        vec![Unchecked::FmapSizeMismatch {
+            fmap_size: 200,
+            len: 80
+        }]
+    );
+    // One byte over the page: the kernel asks again, even though the
+    // reply already held every extent.
+    let b = simple_n(2).to_raw(&p).set_fmap_size(4097).to_bytes();
+    assert_eq!(
+        kernel_verdict(&p, &b),
+        KernelVerdict::Retry { fmap_size: 4097 }
+    );
+    // fmap_size 0 (a V10 server): parsed as it is.
+    let b = simple_n(2).to_raw(&p).set_fmap_size(0).to_bytes();
+    assert!(kernel_verdict(&p, &b).is_accept());
+}
+
+#[test]
+fn next_a_growing_fmap_on_the_retry_is_einval_or_efbig() {
+    let p = Profile::next();
+    let full = simple_n(300).encode(&p);
+    let first = &full[..32];
+    // The retry's header names more than the buffer the first one asked for.
+    let grown = simple_n(300).to_raw(&p).set_fmap_size(7233).to_bytes();
+    let v = judge_exchange(&p, first, Some(&grown));
+    assert_reject(&v, EINVAL, Rule::FmapGrew);
+    // Growing past 16 MiB is EFBIG: that check comes first.
+    let huge = simple_n(300)
+        .to_raw(&p)
+        .set_fmap_size((16 << 20) + 1)
+        .to_bytes();
+    assert_reject(
+        &judge_exchange(&p, first, Some(&huge)),
+        EFBIG,
+        Rule::FmapTooBig,
+    );
+    // Shrinking is parsed as it is.
+    let shrunk = simple_n(300).to_raw(&p).set_fmap_size(7000).to_bytes();
+    assert!(judge_exchange(&p, first, Some(&shrunk)).is_accept());
+}
+
+#[test]
+fn next_has_no_extent_cap_of_its_own() {
+    let p = Profile::next();
+    // 40,000 extents claimed, one sent: past the payload, not ERANGE.
+    let b = simple_n(1).to_raw(&p).set_nextents(40_000).to_bytes();
+    assert_reject(&kernel_verdict(&p, &b), EINVAL, Rule::PastPayload);
+    // 0 is still ERANGE.
+    let b = simple_n(1).to_raw(&p).set_nextents(0).to_bytes();
+    assert_reject(&kernel_verdict(&p, &b), ERANGE, Rule::ExtentCount);
+    // 100,000 uniform extents (2.4 MB) are one retry away and accepted.
+    let big = simple_n(100_000).encode(&p);
+    let first = &big[..32];
+    assert_eq!(
+        kernel_verdict(&p, first),
+        KernelVerdict::Retry {
+            fmap_size: big.len() as u32
+        }
+    );
+    let v = judge_exchange(&p, first, Some(&big));
+    assert_eq!(v.summary().unwrap().nextents, 100_000);
+}
+
+// ---- next: pushed devices ------------------------------------------------
+
+mod push {
+    use famfs_proto::errno::{EBADF, EBUSY, EINVAL, EIO, ENODEV, EOPNOTSUPP};
+    use famfs_proto::{DaxDriver, DaxTable, Profile, PushObject, Slot};
+
+    const DAX: PushObject = PushObject::Dax {
+        dev: 0xfd00,
+        driver: DaxDriver::Fsdev,
+        held_elsewhere: false,
+    };
+
+    #[test]
+    fn each_push_error_in_the_documented_order() {
+        let p = Profile::next();
+        let mut t = DaxTable::new(&p);
+        // Before famfs is on, nothing else is looked at.
+        assert_eq!(t.push(false, 0, DAX).0, vec![EOPNOTSUPP]);
+        assert_eq!(t.push(false, 99, PushObject::BadFd).0, vec![EOPNOTSUPP]);
+        // The fd is checked before the index.
+        assert_eq!(t.push(true, 64, PushObject::BadFd).0, vec![EBADF]);
+        assert_eq!(t.push(true, 64, PushObject::NotChardev).0, vec![EINVAL]);
+        assert_eq!(t.push(true, 64, DAX).0, vec![EINVAL]);
+        assert_eq!(t.push(true, 63, DAX).0, vec![0]);
+        assert_eq!(t.slot(63), Some(Slot::Valid(0xfd00)));
+        // Nothing of that touched slot 0.
+        assert_eq!(t.slot(0), Some(Slot::Empty));
+        // V10's table has 24 slots.
+        let mut v = DaxTable::new(&Profile::v10());
+        assert_eq!(v.push(true, 24, DAX).0, vec![EINVAL]);
+    }
+
+    #[test]
+    fn a_valid_slot_takes_a_second_push_and_a_failed_one_stays_failed() {
+        let mut t = DaxTable::new(&Profile::next());
+        assert!(t.push(true, 0, DAX).allows(0));
+        assert!(t.push(true, 0, DAX).allows(0), "again: 0");
+        // Even a non-dax device: the slot is valid already.
+        assert_eq!(t.push(true, 0, PushObject::NonDax).0, vec![0]);
+
+        let mut t = DaxTable::new(&Profile::next());
+        assert_eq!(t.push(true, 1, PushObject::NonDax).0, vec![ENODEV]);
+        assert_eq!(t.slot(1), Some(Slot::Failed));
+        // The revision caches the failure; retrying is correct too.
+        let again = t.push(true, 1, DAX);
+        assert_eq!(again.documented(), EIO);
+        assert!(again.allows(0) && !again.allows(ENODEV));
+        let devdax = PushObject::Dax {
+            dev: 1,
+            driver: DaxDriver::Other,
+            held_elsewhere: false,
+        };
+        assert_eq!(t.push(true, 2, devdax).0, vec![EOPNOTSUPP]);
+        let busy = PushObject::Dax {
+            dev: 1,
+            driver: DaxDriver::Fsdev,
+            held_elsewhere: true,
+        };
+        assert_eq!(t.push(true, 3, busy).0, vec![EBUSY]);
+    }
+
+    #[test]
+    fn io_follows_the_table_at_open_and_now() {
+        let mut t = DaxTable::new(&Profile::next());
+        let opened_early = t.ready(&[0]);
+        assert!(!opened_early);
+        assert_eq!(t.io(opened_early, &[0]).0, vec![EIO]);
+        t.push(true, 0, DAX);
+        // Pushed after the open: kept broken (documented) or healed.
+        assert_eq!(t.io(opened_early, &[0]).0, vec![EIO, 0]);
+        assert_eq!(t.io(t.ready(&[0]), &[0]).0, vec![0]);
+        // A failed slot is EIO at I/O time.
+        t.push(true, 5, PushObject::NonDax);
+        assert_eq!(t.io(t.ready(&[5]), &[5]).0, vec![EIO]);
+    }
 }

@@ -2,13 +2,13 @@
 
 use famfs_proto::profile::{CUSTOM_KEYS, CUSTOM_PREFIX};
 use famfs_proto::{
-    CustomProfile, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
+    CustomProfile, DaxdevSource, HeaderVariant, Profile, ProfileError, ProfileSpec, UnknownProfile,
 };
 use serde::de::{self, value::MapDeserializer, Deserialize, IntoDeserializer, Visitor};
 
 #[test]
 fn builtin_names_and_numbers() {
-    assert_eq!(Profile::names(), &["famfs-6.14", "v10", "post-v10-simple"]);
+    assert_eq!(Profile::names(), &["famfs-6.14", "v10", "next"]);
     for n in Profile::names() {
         let p = Profile::by_name(n).unwrap();
         assert_eq!(p.name, *n);
@@ -45,21 +45,22 @@ fn builtin_names_and_numbers() {
     assert_eq!(v10.flag_mask(), 0x800 << 32);
     assert!(v10.interleave);
 
-    let post = Profile::by_name("post-v10-simple").unwrap();
-    assert_eq!(
-        (post.flag_bit, post.get_fmap, post.get_daxdev),
-        (43, 54, 55)
-    );
-    assert_eq!(post.header, HeaderVariant::FmapSize);
-    assert_eq!(post.get_fmap_in_size, 8);
-    assert_eq!(post.retry_limit, Some(16 << 20));
-    assert!(!post.interleave);
-    // As many simple extents as a 16 MiB buffer holds after the header.
-    assert_eq!(post.max_extents, 699_049);
-    let limit = u64::from(post.retry_limit.unwrap());
-    let fmap_len = |n: u64| 32 + n * 24;
-    assert!(fmap_len(u64::from(post.max_extents)) <= limit);
-    assert!(fmap_len(u64::from(post.max_extents) + 1) > limit);
+    // The next revision (fixture README, ABI table).
+    let next = Profile::by_name("next").unwrap();
+    assert_eq!((next.flag_bit, next.get_fmap), (43, 54));
+    assert_eq!(next.header, HeaderVariant::FmapSize);
+    assert_eq!(next.get_fmap_in_size, 8);
+    assert_eq!(next.max_reply, 4096, "a page first");
+    assert_eq!(next.retry_limit, Some(16 << 20));
+    assert!(!next.interleave);
+    assert_eq!(next.devindex_limit, 1);
+    assert_eq!(next.daxdev, DaxdevSource::Push);
+    assert!(next.pushes_daxdevs() && !v10.pushes_daxdevs());
+    assert_eq!((v10.daxdev_slots, next.daxdev_slots), (24, 64));
+    // No cap of its own: the 16 MiB buffer bounds the count.
+    assert!(!next.has_extent_cap() && v10.has_extent_cap());
+    assert!(next.to_string().contains("uncapped"), "{next}");
+    assert!(next.to_string().contains("devices pushed"), "{next}");
 }
 
 #[test]
@@ -74,7 +75,7 @@ fn unknown_name_lists_valid_names() {
     assert!(msg.contains(CUSTOM_PREFIX));
     let e = Profile::parse("V10").unwrap_err();
     assert!(matches!(e, ProfileError::Unknown(_)));
-    assert!(e.to_string().contains("post-v10-simple"));
+    assert!(e.to_string().contains("next"));
 }
 
 #[test]
@@ -94,7 +95,7 @@ fn custom_spec_overrides_v10() {
 #[test]
 fn custom_spec_with_base_and_all_kinds_of_values() {
     let p = Profile::parse(
-        "custom: base=post-v10-simple, name=dev, alignment=0x1000, retry_limit=none, header=reserved0, interleave=yes, devindex_limit=24",
+        "custom: base=next, name=dev, alignment=0x1000, retry_limit=none, header=reserved0, interleave=yes, devindex_limit=24",
     )
     .unwrap();
     assert_eq!(p.name, "dev");
@@ -245,13 +246,10 @@ fn custom_profile_from_fields() {
     assert_eq!(p.name, "custom");
 
     // Explicit null clears the base's retry limit; absence keeps it.
-    let c: CustomProfile = from_map(vec![
-        ("base", V::S("post-v10-simple")),
-        ("retry_limit", V::Null),
-    ])
-    .unwrap();
+    let c: CustomProfile =
+        from_map(vec![("base", V::S("next")), ("retry_limit", V::Null)]).unwrap();
     assert_eq!(c.resolve().unwrap().retry_limit, None);
-    let c: CustomProfile = from_map(vec![("base", V::S("post-v10-simple"))]).unwrap();
+    let c: CustomProfile = from_map(vec![("base", V::S("next"))]).unwrap();
     assert_eq!(c.resolve().unwrap().retry_limit, Some(16 << 20));
 
     assert!(
@@ -289,8 +287,11 @@ fn full_profile_deserializes_from_fields() {
         ("interleave", V::B(true)),
         ("devindex_limit", V::U(1)),
         ("daxdev_reply_size", V::U(280)),
+        ("daxdev", V::S("push")),
+        ("daxdev_slots", V::U(64)),
     ])
     .unwrap();
     assert_eq!(p.flag_mask(), 1 << 45);
+    assert!(p.pushes_daxdevs());
     p.validate().unwrap();
 }

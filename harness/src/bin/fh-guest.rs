@@ -41,6 +41,9 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   open-errno PATH [read|write|trunc]  'ok' or the errno name open(2) fails with
   init-verdict INIT_JSON PROFILE      what a correct kernel does after that INIT exchange for PROFILE's
                                       famfs bit: 'famfs on|off' and 'connection up|refused'; why on stderr
+  profile-has PROFILE FEATURE         exit 0 if the profile has FEATURE (interleave, pull, push, fmap-size),
+                                      else print why not and exit 3
+  push-expect LOG PROFILE             famfsd's pushes (request log) judged against a correct kernel
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
                                       name), from the kernel model of the fmap famfsd serves; why on stderr
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names
@@ -422,6 +425,49 @@ fn real_main(args: &[String]) -> Result<i32> {
             let e = famfs_harness::server::expect::open_expectation(cfg, a.s(1)?)?;
             eprintln!("fmap-expect: {}", e.why);
             println!("{}", e.token());
+            Ok(0)
+        }
+        "profile-has" => {
+            let a = Args::new(rest, "profile-has PROFILE interleave|pull|push|fmap-size");
+            let p = famfs_proto::Profile::parse(a.s(0)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (has, lacks) = match a.s(1)? {
+                "interleave" => (
+                    p.interleave,
+                    "interleaved extents (simple extents only: user space unrolls stripes)",
+                ),
+                "pull" => (
+                    !p.pushes_daxdevs(),
+                    "GET_DAXDEV (the daemon pushes dax devices with FUSE_DEV_IOC_DAXDEV_OPEN)",
+                ),
+                "push" => (
+                    p.pushes_daxdevs(),
+                    "FUSE_DEV_IOC_DAXDEV_OPEN (the kernel pulls dax devices with GET_DAXDEV)",
+                ),
+                "fmap-size" => (
+                    p.has_fmap_size(),
+                    "the GET_FMAP size probe (no fmap_size, one 4096-byte reply)",
+                ),
+                other => anyhow::bail!(
+                    "profile-has: unknown feature '{other}' (interleave, pull, push, fmap-size)"
+                ),
+            };
+            if has {
+                Ok(0)
+            } else {
+                println!("the {} famfs ABI has no {lacks}", p.name);
+                Ok(3)
+            }
+        }
+        "push-expect" => {
+            let a = Args::new(rest, "push-expect LOG PROFILE");
+            let profile =
+                famfs_proto::Profile::parse(a.s(1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let log = std::fs::read_to_string(a.s(0)?)
+                .with_context(|| format!("reading {}", a.s(0).unwrap_or_default()))?;
+            print!(
+                "{}",
+                famfs_harness::server::expect::push_report(&profile, &log)
+            );
             Ok(0)
         }
         "fmap-check" => {

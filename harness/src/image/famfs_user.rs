@@ -39,6 +39,42 @@ pub struct FamfsUser {
     pub identity: String,
     /// Seconds this run spent building it (None: cached or prebuilt).
     pub built_s: Option<f64>,
+    /// Whether its daemon can push dax devices (`FUSE_DEV_IOC_DAXDEV_OPEN`
+    /// in the libfuse it was built against); None for a prebuilt prefix.
+    pub pushes: Option<bool>,
+}
+
+/// Whether the libfuse among `deps` (an archive or a tree whose name holds
+/// `libfuse`) defines `FUSE_DEV_IOC_DAXDEV_OPEN` in its fuse_kernel.h:
+/// famfs builds its push code only then.
+pub fn libfuse_pushes(deps: &Path) -> Option<bool> {
+    let entry = std::fs::read_dir(deps)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("libfuse"))
+        })?;
+    let header = if entry.is_dir() {
+        std::fs::read_to_string(entry.join("include/fuse_kernel.h")).ok()?
+    } else {
+        let out = Command::new("tar")
+            .arg("-xzOf")
+            .arg(&entry)
+            .args(["--wildcards", "*/include/fuse_kernel.h"])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    Some(header.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("#define")
+            .is_some_and(|r| r.split_whitespace().next() == Some("FUSE_DEV_IOC_DAXDEV_OPEN"))
+    }))
 }
 
 const PROGRAMS: &[&str] = &["famfs", "mkfs.famfs", "famfs_fused"];
@@ -59,6 +95,7 @@ pub fn resolve(src: &Source, root: &Path, cache: &Cache) -> Result<FamfsUser> {
                 prefix: p.clone(),
                 identity: p.display().to_string(),
                 built_s: None,
+                pushes: None,
             })
         }
         Source::Sources { deps, tree } => build(deps, tree.as_deref(), root, cache),
@@ -95,6 +132,7 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
             prefix: done,
             identity: key,
             built_s: None,
+            pushes: libfuse_pushes(deps),
         });
     }
     let stage = base.join(format!(".{key}.{}", std::process::id()));
@@ -158,6 +196,7 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
         prefix: done,
         identity: key,
         built_s: Some(secs),
+        pushes: libfuse_pushes(deps),
     })
 }
 

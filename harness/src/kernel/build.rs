@@ -48,6 +48,9 @@ pub struct KernelArtifacts {
     pub built: bool,
     /// Warnings from config verification (optional symbols absent, ...).
     pub warnings: Vec<Problem>,
+    /// The famfs ABI the source's uapi header defines (`--profile auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub famfs_abi: Option<crate::kernel::abi::FamfsAbi>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -175,6 +178,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
             fragments: req.fragments.clone(),
             built,
             warnings: meta.warnings.clone(),
+            famfs_abi: crate::kernel::abi::of_tree(&req.source.dir),
         })
     };
 
@@ -584,6 +588,7 @@ pub fn prebuilt(
         fragments: vec![],
         built: false,
         warnings: vec![],
+        famfs_abi: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! (`named`) and cached builds (`build`). It produces a bzImage, a .config
 //! and a vmlinux; it never boots anything.
 
+pub mod abi;
 pub mod build;
 pub mod config;
 pub mod named;

@@ -5,7 +5,7 @@
 //! the request log; INIT also leaves an [`InitRecord`].
 
 use super::fault::{finish_fmap, Fault, FaultClass, FmapPost};
-use super::scenario::{Config, FamfsMode, InitMalformed, Node, NodeKind, Occurrence};
+use super::scenario::{Config, FamfsMode, InitMalformed, Node, NodeKind, Occurrence, PushMode};
 use famfs_proto::abi::{
     self, fattr, init_flags, notify, AttrOut, CreateIn, DaxdevOut, EntryOut, GetFmapIn, GetxattrIn,
     GetxattrOut, InHeader, InitIn, InitOut, NotifyInvalInodeOut, NotifyStoreOut, OpKind, OpenOut,
@@ -29,6 +29,41 @@ pub enum Action {
     Withhold { unique: u64 },
     /// Exit with this status while the request is still pending.
     Exit(i32),
+    /// Push a dax device into the connection (push profiles); the transport
+    /// reports the result with [`Server::note_push`].
+    Push(PushReq),
+    /// Write a record file whole (written aside, then renamed): a case may
+    /// read it at any moment.
+    Record { path: PathBuf, text: String },
+}
+
+/// One `FUSE_DEV_IOC_DAXDEV_OPEN` the transport is to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReq {
+    pub index: u64,
+    /// The file to open and push; `None`: an fd number that is not open.
+    pub path: Option<String>,
+    /// `mount`, `lookup` or `fault` (the rule's name).
+    pub why: String,
+    /// Whether famfs was on for the connection, as the server negotiated
+    /// it, when the push was scheduled.
+    pub famfs_on: bool,
+}
+
+/// Log line of one push, written when the transport reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushRecord {
+    /// `push`.
+    pub event: String,
+    pub t_us: u64,
+    #[serde(flatten)]
+    pub req: PushReq,
+    /// What was pushed, as the daemon saw it (fstat and sysfs).
+    pub object: Option<famfs_proto::PushObject>,
+    /// 0, or the errno of the ioctl (or of opening `path`: `open_failed`).
+    pub result: i32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_failed: bool,
 }
 
 /// One line of the request log.
@@ -134,6 +169,8 @@ pub struct Server {
     log: Option<Box<dyn Write + Send>>,
     log_failed: bool,
     init_path: Option<PathBuf>,
+    /// Device indices pushed so far (push at lookup pushes each once).
+    pushed: std::collections::BTreeSet<u64>,
 }
 
 fn message(unique: u64, error: i32, payload: &[u8]) -> Vec<u8> {
@@ -186,6 +223,7 @@ impl Server {
             log: None,
             log_failed: false,
             init_path: None,
+            pushed: Default::default(),
             cfg,
         }
     }
@@ -339,6 +377,13 @@ impl Server {
 
         // Faults that replace or wrap whatever the handler produced.
         let mut actions = Vec::new();
+        if kind == OpKind::Std(Opcode::Lookup) && self.famfs && self.pushing(PushMode::Lookup) {
+            let devices = subject
+                .and_then(|n| self.node(n))
+                .map(|n| n.fmap_devices())
+                .unwrap_or_default();
+            actions.extend(self.pushes_for(devices, "lookup"));
+        }
         let mut after = Vec::new();
         let (mut error_payload, mut len_delta) = (false, 0i64);
         let mut out = Some(out);
@@ -357,6 +402,20 @@ impl Server {
                 Fault::LenMismatch(d) => len_delta += i64::from(*d),
                 Fault::NeverReply => end = Some(Action::Withhold { unique: h.unique }),
                 Fault::Exit(code) => end = Some(Action::Exit(*code)),
+                Fault::Push(f) => {
+                    let req = PushReq {
+                        index: f.index,
+                        path: (!f.bad_fd)
+                            .then(|| f.path.clone().unwrap_or_else(|| self.daxdev_path(f.index))),
+                        why: rule.name.clone(),
+                        famfs_on: self.famfs,
+                    };
+                    if f.before_reply {
+                        actions.push(Action::Push(req));
+                    } else {
+                        after.push(Action::Push(req));
+                    }
+                }
                 Fault::NotifyStore(n) => {
                     let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
                     let data = match (&n.data, n.len) {
@@ -456,23 +515,78 @@ impl Server {
             }
             ir.faults = applied.clone();
             self.famfs = ir.famfs_enabled;
+            if self.famfs && self.pushing(PushMode::Mount) {
+                let all: Vec<u64> = self.cfg.daxdevs.keys().map(|&i| u64::from(i)).collect();
+                actions.extend(self.pushes_for(all, "mount"));
+            }
             if let Some(p) = &self.init_path {
+                // Last: a case that sees the record may open files, so the
+                // pushes at mount are done by then.
                 let text = serde_json::to_string_pretty(&ir).expect("records serialize");
-                // Whole or absent: a case may read it while INIT is answered.
-                let tmp = p.with_extension("tmp");
-                if let Err(e) =
-                    std::fs::write(&tmp, text + "\n").and_then(|_| std::fs::rename(&tmp, p))
-                {
-                    eprintln!(
-                        "famfsd: writing the INIT record {} failed: {e}",
-                        p.display()
-                    );
-                }
+                actions.push(Action::Record {
+                    path: p.clone(),
+                    text: text + "\n",
+                });
             }
             self.init = Some(ir);
         }
         rec.faults = applied;
         (actions, rec)
+    }
+
+    /// Whether the profile pushes devices and the scenario pushes them
+    /// this way.
+    fn pushing(&self, mode: PushMode) -> bool {
+        self.cfg.profile.pushes_daxdevs() && self.cfg.push == mode
+    }
+
+    /// The path pushed for a device index: its `daxdevs` entry, else
+    /// index 0's (a push fault into a slot nothing names).
+    fn daxdev_path(&self, index: u64) -> String {
+        let by_index = |i: u64| {
+            u32::try_from(i)
+                .ok()
+                .and_then(|i| self.cfg.daxdevs.get(&i))
+                .cloned()
+        };
+        by_index(index)
+            .or_else(|| by_index(0))
+            .unwrap_or_else(|| "/dev/dax0.0".into())
+    }
+
+    /// Pushes of the indices not pushed yet (each index once).
+    fn pushes_for(&mut self, indices: Vec<u64>, why: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        for i in indices {
+            if self.pushed.insert(i) {
+                out.push(Action::Push(PushReq {
+                    index: i,
+                    path: Some(self.daxdev_path(i)),
+                    why: why.into(),
+                    famfs_on: self.famfs,
+                }));
+            }
+        }
+        out
+    }
+
+    /// Logs the outcome of a push the transport made.
+    pub fn note_push(
+        &mut self,
+        req: PushReq,
+        object: Option<famfs_proto::PushObject>,
+        result: i32,
+        open_failed: bool,
+    ) {
+        let rec = PushRecord {
+            event: "push".into(),
+            t_us: self.t_us(),
+            req,
+            object,
+            result,
+            open_failed,
+        };
+        self.write_log(&rec);
     }
 
     fn malformed_request(

@@ -143,6 +143,75 @@ pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
     })
 }
 
+/// The push lines of a request log, each judged against what a correct
+/// kernel of `profile` gives for the same sequence of pushes
+/// ([`famfs_proto::DaxTable`]): `push 0 at mount: dax device on fsdev_dax:
+/// ok`. A result the revision documents is printed as it is; another
+/// correct one as `DOC (seen X, also correct)`; a wrong one as `X, but a
+/// correct kernel gives DOC`.
+pub fn push_report(profile: &famfs_proto::Profile, log: &str) -> String {
+    use famfs_proto::{DaxDriver, DaxTable, PushObject};
+    let name = |r: i32| {
+        if r == 0 {
+            "ok".to_string()
+        } else {
+            famfs_proto::errno::errno_name(r)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("errno {r}"))
+        }
+    };
+    let mut table = DaxTable::new(profile);
+    let mut out = String::new();
+    for line in log.lines() {
+        let Ok(rec) = serde_json::from_str::<super::dispatch::PushRecord>(line) else {
+            continue;
+        };
+        if rec.event != "push" {
+            continue;
+        }
+        let why = match rec.req.why.as_str() {
+            w @ ("mount" | "lookup") => format!("at {w}"),
+            w => format!("by {w}"),
+        };
+        let head = format!("push {} {why}", rec.req.index);
+        let object = match (rec.object, &rec.req.path) {
+            (_, Some(p)) if rec.open_failed => {
+                out += &format!("{head}: opening {p} failed: {}\n", name(rec.result));
+                continue;
+            }
+            (Some(o), _) => o,
+            (None, _) => PushObject::BadFd,
+        };
+        let what = match object {
+            PushObject::BadFd => "an fd that is not open".to_string(),
+            PushObject::NotChardev => "not a character device".to_string(),
+            PushObject::NonDax => "a character device that is not dax".to_string(),
+            PushObject::Dax { driver, .. } => format!(
+                "dax device on {}",
+                if driver == DaxDriver::Fsdev {
+                    "fsdev_dax"
+                } else {
+                    "another driver"
+                }
+            ),
+        };
+        let allowed = table.push(rec.req.famfs_on, rec.req.index, object);
+        let doc = name(allowed.documented());
+        let verdict = if !allowed.allows(rec.result) {
+            format!("{}, but a correct kernel gives {doc}", name(rec.result))
+        } else if rec.result != allowed.documented() {
+            format!("{doc} (seen {}, also correct)", name(rec.result))
+        } else {
+            doc
+        };
+        out += &format!("{head}: {what}: {verdict}\n");
+    }
+    if out.is_empty() {
+        out = "no pushes\n".into();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,27 @@ pub struct NotifyInval {
     pub after_ms: Option<u64>,
 }
 
+/// A push of a dax device with `FUSE_DEV_IOC_DAXDEV_OPEN` (push profiles),
+/// made when the rule fires, on top of the pushes `push:` schedules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushFault {
+    /// Slot to push into.
+    #[serde(default)]
+    pub index: u64,
+    /// What to open and push (default: the `daxdevs` path of `index`,
+    /// else of index 0): `/dev/null` for a non-dax character device, a
+    /// regular file, another dax device.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Push an fd number that is not open instead.
+    #[serde(default)]
+    pub bad_fd: bool,
+    /// Push before the reply is written (default: after it).
+    #[serde(default)]
+    pub before_reply: bool,
+}
+
 /// One fault. Grouped by the reply it changes; see [`Fault::class`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -171,6 +192,10 @@ pub enum Fault {
     FileType(u8),
     /// Header word at offset 12 (`fmap_size` in profiles that have it).
     FmapSize(u32),
+    /// Only the 32-byte header, whatever the buffer (its `fmap_size`
+    /// still names the whole fmap): the size probe's reply sent when the
+    /// fmap would have fit.
+    HeaderOnly,
     /// Raw bytes written at an offset of the encoded fmap.
     Patch(Patch),
 
@@ -210,6 +235,8 @@ pub enum Fault {
     NeverReply,
     /// The process exits with this status while the request is pending.
     Exit(i32),
+    /// A dax device push (`FUSE_DEV_IOC_DAXDEV_OPEN`) around the reply.
+    Push(PushFault),
     /// NOTIFY_STORE after the reply.
     NotifyStore(NotifyStore),
     /// NOTIFY_INVAL_INODE after the reply.
@@ -229,6 +256,7 @@ pub enum FaultClass {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FmapPost {
     pub truncate_last: bool,
+    pub header_only: bool,
     pub oversize: bool,
     pub fmap_size_set: bool,
 }
@@ -270,12 +298,16 @@ impl Fault {
             | MisalignedOffset(_) | MisalignedLen(_) | Devindex(_) | Nstrips(_)
             | NstripsOverMax(_) | ChunkSize(_) | Nbytes(_) | ShortOfFileSize | FileSize(_)
             | HugeFileSize | OffsetWrap(_) | Oversize | Overlap | TrailingBytes(_)
-            | FmapVersion(_) | FileType(_) | FmapSize(_) | Patch(_) => FaultClass::Fmap,
+            | FmapVersion(_) | FileType(_) | FmapSize(_) | HeaderOnly | Patch(_) => {
+                FaultClass::Fmap
+            }
             DaxdevEmptyName | DaxdevNonexistent | DaxdevNotChardev | DaxdevNonDax
             | DaxdevUnterminated | DaxdevPath(_) | DaxdevReplySize(_) => FaultClass::Daxdev,
             AttrSize(_) => FaultClass::Attr,
             Error(_) | RawError(_) | ErrorWithPayload(_) | LenMismatch(_) | Delay(_)
-            | NeverReply | Exit(_) | NotifyStore(_) | NotifyInvalInode(_) => FaultClass::Generic,
+            | NeverReply | Exit(_) | Push(_) | NotifyStore(_) | NotifyInvalInode(_) => {
+                FaultClass::Generic
+            }
         }
     }
 
@@ -315,6 +347,9 @@ impl Fault {
             Fault::Nstrips(v) if u32::try_from(v.value.0).is_err() => Err("value must fit in 32 bits".into()),
             Fault::ChunkSize(v) if u32::try_from(v.value.0).is_err() => Err("value must fit in 32 bits".into()),
             Fault::Devindex(v) if u32::try_from(v.value.0).is_err() => Err("value must fit in 32 bits".into()),
+            Fault::Push(p) if p.bad_fd && p.path.is_some() => {
+                Err("push: give a path or bad_fd, not both".into())
+            }
             _ => Ok(()),
         }
     }
@@ -495,6 +530,7 @@ impl Fault {
                 raw.set_file_size(huge);
             }
             Fault::Oversize => post.oversize = true,
+            Fault::HeaderOnly => post.header_only = true,
             Fault::Overlap => {
                 // Simple: repeat extent 0. Interleaved: repeat strip 0 of
                 // extent 0 right after it. Counts follow the new record.
@@ -591,7 +627,7 @@ pub fn finish_fmap(raw: &mut RawFmap, p: &Profile, post: FmapPost, buffer: usize
         if sized {
             raw.set_fmap_size(cut as u32);
         }
-    } else if sized && p.retry_limit.is_some() && raw.body_len() > buffer {
+    } else if post.header_only || (sized && p.retry_limit.is_some() && raw.body_len() > buffer) {
         raw.truncate = Some(raw.truncate.map_or(HEADER_SIZE, |t| t.min(HEADER_SIZE)));
     }
     raw.to_bytes()

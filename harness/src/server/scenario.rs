@@ -244,9 +244,7 @@ impl<'de> Deserialize<'de> for ProfileField {
         impl<'de> Visitor<'de> for V {
             type Value = ProfileField;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "a profile name (famfs-6.14, v10, post-v10-simple, custom:...) or a table",
-                )
+                f.write_str("a profile name (famfs-6.14, v10, next, custom:...) or a table")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ProfileField, E> {
                 Profile::parse(v).map(ProfileField).map_err(E::custom)
@@ -278,9 +276,12 @@ pub struct Scenario {
     pub profile: Option<Spanned<ProfileField>>,
     #[serde(default)]
     pub init: InitSpec,
-    /// Device index -> path served by GET_DAXDEV.
+    /// Device index -> path: served by GET_DAXDEV, or pushed (push profiles).
     #[serde(default)]
     pub daxdevs: BTreeMap<u32, Spanned<String>>,
+    /// When the `daxdevs` are pushed under a push profile.
+    #[serde(default)]
+    pub push: PushMode,
     #[serde(default)]
     pub tree: Vec<NodeSpec>,
     /// Request rules not tied to one tree entry.
@@ -324,6 +325,22 @@ pub enum FamfsMode {
     Withhold,
     /// Set it even when not offered: the kernel must ignore it.
     Force,
+}
+
+/// When famfsd pushes its `daxdevs` under a push profile (`next`). famfs's
+/// own daemon pushes at lookup; pushing at mount is the other way a daemon
+/// can make every device known before any file is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushMode {
+    /// Right after the INIT reply that turns famfs on.
+    #[default]
+    Mount,
+    /// Before answering the first LOOKUP of a file whose fmap names the
+    /// device.
+    Lookup,
+    /// Never (only `push` faults push).
+    Never,
 }
 
 /// Broken INIT replies.
@@ -412,6 +429,9 @@ pub struct NodeSpec {
 pub struct FmapSpec {
     #[serde(default)]
     pub extents: Option<Vec<ExtentSpec>>,
+    /// A long simple extent list written compactly.
+    #[serde(default)]
+    pub generate: Option<GenerateSpec>,
     #[serde(default)]
     pub interleave: Option<Vec<InterleaveSpec>>,
     /// Header `file_size` (default: the entry's size).
@@ -420,6 +440,52 @@ pub struct FmapSpec {
     /// Header `file_type`: 0 regular, 1 superblock, 2 log.
     #[serde(default)]
     pub file_type: Option<u8>,
+}
+
+/// `count` simple extents on device 0. Extent `i` is `lens[i % lens.len()]`
+/// long and starts at `base + ((i * step) % slots) * slot`: the file walks
+/// a window of `slots` device slots, `step` apart, so a file far larger than
+/// the device still names only the device's first bytes, and consecutive
+/// extents land on different slots (an extent boundary is a jump on the
+/// device). `slot` defaults to the largest of `lens`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    pub count: u32,
+    pub lens: Vec<Size>,
+    #[serde(default)]
+    pub base: Size,
+    pub slots: u64,
+    #[serde(default = "one")]
+    pub step: u64,
+    #[serde(default)]
+    pub slot: Option<Size>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl GenerateSpec {
+    fn extents(&self) -> std::result::Result<Vec<SimpleExtent>, String> {
+        if self.lens.is_empty() || self.slots == 0 {
+            return Err("generate needs at least one length in `lens` and `slots` above 0".into());
+        }
+        if self.count > 1_000_000 {
+            return Err(format!("generate: count {} is above 1000000", self.count));
+        }
+        let slot = self
+            .slot
+            .map_or_else(|| self.lens.iter().map(|l| l.0).max().unwrap_or(0), |s| s.0);
+        Ok((0..u64::from(self.count))
+            .map(|i| SimpleExtent {
+                devindex: 0,
+                reserved: 0,
+                offset: self.base.0 + (i.wrapping_mul(self.step) % self.slots) * slot,
+                len: self.lens[(i % self.lens.len() as u64) as usize].0,
+            })
+            .collect())
+    }
 }
 
 /// A simple extent or a strip.
@@ -487,6 +553,28 @@ pub struct Node {
     pub kind: NodeKind,
     /// Made by CREATE (`create: true`): hidden until then, takes WRITE.
     pub created_by_kernel: bool,
+}
+
+impl Node {
+    /// Device indices the node's fmap names (none for other nodes).
+    pub fn fmap_devices(&self) -> Vec<u64> {
+        let NodeKind::File {
+            fmap: Some(fmap), ..
+        } = &self.kind
+        else {
+            return Vec::new();
+        };
+        let mut d: Vec<u64> = match &fmap.extents {
+            Extents::Simple(e) => e.iter().map(|e| u64::from(e.devindex)).collect(),
+            Extents::Interleave(x) => x
+                .iter()
+                .flat_map(|x| x.strips.iter().map(|e| u64::from(e.devindex)))
+                .collect(),
+        };
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -574,6 +662,7 @@ pub struct Config {
     pub profile: Profile,
     pub init: InitConfig,
     pub daxdevs: BTreeMap<u32, String>,
+    pub push: PushMode,
     /// Index 0 is the root (node id 1).
     pub nodes: Vec<Node>,
     pub rules: Vec<Rule>,
@@ -673,6 +762,7 @@ impl Config {
             profile,
             init,
             daxdevs,
+            push: s.push,
             nodes,
             rules,
             ttl: s.ttl,
@@ -716,9 +806,13 @@ fn build_fmap(file: &Path, spec: &Spanned<FmapSpec>, size: Option<u64>) -> Resul
         offset: e.offset.0,
         len: e.len.0,
     };
-    let extents = match (&f.extents, &f.interleave) {
-        (Some(v), None) => Extents::Simple(v.iter().map(simple).collect()),
-        (None, Some(v)) => {
+    let extents = match (&f.extents, &f.interleave, &f.generate) {
+        (Some(v), None, None) => Extents::Simple(v.iter().map(simple).collect()),
+        (None, None, Some(g)) => match g.extents() {
+            Ok(v) => Extents::Simple(v),
+            Err(why) => fail_at!(file, &spec.referenced, "{why}"),
+        },
+        (None, Some(v), None) => {
             let mut out = Vec::new();
             for ie in v {
                 let Ok(chunk) = u32::try_from(ie.chunk_size.value.0) else {
@@ -740,7 +834,7 @@ fn build_fmap(file: &Path, spec: &Spanned<FmapSpec>, size: Option<u64>) -> Resul
         _ => fail_at!(
             file,
             &spec.referenced,
-            "an fmap needs exactly one of `extents` (simple) and `interleave`"
+            "an fmap needs exactly one of `extents` (simple), `generate` (simple) and `interleave`"
         ),
     };
     let total = match &extents {
@@ -1113,7 +1207,7 @@ mod tests {
         let e = err("profile: v11\n");
         assert!(e.starts_with("s.yaml:1:10: "), "{e}");
         assert!(
-            e.contains("'v11'") && e.contains("famfs-6.14, v10, post-v10-simple"),
+            e.contains("'v11'") && e.contains("famfs-6.14, v10, next"),
             "{e}"
         );
         let e = err("profile:\n  base: v10\n  flagbit: 44\n");

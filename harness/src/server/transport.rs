@@ -7,8 +7,9 @@
 //! never stops the others from being answered. Readers poll the device
 //! together with a stop pipe, so they can be told to finish at any time.
 
-use super::dispatch::{Action, Server};
+use super::dispatch::{Action, PushReq, Server};
 use anyhow::{bail, Context, Result};
+use famfs_proto::{DaxDriver, DaxTable, PushObject};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,16 @@ pub const READ_BUFFER: usize = (1 << 20) + 4096;
 pub struct FuseConn {
     read: Arc<OwnedFd>,
     write: Arc<OwnedFd>,
+    push: PushVia,
+}
+
+/// How dax device pushes reach the kernel.
+#[derive(Clone)]
+pub enum PushVia {
+    /// `ioctl(FUSE_DEV_IOC_DAXDEV_OPEN)` on the write descriptor (/dev/fuse).
+    Ioctl,
+    /// A simulated kernel's table (socketpairs): the model decides.
+    Model(Arc<Mutex<DaxTable>>),
 }
 
 impl FuseConn {
@@ -33,6 +44,7 @@ impl FuseConn {
         FuseConn {
             read: fd.clone(),
             write: fd,
+            push: PushVia::Ioctl,
         }
     }
 
@@ -41,8 +53,96 @@ impl FuseConn {
         FuseConn {
             read: Arc::new(read),
             write: Arc::new(write),
+            push: PushVia::Ioctl,
         }
     }
+
+    /// Pushes go to `table` instead of an ioctl.
+    pub fn with_model(mut self, table: Arc<Mutex<DaxTable>>) -> FuseConn {
+        self.push = PushVia::Model(table);
+        self
+    }
+}
+
+/// What a path is, for the push model: fstat, then sysfs for the class
+/// and driver of a character device.
+fn classify(fd: impl AsFd) -> PushObject {
+    use rustix::fs::{fstat, major, minor, FileType};
+    let Ok(st) = fstat(&fd) else {
+        return PushObject::BadFd;
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice {
+        return PushObject::NotChardev;
+    }
+    let (ma, mi) = (major(st.st_rdev), minor(st.st_rdev));
+    let link = |what: &str| {
+        std::fs::read_link(format!("/sys/dev/char/{ma}:{mi}/{what}"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    };
+    if link("subsystem").as_deref() != Some("dax") {
+        return PushObject::NonDax;
+    }
+    PushObject::Dax {
+        dev: st.st_rdev,
+        driver: if link("driver").as_deref() == Some("fsdev_dax") {
+            DaxDriver::Fsdev
+        } else {
+            DaxDriver::Other
+        },
+        held_elsewhere: false,
+    }
+}
+
+/// An fd number no process has open (for `bad_fd` pushes).
+const BAD_FD: i32 = 1 << 20;
+
+/// Makes one push: opens the path, classifies it, and hands it to the
+/// kernel. Returns (what was pushed, 0 or errno, whether the open failed).
+fn push(chan: &FuseConn, req: &PushReq) -> (Option<PushObject>, i32, bool) {
+    use rustix::fs::{open, Mode, OFlags};
+    let file = match &req.path {
+        None => None,
+        Some(p) => match open(p.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .or_else(|_| open(p.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()))
+        {
+            Ok(f) => Some(f),
+            Err(e) => return (None, e.raw_os_error(), true),
+        },
+    };
+    let object = file.as_ref().map_or(PushObject::BadFd, classify);
+    let result = match &chan.push {
+        PushVia::Model(t) => {
+            let allowed =
+                t.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(req.famfs_on, req.index, object);
+            allowed.documented()
+        }
+        PushVia::Ioctl => {
+            use std::os::fd::AsRawFd;
+            let arg = famfs_proto::abi::DaxdevOpen {
+                fd: file.as_ref().map_or(BAD_FD, |f| f.as_raw_fd()),
+                flags: 0,
+                daxdev_index: req.index,
+            };
+            // SAFETY: the argument is a live 16-byte `fuse_backing_map`
+            // (the ioctl's _IOW size), read by the kernel only.
+            let rc = unsafe {
+                libc::ioctl(
+                    chan.write.as_raw_fd(),
+                    famfs_proto::abi::FUSE_DEV_IOC_DAXDEV_OPEN as _,
+                    &arg as *const famfs_proto::abi::DaxdevOpen,
+                )
+            };
+            if rc == 0 {
+                0
+            } else {
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            }
+        }
+    };
+    (Some(object), result, false)
 }
 
 /// What to do with an `exit` fault.
@@ -229,6 +329,23 @@ fn reader(server: &Mutex<Server>, chan: &FuseConn, stop: &Stop, exit: ExitMode) 
                     }
                 }
                 Action::Sleep(d) => std::thread::sleep(d),
+                Action::Record { path, text } => {
+                    let tmp = path.with_extension("tmp");
+                    if let Err(e) =
+                        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path))
+                    {
+                        eprintln!("famfsd: writing {} failed: {e}", path.display());
+                    }
+                }
+                Action::Push(req) => {
+                    let (object, result, open_failed) = push(chan, &req);
+                    server.lock().unwrap_or_else(|p| p.into_inner()).note_push(
+                        req,
+                        object,
+                        result,
+                        open_failed,
+                    );
+                }
                 Action::Withhold { .. } => {}
                 Action::Exit(code) => match exit {
                     ExitMode::Process => {
@@ -319,11 +436,13 @@ pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Serves `server` over a new socketpair and returns the kernel's end.
+/// Pushes go to a fresh model table of the server's profile.
 pub fn serve_socketpair(server: Server, threads: usize) -> Result<(OwnedFd, Running)> {
     let (srv, kernel) = seqpacket_pair()?;
+    let table = Arc::new(Mutex::new(DaxTable::new(server.profile())));
     let running = spawn(
         Arc::new(Mutex::new(server)),
-        FuseConn::new(srv),
+        FuseConn::new(srv).with_model(table),
         threads,
         ExitMode::Return,
     )?;
