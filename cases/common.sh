@@ -83,7 +83,7 @@ _wait_for() {
 }
 
 # _returns_or_blocks FILE PID SECONDS: wait until FILE (where PID writes
-# its result) is not empty: 0. Returns 1 as soon as PID has been in
+# its result) is not empty (FILE `-`: until PID has exited): 0. Returns 1 as soon as PID has been in
 # uninterruptible sleep (D) at the same kernel function for 3 s: a task the
 # kernel will not wake (a deadlock; a correct kernel leaves D within
 # milliseconds here, since nothing waits on a disk). Returns 2 after
@@ -95,8 +95,9 @@ _returns_or_blocks() {
 	_rb_w=
 	_rb_rc=2
 	while [ "$_rb_n" -lt $(($3 * 10)) ]; do
-		[ -s "$1" ] && { _rb_rc=0; break; }
+		[ "$1" != - ] && [ -s "$1" ] && { _rb_rc=0; break; }
 		_rb_st=$(cut -d' ' -f3 "/proc/$2/stat" 2> /dev/null)
+		[ "$1" = - ] && case $_rb_st in "" | Z) _rb_rc=0; break ;; esac
 		_rb_wc=$(cat "/proc/$2/wchan" 2> /dev/null)
 		if [ "$_rb_st" = D ] && [ "$_rb_wc" = "$_rb_w" ]; then
 			_rb_d=$((_rb_d + 1))
@@ -109,7 +110,7 @@ _returns_or_blocks() {
 		_rb_n=$((_rb_n + 1))
 	done
 	# The result may have come while we looked at the task.
-	[ "$_rb_rc" = 0 ] || [ ! -s "$1" ] || _rb_rc=0
+	[ "$_rb_rc" = 0 ] || [ "$1" = - ] || [ ! -s "$1" ] || _rb_rc=0
 	_phase_end
 	return $_rb_rc
 }
@@ -317,6 +318,24 @@ _famfsd_start() {
 	# mount(2) returns before the kernel's INIT is answered.
 	_wait_for "$FH_ARTIFACTS/init.json" 30 || _fail "no INIT from the kernel within 30 s"
 	_phase_end
+}
+
+# _famfsd_stop_or_blocks: SIGTERM famfsd and print `famfsd stopped` once it
+# has unmounted and exited, or `famfsd's unmount: blocked, never returned`
+# when it sits in D state at one kernel function (the boot is then spoiled:
+# that task never leaves).
+_famfsd_stop_or_blocks() {
+	kill -TERM "$FAMFSD_PID" 2> /dev/null
+	if _returns_or_blocks - "$FAMFSD_PID" 60; then
+		# (In a command substitution `wait` cannot reap it; the status
+		# is famfsd's own business here.)
+		wait "$FAMFSD_PID" 2> /dev/null
+		echo "famfsd stopped"
+	else
+		_boot_spoiled "famfsd stuck in D state unmounting ($(cat "/proc/$FAMFSD_PID/wchan" 2> /dev/null))"
+		FAMFSD_PID=""
+		echo "famfsd's unmount: blocked, never returned"
+	fi
 }
 
 # _famfsd_stop: SIGTERM famfsd and wait until it has unmounted and exited;

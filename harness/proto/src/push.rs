@@ -15,7 +15,10 @@
 //!    too: then the rules below apply);
 //! 7. not a dax device: ENODEV; a dax device not bound to `fsdev_dax`:
 //!    EOPNOTSUPP; held by another mount: EBUSY. These fail the slot.
-//! 8. otherwise 0, and the slot holds the device.
+//! 8. the device already sits in another slot of this connection: EBUSY,
+//!    the slot stays empty (the revision's lost-race path; taking it as an
+//!    alias is correct too);
+//! 9. otherwise 0, and the slot holds the device.
 //!
 //! A file whose fmap names a slot that holds no device opens, and its
 //! read, write and mmap give EIO; a push after that open may heal it or
@@ -136,8 +139,13 @@ impl DaxTable {
             PushObject::Dax { .. } => 0,
             PushObject::BadFd | PushObject::NotChardev => unreachable!("handled above"),
         };
+        let elsewhere = match object {
+            PushObject::Dax { dev, .. } => self.slots.contains(&Slot::Valid(dev)),
+            _ => false,
+        };
         match slot {
             Slot::Valid(_) => Allowed::one(0),
+            Slot::Empty if fresh == 0 && elsewhere => Allowed(vec![EBUSY, 0]),
             // The revision caches the failure; trying again is correct too.
             Slot::Failed => {
                 let mut a = vec![EIO];

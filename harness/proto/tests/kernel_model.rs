@@ -929,6 +929,10 @@ mod push {
         assert_eq!(t.push(true, 64, DAX).0, vec![EINVAL]);
         assert_eq!(t.push(true, 63, DAX).0, vec![0]);
         assert_eq!(t.slot(63), Some(Slot::Valid(0xfd00)));
+        // The same device into a second slot: EBUSY (or an alias), and
+        // the slot stays empty.
+        assert_eq!(t.push(true, 0, DAX).0, vec![EBUSY, 0]);
+        assert_eq!(t.slot(0), Some(Slot::Empty));
         // Nothing of that touched slot 0.
         assert_eq!(t.slot(0), Some(Slot::Empty));
         // V10's table has 24 slots.

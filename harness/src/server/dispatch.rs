@@ -504,6 +504,7 @@ impl Server {
             }
             actions.push(Action::Write(m));
         }
+        let after_reply = actions.len();
         actions.extend(after);
 
         if let Some(mut ir) = pending_init {
@@ -515,6 +516,12 @@ impl Server {
             }
             ir.faults = applied.clone();
             self.famfs = ir.famfs_enabled;
+            // Pushes after the reply meet the connection the reply made.
+            for a in &mut actions[after_reply..] {
+                if let Action::Push(p) = a {
+                    p.famfs_on = self.famfs;
+                }
+            }
             if self.famfs && self.pushing(PushMode::Mount) {
                 let all: Vec<u64> = self.cfg.daxdevs.keys().map(|&i| u64::from(i)).collect();
                 actions.extend(self.pushes_for(all, "mount"));

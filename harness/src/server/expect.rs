@@ -12,7 +12,7 @@
 
 use super::dispatch::Server;
 use super::scenario::Config;
-use super::sim::SimKernel;
+use super::sim;
 use anyhow::{Context, Result};
 use famfs_proto::kernel_model::{kernel_verdict, kernel_verdict_retry, KernelVerdict, Unchecked};
 
@@ -59,36 +59,81 @@ struct Exchange {
     verdict: KernelVerdict,
 }
 
-/// Ask the simulated kernel for `path`'s fmap (retrying when the profile
-/// says so) and judge the reply.
-fn exchange(cfg: Config, path: &str) -> Result<Exchange> {
-    let profile = cfg.profile.clone();
-    let (mut k, running) = SimKernel::start(Server::new(cfg), 1)?;
-    let out = (|| -> Result<Exchange> {
-        k.init_famfs().context("INIT")?;
-        let node = k.walk(path)?;
-        let r = k.get_fmap(node).context("GET_FMAP")?;
-        let mut payload = r.payload().to_vec();
-        let mut verdict = kernel_verdict(&profile, &payload);
-        if r.error() == 0 {
-            if let KernelVerdict::Retry { fmap_size } = verdict {
-                let r2 = k
-                    .get_fmap_with_buffer(node, fmap_size)
-                    .context("GET_FMAP retry")?;
-                payload = r2.payload().to_vec();
-                verdict = kernel_verdict_retry(&profile, fmap_size, &payload);
+/// The dispatcher asked directly, as a kernel of the server's profile
+/// would ask it (no socket: a reply of megabytes, as a 100,000-extent fmap
+/// is, fits no socket buffer).
+struct Asker {
+    s: Server,
+    unique: u64,
+}
+
+impl Asker {
+    /// (header `error`, payload) of the reply to one request.
+    fn call(&mut self, op: u32, nodeid: u64, payload: &[u8]) -> Result<(i32, Vec<u8>)> {
+        use famfs_proto::abi::{OutHeader, Wire};
+        self.unique += 2;
+        let u = self.unique;
+        for a in self.s.handle(&sim::request(op, u, nodeid, payload)) {
+            if let super::dispatch::Action::Write(m) = a {
+                let h = OutHeader::decode(&m).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if h.unique == u {
+                    return Ok((h.error, m[OutHeader::SIZE..].to_vec()));
+                }
             }
         }
-        Ok(Exchange {
-            error: r.error(),
-            payload,
-            verdict,
-        })
-    })();
-    running.stop();
-    let _ = running.join();
-    drop(k);
-    out
+        anyhow::bail!(
+            "no reply to {} (the scenario withholds it)",
+            famfs_proto::abi::opcode_name(op, None)
+        )
+    }
+}
+
+/// Ask famfsd for `path`'s fmap as a kernel of its profile does (retrying
+/// when the profile says so) and judge the reply.
+fn exchange(cfg: Config, path: &str) -> Result<Exchange> {
+    use famfs_proto::abi::{EntryOut, Wire};
+    use famfs_proto::Opcode;
+    let profile = cfg.profile.clone();
+    let mut k = Asker {
+        s: Server::new(cfg),
+        unique: 0,
+    };
+    k.call(
+        Opcode::Init as u32,
+        0,
+        &sim::init_payload(46, sim::KERNEL_OFFER | profile.flag_mask()),
+    )
+    .context("INIT")?;
+    let mut node = famfs_proto::abi::ROOT_ID;
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        let (e, p) = k.call(Opcode::Lookup as u32, node, &sim::name_payload(c))?;
+        anyhow::ensure!(e == 0, "looking up {c} in {path}: error {e}");
+        node = EntryOut::decode(&p)
+            .map_err(|e| anyhow::anyhow!("looking up {c} in {path}: {e}"))?
+            .nodeid;
+    }
+    let ask = |k: &mut Asker, buffer: u32| {
+        k.call(
+            profile.get_fmap,
+            node,
+            &sim::get_fmap_payload(&profile, buffer),
+        )
+        .context("GET_FMAP")
+    };
+    let (error, mut payload) = ask(&mut k, profile.max_reply)?;
+    let mut verdict = kernel_verdict(&profile, &payload);
+    if error == 0 {
+        if let KernelVerdict::Retry { fmap_size } = verdict {
+            let (_, p2) = ask(&mut k, fmap_size).context("the retry")?;
+            payload = p2;
+            verdict = kernel_verdict_retry(&profile, fmap_size, &payload);
+        }
+    }
+    Ok(Exchange {
+        error,
+        payload,
+        verdict,
+    })
 }
 
 /// The fmap famfsd serves for `path` (faults applied), when it has the
