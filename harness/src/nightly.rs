@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub struct Matrix {
     /// Named kernels (kernel-configs/kernels/NAME.yaml).
     pub kernels: Vec<String>,
-    /// famfs protocol profiles (default: v10).
+    /// famfs protocol profiles (default: auto, each kernel's own ABI).
     #[serde(default = "default_profiles")]
     pub profiles: Vec<String>,
     pub selections: Vec<SelectionSpec>,
@@ -30,7 +30,7 @@ pub struct Matrix {
 }
 
 fn default_profiles() -> Vec<String> {
-    vec!["v10".into()]
+    vec![crate::run::AUTO_PROFILE.into()]
 }
 
 /// One case selection, as test-vm's filters and groups.
@@ -95,7 +95,7 @@ impl Matrix {
                 );
             }
         }
-        for p in &m.profiles {
+        for p in m.profiles.iter().filter(|p| *p != crate::run::AUTO_PROFILE) {
             famfs_proto::Profile::parse(p)
                 .map_err(|e| anyhow::anyhow!("{}: profile `{p}`: {e}", at(p)))?;
         }
@@ -181,6 +181,13 @@ pub struct CellResult {
     pub cases_s: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// Each trial's outcome (`pass`, `fail`, `known`, `notrun`, ...), for
+    /// the side-by-side view of the famfs generations.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub outcomes: std::collections::BTreeMap<String, String>,
+    /// The profile the cell ran with (`auto` resolved from the kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_profile: Option<String>,
 }
 
 /// The whole night.
@@ -315,6 +322,13 @@ pub fn run(
                 .map(|r| r.duration_ms as f64 / 1000.0)
                 .sum(),
             changes,
+            outcomes: sum
+                .cases
+                .iter()
+                .filter(|r| !r.id.starts_with("boot/"))
+                .map(|r| (r.id.clone(), outcome_word(r.outcome.clone()).to_string()))
+                .collect(),
+            resolved_profile: Some(sum.profile.clone()),
         });
     }
     let night = Night {
@@ -416,8 +430,86 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+fn outcome_word(o: crate::judge::verdict::Outcome) -> &'static str {
+    use crate::judge::verdict::Outcome::*;
+    match o {
+        Pass => "pass",
+        Fail => "fail",
+        NotRun => "notrun",
+        ExpectedFail => "expected",
+        KnownFail => "known",
+        Error => "error",
+    }
+}
+
+/// The famfs kernels' cells of each selection side by side: one row per
+/// trial whose outcome differs between them (what changed between the
+/// famfs generations), one column per kernel.
+pub fn generations_html(n: &Night) -> String {
+    let mut out = String::new();
+    let mut keys: Vec<(&str, Option<&str>)> = n
+        .cells
+        .iter()
+        .map(|c| (c.selection.as_str(), c.topology.as_deref()))
+        .collect();
+    keys.dedup();
+    for (sel, topo) in keys {
+        let cells: Vec<&CellResult> = n
+            .cells
+            .iter()
+            .filter(|c| {
+                c.selection == sel
+                    && c.topology.as_deref() == topo
+                    && c.kernel.starts_with("famfs-")
+            })
+            .collect();
+        if cells.len() < 2 {
+            continue;
+        }
+        let ids: std::collections::BTreeSet<&String> =
+            cells.iter().flat_map(|c| c.outcomes.keys()).collect();
+        let mut rows = String::new();
+        for id in ids {
+            let o: Vec<&str> = cells
+                .iter()
+                .map(|c| c.outcomes.get(id).map_or("-", String::as_str))
+                .collect();
+            if o.iter().all(|x| *x == o[0]) {
+                continue;
+            }
+            rows += &format!("<tr><td>{}</td>", esc(id));
+            for x in o {
+                rows += &format!("<td class=\"{x}\">{x}</td>");
+            }
+            rows += "</tr>\n";
+        }
+        let head: String = cells
+            .iter()
+            .map(|c| {
+                format!(
+                    "<th>{} ({})</th>",
+                    esc(&c.kernel),
+                    esc(c.resolved_profile.as_deref().unwrap_or(&c.profile))
+                )
+            })
+            .collect();
+        out += &format!(
+            "<h2>famfs generations: {}{}</h2>\n<table><thead><tr><th>trial</th>{head}</tr></thead><tbody>\n{}</tbody></table>\n",
+            esc(sel),
+            topo.map(|t| format!(" on {}", esc(t))).unwrap_or_default(),
+            if rows.is_empty() {
+                "<tr><td colspan=\"99\">every trial ends the same way on each</td></tr>\n".to_string()
+            } else {
+                rows
+            }
+        );
+    }
+    out
+}
+
 /// The night as one static page: a pass/fail grid, each cell linking to its
-/// run's summary and JUnit, its report titles beside it.
+/// run's summary and JUnit, its report titles beside it, then the famfs
+/// generations side by side.
 pub fn html(n: &Night) -> String {
     let mut rows = String::new();
     for c in &n.cells {
@@ -446,7 +538,8 @@ pub fn html(n: &Night) -> String {
         );
     }
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>topology</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>topology</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table>\n{generations}</body></html>\n",
+        generations = generations_html(n),
         id = esc(&n.id),
         matrix = esc(&n.matrix),
         cells = n.cells.len(),
@@ -510,10 +603,10 @@ mod tests {
         assert_eq!(
             names,
             [
-                "default.v10.a.nvdimm",
-                "default.v10.a.cxl",
-                "default.v10.b",
-                "default.v10.c.cxl-volatile"
+                "default.auto.a.nvdimm",
+                "default.auto.a.cxl",
+                "default.auto.b",
+                "default.auto.c.cxl-volatile"
             ]
         );
     }
@@ -543,6 +636,8 @@ mod tests {
                 boots_s: 1.4,
                 cases_s: 1.0,
                 changes: None,
+                outcomes: Default::default(),
+                resolved_profile: None,
             }],
         };
         let h = html(&n);
@@ -554,5 +649,63 @@ mod tests {
         assert!(h.contains("Read in &lt;f&gt;") && !h.contains("<f>"), "{h}");
         let md = markdown(&n);
         assert!(md.contains("| [default.v10.smoke](cells/default.v10.smoke/runs/r1/summary.json) | 3 | 1 | 0 | 2 | 0 | 2 s | 0 / 1 / 1 s |"), "{md}");
+    }
+
+    #[test]
+    fn the_famfs_generations_stand_side_by_side_where_they_differ() {
+        let cell = |kernel: &str, profile: &str, outcomes: &[(&str, &str)]| CellResult {
+            name: format!("{kernel}.auto.famfs"),
+            kernel: kernel.into(),
+            profile: "auto".into(),
+            selection: "famfs".into(),
+            topology: None,
+            run: "r".into(),
+            passed: 1,
+            failed: 0,
+            known: 0,
+            notrun: 0,
+            errors: 0,
+            titles: vec![],
+            wall_s: 1.0,
+            prepare_s: 0.0,
+            kernel_built: false,
+            boots_s: 0.0,
+            cases_s: 0.0,
+            changes: None,
+            outcomes: outcomes
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            resolved_profile: Some(profile.into()),
+        };
+        let n = Night {
+            id: "n".into(),
+            matrix: "m".into(),
+            wall_s: 1.0,
+            cells: vec![
+                cell("default", "v10", &[("famfs/001", "notrun")]),
+                cell(
+                    "famfs-v10",
+                    "v10",
+                    &[("famfs/001", "pass"), ("famfs/050[never]", "notrun")],
+                ),
+                cell(
+                    "famfs-next",
+                    "next",
+                    &[("famfs/001", "pass"), ("famfs/050[never]", "pass")],
+                ),
+            ],
+        };
+        let g = generations_html(&n);
+        assert!(
+            g.contains("<th>famfs-v10 (v10)</th><th>famfs-next (next)</th>"),
+            "{g}"
+        );
+        assert!(g.contains("<tr><td>famfs/050[never]</td><td class=\"notrun\">notrun</td><td class=\"pass\">pass</td></tr>"), "{g}");
+        assert!(
+            !g.contains("<td>famfs/001</td>"),
+            "the same on both: not listed\n{g}"
+        );
+        assert!(html(&n).contains(&g));
     }
 }

@@ -912,7 +912,7 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(101), "{}", text(&o.stderr));
     assert!(
-        out.contains(", 2 cells, ") && out.contains("(cells/default.v10.one/runs/"),
+        out.contains(", 2 cells, ") && out.contains("(cells/default.auto.one/runs/"),
         "{out}"
     );
     let latest = results.path().join("nightly/latest");

@@ -1,7 +1,7 @@
 //! The main job end to end, through the real binary, once per kernel CI
 //! tests: `cargo xtask test-vm` on the default kernel (direct QEMU and
-//! virtme-ng), on the famfs V10 kernel with the default and the debug
-//! fragments, and the LKDTM group on the debug kernel. Each asserts on what
+//! virtme-ng), on the famfs V10 and famfs next kernels with the default and
+//! the debug fragments, and the LKDTM group on the debug kernel. Each asserts on what
 //! the run wrote (exit status, summary.json, junit.xml, the test list);
 //! `.ci/run` runs none of these selections again. Results are kept under
 //! target/famfs-harness/ci/NAME for a person to read.
@@ -302,16 +302,56 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     check_shipped_results(&r, "vng", groups, !qemu.at_least((8, 0)));
 }
 
-/// The whole suite on a famfs kernel built from the V10 fixture beside the
-/// checkout: nothing fails, every famfs, famfs-user and fuse case runs
-/// (none is reported as not run), and each known defect of the kernel
-/// shows as a known failure with its title. Where the fixture is absent
-/// the binary must report every case as not run with the reason, which is
-/// asserted instead.
-fn famfs_kernel_suite(name: &str) {
+/// A famfs generation: its fixture, its patch count and the profile
+/// `--profile auto` must find in its source.
+struct Generation {
+    fixture: &'static str,
+    patches: usize,
+    profile: &'static str,
+}
+
+const V10: Generation = Generation {
+    fixture: "famfs-v10-7.3",
+    patches: 8,
+    profile: "v10",
+};
+const NEXT: Generation = Generation {
+    fixture: "famfs-next-7.3",
+    patches: 11,
+    profile: "next",
+};
+
+/// Trials that check the next revision's own rules: pushed devices, the
+/// size probe, fmaps longer than a page.
+fn checks_next_rules(id: &str) -> bool {
+    id.starts_with("famfs/050[")
+        || [
+            "famfs/010[fmap-size",
+            "famfs/010[header-only",
+            "famfs/010[retry-",
+            "famfs/010[empty-reply",
+            "famfs/010[200-",
+            "famfs/010[10000-",
+            "famfs/010[100000-",
+        ]
+        .iter()
+        .any(|p| id.starts_with(p))
+}
+
+/// The whole suite on a famfs kernel built from a fixture beside the
+/// checkout: nothing fails; every famfs and fuse case runs, or is not run
+/// only because the kernel's famfs ABI lacks what the trial checks; the
+/// famfs-user cases run where the famfs user space speaks the ABI, and are
+/// not run with that reason where it cannot push devices; each known
+/// defect of the kernel shows as a known failure with its title. Where the
+/// fixture is absent the binary must report every case as not run with the
+/// reason, which is asserted instead.
+fn famfs_kernel_suite(name: &str, g: &Generation) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fixture = root()
-        .join("../shared/kernels/famfs-v10-7.3/series")
+        .join("../shared/kernels")
+        .join(g.fixture)
+        .join("series")
         .exists();
     let r = test_vm(name, &["--kernel", name]);
     let s = &r.summary;
@@ -337,8 +377,12 @@ fn famfs_kernel_suite(name: &str) {
     );
     assert_eq!(
         p.kernel.source.as_ref().map(|s| s.patches.len()),
-        Some(8),
-        "{name}: the eight V10 patches applied"
+        Some(g.patches),
+        "{name}: the fixture's patches applied"
+    );
+    assert_eq!(
+        s.profile, g.profile,
+        "{name}: --profile auto from the source"
     );
     let cases = shipped_cases();
     let groups = run::Schedule::new(&p, &cases).groups.len();
@@ -349,15 +393,23 @@ fn famfs_kernel_suite(name: &str) {
     );
     check_test_list(&r, cases.len() + groups);
     let mut bad = Vec::new();
+    let mut next_rules = 0;
     for c in &s.cases {
-        let must_run = ["famfs/", "famfs-user/", "fuse/"]
-            .iter()
-            .any(|g| c.id.starts_with(g));
+        let why = c.reasons.first().map(String::as_str).unwrap_or("");
+        let abi_gap = why.contains(&format!("the {} famfs ABI has no", g.profile));
+        let cannot_push = why.contains("cannot push dax devices");
         let ok = match c.outcome {
             Outcome::Fail | Outcome::Error => false,
-            Outcome::NotRun => !must_run,
+            Outcome::NotRun if c.id.starts_with("famfs/") => abi_gap,
+            Outcome::NotRun if c.id.starts_with("famfs-user/") => {
+                g.profile == "next" && cannot_push
+            }
+            Outcome::NotRun => !c.id.starts_with("fuse/"),
             _ => true,
         };
+        if matches!(c.outcome, Outcome::Pass | Outcome::KnownFail) && checks_next_rules(&c.id) {
+            next_rules += 1;
+        }
         if !ok {
             bad.push(format!("{} {:?}: {:?}", c.id, c.outcome, c.reasons));
         }
@@ -368,6 +420,12 @@ fn famfs_kernel_suite(name: &str) {
         r.dir.display(),
         bad.join("\n")
     );
+    if g.profile == "next" {
+        assert!(
+            next_rules >= 25,
+            "{name}: {next_rules} trials checked the revision's own rules"
+        );
+    }
     for d in &p.kernel.known_defects {
         assert_eq!(
             outcome(s, &d.case).outcome,
@@ -379,7 +437,7 @@ fn famfs_kernel_suite(name: &str) {
     }
     let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
     assert!(
-        junit.contains("kernel.patch.08")
+        junit.contains(&format!("kernel.patch.{:02}", g.patches))
             && junit.contains(&format!("kernel.name\" value=\"{name}")),
         "{junit}"
     );
@@ -387,12 +445,22 @@ fn famfs_kernel_suite(name: &str) {
 
 #[test]
 fn famfs_v10_kernel_runs_the_suite() {
-    famfs_kernel_suite("famfs-v10");
+    famfs_kernel_suite("famfs-v10", &V10);
 }
 
 #[test]
 fn famfs_v10_debug_kernel_runs_the_suite() {
-    famfs_kernel_suite("famfs-v10-debug");
+    famfs_kernel_suite("famfs-v10-debug", &V10);
+}
+
+#[test]
+fn famfs_next_kernel_runs_the_suite() {
+    famfs_kernel_suite("famfs-next", &NEXT);
+}
+
+#[test]
+fn famfs_next_debug_kernel_runs_the_suite() {
+    famfs_kernel_suite("famfs-next-debug", &NEXT);
 }
 
 /// The crash detector end to end: LKDTM provokes each kind of report on

@@ -105,10 +105,8 @@ mod tests {
     fn each_generation_is_told_apart_by_its_uapi() {
         let v10 = "enum fuse_opcode {\n\tFUSE_GET_FMAP\t\t= 54,\n\tFUSE_GET_DAXDEV\t\t= 55,\n";
         assert_eq!(from_uapi(v10).profile, "v10");
-        let next = format!(
-            "\tFUSE_GET_FMAP = 54,\n#define FUSE_DEV_IOC_DAXDEV_OPEN\t_IOW(FUSE_DEV_IOC_MAGIC, 4, struct fuse_backing_map)\n"
-        );
-        let a = from_uapi(&next);
+        let next = "\tFUSE_GET_FMAP = 54,\n#define FUSE_DEV_IOC_DAXDEV_OPEN\t_IOW(FUSE_DEV_IOC_MAGIC, 4, struct fuse_backing_map)\n";
+        let a = from_uapi(next);
         assert_eq!(a.profile, "next");
         assert!(a.evidence.contains("FUSE_DEV_IOC_DAXDEV_OPEN"));
         assert_eq!(
