@@ -370,7 +370,7 @@ fn exit_statuses_options_and_retention_through_the_binary() {
             &case(
                 "starts a daemon in a session of its own",
                 "",
-                "setsid sh -c 'echo $$ > daemon.pid; exec sleep 1000' &\nwhile [ ! -s daemon.pid ]; do sleep 0.1; done\necho started",
+                "setsid sh -c 'echo $$ > daemon.pid; exec sleep 1000' &\n# Until the daemon is sleep itself (its pid file comes before the exec).\nwhile [ \"$(cat /proc/$(cat daemon.pid 2> /dev/null)/comm 2> /dev/null)\" != sleep ]; do sleep 0.1; done\necho started",
             ),
             "started\n",
         ),
