@@ -115,16 +115,28 @@ _returns_or_blocks() {
 	return $_rb_rc
 }
 
-# Gate for famfs cases: the kernel must offer the DAX-fmap capability of the
-# run's protocol profile in FUSE INIT. Anything else (a kernel without famfs,
-# or one whose numbering differs from the profile) is "not run", with why.
+# Gate for famfs cases: from the kernel's build (its .config and the famfs
+# ABI its source defines), decided on the host before boot: a kernel without
+# famfs, or whose famfs speaks other numbers than the run's profile, is "not
+# run", with why. A kernel built with famfs for the profile must offer the
+# capability to a mounter with CAP_SYS_RAWIO and send GET_FMAP on open;
+# one that does not fails the case with why ("famfs is broken: ...").
 _require_famfs_cap() {
 	msg=$("$FH_TOOL" famfs-cap "$FH_PROFILE" 2>&1)
 	case $? in
 	0) ;;
 	3) _notrun "$msg" ;;
+	1) _fail "$msg" ;;
 	*) _fail "capability gate failed: $msg" ;;
 	esac
+}
+
+# _famfs_kernel: true when the kernel's build says it does famfs under the
+# run's profile (CONFIG_FUSE_FAMFS_DAX=y and a source whose famfs ABI is the
+# profile's), known before boot. Cases derive what the kernel must do from
+# this, never from what it offers.
+_famfs_kernel() {
+	"$FH_TOOL" famfs-expected "$FH_PROFILE" > /dev/null
 }
 
 # _require_profile FEATURE: not run, with the ABI's reason, unless the run's
@@ -162,7 +174,10 @@ _famfs_devices_known() {
 # _famfs_pushes [LOG]: each push famfsd made, judged against a correct
 # kernel of the run's profile (`fh-guest push-expect`).
 _famfs_pushes() {
-	"$FH_TOOL" push-expect "${1:-$FH_ARTIFACTS/requests.jsonl}" "$FH_PROFILE"
+	_fp_log=${1:-$FH_ARTIFACTS/requests.jsonl}
+	# Its INIT record (requests-2.jsonl: init-2.json) says what famfs
+	# must be after INIT.
+	"$FH_TOOL" push-expect "$_fp_log" "$FH_PROFILE" "$(echo "$_fp_log" | sed 's/requests\([^/]*\)\.jsonl$/init\1.json/')"
 }
 
 # _kconfig SYMBOL: true when the kernel under test was built with

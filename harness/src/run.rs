@@ -46,8 +46,9 @@ pub struct Options {
     pub kernel: KernelChoice,
     /// Fragment names; None means kernel-configs/default.
     pub fragments: Option<Vec<String>>,
-    /// A patch series applied on the base (`--kernel-patches`).
-    pub patches: Option<PathBuf>,
+    /// Patch series applied on the base in this order (`--kernel-patches`,
+    /// repeated).
+    pub patches: Vec<PathBuf>,
     /// Accept patches that apply only with fuzz or offsets.
     pub allow_fuzz: bool,
     pub backend: Backend,
@@ -87,7 +88,7 @@ impl Options {
             workspace: crate::image::guest_program::workspace_root(),
             kernel: KernelChoice::Default,
             fragments: None,
-            patches: None,
+            patches: vec![],
             allow_fuzz: false,
             backend: Backend::Qemu,
             cpus: 2,
@@ -144,7 +145,7 @@ pub fn ensure_host(opts: &Options) -> Result<()> {
 /// What a kernel choice resolves to before anything is fetched or built.
 pub struct KernelPlan {
     pub base: crate::kernel::named::Base,
-    pub patches: Option<PathBuf>,
+    pub patches: Vec<PathBuf>,
     pub allow_fuzz: bool,
     pub fragments: Vec<String>,
     /// The named kernel, when one was chosen.
@@ -221,11 +222,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         ));
     }
     // Load the series first: a bad series fails before any download.
-    let series = plan
-        .patches
-        .as_deref()
-        .map(crate::kernel::patches::load)
-        .transpose()?;
+    let series = crate::kernel::patches::load_all(&plan.patches)?;
     let mut log = |m: &str| say(m);
     let base = match &plan.base {
         crate::kernel::named::Base::Debian => crate::kernel::source::fetch_debian(
@@ -278,6 +275,19 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         art.expunged = k.expunged;
     }
     Ok(art)
+}
+
+/// What the kernel was built to do about famfs: the cases' oracle for the
+/// capability (see [`crate::contract::FamfsBuild`]).
+pub fn famfs_build(k: &KernelArtifacts) -> crate::contract::FamfsBuild {
+    crate::contract::FamfsBuild {
+        configured: k.config.enabled("FUSE_FAMFS_DAX"),
+        abi: k.famfs_abi.as_ref().map(|a| a.profile.clone()),
+        evidence: k.famfs_abi.as_ref().map_or_else(
+            || "a prebuilt kernel: no source to read its famfs ABI from".to_string(),
+            |a| a.evidence.clone(),
+        ),
+    }
 }
 
 /// Which of FUSE's two DAX modes a kernel has, for the build's status line.
@@ -1334,11 +1344,17 @@ pub(crate) fn make_plan(
         timeout_scale: p.accel.timeout_scale(),
         profile: p.opts.profile.clone(),
         // What the kernel was built with, so that a case can derive what the
-        // kernel must do (`_kconfig FUSE_FAMFS_DAX`).
-        env: [(
-            crate::contract::env::KCONFIG.to_string(),
-            p.kernel.config.enabled_symbols().join(" "),
-        )]
+        // kernel must do (`_kconfig FUSE_FAMFS_DAX`, the famfs gate).
+        env: [
+            (
+                crate::contract::env::KCONFIG.to_string(),
+                p.kernel.config.enabled_symbols().join(" "),
+            ),
+            (
+                crate::contract::env::FAMFS_BUILD.to_string(),
+                serde_json::to_string(&famfs_build(&p.kernel)).expect("serializes"),
+            ),
+        ]
         .into_iter()
         .chain(p.opts.guest_env.clone())
         .collect(),

@@ -1768,7 +1768,7 @@ mod push {
         }
         running.stop();
         let _ = running.join();
-        let report = famfs_harness::server::expect::push_report(&Profile::next(), &text());
+        let report = famfs_harness::server::expect::push_report(&Profile::next(), &text(), None);
         assert_eq!(
             report,
             "push 0 by push: a character device that is not dax: ENODEV\n\
@@ -1777,5 +1777,23 @@ mod push {
             "{}",
             text()
         );
+        // Judged by what the build says (famfs on after INIT): the same.
+        assert_eq!(
+            famfs_harness::server::expect::push_report(&Profile::next(), &text(), Some(true)),
+            report
+        );
+        // A kernel that never turned famfs on, though its build says it
+        // must: its EOPNOTSUPP is wrong, not "as negotiated".
+        let off = regex::Regex::new(r#""result":\d+"#)
+            .unwrap()
+            .replace_all(
+                &text().replace("\"famfs_on\":true", "\"famfs_on\":false"),
+                "\"result\":95",
+            )
+            .into_owned();
+        let r = famfs_harness::server::expect::push_report(&Profile::next(), &off, None);
+        assert!(!r.contains("but a correct kernel"), "{r}");
+        let r = famfs_harness::server::expect::push_report(&Profile::next(), &off, Some(true));
+        assert!(r.contains("EOPNOTSUPP, but a correct kernel gives ENODEV"), "{r}\n{off}");
     }
 }

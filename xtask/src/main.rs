@@ -298,8 +298,9 @@ struct KernelArgs {
     git_ref: Option<String>,
     /// A patch series to apply on the base: a quilt series file, a
     /// directory of *.patch files, or an mbox (git format-patch, b4 am).
+    /// Repeat it to apply several series in order.
     #[arg(long, value_name = "PATH", conflicts_with = "kernel_image")]
-    kernel_patches: Option<PathBuf>,
+    kernel_patches: Vec<PathBuf>,
     /// Accept patches that apply only with fuzz or line offsets.
     #[arg(long, requires = "kernel_patches")]
     allow_fuzz: bool,
@@ -467,7 +468,7 @@ fn famfs_kernel_unless_chosen(kernel: &mut KernelArgs) {
         || kernel.kernel_src.is_some()
         || kernel.kernel_image.is_some()
         || kernel.kernel_git.is_some()
-        || kernel.kernel_patches.is_some()
+        || !kernel.kernel_patches.is_empty()
         || kernel.fragments.is_some();
     if !chosen {
         kernel.kernel = Some("famfs-v10".into());

@@ -37,17 +37,77 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
                                       (GETATTR, SETATTR of the mode, truncate to 1M), then read twice
   bw KEY PATH LEN read|mmap seq|rand  bandwidth of reading LEN bytes of PATH: 'KEY MB/s'
   open-rate KEY PATH N                open+close PATH N times: 'KEY opens/s'
-  famfs-cap [PROFILE]                 exit 0 if the kernel offers and uses the famfs capability, 3 if not
+  famfs-cap PROFILE                   the famfs gate: exit 0 if famfs works as the kernel's build says, 3
+                                      (not run) if the build has no famfs for PROFILE, 1 if it must and does not
+  famfs-probe PROFILE                 the bare probe: exit 0 if the kernel offers and uses PROFILE's
+                                      capability, 3 if not (what it saw on stdout)
+  famfs-expected PROFILE              exit 0 if the kernel's build says it does famfs under PROFILE, else
+                                      print why not and exit 3
   open-errno PATH [read|write|trunc]  'ok' or the errno name open(2) fails with
   init-verdict INIT_JSON PROFILE      what a correct kernel does after that INIT exchange for PROFILE's
-                                      famfs bit: 'famfs on|off' and 'connection up|refused'; why on stderr
+                                      famfs bit, from its build and the mounter's credentials: 'offer
+                                      yes|no', 'famfs on|off' and 'connection up|refused' (and 'offered
+                                      yes|no': what the kernel did); why on stderr
   profile-has PROFILE FEATURE         exit 0 if the profile has FEATURE (interleave, pull, push, fmap-size),
                                       else print why not and exit 3
-  push-expect LOG PROFILE             famfsd's pushes (request log) judged against a correct kernel
+  push-expect LOG PROFILE [INIT_JSON] famfsd's pushes (request log) judged against a correct kernel
+                                      (famfs on after INIT as the build says, given the INIT record)
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
                                       name), from the kernel model of the fmap famfsd serves; why on stderr
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names
   sync-output                         wait until the host has every line the case printed so far";
+
+/// The kernel's famfs build, as the host computed it (a case's
+/// environment). Outside a harness run there is none, and saying so beats
+/// guessing.
+fn famfs_build() -> Result<famfs_harness::contract::FamfsBuild> {
+    famfs_harness::contract::FamfsBuild::from_env().with_context(|| {
+        format!(
+            "{} is not set: run this inside a harness case",
+            famfs_harness::contract::env::FAMFS_BUILD
+        )
+    })
+}
+
+fn init_record(path: &str) -> Result<famfs_harness::server::InitRecord> {
+    serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?)
+        .with_context(|| format!("{path}: not an INIT record"))
+}
+
+/// The famfs gate, decided once per boot and profile: the build and the
+/// kernel do not change between cases, and each probe costs a mount. Exit
+/// code 0 usable, 3 not run, 1 broken, and the reason.
+fn famfs_gate(profile: &famfs_proto::Profile) -> Result<(i32, String)> {
+    use capability::Gate;
+    let build = famfs_harness::contract::FamfsBuild::from_env();
+    let memo = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{profile:?}\n{build:?}").hash(&mut h);
+        std::path::Path::new("/run/fh-famfs-gate").join(format!("{:016x}", h.finish()))
+    };
+    if build.is_some() {
+        if let Some((code, text)) = std::fs::read_to_string(&memo)
+            .ok()
+            .and_then(|t| t.split_once('\n').map(|(c, r)| (c.parse().ok(), r.to_string())))
+            .and_then(|(c, r)| c.map(|c| (c, r)))
+        {
+            return Ok((code, text));
+        }
+    }
+    let scratch = std::env::temp_dir().join(format!("fh-famfs-cap-{}", std::process::id()));
+    let gate = capability::gate(profile, build.as_ref(), &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (code, text) = match gate? {
+        Gate::Usable(t) => (0, t),
+        Gate::NotRun(t) => (3, t),
+        Gate::Broken(t) => (1, t),
+    };
+    if build.is_some() && std::fs::create_dir_all(memo.parent().unwrap_or(&memo)).is_ok() {
+        let _ = std::fs::write(&memo, format!("{code}\n{text}"));
+    }
+    Ok((code, text))
+}
 
 /// A number, decimal or 0x hex (seeds).
 fn parse_u64(s: &str) -> Result<u64> {
@@ -379,28 +439,56 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "famfs-cap" => {
-            let profile =
-                famfs_proto::Profile::parse(rest.first().map(String::as_str).unwrap_or("v10"))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let scratch = std::env::temp_dir().join(format!("fh-famfs-cap-{}", std::process::id()));
+            let profile = famfs_proto::Profile::parse(
+                Args::new(rest, "famfs-cap PROFILE").s(0)?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (code, text) = famfs_gate(&profile)?;
+            println!("{text}");
+            Ok(code)
+        }
+        "famfs-probe" => {
+            let profile = famfs_proto::Profile::parse(
+                Args::new(rest, "famfs-probe PROFILE").s(0)?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let scratch =
+                std::env::temp_dir().join(format!("fh-famfs-probe-{}", std::process::id()));
             let rec = capability::famfs_capability(&profile, &scratch);
             let _ = std::fs::remove_dir_all(&scratch);
             let cap = rec?;
             println!("{}", cap.describe());
             Ok(if cap.usable() { 0 } else { 3 })
         }
+        "famfs-expected" => {
+            let profile = famfs_proto::Profile::parse(
+                Args::new(rest, "famfs-expected PROFILE").s(0)?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let build = famfs_build()?;
+            match capability::famfs_expected(&build, &profile) {
+                Ok(why) => {
+                    println!("{why}");
+                    Ok(0)
+                }
+                Err(why) => {
+                    println!("{why}");
+                    Ok(3)
+                }
+            }
+        }
         "init-verdict" => {
             let a = Args::new(rest, "init-verdict INIT_JSON PROFILE");
-            let path = a.s(0)?;
-            let rec: famfs_harness::server::InitRecord = serde_json::from_str(
-                &std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-            )
-            .with_context(|| format!("{path}: not an INIT record"))?;
+            let rec = init_record(a.s(0)?)?;
             let p = famfs_proto::Profile::parse(a.s(1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let v = capability::init_verdict(&rec, &p);
+            let built = capability::famfs_expected(&famfs_build()?, &p).is_ok();
+            let v = capability::init_verdict(&rec, &p, Some(built));
             eprintln!("init-verdict: {}", v.why);
+            let yes = |b: bool| if b { "yes" } else { "no" };
             println!(
-                "famfs {}\nconnection {}",
+                "offered {}\noffer {}\nfamfs {}\nconnection {}",
+                yes(rec.offered & (1u64 << p.flag_bit) != 0),
+                yes(v.offer),
                 if v.famfs { "on" } else { "off" },
                 if v.connection { "up" } else { "refused" }
             );
@@ -459,14 +547,23 @@ fn real_main(args: &[String]) -> Result<i32> {
             }
         }
         "push-expect" => {
-            let a = Args::new(rest, "push-expect LOG PROFILE");
+            let a = Args::new(rest, "push-expect LOG PROFILE [INIT_JSON]");
             let profile =
                 famfs_proto::Profile::parse(a.s(1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
             let log = std::fs::read_to_string(a.s(0)?)
                 .with_context(|| format!("reading {}", a.s(0).unwrap_or_default()))?;
+            // famfs after INIT as the build says, not as the kernel did.
+            let famfs = match rest.get(2) {
+                Some(path) => {
+                    let built =
+                        capability::famfs_expected(&famfs_build()?, &profile).is_ok();
+                    Some(capability::init_verdict(&init_record(path)?, &profile, Some(built)).famfs)
+                }
+                None => None,
+            };
             print!(
                 "{}",
-                famfs_harness::server::expect::push_report(&profile, &log)
+                famfs_harness::server::expect::push_report(&profile, &log, famfs)
             );
             Ok(0)
         }

@@ -62,6 +62,31 @@ pub struct PlannedCase {
     pub env: BTreeMap<String, String>,
 }
 
+/// What the kernel under test was built to do about famfs, known on the
+/// host before it boots: its .config and the famfs ABI its source defines.
+/// The capability gate and the INIT expectations derive from this and the
+/// daemon's credentials, never from what the running kernel offers. Cases
+/// get it as JSON in [`env::FAMFS_BUILD`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FamfsBuild {
+    /// `CONFIG_FUSE_FAMFS_DAX=y` in the kernel's .config.
+    pub configured: bool,
+    /// The built-in profile the source's uapi header defines (`v10`,
+    /// `next`, `famfs-6.14`, `none` for a source without famfs); absent
+    /// when there is no source to read (a prebuilt image).
+    pub abi: Option<String>,
+    /// Where `abi` comes from, in a kernel developer's words.
+    pub evidence: String,
+}
+
+impl FamfsBuild {
+    /// From the cases' environment; `None` outside a harness run.
+    pub fn from_env() -> Option<FamfsBuild> {
+        serde_json::from_str(&std::env::var(env::FAMFS_BUILD).ok()?).ok()
+    }
+}
+
 /// A dax device as the guest set it up for the cases.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DaxDevice {
@@ -328,6 +353,8 @@ pub mod env {
     }
     /// The symbols the kernel under test was built with, space separated.
     pub const KCONFIG: &str = "FH_KCONFIG";
+    /// [`super::FamfsBuild`] as JSON.
+    pub const FAMFS_BUILD: &str = "FH_FAMFS_BUILD";
     /// `DEV:INODE` of the pipe the runner reads the case's output from:
     /// `sync-output` has nothing to wait for when stdout is not that pipe.
     pub const OUTPUT_PIPE: &str = "FH_OUTPUT_PIPE";

@@ -7,6 +7,7 @@
 //! bit alone proves nothing (upstream 7.3 uses bits 42 and 43 for
 //! FUSE_REQUEST_TIMEOUT and FUSE_HAS_IO_URING_BUFPOOL).
 
+use crate::contract::FamfsBuild;
 use crate::server::{Config, ExitMode, InitRecord, Mounted, RequestRecord};
 use anyhow::{bail, Context, Result};
 use famfs_proto::{abi::init_flags, Opcode, Profile};
@@ -49,6 +50,89 @@ impl Capability {
             ),
         }
     }
+}
+
+/// Does the build say this kernel must do famfs under profile `p`? `Ok`
+/// with the evidence, or `Err` with why not, in a kernel developer's words.
+/// Only the .config and the source decide: a kernel that does not do what
+/// its build says is broken, not "not run".
+pub fn famfs_expected(build: &FamfsBuild, p: &Profile) -> std::result::Result<String, String> {
+    if !build.configured {
+        return Err(match build.abi.as_deref() {
+            Some("none") => format!("this kernel has no famfs: {}", build.evidence),
+            _ => "this kernel was built without famfs: CONFIG_FUSE_FAMFS_DAX is not set in its .config".into(),
+        });
+    }
+    let abi = build.abi.as_deref().filter(|a| *a != "none");
+    match abi.map(Profile::by_name) {
+        Some(Ok(k)) if !same_abi(&k, p) => Err(format!(
+            "this kernel's famfs speaks the {} ABI ({}), not the {} profile's (INIT bit {}, GET_FMAP {}, devices {}): run with --profile auto or --profile {}",
+            k.name,
+            build.evidence,
+            p.name,
+            p.flag_bit,
+            p.get_fmap,
+            if p.pushes_daxdevs() { "pushed" } else { "asked for with GET_DAXDEV" },
+            k.name
+        )),
+        Some(Ok(_)) => Ok(format!("CONFIG_FUSE_FAMFS_DAX=y and {}", build.evidence)),
+        _ => Ok(format!(
+            "CONFIG_FUSE_FAMFS_DAX=y ({}; the {} profile is taken as its ABI)",
+            build.evidence, p.name
+        )),
+    }
+}
+
+/// Two profiles a kernel cannot tell apart at the capability: the same
+/// INIT bit, GET_FMAP opcode and way of learning devices.
+fn same_abi(a: &Profile, b: &Profile) -> bool {
+    a.flag_bit == b.flag_bit && a.get_fmap == b.get_fmap && a.daxdev == b.daxdev
+}
+
+/// What the famfs gate of a case decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// famfs works as the build says: the case runs.
+    Usable(String),
+    /// The kernel truly lacks it (not built, another ABI): not run.
+    NotRun(String),
+    /// The build says famfs must work under this profile, and it does not.
+    Broken(String),
+}
+
+/// The gate of every famfs case: what the build says (`build`; `None`
+/// outside a harness run: the probe alone decides) against what the
+/// kernel does for a mounter with CAP_SYS_RAWIO.
+pub fn gate(profile: &Profile, build: Option<&FamfsBuild>, scratch: &Path) -> Result<Gate> {
+    let expected = match build.map(|b| famfs_expected(b, profile)) {
+        Some(Err(why)) => return Ok(Gate::NotRun(why)),
+        Some(Ok(why)) => Some(why),
+        None => None,
+    };
+    if !crate::server::has_cap_sys_rawio() {
+        return Ok(Gate::NotRun(
+            "the case runs without CAP_SYS_RAWIO, which famfs asks of the task that mounts".into(),
+        ));
+    }
+    let cap = famfs_capability(profile, scratch)?;
+    let Some(why) = expected else {
+        return Ok(if cap.usable() {
+            Gate::Usable(cap.describe())
+        } else {
+            Gate::NotRun(cap.describe())
+        });
+    };
+    let bit = profile.flag_bit;
+    Ok(match (cap.init.famfs_offered, cap.get_fmap_seen) {
+        (true, true) => Gate::Usable(cap.describe()),
+        (false, _) => Gate::Broken(format!(
+            "famfs is broken: {why}, yet INIT does not offer bit {bit} to a mount by a task with CAP_SYS_RAWIO"
+        )),
+        (true, false) => Gate::Broken(format!(
+            "famfs is broken: {why}; INIT offers bit {bit} and the daemon echoed it, yet opening a regular file sends no GET_FMAP (opcode {}): famfs mode never engages",
+            profile.get_fmap
+        )),
+    })
 }
 
 /// Read a famfsd request log.
@@ -176,24 +260,41 @@ pub fn report(init: &InitRecord, requests: &[RequestRecord], famfs_kernel: bool)
 }
 
 /// What a correct kernel does after an INIT exchange, for the famfs
-/// numbers of `p` (the kernel's own, whatever profile the server used):
-/// famfs mode `on` only when the kernel offered the bit, the reply echoed
-/// it, and the reply is one the kernel takes (major 7, minor >= 6,
-/// `INIT_EXT` in `flags`). A reply of only major and minor (8 bytes, the
+/// numbers of `p` (the kernel's own, whatever profile the server used).
+///
+/// `famfs_kernel` is what the build says (`famfs_expected`): the kernel
+/// must offer the bit exactly when it is built with famfs under `p` and
+/// the mounting task had CAP_SYS_RAWIO; `None` (no build known) takes the
+/// kernel's offer as given. famfs mode is then `on` only when the bit is
+/// offered, the reply echoes it (a daemon that echoes echoes what it must
+/// be offered), and the reply is one the kernel takes (major 7, minor >=
+/// 6, `INIT_EXT` in `flags`). A reply of only major and minor (8 bytes, the
 /// oldest `fuse_init_out`) is a valid reply without flags. Nothing can be
 /// read when the reply is refused (wrong major, an error), or when it
 /// claims a minor below 9: the kernel then expects the older, shorter
 /// reply structures, and famfsd sends 7.46 ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitVerdict {
+    /// The kernel must offer the famfs bit.
+    pub offer: bool,
     pub famfs: bool,
     pub connection: bool,
     pub why: String,
 }
 
-pub fn init_verdict(rec: &InitRecord, p: &Profile) -> InitVerdict {
-    use crate::server::scenario::InitMalformed;
+pub fn init_verdict(rec: &InitRecord, p: &Profile, famfs_kernel: Option<bool>) -> InitVerdict {
+    use crate::server::scenario::{FamfsMode, InitMalformed};
     let bit = 1u64 << p.flag_bit;
+    let rawio = rec.mounter_cap_sys_rawio.unwrap_or(true);
+    let (offered, offer_why) = match famfs_kernel {
+        Some(built) => (
+            built && rawio,
+            format!(
+                "built with famfs for these numbers: {built}, mounter has CAP_SYS_RAWIO: {rawio}"
+            ),
+        ),
+        None => (rec.offered & bit != 0, "as the kernel offered".into()),
+    };
     let refused = match rec.malformed {
         Some(InitMalformed::BadMajor) => Some("a reply with major 8"),
         _ if rec.reply_len == 0 => Some("an error reply"),
@@ -202,13 +303,18 @@ pub fn init_verdict(rec: &InitRecord, p: &Profile) -> InitVerdict {
     };
     if let Some(why) = refused {
         return InitVerdict {
+            offer: offered,
             famfs: false,
             connection: false,
             why: format!("INIT answered with {why}: nothing on the mount can be read"),
         };
     }
-    let offered = rec.offered & bit != 0;
-    let echoed = rec.replied & bit != 0;
+    // An echoing daemon of the kernel's numbering echoes exactly what it
+    // is offered: judged by what the kernel must offer, not by what it did.
+    let echoed = match rec.famfs_mode {
+        FamfsMode::Echo if rec.famfs_bit == p.flag_bit => offered,
+        _ => rec.replied & bit != 0,
+    };
     // An 8-byte reply carries no flags at all.
     let short = rec.malformed == Some(InitMalformed::TooShort);
     let echoed = echoed && !short;
@@ -218,10 +324,11 @@ pub fn init_verdict(rec: &InitRecord, p: &Profile) -> InitVerdict {
     let minor_ok = rec.reply_minor >= 6;
     let famfs = offered && echoed && ext && minor_ok;
     InitVerdict {
+        offer: offered,
         famfs,
         connection: true,
         why: format!(
-            "bit {} offered: {offered}, echoed: {echoed}, INIT_EXT: {ext}, minor {} >= 6: {minor_ok}",
+            "bit {} must be offered: {offered} ({offer_why}), echoed: {echoed}, INIT_EXT: {ext}, minor {} >= 6: {minor_ok}",
             p.flag_bit, rec.reply_minor
         ),
     }
@@ -250,7 +357,7 @@ mod init_verdict_tests {
     }
 
     fn verdict(init: &str, offer: bool) -> (bool, bool) {
-        let v = init_verdict(&record(init, offer), &Profile::v10());
+        let v = init_verdict(&record(init, offer), &Profile::v10(), None);
         (v.famfs, v.connection)
     }
 
@@ -279,6 +386,53 @@ mod init_verdict_tests {
         );
         // Another profile's bit is not V10's.
         let r = record("{famfs: echo}", true);
-        assert!(!init_verdict(&r, &Profile::famfs_6_14()).famfs);
+        assert!(!init_verdict(&r, &Profile::famfs_6_14(), None).famfs);
+    }
+
+    /// The build, not the kernel's offer, says what must be offered.
+    #[test]
+    fn the_offer_a_kernel_must_make_comes_from_its_build_and_the_mounter() {
+        // The kernel did not offer; a famfs build must have: famfs on.
+        let mut r = record("{famfs: echo}", false);
+        r.mounter_cap_sys_rawio = Some(true);
+        let v = init_verdict(&r, &Profile::v10(), Some(true));
+        assert!(v.offer && v.famfs, "{v:?}");
+        // Offered to a mounter without CAP_SYS_RAWIO: must not be, famfs off.
+        let mut r = record("{famfs: echo}", true);
+        r.mounter_cap_sys_rawio = Some(false);
+        let v = init_verdict(&r, &Profile::v10(), Some(true));
+        assert!(!v.offer && !v.famfs, "{v:?}");
+        // No famfs in the build: nothing to offer, whatever the kernel did.
+        let v = init_verdict(&record("{famfs: echo}", true), &Profile::v10(), Some(false));
+        assert!(!v.offer && !v.famfs, "{v:?}");
+        // A withholding daemon keeps famfs off on a famfs kernel.
+        let v = init_verdict(&record("{famfs: withhold}", true), &Profile::v10(), Some(true));
+        assert!(v.offer && !v.famfs, "{v:?}");
+    }
+
+    fn build(configured: bool, abi: Option<&str>) -> FamfsBuild {
+        FamfsBuild {
+            configured,
+            abi: abi.map(str::to_string),
+            evidence: "the uapi says so".into(),
+        }
+    }
+
+    #[test]
+    fn famfs_is_expected_from_the_config_and_the_source_abi() {
+        let v10 = Profile::v10();
+        let e = famfs_expected(&build(false, Some("none")), &v10).unwrap_err();
+        assert!(e.starts_with("this kernel has no famfs"), "{e}");
+        let e = famfs_expected(&build(false, Some("v10")), &v10).unwrap_err();
+        assert!(e.contains("CONFIG_FUSE_FAMFS_DAX is not set"), "{e}");
+        assert!(famfs_expected(&build(true, Some("v10")), &v10).is_ok());
+        // Another generation's numbers: the kernel lacks this ABI.
+        let e = famfs_expected(&build(true, Some("next")), &v10).unwrap_err();
+        assert!(e.contains("speaks the next ABI") && e.contains("--profile next"), "{e}");
+        let e = famfs_expected(&build(true, Some("v10")), &Profile::famfs_6_14()).unwrap_err();
+        assert!(e.contains("INIT bit 42"), "{e}");
+        // A prebuilt image: the profile given is taken as its ABI.
+        let w = famfs_expected(&build(true, None), &v10).unwrap();
+        assert!(w.contains("the v10 profile is taken"), "{w}");
     }
 }

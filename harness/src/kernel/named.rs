@@ -70,7 +70,8 @@ pub struct NamedKernel {
     pub file: PathBuf,
     pub description: String,
     pub base: Base,
-    pub patches: Option<PathBuf>,
+    /// Series applied in order (a fixture's, then fixes on top of it).
+    pub patches: Vec<PathBuf>,
     pub allow_fuzz: bool,
     pub fragments: Vec<String>,
     pub known_defects: Vec<KnownDefect>,
@@ -99,7 +100,8 @@ struct File {
     /// `debian`, `tree:DIR` or `git:REPO@REF`.
     #[serde(default = "debian")]
     base: String,
-    patches: Option<String>,
+    #[serde(default)]
+    patches: OneOrMany,
     #[serde(default)]
     allow_fuzz: bool,
     fragments: Vec<String>,
@@ -108,6 +110,26 @@ struct File {
     #[serde(default)]
     expunge: Vec<ExpungeEntry>,
     famfs_user: Option<String>,
+}
+
+/// `patches: SERIES` or `patches: [SERIES, SERIES...]`.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => vec![],
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -275,7 +297,12 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
             .into_owned(),
         description: f.description,
         base,
-        patches: f.patches.map(|p| resolve(root, &p)),
+        patches: f
+            .patches
+            .into_vec()
+            .iter()
+            .map(|p| resolve(root, p))
+            .collect(),
         allow_fuzz: f.allow_fuzz,
         fragments: f.fragments,
         known_defects,
@@ -290,11 +317,7 @@ impl NamedKernel {
     /// (a fixture that lives beside the checkout, not in it).
     pub fn check_available(&self) -> Result<()> {
         let mut missing = Vec::new();
-        if let Some(p) = &self.patches {
-            if !p.exists() {
-                missing.push(p.clone());
-            }
-        }
+        missing.extend(self.patches.iter().filter(|p| !p.exists()).cloned());
         match &self.base {
             Base::Tree(p) | Base::Git { repo: p, .. } if !p.exists() => missing.push(p.clone()),
             _ => {}
@@ -354,7 +377,7 @@ mod tests {
         assert_eq!(k.base, Base::Debian);
         assert_eq!(
             k.patches,
-            Some(t.path().parent().unwrap().join("fixture/series"))
+            vec![t.path().parent().unwrap().join("fixture/series")]
         );
         assert_eq!(k.fragments, ["default", "debug"]);
         assert_eq!(
@@ -370,6 +393,25 @@ mod tests {
         );
         let e = k.check_cases(&["dax/001".into()]).unwrap_err().to_string();
         assert!(e.contains("k.yaml:6") && e.contains("famfs/001"), "{e}");
+    }
+
+    #[test]
+    fn patches_may_be_a_list_of_series_applied_in_order() {
+        let t = root_with(
+            "k",
+            "description: fixes on a fixture\npatches: [../fixture/series, kernel-configs/patches/fix]\nfragments: [default]\n",
+        );
+        let k = load(t.path(), "k").unwrap();
+        assert_eq!(
+            k.patches,
+            vec![
+                t.path().parent().unwrap().join("fixture/series"),
+                t.path().join("kernel-configs/patches/fix")
+            ]
+        );
+        let t = root_with("k", "description: x\npatches: {a: 1}\nfragments: [default]\n");
+        let e = format!("{:#}", load(t.path(), "k").unwrap_err());
+        assert!(e.contains("k.yaml"), "{e}");
     }
 
     #[test]

@@ -125,6 +125,21 @@ pub fn load(path: &Path) -> Result<Series> {
     load_quilt(path)
 }
 
+/// Several series applied one after another (a fixture series, then a
+/// project's fixes on top): one series of all their patches, in order,
+/// named after the first with the others' count. `None` for no paths.
+pub fn load_all(paths: &[PathBuf]) -> Result<Option<Series>> {
+    let mut it = paths.iter();
+    let Some(first) = it.next() else {
+        return Ok(None);
+    };
+    let mut all = load(first)?;
+    for p in it {
+        all.patches.extend(load(p)?.patches);
+    }
+    Ok(Some(all))
+}
+
 fn read_patch(file: &Path, origin: String, strip: u32) -> Result<Patch> {
     let text =
         std::fs::read(file).with_context(|| format!("{origin}: reading {}", file.display()))?;
@@ -475,6 +490,25 @@ mod tests {
         let p = dir.join("series");
         std::fs::write(&p, s).unwrap();
         p
+    }
+
+    #[test]
+    fn several_series_apply_as_one_in_order() {
+        let t = tempfile::tempdir().unwrap();
+        let diff = |n: &str| format!("--- a/{n}\n+++ b/{n}\n@@ -0,0 +1 @@\n+x\n");
+        std::fs::create_dir_all(t.path().join("a")).unwrap();
+        std::fs::create_dir_all(t.path().join("b")).unwrap();
+        std::fs::write(t.path().join("a/1.patch"), diff("one")).unwrap();
+        std::fs::write(t.path().join("a/2.patch"), diff("two")).unwrap();
+        std::fs::write(t.path().join("b/3.patch"), diff("three")).unwrap();
+        let s = load_all(&[t.path().join("a"), t.path().join("b")])
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = s.patches.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["1.patch", "2.patch", "3.patch"]);
+        assert!(load_all(&[]).unwrap().is_none());
+        let e = load_all(&[t.path().join("a"), t.path().join("nope")]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
     }
 
     #[test]

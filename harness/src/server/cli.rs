@@ -189,6 +189,13 @@ fn drop_sys_rawio() -> Result<()> {
     Ok(())
 }
 
+/// Whether this thread has CAP_SYS_RAWIO in its effective set (the
+/// credentials famfs checks at mount; false when they cannot be read).
+pub fn has_cap_sys_rawio() -> bool {
+    use rustix::thread::{capabilities, CapabilitySet};
+    capabilities(None).is_ok_and(|c| c.effective.contains(CapabilitySet::SYS_RAWIO))
+}
+
 /// Opens /dev/fuse and mounts it on `mountpoint`.
 fn mount_fuse(mountpoint: &Path, fsname: &str, opts: MountOptions) -> Result<OwnedFd> {
     if opts.drop_sys_rawio {
@@ -289,8 +296,10 @@ impl Mounted {
             let _ = std::fs::remove_file(p);
             server.set_init_record(p.to_path_buf());
         }
-        let server = Arc::new(Mutex::new(server));
         let dev = mount_fuse(mountpoint, fsname, opts)?;
+        // The kernel's INIT waits unread until the readers start.
+        server.set_mounter_cap_sys_rawio(has_cap_sys_rawio());
+        let server = Arc::new(Mutex::new(server));
         match spawn(
             server.clone(),
             FuseConn::new(dev),

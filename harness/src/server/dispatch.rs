@@ -48,6 +48,10 @@ pub struct PushReq {
     /// Whether famfs was on for the connection, as the server negotiated
     /// it, when the push was scheduled.
     pub famfs_on: bool,
+    /// Made after the INIT reply went out (famfs may be on); false for a
+    /// push before it (famfs cannot be on yet, whatever the kernel offers).
+    #[serde(default)]
+    pub after_init: bool,
 }
 
 /// Log line of one push, written when the transport reports it.
@@ -136,6 +140,11 @@ pub struct InitRecord {
     pub malformed: Option<InitMalformed>,
     #[serde(default)]
     pub faults: Vec<String>,
+    /// Whether the task that mounted had CAP_SYS_RAWIO (famfs is offered
+    /// only to such a mounter); unknown on a simulated kernel. A fact about
+    /// the daemon, so a case can say what the kernel must offer.
+    #[serde(default)]
+    pub mounter_cap_sys_rawio: Option<bool>,
 }
 
 /// Largest READ reply, well above any FUSE `max_read`.
@@ -169,6 +178,7 @@ pub struct Server {
     log: Option<Box<dyn Write + Send>>,
     log_failed: bool,
     init_path: Option<PathBuf>,
+    mounter_rawio: Option<bool>,
     /// Device indices pushed so far (push at lookup pushes each once).
     pushed: std::collections::BTreeSet<u64>,
 }
@@ -223,6 +233,7 @@ impl Server {
             log: None,
             log_failed: false,
             init_path: None,
+            mounter_rawio: None,
             pushed: Default::default(),
             cfg,
         }
@@ -237,6 +248,12 @@ impl Server {
     /// Writes the [`InitRecord`] to this file when INIT is answered.
     pub fn set_init_record(&mut self, path: PathBuf) {
         self.init_path = Some(path);
+    }
+
+    /// Whether the task that mounted this connection had CAP_SYS_RAWIO
+    /// (written into the INIT record).
+    pub fn set_mounter_cap_sys_rawio(&mut self, has: bool) {
+        self.mounter_rawio = Some(has);
     }
 
     pub fn profile(&self) -> &Profile {
@@ -409,6 +426,7 @@ impl Server {
                             .then(|| f.path.clone().unwrap_or_else(|| self.daxdev_path(f.index))),
                         why: rule.name.clone(),
                         famfs_on: self.famfs,
+                        after_init: self.init.is_some(),
                     };
                     if f.before_reply {
                         actions.push(Action::Push(req));
@@ -520,6 +538,7 @@ impl Server {
             for a in &mut actions[after_reply..] {
                 if let Action::Push(p) = a {
                     p.famfs_on = self.famfs;
+                    p.after_init = true;
                 }
             }
             if self.famfs && self.pushing(PushMode::Mount) {
@@ -571,6 +590,7 @@ impl Server {
                     path: Some(self.daxdev_path(i)),
                     why: why.into(),
                     famfs_on: self.famfs,
+                    after_init: true,
                 }));
             }
         }
@@ -789,6 +809,7 @@ impl Server {
             reply_len: bytes.len(),
             malformed: ic.malformed,
             faults: Vec::new(),
+            mounter_cap_sys_rawio: self.mounter_rawio,
         };
         (Out::Data(bytes), Some(rec))
     }

@@ -194,7 +194,7 @@ pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
 /// ok`. A result the revision documents is printed as it is; another
 /// correct one as `DOC (seen X, also correct)`; a wrong one as `X, but a
 /// correct kernel gives DOC`.
-pub fn push_report(profile: &famfs_proto::Profile, log: &str) -> String {
+pub fn push_report(profile: &famfs_proto::Profile, log: &str, famfs: Option<bool>) -> String {
     use famfs_proto::{DaxDriver, DaxTable, PushObject};
     let name = |r: i32| {
         if r == 0 {
@@ -240,7 +240,11 @@ pub fn push_report(profile: &famfs_proto::Profile, log: &str) -> String {
                 }
             ),
         };
-        let allowed = table.push(rec.req.famfs_on, rec.req.index, object);
+        let famfs_on = match famfs {
+            Some(on) => on && rec.req.after_init,
+            None => rec.req.famfs_on,
+        };
+        let allowed = table.push(famfs_on, rec.req.index, object);
         let doc = name(allowed.documented());
         let verdict = if !allowed.allows(rec.result) {
             format!("{}, but a correct kernel gives {doc}", name(rec.result))

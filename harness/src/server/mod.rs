@@ -23,7 +23,7 @@ pub mod sim;
 pub mod transport;
 
 pub use bench::bench;
-pub use cli::{cli_main, unmount, Mounted};
+pub use cli::{cli_main, has_cap_sys_rawio, unmount, Mounted};
 pub use dispatch::{Action, InitRecord, RequestRecord, Server, WriteFailure};
 pub use fault::{Fault, FaultClass};
 pub use scenario::{Config, Scenario};
