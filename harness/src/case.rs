@@ -157,9 +157,10 @@ pub fn header(path: &Path, text: &str) -> Result<(String, usize)> {
     let start = lines
         .iter()
         .position(|l| l.trim_end() == "# ---")
+        // Line 1: a location editors jump to even when the header is missing.
         .with_context(|| {
             format!(
-                "{}: no `# ---` header (see cases/README.md)",
+                "{}:1: no `# ---` header (see cases/README.md)",
                 path.display()
             )
         })?;
@@ -229,37 +230,37 @@ pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
         {
             bail!(
                 "{}: requires.kconfig entry `{k}` is not a config symbol (FOO or !FOO)",
-                path.display()
+                at(k)
             );
         }
     }
     Ok(meta)
 }
 
-fn topology_of(path: &Path, r: &Requires) -> Result<Topology> {
+/// `at(needle)` is `file:line` of the header line holding `needle`.
+fn topology_of(r: &Requires, at: &dyn Fn(&str) -> String) -> Result<Topology> {
     let Some(size) = &r.pmem else {
         if r.pmem_kind.is_some() || r.dax_mode.is_some() || r.dax_devices.is_some() {
             bail!(
                 "{}: requires.pmem_kind/dax_mode/dax_devices need requires.pmem (a size)",
-                path.display()
+                at("requires")
             );
         }
         return Ok(Topology::default());
     };
-    let size_mib =
-        parse_size_mib(size).with_context(|| format!("{}: requires.pmem", path.display()))?;
+    let size_mib = parse_size_mib(size).with_context(|| format!("{}: requires.pmem", at("pmem")))?;
     let kind = r.pmem_kind.unwrap_or(PmemKind::Nvdimm);
     if kind.is_cxl() && size_mib % crate::contract::topology::CXL_REGION_MIB != 0 {
         bail!(
             "{}: requires.pmem is {size} but CXL regions come in multiples of 256M",
-            path.display()
+            at("pmem")
         );
     }
     let devices = r.dax_devices.unwrap_or(1);
     if !(1..=4).contains(&devices) || (devices > 1 && kind.is_cxl()) {
         bail!(
             "{}: requires.dax_devices is {devices}: 1 to 4, and one for CXL kinds",
-            path.display()
+            at("dax_devices")
         );
     }
     Ok(Topology {
@@ -309,13 +310,23 @@ pub fn load(root: &Path, path: &Path) -> Result<Case> {
             golden_path.display()
         )
     })?;
+    // Errors about values the YAML parser accepted name the header line
+    // that holds them (the first line of the header when none does).
+    let from = header(path, &text).map_or(1, |(_, offset)| offset + 1);
+    let at = |needle: &str| {
+        format!(
+            "{}:{}",
+            path.display(),
+            crate::yaml::line_of(&text, from, needle)
+        )
+    };
     let mut filters = Vec::new();
     for f in &meta.filters {
         let re = regex::Regex::new(&f.regex)
-            .with_context(|| format!("{}: bad filter regex `{}`", path.display(), f.regex))?;
+            .with_context(|| format!("{}: bad filter regex `{}`", at(&f.regex), f.regex))?;
         filters.push((re, f.replace.clone()));
     }
-    let topology = topology_of(path, &meta.requires)?;
+    let topology = topology_of(&meta.requires, &at)?;
     let mut seen = std::collections::BTreeSet::new();
     for p in &meta.params {
         if p.name.is_empty()
@@ -326,12 +337,12 @@ pub fn load(root: &Path, path: &Path) -> Result<Case> {
         {
             bail!(
                 "{}: params: `{}` is not a valid name (lower-case letters, digits, `.`, `_`, `-`)",
-                path.display(),
+                at(&p.name),
                 p.name
             );
         }
         if !seen.insert(p.name.clone()) {
-            bail!("{}: params: `{}` is listed twice", path.display(), p.name);
+            bail!("{}: params: `{}` is listed twice", at(&p.name), p.name);
         }
     }
     Ok(Case {
@@ -456,14 +467,20 @@ impl Case {
         c
     }
 
-    /// Apply the case's filters, line by line.
+    /// Apply the case's filters, line by line, then drop the notes ` (seen
+    /// X)` by which a case says which of several correct answers the kernel
+    /// gave: the golden output holds for every correct kernel, the note
+    /// stays in the case's output for the reader.
     pub fn filter(&self, text: &str) -> String {
+        static SEEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let seen = SEEN.get_or_init(|| regex::Regex::new(r" \(seen [^)]*\)").expect("static regex"));
         let mut out = String::new();
         for line in text.lines() {
             let mut l = line.to_string();
             for (re, rep) in &self.filters {
                 l = re.replace_all(&l, rep.as_str()).into_owned();
             }
+            l = seen.replace_all(&l, "").into_owned();
             out.push_str(&l);
             out.push('\n');
         }
@@ -536,6 +553,11 @@ mod tests {
         assert!(c.in_group("quick"));
         assert_eq!(c.topology.pmem.as_ref().unwrap().size_mib, 256);
         assert_eq!(c.filter("took 12 ms\n"), "took N ms\n");
+        // Which of several correct answers was seen is a note, not output.
+        assert_eq!(
+            c.filter("/f: as the kernel must (seen EINVAL, also correct)\nx (seen a: b) (seen c: d)\n"),
+            "/f: as the kernel must\nx\n"
+        );
         let cfg = DotConfig::parse("CONFIG_DEV_DAX=y\n");
         assert_eq!(c.unmet_kconfig(&cfg), None);
         let cfg = DotConfig::parse("CONFIG_FUSE_FAMFS_DAX=y\n");

@@ -53,7 +53,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   push-expect LOG PROFILE [INIT_JSON] famfsd's pushes (request log) judged against a correct kernel
                                       (famfs on after INIT as the build says, given the INIT record)
   fmap-expect SCENARIO PATH [PROFILE] what open(2) of PATH does on a correct kernel ('ok' or an errno
-                                      name), from the kernel model of the fmap famfsd serves; why on stderr
+                                      name, then any other correct answer: 'ok EINVAL'), from the kernel
+                                      model of the fmap famfsd serves; why on stderr
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names
   sync-output                         wait until the host has every line the case printed so far";
 
@@ -512,7 +513,7 @@ fn real_main(args: &[String]) -> Result<i32> {
             )?;
             let e = famfs_harness::server::expect::open_expectation(cfg, a.s(1)?)?;
             eprintln!("fmap-expect: {}", e.why);
-            println!("{}", e.token());
+            println!("{}", e.tokens());
             Ok(0)
         }
         "profile-has" => {

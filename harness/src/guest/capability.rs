@@ -59,7 +59,7 @@ impl Capability {
 pub fn famfs_expected(build: &FamfsBuild, p: &Profile) -> std::result::Result<String, String> {
     if !build.configured {
         return Err(match build.abi.as_deref() {
-            Some("none") => format!("this kernel has no famfs: {}", build.evidence),
+            Some("none") => format!("this kernel has no famfs ({})", build.evidence),
             _ => "this kernel was built without famfs: CONFIG_FUSE_FAMFS_DAX is not set in its .config".into(),
         });
     }

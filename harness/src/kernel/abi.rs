@@ -75,7 +75,7 @@ pub fn from_uapi(text: &str) -> FamfsAbi {
         ),
         (None, _) => abi(
             "none",
-            "include/uapi/linux/fuse.h has no FUSE_GET_FMAP: this tree has no famfs".into(),
+            "include/uapi/linux/fuse.h has no FUSE_GET_FMAP".into(),
         ),
     }
 }
