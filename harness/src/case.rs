@@ -248,7 +248,8 @@ fn topology_of(r: &Requires, at: &dyn Fn(&str) -> String) -> Result<Topology> {
         }
         return Ok(Topology::default());
     };
-    let size_mib = parse_size_mib(size).with_context(|| format!("{}: requires.pmem", at("pmem")))?;
+    let size_mib =
+        parse_size_mib(size).with_context(|| format!("{}: requires.pmem", at("pmem")))?;
     let kind = r.pmem_kind.unwrap_or(PmemKind::Nvdimm);
     if kind.is_cxl() && size_mib % crate::contract::topology::CXL_REGION_MIB != 0 {
         bail!(
@@ -473,7 +474,8 @@ impl Case {
     /// stays in the case's output for the reader.
     pub fn filter(&self, text: &str) -> String {
         static SEEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-        let seen = SEEN.get_or_init(|| regex::Regex::new(r" \(seen [^)]*\)").expect("static regex"));
+        let seen =
+            SEEN.get_or_init(|| regex::Regex::new(r" \(seen [^)]*\)").expect("static regex"));
         let mut out = String::new();
         for line in text.lines() {
             let mut l = line.to_string();
@@ -555,7 +557,9 @@ mod tests {
         assert_eq!(c.filter("took 12 ms\n"), "took N ms\n");
         // Which of several correct answers was seen is a note, not output.
         assert_eq!(
-            c.filter("/f: as the kernel must (seen EINVAL, also correct)\nx (seen a: b) (seen c: d)\n"),
+            c.filter(
+                "/f: as the kernel must (seen EINVAL, also correct)\nx (seen a: b) (seen c: d)\n"
+            ),
             "/f: as the kernel must\nx\n"
         );
         let cfg = DotConfig::parse("CONFIG_DEV_DAX=y\n");

@@ -39,6 +39,8 @@ pub mod cache;
 #[cfg(feature = "host")]
 pub mod case;
 #[cfg(feature = "host")]
+pub mod fuzz;
+#[cfg(feature = "host")]
 pub mod hostdeps;
 #[cfg(feature = "host")]
 pub mod image;

@@ -79,10 +79,16 @@ impl Matrix {
                 crate::yaml::line_of(&text, 1, needle)
             )
         };
-        if m.kernels.is_empty() || m.profiles.is_empty() || m.selections.is_empty() {
+        // Named at the first empty list's line.
+        let empty = [
+            ("kernels", m.kernels.is_empty()),
+            ("profiles", m.profiles.is_empty()),
+            ("selections", m.selections.is_empty()),
+        ];
+        if let Some((key, _)) = empty.iter().find(|(_, e)| *e) {
             bail!(
                 "{}: an empty matrix: kernels, profiles and selections each need an entry",
-                path.display()
+                at(key)
             );
         }
         let known = crate::kernel::named::available(checkout);

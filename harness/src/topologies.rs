@@ -46,7 +46,8 @@ impl Table {
             .with_context(|| format!("reading {}", path.display()))?;
         let entries: BTreeMap<String, Entry> = crate::yaml::parse(&path, &text, 0)?;
         if entries.is_empty() {
-            bail!("{}: no topology named", path.display());
+            // Line 1: the file as a whole names nothing.
+            bail!("{}:1: no topology named", path.display());
         }
         for (name, e) in &entries {
             let at = format!(

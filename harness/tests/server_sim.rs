@@ -1794,6 +1794,9 @@ mod push {
         let r = famfs_harness::server::expect::push_report(&Profile::next(), &off, None);
         assert!(!r.contains("but a correct kernel"), "{r}");
         let r = famfs_harness::server::expect::push_report(&Profile::next(), &off, Some(true));
-        assert!(r.contains("EOPNOTSUPP, but a correct kernel gives ENODEV"), "{r}\n{off}");
+        assert!(
+            r.contains("EOPNOTSUPP, but a correct kernel gives ENODEV"),
+            "{r}\n{off}"
+        );
     }
 }

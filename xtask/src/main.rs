@@ -183,6 +183,32 @@ enum Cmd {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Fuzz every parser of the harness's inputs (case headers, scenarios,
+    /// named kernels, matrices, config text, fmap replies, kernel logs,
+    /// summaries, topologies, image specs) with inputs made from each
+    /// format's grammar and mutated from the repository's examples: each
+    /// must give Ok or an error naming file:line, never panic. Exit 0:
+    /// neither; 1: a panic or an error without its line (inputs saved);
+    /// 2: bad arguments.
+    FuzzParsers {
+        /// How long each target runs (`30s`, `10m`, `1h`).
+        #[arg(long, value_name = "TIME", default_value = "10s", value_parser = famfs_harness::fuzz::parse_duration)]
+        duration: std::time::Duration,
+        /// Only this target (repeatable; default: all but `selftest`, which
+        /// fails on purpose).
+        #[arg(long = "target", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(famfs_harness::fuzz::selectable()))]
+        targets: Vec<String>,
+        /// Stop a target after this many inputs, if that comes first.
+        #[arg(long, value_name = "N")]
+        inputs: Option<u64>,
+        /// Seed of the inputs (default: from the clock; printed).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Where the inputs that broke a parser go (default:
+        /// target/fuzz-parsers).
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -525,6 +551,32 @@ fn main() {
 fn real_main() -> Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::FuzzParsers {
+            duration,
+            targets,
+            inputs,
+            seed,
+            save,
+        } => {
+            use famfs_harness::fuzz;
+            let seed = seed.unwrap_or_else(fuzz::Rng::seed_from_time);
+            let root = famfs_harness::image::guest_program::workspace_root();
+            let save = save.unwrap_or_else(|| root.join("target/fuzz-parsers"));
+            eprintln!(
+                "[harness] fuzz-parsers: seed {seed}, {duration:?} or {} inputs per target",
+                inputs.map_or("unlimited".into(), |n| n.to_string())
+            );
+            let budget = fuzz::Budget {
+                duration: Some(duration),
+                inputs,
+            };
+            let stats = fuzz::campaign(&targets, seed, &budget, &save, &mut std::io::stdout())?;
+            Ok(if stats.iter().any(fuzz::Stats::failed) {
+                1
+            } else {
+                0
+            })
+        }
         Cmd::NewCase {
             group,
             description,

@@ -156,7 +156,10 @@ fn check_shipped_results(r: &Ran, backend: &str, groups: usize, old_qemu: bool) 
             res.reasons
         );
     };
-    notrun_because("famfs/001", "this kernel has no famfs (include/uapi/linux/fuse.h has no FUSE_GET_FMAP)");
+    notrun_because(
+        "famfs/001",
+        "this kernel has no famfs (include/uapi/linux/fuse.h has no FUSE_GET_FMAP)",
+    );
     notrun_because("famfs/002", "FUSE_FAMFS_DAX");
     // The detector self-check: the script passed, the harness failed it for
     // the WARNING it provoked, and the expectation turned that into a pass.
@@ -474,7 +477,10 @@ fn famfs_next_debug_kernel_runs_the_suite() {
 #[test]
 fn famfs_v10_fixed_kernel_passes_every_famfs_trial() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root().join("../shared/kernels/famfs-v10-7.3/series").exists() {
+    if !root()
+        .join("../shared/kernels/famfs-v10-7.3/series")
+        .exists()
+    {
         return;
     }
     let name = "famfs-v10-fixed";
@@ -492,19 +498,30 @@ fn famfs_v10_fixed_kernel_passes_every_famfs_trial() {
                     || c.outcome == Outcome::NotRun && why.contains("the v10 famfs ABI has no"))
         } else if c.id.starts_with("famfs-user/") {
             c.outcome == Outcome::Pass
-                || c.outcome == Outcome::KnownFail && c.reasons.iter().any(|w| w.contains("famfs user space"))
+                || c.outcome == Outcome::KnownFail
+                    && c.reasons.iter().any(|w| w.contains("famfs user space"))
         } else {
             c.outcome == Outcome::Pass
         };
         if !ok {
-            bad.push(format!("{} {:?}: {:?} {:?}", c.id, c.outcome, c.reasons, c.reports));
+            bad.push(format!(
+                "{} {:?}: {:?} {:?}",
+                c.id, c.outcome, c.reasons, c.reports
+            ));
         }
     }
     assert!(famfs >= 80, "{famfs} famfs trials");
-    assert!(bad.is_empty(), "results in {}\n{}", r.dir.display(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "results in {}\n{}",
+        r.dir.display(),
+        bad.join("\n")
+    );
     let k = famfs_harness::kernel::named::load(&root(), name).unwrap();
     assert!(
-        k.known_defects.iter().all(|d| d.case.starts_with("famfs-user/")),
+        k.known_defects
+            .iter()
+            .all(|d| d.case.starts_with("famfs-user/")),
         "{name} lists a kernel defect: {:#?}",
         k.known_defects
     );
@@ -554,7 +571,10 @@ fn check_famfs_never_engages(r: &Ran, input: &str) {
 #[test]
 fn a_famfs_kernel_that_never_engages_fails_every_famfs_trial() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root().join("../shared/kernels/famfs-v10-7.3/series").exists() {
+    if !root()
+        .join("../shared/kernels/famfs-v10-7.3/series")
+        .exists()
+    {
         return;
     }
     let mut args = v10_with("famfs-v10-never-engages.patch");
@@ -573,7 +593,14 @@ fn a_famfs_kernel_that_never_engages_fails_every_famfs_trial() {
     check_famfs_never_engages(&r, "--kernel-src");
     let r = test_vm(
         "never-engages-image",
-        &["--kernel-image", &image, "--kernel-config", &config, "-g", "famfs"],
+        &[
+            "--kernel-image",
+            &image,
+            "--kernel-config",
+            &config,
+            "-g",
+            "famfs",
+        ],
     );
     check_famfs_never_engages(&r, "--kernel-image");
 }
@@ -584,7 +611,10 @@ fn a_famfs_kernel_that_never_engages_fails_every_famfs_trial() {
 #[test]
 fn a_famfs_kernel_that_offers_without_cap_sys_rawio_fails_famfs_cap() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root().join("../shared/kernels/famfs-v10-7.3/series").exists() {
+    if !root()
+        .join("../shared/kernels/famfs-v10-7.3/series")
+        .exists()
+    {
         return;
     }
     let mut args = v10_with("famfs-v10-offers-without-rawio.patch");
@@ -597,7 +627,8 @@ fn a_famfs_kernel_that_offers_without_cap_sys_rawio_fails_famfs_cap() {
         if no_rawio {
             assert!(
                 c.outcome == Outcome::Fail
-                    && c.reasons.iter().any(|w| w.contains("famfs capability offered: yes, but this kernel must give no")),
+                    && c.reasons.iter().any(|w| w
+                        .contains("famfs capability offered: yes, but this kernel must give no")),
                 "{} {:?}: {:#?}",
                 c.id,
                 c.outcome,
@@ -607,7 +638,14 @@ fn a_famfs_kernel_that_offers_without_cap_sys_rawio_fails_famfs_cap() {
             assert_eq!(c.outcome, Outcome::Pass, "{}: {:#?}", c.id, c.reasons);
         }
     }
-    assert!(r.summary.cases.iter().filter(|c| c.id.starts_with("famfs/020[no-rawio-")).count() == 2);
+    assert!(
+        r.summary
+            .cases
+            .iter()
+            .filter(|c| c.id.starts_with("famfs/020[no-rawio-"))
+            .count()
+            == 2
+    );
 }
 
 /// The crash detector end to end: LKDTM provokes each kind of report on

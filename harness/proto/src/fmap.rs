@@ -330,19 +330,26 @@ impl Fmap {
                         at = at.saturating_add(e.nbytes);
                         continue;
                     }
+                    // Chunks past `file_size` map nothing: stop there, or an
+                    // extent whose `nbytes` dwarfs the file loops ~2^64 / c
+                    // times. Offsets come from the wire and may be anything:
+                    // file offsets saturate, device offsets wrap as the
+                    // kernel's u64 arithmetic does.
                     for k in 0..e.nbytes.div_ceil(c) {
+                        let file_offset = at.saturating_add(k * c);
+                        if file_offset >= end || out.len() >= max {
+                            break;
+                        }
                         let s = &e.strips[(k % n) as usize];
+                        // k < nbytes / c rounded up, so k * c < nbytes.
                         let len = c.min(e.nbytes - k * c);
                         push(
                             &mut out,
-                            at + k * c,
+                            file_offset,
                             len,
                             s.devindex,
-                            s.offset + (k / n) * c,
+                            s.offset.wrapping_add((k / n) * c),
                         );
-                        if out.len() >= max {
-                            break;
-                        }
                     }
                     at = at.saturating_add(e.nbytes);
                 }
@@ -806,5 +813,18 @@ mod segment_tests {
         }
         assert!(z.segments(100).is_empty());
         assert_eq!(f.segments(3).len(), 3);
+        // An extent far longer than the file (from the wire) stops at
+        // file_size at once, and a device offset near the top wraps.
+        let long = Fmap::interleaved(
+            4 * M,
+            vec![InterleavedExtent::new(
+                (2 * M) as u32,
+                u64::MAX,
+                vec![SimpleExtent::new(u64::MAX - M, 2 * M)],
+            )],
+        );
+        let s = long.segments(usize::MAX);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].dev_offset, M - 1);
     }
 }

@@ -90,7 +90,10 @@ fn famfs_gate(profile: &famfs_proto::Profile) -> Result<(i32, String)> {
     if build.is_some() {
         if let Some((code, text)) = std::fs::read_to_string(&memo)
             .ok()
-            .and_then(|t| t.split_once('\n').map(|(c, r)| (c.parse().ok(), r.to_string())))
+            .and_then(|t| {
+                t.split_once('\n')
+                    .map(|(c, r)| (c.parse().ok(), r.to_string()))
+            })
             .and_then(|(c, r)| c.map(|c| (c, r)))
         {
             return Ok((code, text));
@@ -440,19 +443,15 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(0)
         }
         "famfs-cap" => {
-            let profile = famfs_proto::Profile::parse(
-                Args::new(rest, "famfs-cap PROFILE").s(0)?,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let profile = famfs_proto::Profile::parse(Args::new(rest, "famfs-cap PROFILE").s(0)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let (code, text) = famfs_gate(&profile)?;
             println!("{text}");
             Ok(code)
         }
         "famfs-probe" => {
-            let profile = famfs_proto::Profile::parse(
-                Args::new(rest, "famfs-probe PROFILE").s(0)?,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let profile = famfs_proto::Profile::parse(Args::new(rest, "famfs-probe PROFILE").s(0)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let scratch =
                 std::env::temp_dir().join(format!("fh-famfs-probe-{}", std::process::id()));
             let rec = capability::famfs_capability(&profile, &scratch);
@@ -462,10 +461,9 @@ fn real_main(args: &[String]) -> Result<i32> {
             Ok(if cap.usable() { 0 } else { 3 })
         }
         "famfs-expected" => {
-            let profile = famfs_proto::Profile::parse(
-                Args::new(rest, "famfs-expected PROFILE").s(0)?,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let profile =
+                famfs_proto::Profile::parse(Args::new(rest, "famfs-expected PROFILE").s(0)?)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             let build = famfs_build()?;
             match capability::famfs_expected(&build, &profile) {
                 Ok(why) => {
@@ -556,8 +554,7 @@ fn real_main(args: &[String]) -> Result<i32> {
             // famfs after INIT as the build says, not as the kernel did.
             let famfs = match rest.get(2) {
                 Some(path) => {
-                    let built =
-                        capability::famfs_expected(&famfs_build()?, &profile).is_ok();
+                    let built = capability::famfs_expected(&famfs_build()?, &profile).is_ok();
                     Some(capability::init_verdict(&init_record(path)?, &profile, Some(built)).famfs)
                 }
                 None => None,

@@ -406,7 +406,11 @@ mod init_verdict_tests {
         let v = init_verdict(&record("{famfs: echo}", true), &Profile::v10(), Some(false));
         assert!(!v.offer && !v.famfs, "{v:?}");
         // A withholding daemon keeps famfs off on a famfs kernel.
-        let v = init_verdict(&record("{famfs: withhold}", true), &Profile::v10(), Some(true));
+        let v = init_verdict(
+            &record("{famfs: withhold}", true),
+            &Profile::v10(),
+            Some(true),
+        );
         assert!(v.offer && !v.famfs, "{v:?}");
     }
 
@@ -428,7 +432,10 @@ mod init_verdict_tests {
         assert!(famfs_expected(&build(true, Some("v10")), &v10).is_ok());
         // Another generation's numbers: the kernel lacks this ABI.
         let e = famfs_expected(&build(true, Some("next")), &v10).unwrap_err();
-        assert!(e.contains("speaks the next ABI") && e.contains("--profile next"), "{e}");
+        assert!(
+            e.contains("speaks the next ABI") && e.contains("--profile next"),
+            "{e}"
+        );
         let e = famfs_expected(&build(true, Some("v10")), &Profile::famfs_6_14()).unwrap_err();
         assert!(e.contains("INIT bit 42"), "{e}");
         // A prebuilt image: the profile given is taken as its ABI.

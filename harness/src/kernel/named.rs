@@ -409,7 +409,10 @@ mod tests {
                 t.path().join("kernel-configs/patches/fix")
             ]
         );
-        let t = root_with("k", "description: x\npatches: {a: 1}\nfragments: [default]\n");
+        let t = root_with(
+            "k",
+            "description: x\npatches: {a: 1}\nfragments: [default]\n",
+        );
         let e = format!("{:#}", load(t.path(), "k").unwrap_err());
         assert!(e.contains("k.yaml"), "{e}");
     }

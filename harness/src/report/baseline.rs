@@ -21,10 +21,18 @@ pub fn load(dir: &Path) -> Result<Summary> {
             dir.display()
         );
     };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a summary this harness wrote", path.display()))
+    // Bytes, not a String: invalid UTF-8 is then an error with its line.
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // file:line:column, as for the YAML inputs (serde_json counts from 1;
+    // 0 means it knows no line).
+    serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: not a summary this harness wrote: {e}",
+            path.display(),
+            e.line().max(1),
+            e.column()
+        )
+    })
 }
 
 /// What changed, trial by trial (boot trials left out: their numbering
@@ -107,8 +115,11 @@ pub fn compare(before: &Summary, now: &Summary, slower_pct: u32) -> Changes {
             }
         }
         if let Some(p) = prev.filter(|p| p.outcome != Outcome::NotRun && p.duration_ms > 0) {
-            let limit = p.duration_ms * (100 + u64::from(slower_pct)) / 100;
-            if r.duration_ms > limit && r.duration_ms > p.duration_ms + 1000 {
+            // In u128: durations come from a file and may be anything.
+            let limit = u128::from(p.duration_ms) * (100 + u128::from(slower_pct)) / 100;
+            if u128::from(r.duration_ms) > limit
+                && r.duration_ms > p.duration_ms.saturating_add(1000)
+            {
                 c.slower.push(format!(
                     "{id}: {:.1} s -> {:.1} s",
                     p.duration_ms as f64 / 1000.0,

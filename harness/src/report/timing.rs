@@ -37,13 +37,20 @@ pub fn group_of(id: &str) -> &str {
     id.split('/').next().unwrap_or(id)
 }
 
+// Sums saturate: the milliseconds come from a summary file, which may
+// hold anything up to u64::MAX.
 fn total(s: &Split) -> u64 {
-    s.values().sum()
+    s.values().fold(0, |a, v| a.saturating_add(*v))
+}
+
+fn bump(into: &mut Split, k: &str, v: u64) {
+    let e = into.entry(k.to_string()).or_default();
+    *e = e.saturating_add(v);
 }
 
 fn add(into: &mut Split, from: &Split) {
     for (k, v) in from {
-        *into.entry(k.clone()).or_default() += v;
+        bump(into, k, *v);
     }
 }
 
@@ -95,16 +102,18 @@ pub fn of(s: &Summary) -> Timing {
         };
         let hello = b.hello_ms.unwrap_or(b.duration_ms).min(b.duration_ms);
         let setup = b.setup_ms.unwrap_or(hello).clamp(hello, b.duration_ms);
-        let cases: u64 = in_boot.iter().map(|c| total(&trial_split(c))).sum();
-        let rest = b.duration_ms.saturating_sub(setup + cases);
+        let cases = in_boot
+            .iter()
+            .fold(0u64, |a, c| a.saturating_add(total(&trial_split(c))));
+        let rest = b.duration_ms.saturating_sub(setup.saturating_add(cases));
         let g = t.groups.entry(group_of(&first.id).to_string()).or_default();
         if i == 0 {
-            *g.entry("boot".into()).or_default() += hello;
-            *g.entry("ready".into()).or_default() += setup - hello;
+            bump(g, "boot", hello);
+            bump(g, "ready", setup - hello);
         } else {
-            *g.entry("fresh".into()).or_default() += setup;
+            bump(g, "fresh", setup);
         }
-        *g.entry("shutdown".into()).or_default() += rest;
+        bump(g, "shutdown", rest);
     }
     t
 }
@@ -193,12 +202,13 @@ pub fn compare(before: &Timing, now: &Timing) -> String {
             ratio(b, total(s))
         ));
     }
-    let mut moved: Vec<(i64, &String)> = now
+    // i128: the difference of two u64 always fits.
+    let mut moved: Vec<(i128, &String)> = now
         .trials
         .iter()
         .filter_map(|(id, s)| {
             let b = before.trials.get(id).map(total)?;
-            let d = total(s) as i64 - b as i64;
+            let d = i128::from(total(s)) - i128::from(b);
             (d.abs() >= 1000).then_some((d, id))
         })
         .collect();

@@ -309,7 +309,7 @@ pub struct InitSpec {
     pub minor: Option<u32>,
     /// `max_write` of the reply (default 128K).
     #[serde(default)]
-    pub max_write: Option<Size>,
+    pub max_write: Option<Spanned<Size>>,
     #[serde(default)]
     pub malformed: Option<InitMalformed>,
 }
@@ -477,14 +477,27 @@ impl GenerateSpec {
         let slot = self
             .slot
             .map_or_else(|| self.lens.iter().map(|l| l.0).max().unwrap_or(0), |s| s.0);
-        Ok((0..u64::from(self.count))
-            .map(|i| SimpleExtent {
-                devindex: 0,
-                reserved: 0,
-                offset: self.base.0 + (i.wrapping_mul(self.step) % self.slots) * slot,
-                len: self.lens[(i % self.lens.len() as u64) as usize].0,
+        // Checked: base, slot and slots come from the file, and an offset
+        // past 2^64 is a mistake in it (offset_wrap is the fault for that).
+        (0..u64::from(self.count))
+            .map(|i| {
+                let k = i.wrapping_mul(self.step) % self.slots;
+                let offset = k
+                    .checked_mul(slot)
+                    .and_then(|o| o.checked_add(self.base.0))
+                    .ok_or_else(|| {
+                        format!(
+                            "generate: extent {i} would start past 2^64 (base + {k} x slot {slot})"
+                        )
+                    })?;
+                Ok(SimpleExtent {
+                    devindex: 0,
+                    reserved: 0,
+                    offset,
+                    len: self.lens[(i % self.lens.len() as u64) as usize].0,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -735,8 +748,17 @@ impl Config {
             want: s.init.flags.iter().fold(DEFAULT_WANT, |m, f| m | f.mask()),
             force: s.init.force_flags.iter().fold(0, |m, f| m | f.mask()),
             minor: s.init.minor,
-            max_write: match s.init.max_write {
-                Some(Size(n)) => u32::try_from(n).context("init.max_write must fit in 32 bits")?,
+            // Spanned, so that a value too large points at its line.
+            max_write: match &s.init.max_write {
+                Some(m) => match u32::try_from(m.value.0) {
+                    Ok(n) => n,
+                    Err(_) => fail_at!(
+                        file,
+                        &m.referenced,
+                        "init.max_write {} does not fit in 32 bits",
+                        m.value.0
+                    ),
+                },
                 None => 128 * 1024,
             },
             malformed: s.init.malformed,
@@ -1000,6 +1022,9 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
     Ok(nodes)
 }
 
+/// How far into a reply a fault may write (64 MiB).
+pub const MAX_REPLY_EDIT: usize = 64 << 20;
+
 fn resolve_rule(
     file: &Path,
     r: &RuleSpec,
@@ -1099,6 +1124,20 @@ fn resolve_rule(
     }
     if let Err(why) = fault.check_static() {
         fail_at!(file, floc, "fault `{name}`: {why}");
+    }
+    // famfsd builds replies in memory: an edit reaching past every kernel
+    // buffer would allocate gigabytes, or overflow, for nothing.
+    let reach = match fault {
+        Fault::Patch(p) => Some(p.offset.saturating_add(p.hex.len() / 2)),
+        Fault::TrailingBytes(n) | Fault::DaxdevReplySize(n) => Some(*n),
+        _ => None,
+    };
+    if let Some(n) = reach.filter(|&n| n > MAX_REPLY_EDIT) {
+        fail_at!(
+            file,
+            floc,
+            "fault `{name}` reaches byte {n} of the reply; replies end well before {MAX_REPLY_EDIT} (the largest kernel buffer is 16 MiB)"
+        );
     }
 
     let notify_node = match fault.notify_path() {
