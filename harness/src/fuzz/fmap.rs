@@ -144,25 +144,6 @@ fn tampered(rng: &mut Rng, profile: &Profile) -> Vec<u8> {
 }
 
 fn custom_spec(rng: &mut Rng) -> String {
-    const KEYS: &[&str] = &[
-        "base",
-        "flag",
-        "get_fmap",
-        "get_daxdev",
-        "max_extents",
-        "max_strips",
-        "header",
-        "get_fmap_in_size",
-        "alignment",
-        "max_reply",
-        "retry_limit",
-        "interleave",
-        "devindex_limit",
-        "daxdev_reply_size",
-        "daxdev",
-        "daxdev_slots",
-        "bogus",
-    ];
     const VALS: &[&str] = &[
         "0",
         "1",
@@ -194,7 +175,15 @@ fn custom_spec(rng: &mut Rng) -> String {
     ];
     let n = rng.between(0, 6);
     let items: Vec<String> = (0..n)
-        .map(|_| format!("{}={}", rng.pick(KEYS), rng.pick(VALS)))
+        .map(|_| {
+            // Every key a spec takes, and one it does not.
+            let key = if rng.chance(1, 19) {
+                "bogus"
+            } else {
+                rng.pick(&famfs_proto::profile::CUSTOM_KEYS)
+            };
+            format!("{key}={}", rng.pick(VALS))
+        })
         .collect();
     format!("custom:{}", items.join(","))
 }

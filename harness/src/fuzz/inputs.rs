@@ -4,24 +4,9 @@
 //! `--topology` gives them) and initramfs specs (`images/*.yaml`, by
 //! [`crate::image::initramfs::load_spec`]).
 
-use super::yamlgen::{self, Schema};
-use super::{as_text, examples, located, mutate, Fuzz, Outcome, Rng};
+use super::yamlgen::{Schema, YamlFile};
+use super::{located, Fuzz, Outcome, Rng};
 use anyhow::Result;
-use std::path::PathBuf;
-
-fn yaml_input(rng: &mut Rng, examples: &[String], schema: &Schema) -> Vec<u8> {
-    if rng.chance(1, 2) {
-        super::mutated(rng, examples)
-    } else {
-        let doc = yamlgen::document(rng, schema);
-        if rng.chance(1, 4) {
-            let donor = rng.pick(examples).clone();
-            mutate::text(rng, &doc, &donor)
-        } else {
-            doc.into_bytes()
-        }
-    }
-}
 
 pub fn topologies_schema() -> Schema {
     Schema::dict(
@@ -41,43 +26,30 @@ pub fn topologies_schema() -> Schema {
     )
 }
 
-pub struct Topologies {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    path: PathBuf,
-    examples: Vec<String>,
-    schema: Schema,
-}
+pub struct Topologies(YamlFile);
 
 impl Topologies {
     pub fn new() -> Result<Topologies> {
-        let ex = examples("images", |n| n == "topologies.yaml")?;
-        let dir = tempfile::tempdir()?;
-        let root = dir.path().to_path_buf();
-        let path = root.join(crate::topologies::FILE);
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        Ok(Topologies {
-            _dir: dir,
-            root,
-            path,
-            examples: ex.into_iter().map(|(_, t)| t).collect(),
-            schema: topologies_schema(),
-        })
+        YamlFile::new(
+            "images",
+            |n| n == "topologies.yaml",
+            crate::topologies::FILE,
+            topologies_schema(),
+        )
+        .map(Topologies)
     }
 }
 
 impl Fuzz for Topologies {
     fn input(&mut self, rng: &mut Rng) -> Vec<u8> {
-        yaml_input(rng, &self.examples, &self.schema)
+        self.0.input(rng)
     }
 
     fn parse(&mut self, input: &[u8]) -> Outcome {
-        if std::fs::write(&self.path, as_text(input).as_bytes()).is_err() {
+        if !self.0.put(input) {
             return Outcome::Accepted;
         }
-        match crate::topologies::Table::load(&self.root) {
+        match crate::topologies::Table::load(&self.0.root) {
             Ok(t) => {
                 let _ = t.names();
                 // `--topology` specs: errors name the spec, not the file.
@@ -97,7 +69,7 @@ impl Fuzz for Topologies {
                 }
                 Outcome::Accepted
             }
-            Err(e) => located(&e, &self.path),
+            Err(e) => located(&e, &self.0.path),
         }
     }
 }
@@ -120,38 +92,32 @@ pub fn image_schema() -> Schema {
     ])
 }
 
-pub struct Images {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    examples: Vec<String>,
-    schema: Schema,
-}
+pub struct Images(YamlFile);
 
 impl Images {
     pub fn new() -> Result<Images> {
-        let ex = examples("images", |n| n.ends_with(".yaml") && n != "topologies.yaml")?;
-        let dir = tempfile::tempdir()?;
-        Ok(Images {
-            path: dir.path().join("fuzz.yaml"),
-            _dir: dir,
-            examples: ex.into_iter().map(|(_, t)| t).collect(),
-            schema: image_schema(),
-        })
+        YamlFile::new(
+            "images",
+            |n| n.ends_with(".yaml") && n != "topologies.yaml",
+            "fuzz.yaml",
+            image_schema(),
+        )
+        .map(Images)
     }
 }
 
 impl Fuzz for Images {
     fn input(&mut self, rng: &mut Rng) -> Vec<u8> {
-        yaml_input(rng, &self.examples, &self.schema)
+        self.0.input(rng)
     }
 
     fn parse(&mut self, input: &[u8]) -> Outcome {
-        if std::fs::write(&self.path, as_text(input).as_bytes()).is_err() {
+        if !self.0.put(input) {
             return Outcome::Accepted;
         }
-        match crate::image::initramfs::load_spec(&self.path) {
+        match crate::image::initramfs::load_spec(&self.0.path) {
             Ok(_) => Outcome::Accepted,
-            Err(e) => located(&e, &self.path),
+            Err(e) => located(&e, &self.0.path),
         }
     }
 }

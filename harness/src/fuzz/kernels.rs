@@ -5,8 +5,8 @@
 //! [`crate::nightly::Matrix::load`] (against this checkout's kernels and
 //! topologies).
 
-use super::yamlgen::{self, Schema};
-use super::{as_text, examples, located, Fuzz, Outcome, Rng};
+use super::yamlgen::{Schema, YamlFile};
+use super::{located, Fuzz, Outcome, Rng};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -118,55 +118,31 @@ pub fn matrix_schema() -> Schema {
     ])
 }
 
-pub struct Named {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    path: PathBuf,
-    examples: Vec<String>,
-    schema: Schema,
-}
+pub struct Named(YamlFile);
 
 impl Named {
     pub fn new() -> Result<Named> {
-        let ex = examples("kernel-configs/kernels", |n| n.ends_with(".yaml"))?;
-        let dir = tempfile::tempdir()?;
-        let root = dir.path().to_path_buf();
-        let kernels = crate::kernel::named::dir(&root);
-        std::fs::create_dir_all(&kernels)?;
-        Ok(Named {
-            path: kernels.join("fuzz.yaml"),
-            _dir: dir,
-            root,
-            examples: ex.into_iter().map(|(_, t)| t).collect(),
-            schema: named_schema(),
-        })
-    }
-}
-
-fn yaml_input(rng: &mut Rng, examples: &[String], schema: &Schema) -> Vec<u8> {
-    if rng.chance(1, 2) {
-        super::mutated(rng, examples)
-    } else {
-        let doc = yamlgen::document(rng, schema);
-        if rng.chance(1, 4) {
-            let donor = rng.pick(examples).clone();
-            super::mutate::text(rng, &doc, &donor)
-        } else {
-            doc.into_bytes()
-        }
+        let file = crate::kernel::named::dir(std::path::Path::new("")).join("fuzz.yaml");
+        YamlFile::new(
+            "kernel-configs/kernels",
+            |n| n.ends_with(".yaml"),
+            &file.to_string_lossy(),
+            named_schema(),
+        )
+        .map(Named)
     }
 }
 
 impl Fuzz for Named {
     fn input(&mut self, rng: &mut Rng) -> Vec<u8> {
-        yaml_input(rng, &self.examples, &self.schema)
+        self.0.input(rng)
     }
 
     fn parse(&mut self, input: &[u8]) -> Outcome {
-        if std::fs::write(&self.path, as_text(input).as_bytes()).is_err() {
+        if !self.0.put(input) {
             return Outcome::Accepted;
         }
-        match crate::kernel::named::load(&self.root, "fuzz") {
+        match crate::kernel::named::load(&self.0.root, "fuzz") {
             Ok(k) => {
                 let ids = [
                     "famfs/010".to_string(),
@@ -174,51 +150,49 @@ impl Fuzz for Named {
                 ];
                 match k.check_cases(&ids) {
                     Ok(()) => Outcome::Accepted,
-                    Err(e) => located(&e, &self.path),
+                    Err(e) => located(&e, &self.0.path),
                 }
             }
-            Err(e) => located(&e, &self.path),
+            Err(e) => located(&e, &self.0.path),
         }
     }
 }
 
+/// A matrix is checked against this checkout's kernels and topologies.
 pub struct Matrices {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+    file: YamlFile,
     checkout: PathBuf,
-    examples: Vec<String>,
-    schema: Schema,
 }
 
 impl Matrices {
     pub fn new() -> Result<Matrices> {
-        let ex = examples("kernel-configs/matrix", |n| n.ends_with(".yaml"))?;
-        let dir = tempfile::tempdir()?;
         Ok(Matrices {
-            path: dir.path().join("fuzz.yaml"),
-            _dir: dir,
+            file: YamlFile::new(
+                "kernel-configs/matrix",
+                |n| n.ends_with(".yaml"),
+                "fuzz.yaml",
+                matrix_schema(),
+            )?,
             checkout: crate::image::guest_program::workspace_root(),
-            examples: ex.into_iter().map(|(_, t)| t).collect(),
-            schema: matrix_schema(),
         })
     }
 }
 
 impl Fuzz for Matrices {
     fn input(&mut self, rng: &mut Rng) -> Vec<u8> {
-        yaml_input(rng, &self.examples, &self.schema)
+        self.file.input(rng)
     }
 
     fn parse(&mut self, input: &[u8]) -> Outcome {
-        if std::fs::write(&self.path, as_text(input).as_bytes()).is_err() {
+        if !self.file.put(input) {
             return Outcome::Accepted;
         }
-        match crate::nightly::Matrix::load(&self.path, &self.checkout) {
+        match crate::nightly::Matrix::load(&self.file.path, &self.checkout) {
             Ok(m) => {
                 let _ = m.cells();
                 Outcome::Accepted
             }
-            Err(e) => located(&e, &self.path),
+            Err(e) => located(&e, &self.file.path),
         }
     }
 }

@@ -369,3 +369,63 @@ mod tests {
         assert!(ok > 150, "{ok} of 300 parse");
     }
 }
+
+/// A YAML target's scratch file: where the parser under test reads the
+/// input, the repository's examples of the format, and its grammar.
+pub struct YamlFile {
+    _dir: tempfile::TempDir,
+    /// The scratch checkout (the temporary directory's root).
+    pub root: std::path::PathBuf,
+    /// The file the parser reads, under `root`.
+    pub path: std::path::PathBuf,
+    examples: Vec<String>,
+    schema: Schema,
+}
+
+impl YamlFile {
+    /// Examples from `rel_dir` of the repository (the files `keep` takes);
+    /// the input goes to `root/file`.
+    pub fn new(
+        rel_dir: &str,
+        keep: impl Fn(&str) -> bool,
+        file: &str,
+        schema: Schema,
+    ) -> anyhow::Result<YamlFile> {
+        let ex = super::examples(rel_dir, keep)?;
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        let path = root.join(file);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        Ok(YamlFile {
+            _dir: dir,
+            root,
+            path,
+            examples: ex.into_iter().map(|(_, t)| t).collect(),
+            schema,
+        })
+    }
+
+    /// Half mutated examples, half documents from the grammar (a quarter
+    /// of those spliced with an example).
+    pub fn input(&self, rng: &mut Rng) -> Vec<u8> {
+        if rng.chance(1, 2) {
+            super::mutated(rng, &self.examples)
+        } else {
+            let doc = document(rng, &self.schema);
+            if rng.chance(1, 4) {
+                let donor = rng.pick(&self.examples).clone();
+                super::mutate::text(rng, &doc, &donor)
+            } else {
+                doc.into_bytes()
+            }
+        }
+    }
+
+    /// Writes the input where the parser reads it; false when it cannot
+    /// (the input is then skipped as accepted).
+    pub fn put(&self, input: &[u8]) -> bool {
+        std::fs::write(&self.path, super::as_text(input).as_bytes()).is_ok()
+    }
+}
