@@ -31,11 +31,33 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str, line_offset: usize) -
                 );
             }
         }
-        match at {
+        match at.or_else(|| key_of(&msg, text).map(|l| (l, 1))) {
             Some((l, c)) => anyhow!("{}:{}:{c}: {msg}", path.display(), l + line_offset),
             None => anyhow!("{}: {msg}", path.display()),
         }
     })
+}
+
+/// Where an error the parser gave without a position is, from the key it
+/// names (`` duplicate field `groups` ``, `` missing field `x` `` has none):
+/// the 1-based line holding that key, the last such line for a duplicate.
+fn key_of(msg: &str, text: &str) -> Option<usize> {
+    let name = msg.split('`').nth(1).filter(|n| !n.is_empty())?;
+    let key = regex::Regex::new(&format!(
+        r#"(^|[\s{{,\-!?]|\S+\s)["']?{}["']?\s*:"#,
+        regex::escape(name)
+    ))
+    .ok()?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| key.is_match(l))
+        .map(|(i, _)| i + 1);
+    if msg.starts_with("duplicate") {
+        lines.last()
+    } else {
+        lines.next()
+    }
 }
 
 /// The innermost `[` or `{` of a flow collection that no bracket closes
@@ -117,6 +139,18 @@ mod tests {
         a: u32,
         #[serde(default)]
         b: Vec<String>,
+    }
+
+    #[test]
+    fn a_duplicate_key_without_a_position_is_named_at_its_second_line() {
+        // A tagged, quoted duplicate: the parser gives no position for it.
+        let text = "a: 1\nb: [x]\n!custom \"b\":\n - y\n";
+        let e = parse::<T>(Path::new("c"), text, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c:13:1: ") && e.contains("duplicate field `b`"), "{e}");
+        assert_eq!(key_of("duplicate field `b`", "b: 1\n'b' : 2\n"), Some(2));
+        assert_eq!(key_of("unknown field `zz`", "b: 1\n"), None);
     }
 
     #[test]
