@@ -148,7 +148,10 @@ mod tests {
         let e = parse::<T>(Path::new("c"), text, 10)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("c:13:1: ") && e.contains("duplicate field `b`"), "{e}");
+        assert!(
+            e.starts_with("c:13:1: ") && e.contains("duplicate field `b`"),
+            "{e}"
+        );
         assert_eq!(key_of("duplicate field `b`", "b: 1\n'b' : 2\n"), Some(2));
         assert_eq!(key_of("unknown field `zz`", "b: 1\n"), None);
     }
