@@ -343,33 +343,6 @@ pub fn document(rng: &mut Rng, schema: &Schema) -> String {
     render(rng, &n)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_documents_often_parse_back() {
-        let schema = Schema::Map(vec![
-            ("name", Schema::Str(&["a", "b c"])),
-            ("n", Schema::Num(&["1", "2"])),
-            ("list", Schema::list(Schema::Enum(&["x", "y"]))),
-            (
-                "sub",
-                Schema::Map(vec![("k", Schema::Bool), ("v", Schema::Str(&["q"]))]),
-            ),
-        ]);
-        let mut rng = Rng::new(3);
-        let mut ok = 0;
-        for _ in 0..300 {
-            let doc = document(&mut rng, &schema);
-            if serde_saphyr::from_str::<serde_json::Value>(&doc).is_ok() {
-                ok += 1;
-            }
-        }
-        assert!(ok > 150, "{ok} of 300 parse");
-    }
-}
-
 /// A YAML target's scratch file: where the parser under test reads the
 /// input, the repository's examples of the format, and its grammar.
 pub struct YamlFile {
@@ -427,5 +400,32 @@ impl YamlFile {
     /// (the input is then skipped as accepted).
     pub fn put(&self, input: &[u8]) -> bool {
         std::fs::write(&self.path, super::as_text(input).as_bytes()).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_documents_often_parse_back() {
+        let schema = Schema::Map(vec![
+            ("name", Schema::Str(&["a", "b c"])),
+            ("n", Schema::Num(&["1", "2"])),
+            ("list", Schema::list(Schema::Enum(&["x", "y"]))),
+            (
+                "sub",
+                Schema::Map(vec![("k", Schema::Bool), ("v", Schema::Str(&["q"]))]),
+            ),
+        ]);
+        let mut rng = Rng::new(3);
+        let mut ok = 0;
+        for _ in 0..300 {
+            let doc = document(&mut rng, &schema);
+            if serde_saphyr::from_str::<serde_json::Value>(&doc).is_ok() {
+                ok += 1;
+            }
+        }
+        assert!(ok > 150, "{ok} of 300 parse");
     }
 }
