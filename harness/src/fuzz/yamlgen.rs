@@ -284,13 +284,7 @@ fn block(rng: &mut Rng, node: &Node, at: usize, step: usize, out: &mut String) {
                         out.push('\n');
                         block(rng, x, at + step, step, out);
                     }
-                    _ => {
-                        out.push(' ');
-                        let mut s = String::new();
-                        flow(rng, x, &mut s);
-                        out.push_str(&s);
-                        out.push('\n');
-                    }
+                    _ => flow_line(rng, x, out),
                 }
             }
         }
@@ -314,13 +308,7 @@ fn block(rng: &mut Rng, node: &Node, at: usize, step: usize, out: &mut String) {
                             out.push_str(&format!("{pad}{}{l}\n", " ".repeat(step)));
                         }
                     }
-                    _ => {
-                        out.push(' ');
-                        let mut s = String::new();
-                        flow(rng, x, &mut s);
-                        out.push_str(&s);
-                        out.push('\n');
-                    }
+                    _ => flow_line(rng, x, out),
                 }
             }
         }
@@ -401,6 +389,15 @@ impl YamlFile {
     pub fn put(&self, input: &[u8]) -> bool {
         std::fs::write(&self.path, super::as_text(input).as_bytes()).is_ok()
     }
+}
+
+/// ` VALUE\n`: a value in flow style, after a `-` or a key.
+fn flow_line(rng: &mut Rng, x: &Node, out: &mut String) {
+    out.push(' ');
+    let mut s = String::new();
+    flow(rng, x, &mut s);
+    out.push_str(&s);
+    out.push('\n');
 }
 
 #[cfg(test)]
