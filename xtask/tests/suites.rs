@@ -551,10 +551,12 @@ fn check_famfs_never_engages(r: &Ran, input: &str) {
         .collect();
     assert!(famfs.len() >= 80, "{input}: {} famfs trials", famfs.len());
     for c in famfs {
-        // The gate's `FAIL: famfs is broken: ...` line is the case's output.
+        // The gate's `FAIL: famfs is broken: ...` line is in the case's
+        // output, and is the reason a person reads.
         let out = std::fs::read_to_string(r.dir.join(&c.dir).join("output")).unwrap_or_default();
         assert!(
             c.outcome == Outcome::Fail
+                && c.reasons[0].starts_with("famfs is broken: CONFIG_FUSE_FAMFS_DAX=y")
                 && out.contains("FAIL: famfs is broken")
                 && out.contains("CONFIG_FUSE_FAMFS_DAX=y")
                 && out.contains("famfs mode never engages"),

@@ -62,7 +62,11 @@ pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
     let mut diff = None;
     match &r.exit {
         CaseExit::Exited { code: 0 } => {}
-        CaseExit::Exited { code } => reasons.push(format!("exit status {code}")),
+        // The case's own `FAIL: why` (from `_fail`) says more than its status.
+        CaseExit::Exited { code } => reasons.push(match fail_line(&r.output) {
+            Some(why) => format!("{why} (exit status {code})"),
+            None => format!("exit status {code}"),
+        }),
         CaseExit::Signaled { signal } => reasons.push(format!("killed by signal {signal}")),
         CaseExit::TimedOut { after_s } => {
             reasons.push(format!("timed out after {after_s:.1}s (killed)"))
@@ -266,6 +270,16 @@ pub fn unified_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
         .to_string()
 }
 
+/// The last `FAIL: why` line a case printed (`_fail`), without the prefix.
+fn fail_line(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("FAIL: "))
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +352,15 @@ mod tests {
             v.reasons,
             vec!["exit status 3".to_string()],
             "no golden diff noise after a failed exit"
+        );
+        let v = judge(
+            &c,
+            &report(1, "hello\nFAIL: first\nFAIL: famfs is broken: x\n", vec![]),
+        );
+        assert_eq!(
+            v.reasons,
+            vec!["famfs is broken: x (exit status 1)".to_string()],
+            "the case's last FAIL line is the reason"
         );
     }
 
