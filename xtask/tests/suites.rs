@@ -477,10 +477,7 @@ fn famfs_next_debug_kernel_runs_the_suite() {
 #[test]
 fn famfs_v10_fixed_kernel_passes_every_famfs_trial() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root()
-        .join("../shared/kernels/famfs-v10-7.3/series")
-        .exists()
-    {
+    if !root().join(V10_SERIES).exists() {
         return;
     }
     let name = "famfs-v10-fixed";
@@ -527,11 +524,20 @@ fn famfs_v10_fixed_kernel_passes_every_famfs_trial() {
     );
 }
 
+/// The V10 fixture's series, beside the checkout (absent: the V10 tests
+/// have nothing to build and return).
+const V10_SERIES: &str = "../shared/kernels/famfs-v10-7.3/series";
+
+/// What a case printed (its `output` file in the run directory).
+fn case_output(r: &Ran, c: &CaseResult) -> String {
+    std::fs::read_to_string(r.dir.join(&c.dir).join("output")).unwrap_or_default()
+}
+
 /// The V10 fixture series, then `patch` (one of the tests' own, under
 /// xtask/tests/patches/), as `--kernel-patches` arguments.
 fn v10_with(patch: &str) -> Vec<String> {
     [
-        root().join("../shared/kernels/famfs-v10-7.3/series"),
+        root().join(V10_SERIES),
         root().join("xtask/tests/patches").join(patch),
     ]
     .iter()
@@ -553,7 +559,7 @@ fn check_famfs_never_engages(r: &Ran, input: &str) {
     for c in famfs {
         // The gate's `FAIL: famfs is broken: ...` line is in the case's
         // output, and is the reason a person reads.
-        let out = std::fs::read_to_string(r.dir.join(&c.dir).join("output")).unwrap_or_default();
+        let out = case_output(r, c);
         assert!(
             c.outcome == Outcome::Fail
                 && c.reasons[0].starts_with("famfs is broken: CONFIG_FUSE_FAMFS_DAX=y")
@@ -575,10 +581,7 @@ fn check_famfs_never_engages(r: &Ran, input: &str) {
 #[test]
 fn a_famfs_kernel_that_never_engages_fails_every_famfs_trial() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root()
-        .join("../shared/kernels/famfs-v10-7.3/series")
-        .exists()
-    {
+    if !root().join(V10_SERIES).exists() {
         return;
     }
     let mut args = v10_with("famfs-v10-never-engages.patch");
@@ -615,10 +618,7 @@ fn a_famfs_kernel_that_never_engages_fails_every_famfs_trial() {
 #[test]
 fn a_famfs_kernel_that_offers_without_cap_sys_rawio_fails_famfs_cap() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root()
-        .join("../shared/kernels/famfs-v10-7.3/series")
-        .exists()
-    {
+    if !root().join(V10_SERIES).exists() {
         return;
     }
     let mut args = v10_with("famfs-v10-offers-without-rawio.patch");
@@ -630,8 +630,7 @@ fn a_famfs_kernel_that_offers_without_cap_sys_rawio_fails_famfs_cap() {
         let no_rawio = c.id.starts_with("famfs/020[no-rawio-");
         if no_rawio {
             // The case's own output says what went wrong.
-            let out =
-                std::fs::read_to_string(r.dir.join(&c.dir).join("output")).unwrap_or_default();
+            let out = case_output(&r, c);
             assert!(
                 c.outcome == Outcome::Fail
                     && out.contains("famfs capability offered: yes, but this kernel must give no"),
@@ -661,10 +660,7 @@ fn a_famfs_kernel_that_offers_without_cap_sys_rawio_fails_famfs_cap() {
 #[test]
 fn lkdtm_reports_are_titled_on_the_debug_kernel() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !root()
-        .join("../shared/kernels/famfs-v10-7.3/series")
-        .exists()
-    {
+    if !root().join(V10_SERIES).exists() {
         return;
     }
     let r = test_vm(
