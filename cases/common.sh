@@ -193,20 +193,12 @@ _kconfig() {
 	return 1
 }
 
-# _expect WHAT GOT WANT: one line that reads the same on every kernel when
-# GOT is what this kernel must give (WANT), and says both when it is not.
-_expect() {
-	if [ "$2" = "$3" ]; then
-		echo "$1: as the kernel must"
-	else
-		echo "$1: $2, but this kernel must give $3"
-	fi
-}
-
-# _expect_any WHAT GOT WANT [ALSO...]: like _expect where a correct kernel
-# may answer WANT or any ALSO (the protocol allows each). An ALSO passes
-# with the note "(seen GOT, also correct)", which the golden comparison
-# ignores; anything else says what every correct kernel may give.
+# _expect_any WHAT GOT WANT [ALSO...]: one line that reads the same on
+# every kernel when GOT is what this kernel must give (WANT), and says both
+# when it is not. Where a correct kernel may also answer an ALSO (the
+# protocol allows each), that passes with the note "(seen GOT, also
+# correct)", which the golden comparison ignores; anything else says what
+# every correct kernel may give.
 _expect_any() {
 	_ea_what=$1 _ea_got=$2 _ea_want=$3
 	shift 3
@@ -221,6 +213,11 @@ _expect_any() {
 		fi
 	done
 	echo "$_ea_what: $_ea_got, but this kernel must give $_ea_want${1:+ (or $*)}"
+}
+
+# _expect WHAT GOT WANT: _expect_any with one correct answer.
+_expect() {
+	_expect_any "$1" "$2" "$3"
 }
 
 # _expect_lines WHAT GOT WANT: like _expect for multi-line results: one
