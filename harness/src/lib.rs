@@ -20,41 +20,27 @@
 //! the `host` feature are what the static guest program is built from.
 
 // Shared by host and guest.
+pub mod base;
 pub mod contract;
 pub mod guest;
-pub mod judge;
-pub mod proc;
 pub mod server;
-pub mod yaml;
 
 // Host side.
 #[cfg(feature = "host")]
-pub mod authoring;
-#[cfg(feature = "host")]
-pub mod bench;
-#[cfg(feature = "host")]
-pub mod bisect;
-#[cfg(feature = "host")]
-pub mod cache;
-#[cfg(feature = "host")]
-pub mod case;
+pub mod commands;
 #[cfg(feature = "host")]
 pub mod fuzz;
 #[cfg(feature = "host")]
-pub mod hostdeps;
-#[cfg(feature = "host")]
 pub mod image;
+#[cfg(feature = "host")]
+pub mod judge;
 #[cfg(feature = "host")]
 pub mod kernel;
 #[cfg(feature = "host")]
-pub mod nightly;
+pub mod plan;
 #[cfg(feature = "host")]
 pub mod report;
 #[cfg(feature = "host")]
 pub mod run;
-#[cfg(feature = "host")]
-pub mod shell;
-#[cfg(feature = "host")]
-pub mod topologies;
 #[cfg(feature = "host")]
 pub mod vm;

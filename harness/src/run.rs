@@ -3,13 +3,13 @@
 //! boot per topology), restarts the VM after a crash for the cases that did
 //! not run yet, and retries a boot that never reached the runner once.
 
-use crate::cache::Cache;
-use crate::case::Case;
+use crate::base::cache::Cache;
 use crate::contract::topology::Topology;
 use crate::contract::{GuestMsg, PlannedCase, RunPlan};
 use crate::judge::reports::KernelReport;
 use crate::judge::verdict::{self, Outcome, Verdict};
 use crate::kernel::build::{self as kbuild, KernelArtifacts};
+use crate::plan::case::Case;
 use crate::report::results::{BootRecord, CaseResult, RunDir, Summary};
 use crate::report::ui::say;
 use crate::vm::{self, Accel, Backend, BootEnd, Running, Timeouts, VmSpec};
@@ -126,8 +126,8 @@ pub fn default_jobs() -> usize {
 
 /// Host packages the chosen backend and kernel need.
 pub fn ensure_host(opts: &Options) -> Result<()> {
-    use crate::hostdeps::{ensure, BOOT, BUILD, VNG};
-    let mut needs: Vec<&[crate::hostdeps::Need]> = vec![BOOT];
+    use crate::base::hostdeps::{ensure, BOOT, BUILD, VNG};
+    let mut needs: Vec<&[crate::base::hostdeps::Need]> = vec![BOOT];
     let building = !matches!(opts.kernel, KernelChoice::Image { .. });
     if building {
         needs.push(BUILD);
@@ -137,7 +137,7 @@ pub fn ensure_host(opts: &Options) -> Result<()> {
     }
     ensure(&needs, building, &mut |m| say(m))?;
     if opts.backend == Backend::Vng {
-        crate::hostdeps::ensure_vng(&mut |m| say(m))?;
+        crate::base::hostdeps::ensure_vng(&mut |m| say(m))?;
     }
     Ok(())
 }
@@ -311,7 +311,7 @@ pub fn known_for<'a>(
     k: &'a KernelArtifacts,
     id: &str,
 ) -> Vec<&'a crate::kernel::named::KnownDefect> {
-    let id = crate::case::base_id(id);
+    let id = crate::plan::case::base_id(id);
     k.known_defects.iter().filter(|d| d.case == id).collect()
 }
 
@@ -330,7 +330,7 @@ pub struct Prepared {
     /// The famfs user space in the image, or why there is none.
     pub famfs_user: std::result::Result<crate::image::famfs_user::FamfsUser, String>,
     /// The named topology of `--topology`.
-    pub topology: Option<crate::topologies::Choice>,
+    pub topology: Option<crate::plan::topologies::Choice>,
     /// Time from the start of `prepare` to ready-to-boot.
     pub prepare_time: Duration,
 }
@@ -374,7 +374,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     ensure_host(opts)?;
     // Bad names fail before anything is built.
     let topology = match &opts.topology {
-        Some(t) => Some(crate::topologies::Table::load(&opts.root)?.choose(t)?),
+        Some(t) => Some(crate::plan::topologies::Table::load(&opts.root)?.choose(t)?),
         None => None,
     };
     let cache = Cache::open(opts.cache_root.as_deref())?;
@@ -428,7 +428,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
             // may have changed under the same path.
             let mut data = std::fs::read(&base_image)?;
             data.extend(crate::image::famfs_user::layer(u)?);
-            crate::cache::write_atomic(&out, &data)?;
+            crate::base::cache::write_atomic(&out, &data)?;
             out
         }
         Err(_) => base_image,
@@ -487,13 +487,13 @@ pub fn check_case_symbols(opts: &Options, kernel: &KernelArtifacts, cases: &[Cas
             continue;
         }
         let text = std::fs::read_to_string(&case.path).unwrap_or_default();
-        let hint = crate::yaml::closest(sym, known.iter().map(String::as_str))
+        let hint = crate::base::yaml::closest(sym, known.iter().map(String::as_str))
             .map(|c| format!("; did you mean CONFIG_{c}?"))
             .unwrap_or_default();
         bail!(
             "{}:{}: requires.kconfig: CONFIG_{sym} is not a symbol of {} nor of a fragment in {}{hint}",
             case.path.display(),
-            crate::yaml::line_of(&text, 1, sym),
+            crate::base::yaml::line_of(&text, 1, sym),
             src.path.display(),
             frag_dir.display()
         );
@@ -698,10 +698,10 @@ pub fn execute_in(
                 return Ok(());
             };
             // Every trial gets a result, however the run ends.
-            if let Some(sig) = crate::proc::interrupted() {
+            if let Some(sig) = crate::base::proc::interrupted() {
                 let why = format!(
                     "the run was interrupted by {}",
-                    crate::proc::signal_name(sig)
+                    crate::base::proc::signal_name(sig)
                 );
                 rec.mark(group.cases.clone(), Outcome::NotRun, &[why], None)?;
                 rec.write_boot_trial(g + 1, false)?;
@@ -1013,7 +1013,9 @@ fn boot_once(
     .iter()
     .map(|f| spec.dir.join(f))
     .collect();
-    images.iter().for_each(|f| crate::proc::register_file(f));
+    images
+        .iter()
+        .for_each(|f| crate::base::proc::register_file(f));
     let launched = Instant::now();
     let mut child: Box<dyn Running> = match p.opts.backend {
         Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
@@ -1106,7 +1108,7 @@ fn boot_once(
     // plan.json, the cases and the cached base; the logs are what we keep.
     for f in &images {
         let _ = std::fs::remove_file(f);
-        crate::proc::unregister_file(f);
+        crate::base::proc::unregister_file(f);
     }
     Ok(BootResult {
         end,
@@ -1172,7 +1174,7 @@ fn run_group(
                 .join("; ")
         };
         if let BootEnd::Interrupted { signal } = b.end {
-            let sig = crate::proc::signal_name(signal);
+            let sig = crate::base::proc::signal_name(signal);
             rec.outside
                 .extend(b.outside.iter().cloned().map(|r| (n, r)));
             if let Some((cur, started)) = b.current {

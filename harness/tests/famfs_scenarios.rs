@@ -4,7 +4,7 @@
 //! the expectation the case will compare with: valid shapes open, every
 //! fault entry has a reason.
 
-use famfs_harness::case::Case;
+use famfs_harness::plan::case::Case;
 use famfs_harness::server::expect::{open_expectation, served_fmap};
 use famfs_harness::server::scenario::Config;
 use std::path::Path;
@@ -45,7 +45,7 @@ fn scenario_of(c: &Case) -> (tempfile::TempDir, std::path::PathBuf) {
 
 #[test]
 fn every_famfs_fmap_entry_has_a_scenario_and_an_expectation() {
-    let cases: Vec<Case> = famfs_harness::case::discover(&root())
+    let cases: Vec<Case> = famfs_harness::plan::case::discover(&root())
         .unwrap()
         .into_iter()
         .filter(|c| c.in_group("famfs-fmap") && c.param.is_some())
@@ -130,7 +130,7 @@ fn every_famfs_fmap_entry_has_a_scenario_and_an_expectation() {
 
 #[test]
 fn every_famfs_cap_entry_has_a_scenario() {
-    let cases: Vec<Case> = famfs_harness::case::discover(&root())
+    let cases: Vec<Case> = famfs_harness::plan::case::discover(&root())
         .unwrap()
         .into_iter()
         // Only the parametrised cases stop at FH_SCENARIO_ONLY; never run
@@ -148,7 +148,7 @@ fn every_famfs_cap_entry_has_a_scenario() {
 
 #[test]
 fn every_famfs_mmap_and_err_entry_has_a_scenario() {
-    let cases: Vec<Case> = famfs_harness::case::discover(&root())
+    let cases: Vec<Case> = famfs_harness::plan::case::discover(&root())
         .unwrap()
         .into_iter()
         .filter(|c| c.in_group("famfs-mmap") || c.in_group("famfs-err"))

@@ -59,7 +59,7 @@ fn run_scratch(t: &tempfile::TempDir, env: &[(&str, &str)]) -> Summary {
         opts.guest_env.insert(k.to_string(), v.to_string());
     }
     let p = run::prepare(&opts).unwrap();
-    let cases = famfs_harness::case::discover(&t.path().join("cases")).unwrap();
+    let cases = famfs_harness::plan::case::discover(&t.path().join("cases")).unwrap();
     run::execute(
         &p,
         &cases,

@@ -584,7 +584,7 @@ fn real_main() -> Result<i32> {
         } => {
             let root = famfs_harness::image::guest_program::workspace_root();
             let cases = cases.unwrap_or_else(|| root.join("cases"));
-            let p = famfs_harness::authoring::new_case(&cases, &group, &description)?;
+            let p = famfs_harness::commands::authoring::new_case(&cases, &group, &description)?;
             println!("{}", p.display());
             println!(
                 "{}",
@@ -611,7 +611,7 @@ fn real_main() -> Result<i32> {
                 anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
                 opts.cases = Some(c);
             }
-            let all = famfs_harness::case::discover(&opts.cases_dir())?;
+            let all = famfs_harness::plan::case::discover(&opts.cases_dir())?;
             let case = match &case {
                 Some(id) => Some(all.iter().find(|c| &c.id == id).with_context(|| {
                     format!("--case {id}: no such trial (cargo xtask test-vm --list names them)")
@@ -620,16 +620,16 @@ fn real_main() -> Result<i32> {
             };
             let topology = match topology.as_deref() {
                 Some(t) => Some(
-                    famfs_harness::topologies::Table::load(&opts.root)?
+                    famfs_harness::plan::topologies::Table::load(&opts.root)?
                         .choose(t)?
                         .topology(),
                 ),
                 None => None,
             };
             let prepared = famfs_harness::run::prepare(&opts)?;
-            famfs_harness::shell::run(
+            famfs_harness::commands::shell::run(
                 &prepared,
-                &famfs_harness::shell::Request {
+                &famfs_harness::commands::shell::Request {
                     case,
                     topology,
                     command: run,
@@ -660,7 +660,7 @@ fn real_main() -> Result<i32> {
                 format: Some(libtest_mimic::FormatSetting::Terse),
                 ..Default::default()
             };
-            let (dir, night) = famfs_harness::nightly::run(
+            let (dir, night) = famfs_harness::commands::nightly::run(
                 &matrix,
                 &opts,
                 &root,
@@ -668,7 +668,7 @@ fn real_main() -> Result<i32> {
                 partition,
                 &args,
             )?;
-            print!("{}", famfs_harness::nightly::markdown(&night));
+            print!("{}", famfs_harness::commands::nightly::markdown(&night));
             eprintln!("[harness] nightly: {}", dir.display());
             Ok(if baseline.is_some() {
                 if night.regressed() {
@@ -689,7 +689,7 @@ fn real_main() -> Result<i32> {
             bad,
             case,
         } => {
-            use famfs_harness::bisect::{self, Step, Subject};
+            use famfs_harness::commands::bisect::{self, Step, Subject};
             let opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
             let subject = match (kernel_git, cases_git) {
                 (Some(k), _) => Subject::Kernel(k),
@@ -759,7 +759,7 @@ fn real_main() -> Result<i32> {
             let root = famfs_harness::image::guest_program::workspace_root();
             let run = run.unwrap_or_else(|| root.join("target/famfs-harness/latest"));
             let cases = cases.unwrap_or_else(|| root.join("cases"));
-            let done = famfs_harness::authoring::bless(&cases, &run, &ids)?;
+            let done = famfs_harness::commands::authoring::bless(&cases, &run, &ids)?;
             if done.is_empty() {
                 println!(
                     "nothing to bless in {}: no trial failed on its output alone",
@@ -792,7 +792,7 @@ fn real_main() -> Result<i32> {
             let mut opts = options(&k)?;
             opts.config_only = check;
             famfs_harness::run::ensure_host(&opts)?;
-            let cache = famfs_harness::cache::Cache::open(opts.cache_root.as_deref())?;
+            let cache = famfs_harness::base::cache::Cache::open(opts.cache_root.as_deref())?;
             let art = famfs_harness::run::kernel(&opts, &cache)?;
             println!(
                 "{}",
@@ -849,21 +849,21 @@ fn real_main() -> Result<i32> {
                 matrix.unwrap_or_else(|| opts.root.join("kernel-configs/matrix/default.yaml"));
             let root =
                 results.unwrap_or_else(|| opts.root.join("target/famfs-harness/bench-nightly"));
-            famfs_harness::bench::nightly(&matrix, &opts, &root)?;
+            famfs_harness::commands::bench::nightly(&matrix, &opts, &root)?;
             Ok(0)
         }
         Cmd::Bench {
             what: BenchCmd::Kernel { kernel, variant },
         } => {
             let opts = options(&kernel)?;
-            famfs_harness::bench::kernel(&opts, &variant)?;
+            famfs_harness::commands::bench::kernel(&opts, &variant)?;
             Ok(0)
         }
         Cmd::Bench {
             what: BenchCmd::Famfs { mut kernel },
         } => {
             famfs_kernel_unless_chosen(&mut kernel);
-            famfs_harness::bench::famfs(&options(&kernel)?)?;
+            famfs_harness::commands::bench::famfs(&options(&kernel)?)?;
             Ok(0)
         }
         Cmd::Bench {
@@ -884,7 +884,7 @@ fn real_main() -> Result<i32> {
                 groups,
                 ..Default::default()
             };
-            famfs_harness::bench::suite(&opts, &sel)?;
+            famfs_harness::commands::bench::suite(&opts, &sel)?;
             Ok(0)
         }
         Cmd::Bench {
@@ -896,7 +896,7 @@ fn real_main() -> Result<i32> {
                 },
         } => {
             let opts = options(&kernel)?;
-            famfs_harness::bench::boot(&opts, rounds, cases)?;
+            famfs_harness::commands::bench::boot(&opts, rounds, cases)?;
             Ok(0)
         }
     }
@@ -967,14 +967,14 @@ fn test_vm(t: TestVm) -> Result<i32> {
     }
     // One run of these cases; Err(code) when it ended before any ran.
     let run_once =
-        |cases: Vec<famfs_harness::case::Case>| -> Result<Result<trials::RunOutcome, i32>> {
+        |cases: Vec<famfs_harness::plan::case::Case>| -> Result<Result<trials::RunOutcome, i32>> {
             Ok(Ok(match famfs_harness::run::prepare(&opts) {
                 Ok(prepared) => trials::run(prepared, cases, &args)?,
                 Err(e) => {
-                    if let Some(sig) = famfs_harness::proc::interrupted() {
+                    if let Some(sig) = famfs_harness::base::proc::interrupted() {
                         eprintln!(
                             "[harness] interrupted by {} before any case ran: {e:#}",
-                            famfs_harness::proc::signal_name(sig)
+                            famfs_harness::base::proc::signal_name(sig)
                         );
                         return Ok(Err(128 + sig));
                     }
@@ -997,7 +997,7 @@ fn test_vm(t: TestVm) -> Result<i32> {
             let stop = o.conclusion.has_failed()
                 || o.error.is_some()
                 || o.summary.counts.errors > 0
-                || famfs_harness::proc::interrupted().is_some();
+                || famfs_harness::base::proc::interrupted().is_some();
             if stop || k == t.max {
                 eprintln!(
                     "[harness] --until-fail: {} after iteration {k} (--max {})",
@@ -1054,10 +1054,10 @@ fn test_vm(t: TestVm) -> Result<i32> {
         Ok(_) => {}
         Err(e) => eprintln!("[harness] warning: pruning old runs: {e:#}"),
     }
-    if let Some(sig) = famfs_harness::proc::interrupted() {
+    if let Some(sig) = famfs_harness::base::proc::interrupted() {
         eprintln!(
             "[harness] interrupted by {}; results so far in {}",
-            famfs_harness::proc::signal_name(sig),
+            famfs_harness::base::proc::signal_name(sig),
             outcome.dir.display()
         );
         return Ok(128 + sig);

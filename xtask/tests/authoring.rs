@@ -18,7 +18,7 @@ fn xtask(args: &[&str]) -> Output {
 /// A run of `cases` in which each trial printed `outputs[id]`, judged as
 /// the harness judges it.
 fn fake_run(cases: &Path, run_root: &Path, outputs: &[(&str, &str)]) -> std::path::PathBuf {
-    let all = famfs_harness::case::discover(cases).unwrap();
+    let all = famfs_harness::plan::case::discover(cases).unwrap();
     let dir = RunDir::create(run_root, "r1").unwrap();
     let mut summary = Summary {
         run_id: "r1".into(),

@@ -997,8 +997,8 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
 /// Open `page` in headless Chromium (installed through the harness's host
 /// packages when root on Debian): its DOM after loading, and a screenshot.
 fn render_in_chromium(page: &Path) -> (String, Vec<u8>) {
-    famfs_harness::hostdeps::ensure(
-        &[&[famfs_harness::hostdeps::Need {
+    famfs_harness::base::hostdeps::ensure(
+        &[&[famfs_harness::base::hostdeps::Need {
             program: "chromium",
             package: "chromium",
         }]],

@@ -9,9 +9,9 @@
 //! `.ci/run` runs none of these selections again. Results are kept under
 //! target/famfs-harness/ci/NAME for a person to read.
 
-use famfs_harness::case::Case;
 use famfs_harness::judge::reports::ReportKind;
 use famfs_harness::judge::verdict::Outcome;
+use famfs_harness::plan::case::Case;
 use famfs_harness::report::results::{CaseResult, Summary};
 use famfs_harness::run::{self, KernelChoice, Options};
 use std::path::PathBuf;
@@ -300,7 +300,7 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
     run::ensure_host(&opts).expect("virtme-ng available");
     let qemu = famfs_harness::vm::qemu::Qemu::find(
         None,
-        &famfs_harness::cache::Cache::open(None).unwrap(),
+        &famfs_harness::base::cache::Cache::open(None).unwrap(),
     )
     .unwrap();
     let groups = planned_groups(&opts, &cases);

@@ -7,6 +7,8 @@
 //! kernel output, and a line cut short by a crash fails to parse and is
 //! dropped rather than misread.
 
+pub mod kmsg;
+pub mod taint;
 pub mod topology;
 
 use crate::contract::topology::Topology;

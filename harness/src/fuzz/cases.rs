@@ -1,6 +1,6 @@
 //! Case files (`cases/GROUP/NNN`): the YAML header in `# ` comments
 //! between two `# ---` lines, then the script. Loaded through
-//! [`crate::case::load`] from a scratch cases directory, the way a run
+//! [`crate::plan::case::load`] from a scratch cases directory, the way a run
 //! reads them.
 
 use super::yamlgen::{self, Schema};
@@ -207,7 +207,7 @@ impl Fuzz for Cases {
         if std::fs::write(&self.path, text.as_bytes()).is_err() {
             return Outcome::Accepted;
         }
-        match crate::case::load(&self.root, &self.path) {
+        match crate::plan::case::load(&self.root, &self.path) {
             Ok(c) => {
                 for t in c.expand() {
                     let _ = t.param_env();

@@ -1,5 +1,5 @@
 //! The other YAML a person hands the harness: named topologies
-//! (`images/topologies.yaml`, loaded by [`crate::topologies::Table::load`]
+//! (`images/topologies.yaml`, loaded by [`crate::plan::topologies::Table::load`]
 //! from a scratch checkout, then asked for `NAME[:SIZE][:MODE]` specs as
 //! `--topology` gives them) and initramfs specs (`images/*.yaml`, by
 //! [`crate::image::initramfs::load_spec`]).
@@ -33,7 +33,7 @@ impl Topologies {
         YamlFile::new(
             "images",
             |n| n == "topologies.yaml",
-            crate::topologies::FILE,
+            crate::plan::topologies::FILE,
             topologies_schema(),
         )
         .map(Topologies)
@@ -49,7 +49,7 @@ impl Fuzz for Topologies {
         if !self.0.put(input) {
             return Outcome::Accepted;
         }
-        match crate::topologies::Table::load(&self.0.root) {
+        match crate::plan::topologies::Table::load(&self.0.root) {
             Ok(t) => {
                 let _ = t.names();
                 // `--topology` specs: errors name the spec, not the file.

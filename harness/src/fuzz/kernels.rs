@@ -2,7 +2,7 @@
 //! (`kernel-configs/matrix/*.yaml`), loaded from scratch files through the
 //! loaders a run uses: [`crate::kernel::named::load`] (from a scratch
 //! checkout, so relative paths resolve inside it) and
-//! [`crate::nightly::Matrix::load`] (against this checkout's kernels and
+//! [`crate::commands::nightly::Matrix::load`] (against this checkout's kernels and
 //! topologies).
 
 use super::yamlgen::{Schema, YamlFile};
@@ -187,7 +187,7 @@ impl Fuzz for Matrices {
         if !self.file.put(input) {
             return Outcome::Accepted;
         }
-        match crate::nightly::Matrix::load(&self.file.path, &self.checkout) {
+        match crate::commands::nightly::Matrix::load(&self.file.path, &self.checkout) {
             Ok(m) => {
                 let _ = m.cells();
                 Outcome::Accepted

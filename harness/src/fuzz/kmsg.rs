@@ -1,5 +1,5 @@
 //! Kernel logs, as the crash detector reads them from a console or from
-//! /dev/kmsg: line splitting ([`crate::judge::kmsg`]), report grouping and
+//! /dev/kmsg: line splitting ([`crate::contract::kmsg`]), report grouping and
 //! titling ([`crate::judge::reports::parse`]), case windows
 //! ([`crate::judge::windows`]) and what `triage` prints. Logs are the real
 //! captures of `tests/corpus/`, mutated and spliced, or lines made from the
@@ -7,9 +7,10 @@
 //! between printers and cut anywhere.
 
 use super::{Fuzz, Outcome, Rng};
+use crate::contract::kmsg;
 use crate::judge::reports::{self, KernelReport};
+use crate::judge::triage;
 use crate::judge::windows::Windows;
-use crate::judge::{kmsg, triage};
 use anyhow::Result;
 
 const FUNCS: &[&str] = &[

@@ -175,7 +175,7 @@ pub fn probe(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<Str
     let out = cmd.output().context("running mmap-touch")?;
     let what = match (out.status.code(), out.status.signal()) {
         (Some(0), _) => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        (_, Some(s)) => crate::proc::signal_name(s),
+        (_, Some(s)) => crate::base::proc::signal_name(s),
         (Some(c), _) => format!("exit {c}: {}", String::from_utf8_lossy(&out.stderr).trim()),
         _ => "unknown end".into(),
     };

@@ -278,7 +278,7 @@ pub fn run_case(
     let _ = std::fs::create_dir_all(dir.join("artifacts"));
     // WARN_ON_ONCE sites fire once per boot; re-arm them so each case sees its own.
     let _ = std::fs::write("/sys/kernel/debug/clear_warn_once", "1");
-    let taint_before = crate::judge::taint::read();
+    let taint_before = crate::contract::taint::read();
     let before = live_pids();
     let mut kmsg = KmsgCursor::at_end().ok();
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "start")));
@@ -405,7 +405,7 @@ pub fn run_case(
             notrun,
             kmsg: lines,
             taint_before,
-            taint_after: crate::judge::taint::read(),
+            taint_after: crate::contract::taint::read(),
             reset,
             reset_error,
             duration_ms,
@@ -544,7 +544,7 @@ fn spawn_and_wait(
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2);
-    crate::proc::own_process_group(&mut cmd);
+    crate::base::proc::own_process_group(&mut cmd);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting /bin/sh {}", script.display()))?;
@@ -578,7 +578,7 @@ fn spawn_and_wait(
         }
         if start.elapsed() >= timeout {
             on_timeout();
-            crate::proc::kill_group(pgid);
+            crate::base::proc::kill_group(pgid);
             let _ = child.wait();
             break CaseExit::TimedOut {
                 after_s: start.elapsed().as_secs_f64(),
@@ -589,7 +589,7 @@ fn spawn_and_wait(
     };
     // Whatever the case left running in its group goes now, so it cannot
     // hold the output pipe open or disturb the next case.
-    crate::proc::kill_group(pgid);
+    crate::base::proc::kill_group(pgid);
     reap_adopted(pgid, exits.as_deref());
     reap_orphans();
     after_exit();
@@ -856,7 +856,7 @@ fn reap_adopted(case: u32, log: Option<&Path>) {
         };
         let how = match (st.exit_status(), st.terminating_signal()) {
             (Some(c), _) => format!("exit {c}"),
-            (None, Some(sig)) => match crate::judge::kmsg::signal_name(sig) {
+            (None, Some(sig)) => match crate::contract::kmsg::signal_name(sig) {
                 n if n.starts_with("SIG") => format!("killed by {n}"),
                 n => format!("killed by signal {n}"),
             },
@@ -1078,7 +1078,7 @@ mod tests {
     fn survivors_finds_live_members_of_a_group() {
         let mut c = Command::new("sleep");
         c.arg("30");
-        crate::proc::own_process_group(&mut c);
+        crate::base::proc::own_process_group(&mut c);
         let mut child = c.spawn().unwrap();
         let left = survivors(child.id());
         assert_eq!(left.len(), 1, "{left:?}");
@@ -1086,7 +1086,7 @@ mod tests {
             left[0].starts_with(&format!("sleep[{}]", child.id())),
             "{left:?}"
         );
-        crate::proc::kill_group(child.id());
+        crate::base::proc::kill_group(child.id());
         let _ = child.wait();
         assert!(survivors(child.id()).is_empty());
     }

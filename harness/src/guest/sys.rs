@@ -117,7 +117,7 @@ impl KmsgCursor {
                 Err(_) => break, // EAGAIN: nothing more
             };
             let rec = String::from_utf8_lossy(&buf[..n]);
-            out.extend(crate::judge::kmsg::record_to_lines(&rec));
+            out.extend(crate::contract::kmsg::record_to_lines(&rec));
         }
         out
     }

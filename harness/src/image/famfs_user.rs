@@ -5,7 +5,7 @@
 //! someone built; then an image layer with the programs and every library
 //! they load, at [`GUEST_PREFIX`].
 
-use crate::cache::Cache;
+use crate::base::cache::Cache;
 use crate::report::ui::say;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -118,8 +118,8 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
         }
     }
     let script = root.join(SCRIPT);
-    crate::hostdeps::ensure(&[BUILD_NEEDS], false, &mut |_| {})?;
-    crate::hostdeps::ensure_files(DEV_FILES, &mut |_| {})?;
+    crate::base::hostdeps::ensure(&[BUILD_NEEDS], false, &mut |_| {})?;
+    crate::base::hostdeps::ensure_files(DEV_FILES, &mut |_| {})?;
     let key = key(&script, deps, tree)?;
     let base = cache.dir("famfs-user")?;
     let done = base.join(&key);
@@ -201,28 +201,28 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
 }
 
 /// Host programs the build script runs.
-const BUILD_NEEDS: &[crate::hostdeps::Need] = &[
-    crate::hostdeps::Need {
+const BUILD_NEEDS: &[crate::base::hostdeps::Need] = &[
+    crate::base::hostdeps::Need {
         program: "g++",
         package: "g++",
     },
-    crate::hostdeps::Need {
+    crate::base::hostdeps::Need {
         program: "cmake",
         package: "cmake",
     },
-    crate::hostdeps::Need {
+    crate::base::hostdeps::Need {
         program: "meson",
         package: "meson",
     },
-    crate::hostdeps::Need {
+    crate::base::hostdeps::Need {
         program: "ninja",
         package: "ninja-build",
     },
-    crate::hostdeps::Need {
+    crate::base::hostdeps::Need {
         program: "pkg-config",
         package: "pkg-config",
     },
-    crate::hostdeps::Need {
+    crate::base::hostdeps::Need {
         program: "unshare",
         package: "util-linux",
     },
@@ -306,7 +306,7 @@ fn hash_tree(h: &mut Sha256, base: &Path, dir: &Path) -> Result<()> {
 
 /// The recorder of what famfs_fused says on /dev/fuse (`_famfs_user_record`
 /// in the cases): the host's strace, at [`RECORDER`] in the guest.
-const RECORDER_NEED: &[crate::hostdeps::Need] = &[crate::hostdeps::Need {
+const RECORDER_NEED: &[crate::base::hostdeps::Need] = &[crate::base::hostdeps::Need {
     program: "strace",
     package: "strace",
 }];
@@ -320,8 +320,8 @@ pub fn layer(u: &FamfsUser) -> Result<Vec<u8>> {
     let mut c = crate::image::cpio::Cpio::default();
     let mut libs: Vec<PathBuf> = Vec::new();
     c.dir("/opt");
-    crate::hostdeps::ensure(&[RECORDER_NEED], false, &mut |m| say(m))?;
-    let strace = crate::hostdeps::require_tool("strace")?;
+    crate::base::hostdeps::ensure(&[RECORDER_NEED], false, &mut |m| say(m))?;
+    let strace = crate::base::hostdeps::require_tool("strace")?;
     c.dir("/opt/famfs-harness");
     c.file(RECORDER, 0o755, &std::fs::read(&strace)?);
     libs.extend(crate::image::initramfs::shared_libs(&strace)?);

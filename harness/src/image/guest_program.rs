@@ -2,7 +2,7 @@
 //! virtme-ng alike), in its own target directory so it never fights the
 //! outer cargo for the build lock.
 
-use crate::proc::checked;
+use crate::base::proc::checked;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,11 @@
 //! The guest's initramfs, described by data under `images/` and cached by
 //! content; and the per-run overlay (plan, cases) appended to it.
 
-use crate::cache::Cache;
-use crate::hostdeps::which;
+use crate::base::cache::hex;
+use crate::base::cache::Cache;
+use crate::base::hostdeps::which;
+use crate::base::yaml;
 use crate::image::cpio::Cpio;
-use crate::kernel::config::hex;
-use crate::yaml;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -193,7 +193,7 @@ pub fn build_base(spec_path: &Path, guest_bin_dir: &Path, cache: &Cache) -> Resu
     c.symlink("/sbin", "bin");
     c.symlink("/usr/bin", "../bin");
     c.symlink("/usr/sbin", "../bin");
-    crate::cache::write_atomic(&out, &c.finish())?;
+    crate::base::cache::write_atomic(&out, &c.finish())?;
     Ok(out)
 }
 
@@ -244,7 +244,7 @@ fn add_tree(c: &mut Cpio, src: &Path, dest: &str) -> Result<()> {
 pub fn assemble(base: &Path, overlay: &[u8], out: &Path) -> Result<()> {
     let mut data = std::fs::read(base).with_context(|| format!("reading {}", base.display()))?;
     data.extend_from_slice(overlay);
-    crate::cache::write_atomic(out, &data)
+    crate::base::cache::write_atomic(out, &data)
 }
 
 #[cfg(test)]

@@ -3,12 +3,10 @@
 //! lines, taint, and case verdicts (host only). Nothing here launches
 //! anything.
 
-pub mod kmsg;
 #[cfg(feature = "host")]
 pub mod reports;
 #[cfg(feature = "host")]
 pub mod symbolize;
-pub mod taint;
 #[cfg(feature = "host")]
 pub mod triage;
 #[cfg(feature = "host")]

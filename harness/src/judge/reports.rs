@@ -15,7 +15,7 @@
 //! decoys ("report a bug", "RCU lockdep checking is enabled", `panic=-1` on
 //! the command line).
 
-use super::kmsg::{self, LogLine};
+use crate::contract::kmsg::{self, LogLine};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -116,7 +116,7 @@ pub fn check_finding(s: &str) -> Result<(), String> {
         return Ok(());
     }
     let labels: Vec<&str> = ReportKind::ALL.iter().map(|k| k.label()).collect();
-    let hint = crate::yaml::closest(s, labels.iter().copied())
+    let hint = crate::base::yaml::closest(s, labels.iter().copied())
         .map(|c| format!("; did you mean `{c}`?"))
         .unwrap_or_default();
     Err(format!(

@@ -2,9 +2,9 @@
 //! kernel log. A clean exit with matching output still fails when the
 //! kernel complained while the case ran.
 
-use crate::case::Case;
 use crate::contract::{CaseExit, CaseReport};
 use crate::judge::reports::{KernelReport, ReportKind};
+use crate::plan::case::Case;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
             if new != 0 {
                 kernel.push(format!(
                     "kernel: taint {} appeared without a report the harness recognises (see kmsg.log)",
-                    crate::judge::taint::describe(new)
+                    crate::contract::taint::describe(new)
                 ));
             }
         }
@@ -294,7 +294,7 @@ mod tests {
             .unwrap_or_default();
         std::fs::write(&p, format!("# ---\n# description: d\n{exp}# filters: [{{ regex: 'pid \\d+', replace: 'pid N' }}]\n# ---\n")).unwrap();
         std::fs::write(t.path().join("g/001.out"), "hello pid 1\n").unwrap();
-        crate::case::load(t.path(), &p).unwrap()
+        crate::plan::case::load(t.path(), &p).unwrap()
     }
 
     /// A case report and the kernel reports of its window.
@@ -414,7 +414,7 @@ mod tests {
             )
             .unwrap();
             std::fs::write(t.path().join("g/001.out"), "").unwrap();
-            let e = format!("{:#}", crate::case::load(t.path(), &p).unwrap_err());
+            let e = format!("{:#}", crate::plan::case::load(t.path(), &p).unwrap_err());
             assert!(
                 e.contains("001:3: expect.fail: `") && e.contains(hint),
                 "{e}"

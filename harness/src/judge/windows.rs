@@ -3,8 +3,8 @@
 //! the rest (boot, between cases, after the last case, shutdown). A report
 //! belongs to the window its header line is in; nothing falls between.
 
-use super::kmsg;
 use super::reports::KernelReport;
+use crate::contract::kmsg;
 use crate::contract::marker;
 
 #[derive(Debug, Clone, PartialEq, Default)]

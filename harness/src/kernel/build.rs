@@ -7,7 +7,7 @@
 //! `make` at all; a different one (a file edited in a user tree) runs `make`
 //! in the same directory, which rebuilds incrementally.
 
-use crate::cache::Cache;
+use crate::base::cache::Cache;
 use crate::kernel::config::{self, DotConfig, KconfigIndex, Problem, Severity};
 use crate::kernel::source::{KernelSource, SourceIdentity};
 use crate::report::ui::{say, Stage};
@@ -118,7 +118,7 @@ pub fn cache_key(source: &SourceIdentity, merged_hash: &str, compiler: &str) -> 
         };
     let mut h = Sha256::new();
     h.update(format!("{RECIPE}\n{loc}\n{merged_hash}\n{compiler}\n").as_bytes());
-    config::hex(&h.finalize())[..16].to_string()
+    crate::base::cache::hex(&h.finalize())[..16].to_string()
 }
 
 fn read_meta(p: &Path) -> Option<Meta> {
@@ -151,10 +151,11 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     std::fs::create_dir_all(&obj)?;
     // One writer per build directory; a second run waits, then finds the
     // build done (or configured) by the first.
-    let _lock =
-        crate::cache::Lock::acquire(&dir.join("lock"), "this kernel build directory", &mut |m| {
-            say(&format!("kernel: {m}"))
-        })?;
+    let _lock = crate::base::cache::Lock::acquire(
+        &dir.join("lock"),
+        "this kernel build directory",
+        &mut |m| say(&format!("kernel: {m}")),
+    )?;
     let meta_path = dir.join("meta.json");
     let log_path = dir.join("build.log");
     let bzimage = obj.join("arch/x86/boot/bzImage");
@@ -217,7 +218,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         .then(|| object_estimate(req.cache, &merged.hash(), meta.objects))
         .flatten();
     for tool in ["make", "gcc", "flex", "bison", "bc"] {
-        crate::hostdeps::require_tool(tool)?;
+        crate::base::hostdeps::require_tool(tool)?;
     }
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -466,7 +467,7 @@ fn run_make(
 ) -> Result<u64> {
     writeln!(log, "$ {cmd:?}")?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = crate::proc::GroupChild::spawn(&mut cmd, "make")?;
+    let mut child = crate::base::proc::GroupChild::spawn(&mut cmd, "make")?;
     let stderr = child.child.stderr.take().unwrap();
     let stdout = child.child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();

@@ -7,6 +7,7 @@
 //! each requested line, and a dropped option is reported with the dependency
 //! that Kconfig says is missing.
 
+use crate::base::cache::hex;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -349,10 +350,6 @@ impl Merged {
     pub fn hash(&self) -> String {
         hex(&Sha256::digest(self.render().as_bytes()))
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A parsed `.config`: symbol -> value (symbols "is not set" map to `n`).

@@ -54,7 +54,7 @@ pub struct Expunged {
 impl Expunged {
     /// Does this entry cover the trial `id` (any iteration of it)?
     pub fn covers(&self, id: &str) -> bool {
-        let id = crate::case::base_id(id);
+        let id = crate::plan::case::base_id(id);
         id == self.case
             || (!self.case.contains('[')
                 && id
@@ -242,7 +242,7 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
     }
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let f: File = crate::yaml::parse(&file, &text, 0)?;
+    let f: File = crate::base::yaml::parse(&file, &text, 0)?;
     let at = |needle: &str| format!("{}:{}", file.display(), line_of(&text, needle, 1));
     if f.description.trim().is_empty() {
         bail!(
@@ -484,7 +484,7 @@ mod tests {
         for n in ["default", "debug", "famfs-v10", "famfs-v10-debug"] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        let ids: Vec<String> = crate::case::discover(&root.join("cases"))
+        let ids: Vec<String> = crate::plan::case::discover(&root.join("cases"))
             .unwrap()
             .into_iter()
             .map(|c| c.id)

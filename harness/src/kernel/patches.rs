@@ -9,7 +9,7 @@
 //! allowed). A failure removes the staging directory, so nothing is ever
 //! left half-applied.
 
-use crate::kernel::config::hex;
+use crate::base::cache::hex;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -373,7 +373,7 @@ pub fn apply(
     allow_fuzz: bool,
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    crate::hostdeps::require_tool("patch")?;
+    crate::base::hostdeps::require_tool("patch")?;
     let parent = dest.parent().context("destination has no parent")?;
     std::fs::create_dir_all(parent)?;
     let staging = parent.join(format!(

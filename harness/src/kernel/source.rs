@@ -2,9 +2,8 @@
 //! fetched into the cache with a private apt configuration (the system's apt
 //! sources are never touched).
 
-use crate::cache::Cache;
-use crate::kernel::config::hex;
-use crate::proc::run_logged;
+use crate::base::cache::{hex, sha256_file, Cache};
+use crate::base::proc::run_logged;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -270,7 +269,7 @@ pub fn patched(
     };
     let root = cache.dir("trees")?.join(format!("patched-{key}"));
     std::fs::create_dir_all(&root)?;
-    let _lock = crate::cache::Lock::acquire(&root.join("lock"), "this patched tree", log)?;
+    let _lock = crate::base::cache::Lock::acquire(&root.join("lock"), "this patched tree", log)?;
     let tree = root.join("linux");
     let stamp = root.join("applied");
     let current = std::fs::read_to_string(&stamp).ok();
@@ -343,7 +342,7 @@ pub fn from_git(
     rev: &str,
     log: &mut dyn FnMut(&str),
 ) -> Result<KernelSource> {
-    crate::hostdeps::require_tool("git")?;
+    crate::base::hostdeps::require_tool("git")?;
     if !repo.is_dir() {
         bail!("--kernel-git {} does not exist", repo.display());
     }
@@ -558,8 +557,11 @@ pub fn fetch_debian(
 ) -> Result<KernelSource> {
     let base = cache.dir("sources")?;
     // apt's private lists and archives are shared by every run of this cache.
-    let _lock =
-        crate::cache::Lock::acquire(&base.join("debian.lock"), "the Debian source download", log)?;
+    let _lock = crate::base::cache::Lock::acquire(
+        &base.join("debian.lock"),
+        "the Debian source download",
+        log,
+    )?;
     let apt = base.join("apt");
     std::fs::create_dir_all(apt.join("sources.list.d"))?;
     std::fs::create_dir_all(apt.join("lists/partial"))?;
@@ -578,7 +580,7 @@ pub fn fetch_debian(
         Some(d) => d,
         None => {
             for tool in ["apt-get", "dpkg-deb", "tar", "xz"] {
-                crate::hostdeps::require_tool(tool)?;
+                crate::base::hostdeps::require_tool(tool)?;
             }
             log(&format!(
                 "fetching Debian package {package} ({DEFAULT_SUITE}) into {}",
@@ -653,21 +655,6 @@ fn find_deb(dir: &Path, package: &str) -> Result<Option<PathBuf>> {
         .collect();
     found.sort();
     Ok(found.pop())
-}
-
-pub fn sha256_file(p: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! `--until-fail` runs one iteration per run until one fails.
 
 use super::results::CaseResult;
-use crate::case::{base_id, Case};
 use crate::judge::verdict::Outcome;
+use crate::plan::case::{base_id, Case};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn iterations_run_the_selection_over_and_tallies_count_them() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
-        let cases: Vec<Case> = crate::case::discover(&root)
+        let cases: Vec<Case> = crate::plan::case::discover(&root)
             .unwrap()
             .into_iter()
             .filter(|c| c.id.starts_with("dax/"))

@@ -2,10 +2,10 @@
 //! tools, and per case its output, expected output, diff, kernel log slice
 //! and the console log of its boot. Nothing is deleted on failure.
 
-use crate::case::Case;
 use crate::contract::CaseReport;
 use crate::judge::reports::KernelReport;
 use crate::judge::verdict::{Outcome, Verdict};
+use crate::plan::case::Case;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ impl Summary {
 
 pub struct RunDir {
     pub root: PathBuf,
-    _lock: Option<crate::cache::Lock>,
+    _lock: Option<crate::base::cache::Lock>,
 }
 
 /// Delete the oldest run directories of `results_root/runs` so that `keep`
@@ -144,7 +144,7 @@ pub fn prune(results_root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
         }
         let lockfile = d.join(".lock");
         let guard = if lockfile.exists() {
-            match crate::cache::Lock::try_acquire(&lockfile)? {
+            match crate::base::cache::Lock::try_acquire(&lockfile)? {
                 Some(g) => Some(g),
                 None => continue, // a run in progress
             }
@@ -182,7 +182,7 @@ impl RunDir {
                 Err(e) => return Err(e).with_context(|| format!("creating {}", root.display())),
             }
         }
-        let lock = crate::cache::Lock::try_acquire(&root.join(".lock"))?
+        let lock = crate::base::cache::Lock::try_acquire(&root.join(".lock"))?
             .with_context(|| format!("{} is locked by another run", root.display()))?;
         Ok(RunDir {
             root,

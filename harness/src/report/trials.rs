@@ -4,8 +4,8 @@
 //! The VM runs in a background thread; each trial waits for its case's
 //! result, so results print as the guest produces them.
 
-use crate::case::Case;
 use crate::judge::verdict::Outcome;
+use crate::plan::case::Case;
 use crate::report::results::CaseResult;
 use crate::run::{self, Options, Prepared};
 use anyhow::{bail, Context, Result};
@@ -137,7 +137,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Cases selected from `cases_dir`, in id order; an error when a filter or
 /// group selects nothing.
 pub fn select(cases_dir: &std::path::Path, sel: &Selection) -> Result<Vec<Case>> {
-    let all = crate::case::discover(cases_dir)?;
+    let all = crate::plan::case::discover(cases_dir)?;
     let chosen: Vec<Case> = all.iter().filter(|c| sel.matches(c)).cloned().collect();
     if chosen.is_empty() {
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
@@ -225,10 +225,10 @@ pub struct RunOutcome {
 
 /// Run the cases as trials. `args` carries output options (format, color,
 /// quiet); filtering was done by `select`. A SIGINT/SIGTERM while it runs
-/// stops the VM and leaves every trial a result (see [`crate::proc::WindDown`]).
+/// stops the VM and leaves every trial a result (see [`crate::base::proc::WindDown`]).
 pub fn run(mut prepared: Prepared, cases: Vec<Case>, args: &Arguments) -> Result<RunOutcome> {
     run::check_case_symbols(&prepared.opts, &prepared.kernel, &cases)?;
-    let _wind_down = crate::proc::WindDown::begin();
+    let _wind_down = crate::base::proc::WindDown::begin();
     prepared.opts.quiet_boots = true;
     let dir = crate::report::results::RunDir::create(&prepared.opts.results_root, &run::run_id())?;
     let root = dir.root.clone();
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn selection_by_filter_group_and_skip() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
-        let all = crate::case::discover(&root).unwrap();
+        let all = crate::plan::case::discover(&root).unwrap();
         let sel = Selection {
             filters: vec!["dax/".into()],
             ..Default::default()

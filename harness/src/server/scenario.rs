@@ -695,7 +695,7 @@ macro_rules! fail_at {
 impl Scenario {
     /// Parses scenario text; `file` names it in errors.
     pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
-        crate::yaml::parse(file, text, 0)
+        crate::base::yaml::parse(file, text, 0)
     }
 
     /// Reads and parses a scenario file.

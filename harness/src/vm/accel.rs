@@ -1,8 +1,8 @@
 //! KVM or TCG, decided by booting, not by the existence of /dev/kvm: on some
 //! hosts /dev/kvm is there but cannot run a guest (MSR errors, hangs).
 
-use crate::cache::Cache;
-use crate::proc::GroupChild;
+use crate::base::cache::Cache;
+use crate::base::proc::GroupChild;
 use crate::report::ui::say;
 use crate::vm::qemu::Qemu;
 use crate::vm::Accel;
@@ -31,7 +31,7 @@ pub fn probe(qemu: &Qemu, kernel: &Path, initrd: &Path, cache: &Cache) -> Result
     // Keyed by host boot and kernel: a kernel that cannot boot at all must
     // not make a working KVM look broken for other kernels.
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let kernel_hash = crate::kernel::source::sha256_file(kernel)?;
+    let kernel_hash = crate::base::cache::sha256_file(kernel)?;
     let stamp = cache
         .dir("probe")?
         .join(format!("kvm-{}-{}", boot_id.trim(), &kernel_hash[..16]));
@@ -45,7 +45,7 @@ pub fn probe(qemu: &Qemu, kernel: &Path, initrd: &Path, cache: &Cache) -> Result
         _ => {
             let ok = kvm_boots(qemu, kernel, initrd)?;
             let a = if ok { Accel::Kvm } else { Accel::Tcg };
-            crate::cache::write_atomic(&stamp, if ok { b"kvm" } else { b"tcg" })?;
+            crate::base::cache::write_atomic(&stamp, if ok { b"kvm" } else { b"tcg" })?;
             a
         }
     };

@@ -8,9 +8,9 @@ pub mod accel;
 pub mod qemu;
 pub mod vng;
 
+use crate::base::proc::GroupChild;
 use crate::contract::topology::{PmemKind, Topology, ALIGN_2M};
 use crate::contract::{GuestMsg, StreamDecoder, PORT_NAME};
-use crate::proc::GroupChild;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom};
@@ -347,7 +347,7 @@ pub fn monitor(
         dec.feed(&buf)
     };
     loop {
-        if let Some(signal) = crate::proc::interrupted() {
+        if let Some(signal) = crate::base::proc::interrupted() {
             child.kill();
             for m in read_new(&mut pos, &mut dec) {
                 on_msg(&m);

@@ -5,7 +5,7 @@
 //! type-3 memory needs 8); their cases are not run, with the reason, when
 //! the QEMU at hand is older.
 
-use crate::cache::Cache;
+use crate::base::cache::Cache;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +27,7 @@ impl Qemu {
     pub fn find(asked: Option<&str>, cache: &Cache) -> Result<Qemu> {
         match asked {
             None => {
-                let path = crate::hostdeps::require_tool(DEFAULT)?;
+                let path = crate::base::hostdeps::require_tool(DEFAULT)?;
                 Qemu::at(&path, None)
             }
             Some("backports") => {
@@ -143,7 +143,9 @@ fn fetch_backports(cache: &Cache) -> Result<PathBuf> {
     if root.join("usr/bin").join(DEFAULT).is_file() {
         return Ok(root);
     }
-    if crate::hostdeps::which("apt-get").is_none() || crate::hostdeps::which("dpkg-deb").is_none() {
+    if crate::base::hostdeps::which("apt-get").is_none()
+        || crate::base::hostdeps::which("dpkg-deb").is_none()
+    {
         bail!("--qemu backports needs apt-get and dpkg-deb (Debian); pass --qemu PATH to a QEMU 8 or later instead");
     }
     let stage = tempfile::Builder::new()

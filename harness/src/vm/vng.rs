@@ -3,7 +3,7 @@
 //! does not reach QEMU or virtiofsd, so it runs in its own process group and
 //! the whole group is killed.
 
-use crate::proc::{kill_group, register_group, unregister_group};
+use crate::base::proc::{kill_group, register_group, unregister_group};
 use crate::vm::{shell_words, Accel, Running, VmSpec};
 use anyhow::{bail, Context, Result};
 
@@ -30,7 +30,7 @@ impl Drop for VngChild {
 }
 
 pub fn vng_program() -> Result<std::path::PathBuf> {
-    crate::hostdeps::which("vng").context(
+    crate::base::hostdeps::which("vng").context(
         "virtme-ng (vng) is not installed: `pip install virtme-ng` (it also needs `udev` on the host), or use --backend qemu",
     )
 }
@@ -90,8 +90,8 @@ pub fn launch(spec: &VmSpec) -> Result<VngChild> {
         .stdout_path(&console)
         .unchecked()
         .before_spawn(|c| {
-            crate::proc::own_process_group(c);
-            crate::proc::die_with_parent(c);
+            crate::base::proc::own_process_group(c);
+            crate::base::proc::die_with_parent(c);
             Ok(())
         });
     let handle = expr.start().context("starting vng")?;

@@ -196,12 +196,12 @@ pub fn header(path: &Path, text: &str) -> Result<(String, usize)> {
 
 pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
     let (yaml, offset) = header(path, text)?;
-    let meta: CaseMeta = crate::yaml::parse(path, &yaml, offset)?;
+    let meta: CaseMeta = crate::base::yaml::parse(path, &yaml, offset)?;
     let at = |needle: &str| {
         format!(
             "{}:{}",
             path.display(),
-            crate::yaml::line_of(text, offset + 1, needle)
+            crate::base::yaml::line_of(text, offset + 1, needle)
         )
     };
     if meta.description.trim().is_empty() {
@@ -318,7 +318,7 @@ pub fn load(root: &Path, path: &Path) -> Result<Case> {
         format!(
             "{}:{}",
             path.display(),
-            crate::yaml::line_of(&text, from, needle)
+            crate::base::yaml::line_of(&text, from, needle)
         )
     };
     let mut filters = Vec::new();

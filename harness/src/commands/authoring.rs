@@ -1,8 +1,8 @@
 //! Writing cases: a new case from a skeleton (`cargo xtask new-case`), and
 //! golden output taken from a run (`cargo xtask bless`).
 
-use crate::case::{self, Case};
 use crate::judge::verdict::Outcome;
+use crate::plan::case::{self, Case};
 use crate::report::results::{CaseResult, Summary};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

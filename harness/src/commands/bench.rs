@@ -39,7 +39,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn sample(p: &run::Prepared, cases: &[crate::case::Case]) -> Result<BootSample> {
+fn sample(p: &run::Prepared, cases: &[crate::plan::case::Case]) -> Result<BootSample> {
     let mut stamps: Vec<(Instant, u64)> = Vec::new();
     let mut sink = |r: &CaseResult| stamps.push((Instant::now(), r.duration_ms));
     let summary = run::execute(p, cases, &mut sink)?;
@@ -74,7 +74,7 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let cases_dir = tmp.path().join("cases");
     trivial_cases(&cases_dir, ncases.max(2))?;
-    let cases = crate::case::discover(&cases_dir)?;
+    let cases = crate::plan::case::discover(&cases_dir)?;
     let mut o = opts.clone();
     o.results_root = opts.root.join("target/famfs-harness/bench");
 
@@ -147,7 +147,7 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
 /// and a no-op run that finds everything cached, timed to the point where
 /// QEMU would launch. Printed with the ratios, never asserted.
 pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
-    let main_cache = crate::cache::Cache::open(opts.cache_root.as_deref())?;
+    let main_cache = crate::base::cache::Cache::open(opts.cache_root.as_deref())?;
     let scratch = tempfile::Builder::new()
         .prefix("bench-kernel-")
         .tempdir_in(&main_cache.root)?;
@@ -158,7 +158,7 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     crate::kernel::patches::link_copy(&src, &cache_root.join("sources"))?;
     let mut o = opts.clone();
     o.cache_root = Some(cache_root.clone());
-    let cache = crate::cache::Cache::open(Some(&cache_root))?;
+    let cache = crate::base::cache::Cache::open(Some(&cache_root))?;
     run::ensure_host(&o)?;
 
     let t = Instant::now();
@@ -308,7 +308,7 @@ pub fn famfs(opts: &Options) -> Result<()> {
             None => return Err(e),
         },
     };
-    let cases = crate::case::discover(&cases_dir)?;
+    let cases = crate::plan::case::discover(&cases_dir)?;
     let s = run::execute(&p, &cases, &mut |_: &CaseResult| {})?;
     let run_dir = o.results_root.join("runs").join(&s.run_id);
     let r = s
@@ -389,7 +389,7 @@ pub fn nightly(matrix: &Path, opts: &Options, root: &Path) -> Result<()> {
         format: Some(libtest_mimic::FormatSetting::Terse),
         ..Default::default()
     };
-    let (dir, night) = crate::nightly::run(matrix, opts, root, None, None, &args)?;
+    let (dir, night) = crate::commands::nightly::run(matrix, opts, root, None, None, &args)?;
     println!("\n| cell | wall s | ready s (share) | boots s (share) | cases s (share) | kernel |");
     println!("|---|---|---|---|---|---|");
     let share = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
@@ -407,7 +407,9 @@ pub fn nightly(matrix: &Path, opts: &Options, root: &Path) -> Result<()> {
             if c.kernel_built { "built" } else { "cached" }
         );
     }
-    let sum = |f: fn(&crate::nightly::CellResult) -> f64| night.cells.iter().map(f).sum::<f64>();
+    let sum = |f: fn(&crate::commands::nightly::CellResult) -> f64| {
+        night.cells.iter().map(f).sum::<f64>()
+    };
     let (ready, boots, cases) = (sum(|c| c.prepare_s), sum(|c| c.boots_s), sum(|c| c.cases_s));
     println!(
         "\nnight: {} cells, {:.0} s = {:.1} min; target 15 min: ratio {:.2} ({})",

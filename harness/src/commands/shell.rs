@@ -4,9 +4,9 @@
 //! exit status it returns. The console is the terminal (Ctrl-C goes to the
 //! guest); QEMU restores the terminal when it exits.
 
-use crate::case::Case;
 use crate::contract::topology::{DaxMode, PmemKind, PmemSpec, Topology, ALIGN_2M};
 use crate::contract::{exit, PlannedCase, ShellPlan};
+use crate::plan::case::Case;
 use crate::run::Prepared;
 use crate::vm::Backend;
 use anyhow::{bail, Context, Result};
@@ -97,13 +97,13 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
         "cxl-lsa0.img",
         "initramfs.cpio",
     ] {
-        crate::proc::register_file(&dir.path().join(f));
+        crate::base::proc::register_file(&dir.path().join(f));
     }
     // In the terminal's foreground process group (a background one would be
     // stopped reading it), gone with the harness.
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
-    crate::proc::die_with_parent(&mut cmd);
+    crate::base::proc::die_with_parent(&mut cmd);
     if req.command.is_some() {
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null());

@@ -71,12 +71,12 @@ impl Matrix {
     pub fn load(path: &Path, checkout: &Path) -> Result<Matrix> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let m: Matrix = crate::yaml::parse(path, &text, 0)?;
+        let m: Matrix = crate::base::yaml::parse(path, &text, 0)?;
         let at = |needle: &str| {
             format!(
                 "{}:{}",
                 path.display(),
-                crate::yaml::line_of(&text, 1, needle)
+                crate::base::yaml::line_of(&text, 1, needle)
             )
         };
         // Named at the first empty list's line.
@@ -105,7 +105,7 @@ impl Matrix {
             famfs_proto::Profile::parse(p)
                 .map_err(|e| anyhow::anyhow!("{}: profile `{p}`: {e}", at(p)))?;
         }
-        let table = crate::topologies::Table::load(checkout)?;
+        let table = crate::plan::topologies::Table::load(checkout)?;
         for s in &m.selections {
             for t in s.topologies(&m) {
                 table

@@ -4,10 +4,10 @@
 //! keeps its own size when larger, and its dax mode. A case that names its
 //! kind (`requires.pmem_kind`) runs only on that kind.
 
-use crate::case::Case;
 use crate::contract::topology::{
     parse_size_mib, DaxMode, PmemKind, PmemSpec, Topology, ALIGN_2M, CXL_REGION_MIB,
 };
+use crate::plan::case::Case;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ impl Table {
         let path = root.join(FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let entries: BTreeMap<String, Entry> = crate::yaml::parse(&path, &text, 0)?;
+        let entries: BTreeMap<String, Entry> = crate::base::yaml::parse(&path, &text, 0)?;
         if entries.is_empty() {
             // Line 1: the file as a whole names nothing.
             bail!("{}:1: no topology named", path.display());
@@ -53,7 +53,7 @@ impl Table {
             let at = format!(
                 "{}:{}",
                 path.display(),
-                crate::yaml::line_of(&text, 1, &format!("{name}:"))
+                crate::base::yaml::line_of(&text, 1, &format!("{name}:"))
             );
             if let Some(s) = &e.size {
                 let mib = parse_size_mib(s).map_err(|err| anyhow::anyhow!("{at}: {err}"))?;
@@ -80,7 +80,7 @@ impl Table {
         let mut parts = spec.split(':');
         let name = parts.next().unwrap_or_default();
         let Some(entry) = self.entries.get(name) else {
-            let hint = crate::yaml::closest(name, self.entries.keys().map(String::as_str))
+            let hint = crate::base::yaml::closest(name, self.entries.keys().map(String::as_str))
                 .map(|c| format!("; did you mean `{c}`?"))
                 .unwrap_or_default();
             bail!(
@@ -267,7 +267,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("g/001.out"), "").unwrap();
-        crate::case::discover(dir.path()).unwrap().remove(0)
+        crate::plan::case::discover(dir.path()).unwrap().remove(0)
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Kernel log lines: what a console line or a /dev/kmsg record says, and who
-//! printed it. Reports are grouped from these in [`super::reports`].
+//! printed it. Reports are grouped from these in the judge's `reports`.
 
 use regex::Regex;
 use std::sync::OnceLock;

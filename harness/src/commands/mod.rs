@@ -1,0 +1,9 @@
+//! The xtask subcommands' logic, one file each; `xtask` is only the clap
+//! layer over them. A command composes the stages (and `run`), never the
+//! other way round.
+
+pub mod authoring;
+pub mod bench;
+pub mod bisect;
+pub mod nightly;
+pub mod shell;
