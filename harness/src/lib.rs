@@ -29,6 +29,8 @@ pub mod server;
 #[cfg(feature = "host")]
 pub mod commands;
 #[cfg(feature = "host")]
+pub mod events;
+#[cfg(feature = "host")]
 pub mod fuzz;
 #[cfg(feature = "host")]
 pub mod image;

@@ -11,7 +11,7 @@ use crate::judge::verdict::{self, Outcome, Verdict};
 use crate::kernel::build::{self as kbuild, KernelArtifacts};
 use crate::plan::case::Case;
 use crate::report::results::{BootRecord, CaseResult, RunDir, Summary};
-use crate::report::ui::say;
+use crate::events::note;
 use crate::vm::{self, Accel, Backend, BootEnd, Running, Timeouts, VmSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, VecDeque};
@@ -135,9 +135,9 @@ pub fn ensure_host(opts: &Options) -> Result<()> {
     if opts.backend == Backend::Vng {
         needs.push(VNG);
     }
-    ensure(&needs, building, &mut |m| say(m))?;
+    ensure(&needs, building, &mut |m| note(m))?;
     if opts.backend == Backend::Vng {
-        crate::base::hostdeps::ensure_vng(&mut |m| say(m))?;
+        crate::base::hostdeps::ensure_vng(&mut |m| note(m))?;
     }
     Ok(())
 }
@@ -204,7 +204,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
     } = &opts.kernel
     {
         let k = kbuild::prebuilt(image, config.as_deref(), vmlinux.as_deref())?;
-        say(&format!(
+        note(&format!(
             "kernel: prebuilt {} ({}), config {}",
             k.bzimage.display(),
             k.release,
@@ -214,7 +214,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
     }
     let plan = kernel_plan(opts)?;
     if let Some(k) = &plan.named {
-        say(&format!(
+        note(&format!(
             "kernel: {} ({}): {}",
             k.name,
             k.file.display(),
@@ -223,7 +223,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
     }
     // Load the series first: a bad series fails before any download.
     let series = crate::kernel::patches::load_all(&plan.patches)?;
-    let mut log = |m: &str| say(m);
+    let mut log = |m: &str| note(m);
     let base = match &plan.base {
         crate::kernel::named::Base::Debian => crate::kernel::source::fetch_debian(
             cache,
@@ -265,7 +265,7 @@ pub fn kernel(opts: &Options, cache: &Cache) -> Result<KernelArtifacts> {
         jobs: kbuild::jobs(),
         config_only: opts.config_only,
     })?;
-    say(&format!(
+    note(&format!(
         "kernel: FUSE DAX modes: {}",
         fuse_dax_modes(&art.config)
     ));
@@ -384,7 +384,7 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     if opts.profile == AUTO_PROFILE {
         let abi = kernel.famfs_abi.as_ref();
         opts.profile = crate::kernel::abi::auto_profile(abi).to_string();
-        say(&format!(
+        note(&format!(
             "profile: {} ({})",
             opts.profile,
             abi.map_or(
@@ -395,9 +395,9 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
     }
     let opts = &opts;
     if !kernel.config.enabled("X86_IOPL_IOPERM") {
-        say("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
+        note("warning: kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
     }
-    let stage = crate::report::ui::Stage::start("guest program");
+    let stage = crate::events::Stage::start("guest program");
     let guest_bin_dir = crate::image::guest_program::build(&opts.workspace)?;
     stage.finish("built");
     let base_image = crate::image::initramfs::build_base(
@@ -639,7 +639,7 @@ pub fn run_id() -> String {
 pub fn execute(p: &Prepared, selected: &[Case], sink: &mut dyn Sink) -> Result<Summary> {
     check_case_symbols(&p.opts, &p.kernel, selected)?;
     let dir = RunDir::create(&p.opts.results_root, &run_id())?;
-    say(&format!("results: {}", dir.root.display()));
+    note(&format!("results: {}", dir.root.display()));
     let schedule = Schedule::new(p, selected);
     execute_in(p, dir, selected, &schedule, sink)
 }
@@ -956,7 +956,7 @@ pub fn open_symbolizer(k: &KernelArtifacts) -> Option<crate::judge::symbolize::S
     match crate::judge::symbolize::Symbolizer::open(vmlinux, &trees) {
         Ok(s) => s,
         Err(e) => {
-            say(&format!("reports are not symbolized: {e:#}"));
+            note(&format!("reports are not symbolized: {e:#}"));
             None
         }
     }
@@ -995,7 +995,7 @@ fn boot_once(
     let plan = make_plan(p, rec.run_id, n, topology, pending, rec.by_id);
     let spec = make_spec(p, &bdir, topology, &plan)?;
     if !p.opts.quiet_boots {
-        say(&format!(
+        note(&format!(
             "boot {n}: {} cases, {} ({:?}, {:?})",
             pending.len(),
             topology.describe(),
@@ -1070,7 +1070,7 @@ fn boot_once(
             pending.retain(|x| *x != r.id);
         }
         GuestMsg::Restart { reason } => restart = Some(reason.clone()),
-        GuestMsg::Note { text } => say(&format!("guest: {text}")),
+        GuestMsg::Note { text } => note(&format!("guest: {text}")),
     };
     let end = vm::monitor(child.as_mut(), &spec, &timeouts, &case_timeout, &mut on_msg)?;
     drop(child);
@@ -1085,7 +1085,7 @@ fn boot_once(
     let windows = crate::judge::windows::Windows::of(&lines);
     let outside = windows.outside(&rec.reports(lines.iter().copied()));
     if let Err(e) = write_reports(&bdir.join("reports.txt"), &outside) {
-        say(&format!("boot {n}: writing reports.txt: {e:#}"));
+        note(&format!("boot {n}: writing reports.txt: {e:#}"));
     }
     rec.send(Event::Boot(BootRecord {
         index: n,
@@ -1218,7 +1218,7 @@ fn run_group(
             let tail = boot_tail(&b.console_text, &rec.dir.boot_dir(n), None);
             if !infra_retry_used {
                 infra_retry_used = true;
-                say(&format!("boot {n}: {reason}; this is an infrastructure failure, retrying the boot once. Console tail:\n{tail}"));
+                note(&format!("boot {n}: {reason}; this is an infrastructure failure, retrying the boot once. Console tail:\n{tail}"));
                 continue;
             }
             let why =
@@ -1278,7 +1278,7 @@ fn run_group(
         }
         // On a line of its own: the test list may be mid-line.
         eprintln!();
-        say(&format!(
+        note(&format!(
             "boot {n}: {reason}; restarting the VM for {} remaining cases",
             pending.len()
         ));

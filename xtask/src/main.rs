@@ -539,6 +539,7 @@ fn options(k: &KernelArgs) -> Result<Options> {
 }
 
 fn main() {
+    famfs_harness::report::ui::install();
     match real_main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {

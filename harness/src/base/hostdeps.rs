@@ -183,7 +183,7 @@ fn install_packages(pk: &[&'static str], install: bool, log: &mut dyn FnMut(&str
             "installing missing host packages: {} (apt-get)",
             pk.join(" ")
         );
-        crate::report::ui::announce(&msg);
+        crate::events::emit(crate::events::Event::HostChange(msg.clone()));
         log(&msg);
         let ok = Command::new("sh")
             .args(["-c", &format!("(apt-get update -q || true) >/dev/null && DEBIAN_FRONTEND=noninteractive {cmd} -q")])
@@ -231,7 +231,7 @@ pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
         )?;
     }
     let msg = format!("installing virtme-ng: {cmd}");
-    crate::report::ui::announce(&msg);
+    crate::events::emit(crate::events::Event::HostChange(msg.clone()));
     log(&msg);
     let ok = sh(&format!("{cmd} -q")) || sh(&format!("{cmd} -q --break-system-packages"));
     if ok && which("vng").is_some() {

@@ -4,7 +4,7 @@
 //! QEMU.
 
 use crate::report::results::CaseResult;
-use crate::report::ui::say;
+use crate::events::note as say;
 use crate::run::{self, Options};
 use crate::vm::Backend;
 use anyhow::{Context, Result};

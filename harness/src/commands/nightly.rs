@@ -236,7 +236,7 @@ pub fn run(
     let mut cells = Vec::new();
     for cell in m.cells() {
         let s = &m.selections[cell.selection];
-        crate::report::ui::say(&format!("nightly: cell {}", cell.name));
+        crate::events::note(&format!("nightly: cell {}", cell.name));
         let mut opts = base.clone();
         opts.kernel = KernelChoice::Named(cell.kernel.clone());
         opts.profile = cell.profile.clone();

@@ -6,7 +6,7 @@
 //! they load, at [`GUEST_PREFIX`].
 
 use crate::base::cache::Cache;
-use crate::report::ui::say;
+use crate::events::note;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -124,7 +124,7 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
     let base = cache.dir("famfs-user")?;
     let done = base.join(&key);
     if done.join("bin/famfs_fused").is_file() {
-        say(&format!(
+        note(&format!(
             "famfs user space: cached build {}",
             done.display()
         ));
@@ -139,7 +139,7 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage)?;
     let log_path = stage.join("build.log");
-    let stage_ui = crate::report::ui::Stage::start("famfs user space");
+    let stage_ui = crate::events::Stage::start("famfs user space");
     let start = std::time::Instant::now();
     let mut cmd = Command::new("bash");
     cmd.arg(&script).arg(deps).arg(&stage);
@@ -320,7 +320,7 @@ pub fn layer(u: &FamfsUser) -> Result<Vec<u8>> {
     let mut c = crate::image::cpio::Cpio::default();
     let mut libs: Vec<PathBuf> = Vec::new();
     c.dir("/opt");
-    crate::base::hostdeps::ensure(&[RECORDER_NEED], false, &mut |m| say(m))?;
+    crate::base::hostdeps::ensure(&[RECORDER_NEED], false, &mut |m| note(m))?;
     let strace = crate::base::hostdeps::require_tool("strace")?;
     c.dir("/opt/famfs-harness");
     c.file(RECORDER, 0o755, &std::fs::read(&strace)?);

@@ -10,7 +10,7 @@
 use crate::base::cache::Cache;
 use crate::kernel::config::{self, DotConfig, KconfigIndex, Problem, Severity};
 use crate::kernel::source::{KernelSource, SourceIdentity};
-use crate::report::ui::{say, Stage};
+use crate::events::{note, Stage};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -154,7 +154,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     let _lock = crate::base::cache::Lock::acquire(
         &dir.join("lock"),
         "this kernel build directory",
-        &mut |m| say(&format!("kernel: {m}")),
+        &mut |m| note(&format!("kernel: {m}")),
     )?;
     let meta_path = dir.join("meta.json");
     let log_path = dir.join("build.log");
@@ -187,7 +187,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         && meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str())
         && bzimage.exists()
     {
-        say(&format!(
+        note(&format!(
             "kernel: cached build {} ({}), no make needed",
             dir.display(),
             ident.version
@@ -195,7 +195,7 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         return artifacts(&meta, false);
     }
 
-    say(&format!(
+    note(&format!(
         "kernel: building {} [{}] with fragments {} into {}",
         ident.version,
         ident.describe_line(),
@@ -249,12 +249,12 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     for p in &problems {
         writeln!(log, "verify: {p}")?;
         if p.severity == Severity::Warning {
-            say(&format!("kernel config {p}"));
+            note(&format!("kernel config {p}"));
         }
     }
     config::check_problems(&problems)?;
     if req.config_only {
-        say(&format!(
+        note(&format!(
             "kernel config: every requested option holds ({} checked); .config at {}",
             merged.settings.len(),
             obj.join(".config").display()

@@ -3,7 +3,7 @@
 
 use crate::base::cache::Cache;
 use crate::base::proc::GroupChild;
-use crate::report::ui::say;
+use crate::events::note;
 use crate::vm::qemu::Qemu;
 use crate::vm::Accel;
 use anyhow::Result;
@@ -21,11 +21,11 @@ pub fn probe(qemu: &Qemu, kernel: &Path, initrd: &Path, cache: &Cache) -> Result
             "tcg" => Accel::Tcg,
             _ => anyhow::bail!("FAMFS_HARNESS_ACCEL must be kvm or tcg, not `{v}`"),
         };
-        say(&format!("accelerator: {v} (from FAMFS_HARNESS_ACCEL)"));
+        note(&format!("accelerator: {v} (from FAMFS_HARNESS_ACCEL)"));
         return Ok(a);
     }
     if !Path::new("/dev/kvm").exists() {
-        say("accelerator: TCG (no /dev/kvm); timeouts scaled x4");
+        note("accelerator: TCG (no /dev/kvm); timeouts scaled x4");
         return Ok(Accel::Tcg);
     }
     // Keyed by host boot and kernel: a kernel that cannot boot at all must
@@ -50,9 +50,9 @@ pub fn probe(qemu: &Qemu, kernel: &Path, initrd: &Path, cache: &Cache) -> Result
         }
     };
     match result {
-        Accel::Kvm => say("accelerator: KVM (probe boot succeeded)"),
+        Accel::Kvm => note("accelerator: KVM (probe boot succeeded)"),
         Accel::Tcg => {
-            say("accelerator: TCG (/dev/kvm present but a probe boot failed); timeouts scaled x4")
+            note("accelerator: TCG (/dev/kvm present but a probe boot failed); timeouts scaled x4")
         }
     }
     Ok(result)

@@ -189,7 +189,7 @@ fn fetch_backports(cache: &Cache) -> Result<PathBuf> {
         }
         Ok(())
     };
-    crate::report::ui::say("fetching QEMU from Debian bookworm-backports into the cache");
+    crate::events::note("fetching QEMU from Debian bookworm-backports into the cache");
     apt(&["update"], s)?;
     let mut download = vec!["download"];
     download.extend(BACKPORTS_PACKAGES);
@@ -209,7 +209,7 @@ fn fetch_backports(cache: &Cache) -> Result<PathBuf> {
     }
     let q = Qemu::at(&unpacked.join("usr/bin").join(DEFAULT), None)
         .context("the unpacked backports QEMU does not run here")?;
-    crate::report::ui::say(&format!("unpacked {}", q.describe()));
+    crate::events::note(&format!("unpacked {}", q.describe()));
     std::fs::rename(&unpacked, &root)
         .with_context(|| format!("moving the unpacked QEMU to {}", root.display()))?;
     Ok(root)
