@@ -31,6 +31,8 @@ pub mod commands;
 #[cfg(feature = "host")]
 pub mod events;
 #[cfg(feature = "host")]
+pub mod exec;
+#[cfg(feature = "host")]
 pub mod fuzz;
 #[cfg(feature = "host")]
 pub mod image;

@@ -56,7 +56,7 @@ fn run_scratch(t: &tempfile::TempDir, env: &[(&str, &str)]) -> Summary {
     // Outside the scratch root, so that a failing test leaves them behind.
     opts.results_root = root().join("target/famfs-harness/ci/scratch");
     for (k, v) in env {
-        opts.guest_env.insert(k.to_string(), v.to_string());
+        opts.exec.guest_env.insert(k.to_string(), v.to_string());
     }
     let p = run::prepare(&opts).unwrap();
     let cases = famfs_harness::plan::case::discover(&t.path().join("cases")).unwrap();

@@ -2,8 +2,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use famfs_harness::report::trials::{self, Selection};
-use famfs_harness::run::{KernelChoice, Options};
+use famfs_harness::kernel::resolve::KernelChoice;
+use famfs_harness::plan::select::Selection;
+use famfs_harness::report::trials;
+use famfs_harness::run::Options;
 use famfs_harness::vm::Backend;
 use std::path::PathBuf;
 
@@ -503,7 +505,7 @@ fn famfs_kernel_unless_chosen(kernel: &mut KernelArgs) {
 
 fn options(k: &KernelArgs) -> Result<Options> {
     let mut o = Options::new(&famfs_harness::image::guest_program::workspace_root());
-    o.kernel = if let Some(name) = &k.kernel {
+    o.kernel.choice = if let Some(name) = &k.kernel {
         KernelChoice::Named(name.clone())
     } else if let (Some(repo), Some(rev)) = (&k.kernel_git, &k.git_ref) {
         KernelChoice::Git {
@@ -521,13 +523,13 @@ fn options(k: &KernelArgs) -> Result<Options> {
     } else {
         KernelChoice::Default
     };
-    o.fragments = k.fragments.clone();
-    o.patches = k.kernel_patches.clone();
-    o.allow_fuzz = k.allow_fuzz;
+    o.kernel.fragments = k.fragments.clone();
+    o.kernel.patches = k.kernel_patches.clone();
+    o.kernel.allow_fuzz = k.allow_fuzz;
     o.cache_root = k.cache.clone();
     o.qemu = k.qemu.clone();
     use famfs_harness::image::famfs_user::Source;
-    o.famfs_user = match (&k.famfs_deps, &k.famfs_src, &k.famfs_bin) {
+    o.image.famfs_user = match (&k.famfs_deps, &k.famfs_src, &k.famfs_bin) {
         (_, _, Some(b)) => Some(Source::Prefix(b.clone())),
         (Some(d), t, None) => Some(Source::Sources {
             deps: d.clone(),
@@ -648,7 +650,7 @@ fn real_main() -> Result<i32> {
         } => {
             let partition = partition
                 .as_deref()
-                .map(trials::Partition::parse)
+                .map(famfs_harness::plan::select::Partition::parse)
                 .transpose()?;
             let mut opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
             if let Some(c) = cases {
@@ -791,10 +793,10 @@ fn real_main() -> Result<i32> {
         Cmd::TestVm(t) => test_vm(*t),
         Cmd::Kernel { kernel: k, check } => {
             let mut opts = options(&k)?;
-            opts.config_only = check;
+            opts.kernel.config_only = check;
             famfs_harness::run::ensure_host(&opts)?;
             let cache = famfs_harness::base::cache::Cache::open(opts.cache_root.as_deref())?;
-            let art = famfs_harness::run::kernel(&opts, &cache)?;
+            let art = famfs_harness::kernel::resolve::resolve(&opts.kernel, &opts.root, &cache)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&art).context("printing the kernel description")?
@@ -880,7 +882,7 @@ fn real_main() -> Result<i32> {
                 groups = vec!["famfs".into(), "famfs-user".into()];
             }
             let mut opts = options(&kernel)?;
-            opts.jobs = jobs.map_or_else(famfs_harness::run::default_jobs, |j| j as usize);
+            opts.exec.jobs = jobs.map_or_else(famfs_harness::exec::default_jobs, |j| j as usize);
             let sel = Selection {
                 groups,
                 ..Default::default()
@@ -905,7 +907,7 @@ fn real_main() -> Result<i32> {
 
 /// A `--profile` value: `auto`, or a profile that parses.
 fn profile_arg(p: &str) -> Result<String> {
-    if p != famfs_harness::run::AUTO_PROFILE {
+    if p != famfs_harness::kernel::resolve::AUTO_PROFILE {
         famfs_proto::Profile::parse(p).map_err(|e| anyhow::anyhow!("--profile {p}: {e}"))?;
     }
     Ok(p.to_string())
@@ -917,12 +919,12 @@ fn profile_arg(p: &str) -> Result<String> {
 fn test_vm(t: TestVm) -> Result<i32> {
     use famfs_harness::judge::verdict::Outcome;
     let mut opts = options(&t.kernel)?;
-    opts.backend = t.backend.parse::<Backend>()?;
+    opts.exec.backend = t.backend.parse::<Backend>()?;
     opts.profile = profile_arg(&t.profile)?;
-    opts.cpus = t.cpus;
-    opts.jobs = t
+    opts.exec.cpus = t.cpus;
+    opts.exec.jobs = t
         .jobs
-        .map_or_else(famfs_harness::run::default_jobs, |j| j as usize);
+        .map_or_else(famfs_harness::exec::default_jobs, |j| j as usize);
     opts.topology = t.topology.clone();
     if let Some(r) = &t.results {
         opts.results_root = r.clone();
@@ -943,14 +945,14 @@ fn test_vm(t: TestVm) -> Result<i32> {
     let partition = t
         .partition
         .as_deref()
-        .map(trials::Partition::parse)
+        .map(famfs_harness::plan::select::Partition::parse)
         .transpose()?;
     let baseline = t
         .baseline
         .as_deref()
         .map(famfs_harness::report::baseline::load)
         .transpose()?;
-    let mut cases = trials::select(&opts.cases_dir(), &sel)?;
+    let mut cases = famfs_harness::plan::select::select(&opts.cases_dir(), &sel)?;
     if let Some(p) = partition {
         let of = cases.len();
         cases = p.apply(cases);
@@ -970,7 +972,7 @@ fn test_vm(t: TestVm) -> Result<i32> {
     let run_once =
         |cases: Vec<famfs_harness::plan::case::Case>| -> Result<Result<trials::RunOutcome, i32>> {
             Ok(Ok(match famfs_harness::run::prepare(&opts) {
-                Ok(prepared) => trials::run(prepared, cases, &args)?,
+                Ok(prepared) => famfs_harness::run::trials(prepared, cases, &args)?,
                 Err(e) => {
                     if let Some(sig) = famfs_harness::base::proc::interrupted() {
                         eprintln!(
@@ -980,7 +982,7 @@ fn test_vm(t: TestVm) -> Result<i32> {
                         return Ok(Err(128 + sig));
                     }
                     match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
-                        Some(why) => trials::run_unavailable(&opts, &cases, &why.0, &args)?,
+                        Some(why) => famfs_harness::run::unavailable(&opts, &cases, &why.0, &args)?,
                         None => return Err(e),
                     }
                 }

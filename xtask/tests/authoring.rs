@@ -34,7 +34,7 @@ fn fake_run(cases: &Path, run_root: &Path, outputs: &[(&str, &str)]) -> std::pat
     for (id, out) in outputs {
         let c = all.iter().find(|c| c.id == *id).unwrap();
         let r = CaseReport::new(id, CaseExit::Exited { code: 0 }, out.to_string());
-        let v = verdict::judge(c, &r, &[]);
+        let v = verdict::from_report(c, &r, &[]);
         summary
             .cases
             .push(dir.write_case(c, &v, Some(&r), Some(1), &[]).unwrap());

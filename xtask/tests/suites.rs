@@ -11,9 +11,10 @@
 
 use famfs_harness::judge::reports::ReportKind;
 use famfs_harness::judge::verdict::Outcome;
+use famfs_harness::kernel::resolve::KernelChoice;
 use famfs_harness::plan::case::Case;
 use famfs_harness::report::results::{CaseResult, Summary};
-use famfs_harness::run::{self, KernelChoice, Options};
+use famfs_harness::run::{self, Options};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -26,7 +27,7 @@ fn root() -> PathBuf {
 
 /// The cases a run without filters selects.
 fn shipped_cases() -> Vec<Case> {
-    famfs_harness::report::trials::select(&root().join("cases"), &Default::default()).unwrap()
+    famfs_harness::plan::select::select(&root().join("cases"), &Default::default()).unwrap()
 }
 
 /// What one run of the binary left: its exit status, its test list, its
@@ -77,7 +78,7 @@ fn outcome<'a>(s: &'a Summary, id: &str) -> &'a CaseResult {
 /// prepared again, which builds nothing.
 fn planned_groups(opts: &Options, cases: &[Case]) -> usize {
     let p = run::prepare(opts).expect("prepare (cached)");
-    run::Schedule::new(&p, cases).groups.len()
+    p.schedule(cases).groups.len()
 }
 
 /// The test list has one line per trial, each ending in its result on the
@@ -254,7 +255,7 @@ fn check_shipped_results(r: &Ran, backend: &str, groups: usize, old_qemu: bool) 
     );
     // One boot trial per group, clean.
     for g in 1..=groups {
-        let t = run::boot_trial(g);
+        let t = famfs_harness::plan::schedule::boot_trial(g);
         assert_eq!(outcome(s, &t).outcome, Outcome::Pass, "{backend}: {t}");
     }
     // The run directory has what a person or CI needs.
@@ -296,7 +297,7 @@ fn shipped_cases_pass_on_the_default_kernel_with_both_backends() {
 
     // virtme-ng with the host's QEMU, as its users run it.
     opts.qemu = None;
-    opts.backend = famfs_harness::vm::Backend::Vng;
+    opts.exec.backend = famfs_harness::vm::Backend::Vng;
     run::ensure_host(&opts).expect("virtme-ng available");
     let qemu = famfs_harness::vm::qemu::Qemu::find(
         None,
@@ -375,7 +376,7 @@ fn famfs_kernel_suite(name: &str, g: &Generation) {
         return;
     }
     let mut opts = Options::new(&root());
-    opts.kernel = KernelChoice::Named(name.into());
+    opts.kernel.choice = KernelChoice::Named(name.into());
     let p = run::prepare(&opts).expect("prepare (cached)");
     assert!(
         p.kernel.config.enabled("FUSE_FAMFS_DAX") && p.kernel.config.enabled("FUSE_DAX"),
@@ -391,7 +392,7 @@ fn famfs_kernel_suite(name: &str, g: &Generation) {
         "{name}: --profile auto from the source"
     );
     let cases = shipped_cases();
-    let groups = run::Schedule::new(&p, &cases).groups.len();
+    let groups = p.schedule(&cases).groups.len();
     assert_eq!(
         s.cases.len(),
         cases.len() + groups,

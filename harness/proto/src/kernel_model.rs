@@ -417,13 +417,47 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
             limit,
         };
     }
+    let h = match judge_header(p, b, limit, may_retry) {
+        Ok(h) => h,
+        Err(v) => return v,
+    };
+    let mut walk = Walk {
+        p,
+        b,
+        at: HEADER_SIZE,
+        sum: 0,
+        notes: Vec::new(),
+        ranges: Vec::new(),
+    };
+    let walked = if h.ext_type == EXT_SIMPLE {
+        walk.simple_extents(h.nextents)
+    } else {
+        walk.interleaved_extents(h.nextents)
+    };
+    if let Err(v) = walked {
+        return v;
+    }
+    if walk.sum < h.file_size {
+        return reject(Rule::ShortOfFileSize, 16, None, walk.sum);
+    }
+    accept(p, &h, b.len(), walk)
+}
+
+/// Rules 2 to 5: the header's own checks, in the kernel's order. The
+/// header when it passes, else the verdict (a rejection or a retry).
+fn judge_header(
+    p: &Profile,
+    b: &[u8],
+    limit: usize,
+    may_retry: bool,
+) -> Result<FmapHeader, KernelVerdict> {
     let short = if p.has_fmap_size() {
         Rule::ShortReply
     } else {
         Rule::ShortHeader
     };
     let Ok(h) = FmapHeader::decode(b) else {
-        return reject(short, 0, None, b.len() as u64);
+        return Err(reject(short, 0, None, b.len() as u64));
     };
     // The size probe compares `fmap_size` with the buffer it offered, not
     // with what came back: a bigger size asks again (once), whatever the
@@ -432,37 +466,58 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
         let size = h.reserved0;
         if size as usize > limit {
             if size > max {
-                return reject(Rule::FmapTooBig, 12, None, u64::from(size));
+                return Err(reject(Rule::FmapTooBig, 12, None, u64::from(size)));
             }
             if !may_retry {
-                return reject(Rule::FmapGrew, 12, None, u64::from(size));
+                return Err(reject(Rule::FmapGrew, 12, None, u64::from(size)));
             }
-            return KernelVerdict::Retry { fmap_size: size };
+            return Err(KernelVerdict::Retry { fmap_size: size });
         }
     }
     if h.nextents == 0 || h.nextents > p.max_extents {
-        return reject(Rule::ExtentCount, 8, None, u64::from(h.nextents));
+        return Err(reject(Rule::ExtentCount, 8, None, u64::from(h.nextents)));
     }
     match h.ext_type {
         EXT_SIMPLE => {}
         EXT_INTERLEAVE if p.interleave => {}
         EXT_INTERLEAVE => {
-            return reject(Rule::InterleaveUnsupported, 4, None, u64::from(h.ext_type))
+            return Err(reject(
+                Rule::InterleaveUnsupported,
+                4,
+                None,
+                u64::from(h.ext_type),
+            ))
         }
-        t => return reject(Rule::ExtType, 4, None, u64::from(t)),
+        t => return Err(reject(Rule::ExtType, 4, None, u64::from(t))),
+    }
+    Ok(h)
+}
+
+/// Rule 6, the walk over the extents in wire order: where it is, the sum of
+/// extent lengths so far, the notes taken and the device ranges seen.
+struct Walk<'a> {
+    p: &'a Profile,
+    b: &'a [u8],
+    at: usize,
+    sum: u64,
+    notes: Vec<Unchecked>,
+    ranges: Vec<Range>,
+}
+
+impl Walk<'_> {
+    fn past(&self, place: Place) -> KernelVerdict {
+        reject(Rule::PastPayload, self.at, Some(place), self.b.len() as u64)
     }
 
-    let mut notes = Vec::new();
-    let mut ranges = Vec::new();
-    let mut sum = 0u64;
-    let mut at = HEADER_SIZE;
-    let payload = b.len() as u64;
-    let past = |at: usize, place| reject(Rule::PastPayload, at, Some(place), payload);
-
-    // Checks one simple extent or strip; records it for the later notes.
-    let mut range = |e: &FmapSimpleExt, at: usize, place: Place, notes: &mut Vec<Unchecked>| {
+    /// The next simple extent or strip, decoded and checked; recorded for
+    /// the later notes.
+    fn range(&mut self, place: Place) -> Result<FmapSimpleExt, KernelVerdict> {
+        let (p, at) = (self.p, self.at);
+        let Ok(e) = FmapSimpleExt::decode(&self.b[at..]) else {
+            return Err(self.past(place));
+        };
         if e.devindex >= p.devindex_limit {
-            return Some(reject(
+            return Err(reject(
                 Rule::DevIndex,
                 at,
                 Some(place),
@@ -470,7 +525,7 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
             ));
         }
         if e.offset % p.alignment != 0 {
-            return Some(reject(
+            return Err(reject(
                 Rule::MisalignedOffset,
                 at + 8,
                 Some(place),
@@ -478,98 +533,123 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
             ));
         }
         if e.len % p.alignment != 0 {
-            return Some(reject(Rule::MisalignedLen, at + 16, Some(place), e.len));
+            return Err(reject(Rule::MisalignedLen, at + 16, Some(place), e.len));
         }
         if e.reserved != 0 {
-            notes.push(Unchecked::Reserved {
+            self.notes.push(Unchecked::Reserved {
                 offset: at + 4,
                 value: u64::from(e.reserved),
             });
         }
         if e.len == 0 {
-            notes.push(Unchecked::ZeroLength { place });
+            self.notes.push(Unchecked::ZeroLength { place });
         }
         match e.offset.checked_add(e.len) {
-            None => notes.push(Unchecked::Overflow {
+            None => self.notes.push(Unchecked::Overflow {
                 place,
                 offset: e.offset,
                 len: e.len,
             }),
-            Some(end) => ranges.push(Range {
+            Some(end) => self.ranges.push(Range {
                 devindex: e.devindex,
                 start: e.offset,
                 end,
                 place,
             }),
         }
-        None
-    };
+        self.at += RECORD_SIZE;
+        Ok(e)
+    }
 
-    if h.ext_type == EXT_SIMPLE {
-        for i in 0..h.nextents {
-            let place = Place::extent(i);
-            let Ok(e) = FmapSimpleExt::decode(&b[at..]) else {
-                return past(at, place);
-            };
-            if let Some(v) = range(&e, at, place, &mut notes) {
-                return v;
-            }
-            sum = sum.wrapping_add(e.len);
-            at += RECORD_SIZE;
+    fn simple_extents(&mut self, nextents: u32) -> Result<(), KernelVerdict> {
+        for i in 0..nextents {
+            let e = self.range(Place::extent(i))?;
+            self.sum = self.sum.wrapping_add(e.len);
         }
-    } else {
-        for i in 0..h.nextents {
-            let Ok(ih) = FmapInterleaveExt::decode(&b[at..]) else {
-                return past(at, Place::extent(i));
-            };
-            let place = Some(Place::extent(i));
-            if u64::from(ih.chunk_size) % p.alignment != 0 {
-                return reject(Rule::ChunkSize, at + 4, place, u64::from(ih.chunk_size));
-            }
-            if ih.nbytes == 0 {
-                return reject(Rule::ZeroNbytes, at + 8, place, 0);
-            }
-            if ih.nstrips == 0 || ih.nstrips > p.max_strips {
-                return reject(Rule::StripCount, at, place, u64::from(ih.nstrips));
-            }
-            if ih.chunk_size == 0 {
-                notes.push(Unchecked::ChunkSizeZero { extent: i });
-            }
-            if ih.reserved != 0 {
-                notes.push(Unchecked::Reserved {
-                    offset: at + 16,
-                    value: ih.reserved,
-                });
-            }
-            at += RECORD_SIZE;
+        Ok(())
+    }
+
+    fn interleaved_extents(&mut self, nextents: u32) -> Result<(), KernelVerdict> {
+        for i in 0..nextents {
+            let ih = self.interleave_header(i)?;
             let mut strips_total = 0u64;
             for s in 0..ih.nstrips {
-                let place = Place::strip(i, s);
-                let Ok(e) = FmapSimpleExt::decode(&b[at..]) else {
-                    return past(at, place);
-                };
-                if let Some(v) = range(&e, at, place, &mut notes) {
-                    return v;
-                }
+                let e = self.range(Place::strip(i, s))?;
                 strips_total = strips_total.saturating_add(e.len);
-                at += RECORD_SIZE;
             }
             if strips_total < ih.nbytes {
-                notes.push(Unchecked::StripsShort {
+                self.notes.push(Unchecked::StripsShort {
                     extent: i,
                     nbytes: ih.nbytes,
                     strips_total,
                 });
             }
-            sum = sum.wrapping_add(ih.nbytes);
+            self.sum = self.sum.wrapping_add(ih.nbytes);
         }
+        Ok(())
     }
 
-    if sum < h.file_size {
-        return reject(Rule::ShortOfFileSize, 16, None, sum);
+    /// Interleaved extent `i`'s header, decoded and checked.
+    fn interleave_header(&mut self, i: u32) -> Result<FmapInterleaveExt, KernelVerdict> {
+        let (p, at) = (self.p, self.at);
+        let Ok(ih) = FmapInterleaveExt::decode(&self.b[at..]) else {
+            return Err(self.past(Place::extent(i)));
+        };
+        let place = Some(Place::extent(i));
+        if u64::from(ih.chunk_size) % p.alignment != 0 {
+            return Err(reject(
+                Rule::ChunkSize,
+                at + 4,
+                place,
+                u64::from(ih.chunk_size),
+            ));
+        }
+        if ih.nbytes == 0 {
+            return Err(reject(Rule::ZeroNbytes, at + 8, place, 0));
+        }
+        if ih.nstrips == 0 || ih.nstrips > p.max_strips {
+            return Err(reject(Rule::StripCount, at, place, u64::from(ih.nstrips)));
+        }
+        if ih.chunk_size == 0 {
+            self.notes.push(Unchecked::ChunkSizeZero { extent: i });
+        }
+        if ih.reserved != 0 {
+            self.notes.push(Unchecked::Reserved {
+                offset: at + 16,
+                value: ih.reserved,
+            });
+        }
+        self.at += RECORD_SIZE;
+        Ok(ih)
     }
+}
 
-    // Everything below was accepted without a check.
+/// An accepted reply's summary, with everything accepted without a check.
+fn accept(p: &Profile, h: &FmapHeader, len: usize, mut walk: Walk) -> KernelVerdict {
+    let mut head = unchecked_header(p, h, len);
+    head.append(&mut walk.notes);
+    head.extend(overlaps(&mut walk.ranges));
+    if walk.at < len {
+        head.push(Unchecked::TrailingBytes {
+            offset: walk.at,
+            count: len - walk.at,
+        });
+    }
+    let devices: BTreeSet<u32> = walk.ranges.iter().map(|r| r.devindex).collect();
+    KernelVerdict::Accept(FmapSummary {
+        ext_type: h.ext_type,
+        nextents: h.nextents,
+        file_size: h.file_size,
+        total_len: walk.sum,
+        devices: devices.into_iter().collect(),
+        consumed: walk.at,
+        unchecked: head,
+    })
+}
+
+/// The header fields the kernel accepts without a check, when they are
+/// off (`len`: the payload's length).
+fn unchecked_header(p: &Profile, h: &FmapHeader, len: usize) -> Vec<Unchecked> {
     let mut head = Vec::new();
     if h.fmap_version != FMAP_VERSION {
         head.push(Unchecked::FmapVersion(h.fmap_version));
@@ -584,10 +664,10 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
         });
     }
     if p.has_fmap_size() {
-        if h.reserved0 as usize != b.len() {
+        if h.reserved0 as usize != len {
             head.push(Unchecked::FmapSizeMismatch {
                 fmap_size: h.reserved0,
-                len: b.len(),
+                len,
             });
         }
     } else if h.reserved0 != 0 {
@@ -605,25 +685,7 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
     if h.file_size >= 1 << 63 {
         head.push(Unchecked::HugeFileSize(h.file_size));
     }
-    head.append(&mut notes);
-    head.extend(overlaps(&mut ranges));
-    if at < b.len() {
-        head.push(Unchecked::TrailingBytes {
-            offset: at,
-            count: b.len() - at,
-        });
-    }
-
-    let devices: BTreeSet<u32> = ranges.iter().map(|r| r.devindex).collect();
-    KernelVerdict::Accept(FmapSummary {
-        ext_type: h.ext_type,
-        nextents: h.nextents,
-        file_size: h.file_size,
-        total_len: sum,
-        devices: devices.into_iter().collect(),
-        consumed: at,
-        unchecked: head,
-    })
+    head
 }
 
 /// Overlapping pairs among non-empty ranges: each range is reported once,

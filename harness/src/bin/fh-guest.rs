@@ -1,9 +1,16 @@
 //! The harness's program inside the guest: the case runner (`run`) and the
 //! small tools cases call. One static binary keeps the initramfs simple and
 //! runs unchanged under virtme-ng.
+//!
+//! The command line is clap's (derive); the usage text below is the help
+//! (`fh-guest`, `fh-guest help`, and `--help` or `-h` anywhere after any
+//! command but `famfsd`, which parses its own arguments and prints its own).
 
-use anyhow::{bail, Context, Result};
-use famfs_harness::guest::{capability, dax, runner, sys, tools};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use famfs_harness::guest::{capability, datapath, dax, fuse_record, mmap, runner, sys, tools};
+use famfs_harness::server;
+use famfs_proto::Profile;
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
@@ -58,6 +65,566 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names
   sync-output                         wait until the host has every line the case printed so far";
 
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "fh-guest",
+    bin_name = "fh-guest",
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands (see [`USAGE`]). Lengths and offsets are sizes (`2M`,
+/// `4096`, `0x1000`); seeds are decimal or 0x hex.
+#[derive(Subcommand)]
+enum Command {
+    /// Run the cases of a plan (the runner).
+    Run {
+        #[arg(long, value_name = "FILE")]
+        plan: String,
+        #[arg(long, value_name = "DEV")]
+        channel: Option<String>,
+    },
+    /// Leave QEMU through isa-debug-exit.
+    Exit { code: u8 },
+    /// Print size, align and driver of a dax device.
+    DaxInfo { name: String },
+    /// Bind a dax device to a driver (device_dax or fsdev_dax) through sysfs.
+    DaxBind { name: String, driver: String },
+    /// mmap DEV, write a pattern, read it back.
+    DaxMmap {
+        dev: String,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        #[arg(value_parser = parse_len)]
+        offset: Option<usize>,
+    },
+    /// Judge a famfsd session against the kernel's kind.
+    FuseReport {
+        init_json: String,
+        log_jsonl: String,
+        #[arg(long)]
+        famfs_kernel: bool,
+    },
+    /// The fault-injecting famfs FUSE server, with its own arguments.
+    Famfsd {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Size, mode and content of a file (or the errno).
+    File { path: String },
+    /// 'dax' or 'not dax': statx's STATX_ATTR_DAX for PATH.
+    DaxAttr { path: String },
+    /// Count famfsd requests by opcode name (NAME@PATH: for one file).
+    FamfsdLog { log: String, names: Vec<String> },
+    /// Write the address pattern into a devdax device.
+    PatternFill {
+        dev: String,
+        #[arg(value_parser = parse_off)]
+        offset: u64,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+    },
+    /// FILE's bytes at FOFF must be the device pattern at DOFF (XOR SEED).
+    PatternCheck {
+        file: String,
+        #[arg(value_parser = parse_off)]
+        foff: u64,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+        /// mmap or read.
+        how: String,
+        #[arg(value_parser = parse_u64, default_value = "0")]
+        seed: u64,
+    },
+    /// Map at a 2 MiB-aligned address (or a page past it), read every
+    /// page, print this process's PMD and PTE DAX faults.
+    FaultCount {
+        file: String,
+        #[arg(value_parser = parse_off)]
+        foff: u64,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        /// aligned or unaligned.
+        how: String,
+    },
+    /// One access in a child: 'ok' or the signal it died of.
+    MmapProbe(Access),
+    /// The access itself (what mmap-probe runs).
+    MmapTouch(Access),
+    /// Write the pattern of DOFF XOR SEED through MAP_SHARED, msync.
+    MmapWrite {
+        file: String,
+        #[arg(value_parser = parse_off)]
+        foff: u64,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+        #[arg(value_parser = parse_u64)]
+        seed: u64,
+    },
+    /// Stamp N random pages through an aligned mapping, or find the stamps
+    /// through an unaligned one.
+    MmapRandom {
+        file: String,
+        #[arg(value_parser = parse_u64)]
+        seed: u64,
+        n: usize,
+        /// write or check.
+        how: String,
+    },
+    /// The GET_FMAP/GET_DAXDEV replies in an strace recording PREFIX.*,
+    /// checked against the shadow YAML of the famfs mounted at MOUNT.
+    FuseFmaps {
+        prefix: String,
+        mount: String,
+        dax: String,
+        profile: String,
+    },
+    /// MADV_DONTNEED, mprotect, mremap and MAP_PRIVATE on a >= 4 MiB file.
+    MmapOps {
+        file: String,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+    },
+    /// Map 2M of FILE, touch it, create READY; sleep until killed, or until
+    /// GO exists, then check the whole mapping against DOFF.
+    MmapHold {
+        file: String,
+        ready: String,
+        #[arg(requires = "doff")]
+        go: Option<String>,
+        #[arg(value_parser = parse_off)]
+        doff: Option<u64>,
+    },
+    /// N threads fault one shared mapping of FILE at once.
+    MmapThreads {
+        file: String,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+        n: usize,
+    },
+    /// umount(2): 'umount: ok' or the errno name.
+    UmountErrno { path: String },
+    /// With FILE mapped, take a size from the server again (stat, chmod or
+    /// truncate), then read twice.
+    SizeChange {
+        file: String,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+        how: String,
+    },
+    /// Bandwidth of reading LEN bytes of PATH (read|mmap, seq|rand).
+    Bw {
+        key: String,
+        path: String,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        how: String,
+        order: String,
+    },
+    /// open+close PATH N times.
+    OpenRate {
+        key: String,
+        path: String,
+        #[arg(value_parser = parse_u64)]
+        n: u64,
+    },
+    /// The famfs gate: 0 usable, 3 not run, 1 broken.
+    FamfsCap {
+        #[arg(value_parser = parse_profile)]
+        profile: Profile,
+    },
+    /// The bare probe: 0 if the kernel offers and uses the capability, else 3.
+    FamfsProbe {
+        #[arg(value_parser = parse_profile)]
+        profile: Profile,
+    },
+    /// 0 if the kernel's build says it does famfs under PROFILE, else 3.
+    FamfsExpected {
+        #[arg(value_parser = parse_profile)]
+        profile: Profile,
+    },
+    /// 'ok' or the errno name open(2) fails with.
+    OpenErrno {
+        path: String,
+        /// read, write or trunc.
+        #[arg(default_value = "read")]
+        how: String,
+    },
+    /// What a correct kernel does after that INIT exchange.
+    InitVerdict {
+        init_json: String,
+        #[arg(value_parser = parse_profile)]
+        profile: Profile,
+    },
+    /// 0 if the profile has FEATURE, else why not and 3.
+    ProfileHas {
+        #[arg(value_parser = parse_profile)]
+        profile: Profile,
+        feature: Feature,
+    },
+    /// famfsd's pushes (request log) judged against a correct kernel.
+    PushExpect {
+        log: String,
+        #[arg(value_parser = parse_profile)]
+        profile: Profile,
+        init_json: Option<String>,
+    },
+    /// What open(2) of PATH does on a correct kernel, from the kernel model
+    /// of the fmap famfsd serves.
+    FmapExpect {
+        scenario: String,
+        path: String,
+        profile: Option<String>,
+    },
+    /// FILE reads (read and mmap) as the device data PATH's fmap names.
+    FmapCheck {
+        scenario: String,
+        path: String,
+        file: String,
+        profile: Option<String>,
+    },
+    /// Wait until the host has every line the case printed so far.
+    SyncOutput,
+}
+
+/// `mmap-probe` and `mmap-touch`: one access to FILE at OFF.
+#[derive(clap::Args)]
+struct Access {
+    file: String,
+    #[arg(value_parser = parse_off)]
+    off: u64,
+    /// read, write, write-private or poison.
+    op: String,
+    #[arg(value_parser = parse_off)]
+    doff: Option<u64>,
+}
+
+/// What `profile-has` asks about a profile.
+#[derive(Clone, Copy, ValueEnum)]
+enum Feature {
+    Interleave,
+    Pull,
+    Push,
+    FmapSize,
+}
+
+/// A length or size (`2M`, `4096`).
+fn parse_len(s: &str) -> Result<usize, String> {
+    let n = famfs_proto::Size::parse(s)?;
+    usize::try_from(n).map_err(|_| format!("length `{s}` does not fit in memory"))
+}
+
+/// An offset, written like a length.
+fn parse_off(s: &str) -> Result<u64, String> {
+    parse_len(s).map(|n| n as u64)
+}
+
+/// A number, decimal or 0x hex (seeds).
+fn parse_u64(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    }
+    .map_err(|_| format!("`{s}` is not a number"))
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s).map_err(|e| e.to_string())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let is_init = std::process::id() == 1;
+    let r = real_main(&args);
+    match r {
+        Ok(code) => {
+            if is_init {
+                sys::leave_guest(sys::EXIT_RUNNER_DONE);
+            }
+            std::process::exit(code)
+        }
+        Err(e) => {
+            eprintln!("fh-guest: {e:#}");
+            if is_init {
+                sys::kmsg_write(&format!("fh-guest: runner failed: {e:#}\n"));
+                sys::leave_guest(sys::EXIT_RUNNER_ERROR);
+            }
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The usage for no command, `help`, and `COMMAND --help` (or `-h`) for
+/// every command but famfsd; else the command's exit code. A bad command
+/// line is an error like any other (exit 2; as PID 1, the guest's end).
+fn real_main(args: &[String]) -> Result<i32> {
+    let cmd = args.get(1).map(String::as_str).unwrap_or("");
+    let rest = &args[args.len().min(2)..];
+    let asks_help = cmd != "famfsd" && rest.iter().any(|a| a == "--help" || a == "-h");
+    if asks_help || matches!(cmd, "" | "-h" | "--help" | "help") {
+        println!("{USAGE}");
+        return Ok(0);
+    }
+    let cli = Cli::try_parse_from(args).map_err(|e| usage_error(&e, cmd))?;
+    dispatch(cli.command)
+}
+
+/// A bad command line, worded like the program's other errors (clap's
+/// message and usage line; an unknown command with the whole usage).
+fn usage_error(e: &clap::Error, cmd: &str) -> anyhow::Error {
+    if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+        return anyhow::anyhow!("unknown command `{cmd}`\n{USAGE}");
+    }
+    let text = e.to_string();
+    let text = text.trim_end();
+    anyhow::anyhow!("{}", text.strip_prefix("error: ").unwrap_or(text))
+}
+
+fn dispatch(command: Command) -> Result<i32> {
+    use Command as C;
+    match command {
+        C::Run { plan, channel } => run(&plan, channel.as_deref()),
+        C::Exit { code } => sys::leave_guest(code),
+        C::DaxInfo { name } => dax_info(&name),
+        C::DaxBind { name, driver } => dax::bind(&name, &driver).map(|()| 0),
+        C::DaxMmap { dev, len, offset } => {
+            let off = offset.unwrap_or(0) as i64;
+            println!("{}", dax::mmap_pattern(&dev, len, off)?);
+            Ok(0)
+        }
+        C::FuseReport {
+            init_json,
+            log_jsonl,
+            famfs_kernel,
+        } => fuse_report(&init_json, &log_jsonl, famfs_kernel),
+        C::Famfsd { args } => server::cli_main(&args),
+        C::File { path } => out(Ok(tools::file(&path))),
+        C::DaxAttr { path } => out(Ok(tools::dax_attr(&path))),
+        C::FamfsdLog { log, names } => out(tools::log_counts(&log, &names)),
+        C::PatternFill { dev, offset, len } => out(tools::pattern_fill(&dev, offset, len)),
+        C::PatternCheck {
+            file,
+            foff,
+            len,
+            doff,
+            how,
+            seed,
+        } => out(tools::pattern_check(&file, foff, len, doff, &how, seed)),
+        C::FaultCount {
+            file,
+            foff,
+            len,
+            how,
+        } => out(mmap::fault_count(&file, foff, len, &how)),
+        C::MmapProbe(a) => out(mmap::probe(&a.file, a.off, &a.op, a.doff)),
+        C::MmapTouch(a) => out(mmap::touch(&a.file, a.off, &a.op, a.doff)),
+        C::MmapWrite {
+            file,
+            foff,
+            len,
+            doff,
+            seed,
+        } => out(mmap::write_pattern(&file, foff, len, doff, seed)),
+        C::MmapRandom { file, seed, n, how } => out(mmap::random(&file, seed, n, &how)),
+        C::FuseFmaps {
+            prefix,
+            mount,
+            dax,
+            profile,
+        } => out(fuse_record::fmaps(&prefix, &mount, &dax, &profile)),
+        C::MmapOps { file, doff } => out(mmap::ops(&file, doff)),
+        C::MmapHold {
+            file,
+            ready,
+            go,
+            doff,
+        } => out(mmap::hold(&file, &ready, go.as_deref().zip(doff))),
+        C::MmapThreads { file, len, doff, n } => out(mmap::threads(&file, len, doff, n)),
+        C::SizeChange { file, doff, how } => out(mmap::size_change(&file, doff, &how)),
+        C::Bw {
+            key,
+            path,
+            len,
+            how,
+            order,
+        } => out(datapath::bandwidth(&key, &path, len, &how, &order)),
+        C::OpenRate { key, path, n } => out(datapath::open_rate(&key, &path, n as u32)),
+        C::UmountErrno { path } => out(Ok(mmap::umount_errno(&path))),
+        C::FamfsCap { profile } => famfs_cap(&profile),
+        C::FamfsProbe { profile } => famfs_probe(&profile),
+        C::FamfsExpected { profile } => famfs_expected(&profile),
+        C::OpenErrno { path, how } => {
+            println!("{}", tools::open_errno_with(&path, &how)?);
+            Ok(0)
+        }
+        C::InitVerdict { init_json, profile } => init_verdict(&init_json, &profile),
+        C::ProfileHas { profile, feature } => profile_has(&profile, feature),
+        C::PushExpect {
+            log,
+            profile,
+            init_json,
+        } => push_expect(&log, &profile, init_json.as_deref()),
+        C::FmapExpect {
+            scenario,
+            path,
+            profile,
+        } => fmap_expect(&scenario, &path, profile.as_deref()),
+        C::FmapCheck {
+            scenario,
+            path,
+            file,
+            profile,
+        } => out(tools::fmap_check(
+            &scenario,
+            &path,
+            &file,
+            profile.as_deref(),
+        )),
+        C::SyncOutput => tools::sync_output().map(|()| 0),
+    }
+}
+
+/// A tool's report on stdout, as it is (its lines end in a newline).
+fn out(report: Result<String>) -> Result<i32> {
+    print!("{}", report?);
+    Ok(0)
+}
+
+/// `run`: the case runner.
+fn run(plan: &str, channel: Option<&str>) -> Result<i32> {
+    let tool = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/fh-guest"));
+    runner::main(plan, channel, &tool)?;
+    // Under virtme-ng the runner is not PID 1; leave through the
+    // debug-exit device if present so the host sees the status.
+    sys::debug_exit(sys::EXIT_RUNNER_DONE);
+    Ok(0)
+}
+
+fn dax_info(name: &str) -> Result<i32> {
+    let d = dax::device_info(name)?;
+    let driver = if d.driver.is_empty() {
+        "(none)"
+    } else {
+        &d.driver
+    };
+    println!("size {} align {} driver {driver}", d.size, d.align);
+    Ok(0)
+}
+
+fn fuse_report(init_path: &str, log_path: &str, famfs_kernel: bool) -> Result<i32> {
+    let init: server::InitRecord = serde_json::from_str(
+        &std::fs::read_to_string(init_path).with_context(|| format!("reading {init_path}"))?,
+    )?;
+    let reqs = capability::read_log(std::path::Path::new(log_path))?;
+    out(capability::report(&init, &reqs, famfs_kernel))
+}
+
+/// `famfs-cap`: the gate's verdict as the exit code, its reason on stdout.
+fn famfs_cap(profile: &Profile) -> Result<i32> {
+    let (code, text) = famfs_gate(profile)?;
+    println!("{text}");
+    Ok(code)
+}
+
+fn famfs_probe(profile: &Profile) -> Result<i32> {
+    let scratch = std::env::temp_dir().join(format!("fh-famfs-probe-{}", std::process::id()));
+    let rec = capability::famfs_capability(profile, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let cap = rec?;
+    println!("{}", cap.describe());
+    Ok(if cap.usable() { 0 } else { 3 })
+}
+
+fn famfs_expected(profile: &Profile) -> Result<i32> {
+    let build = famfs_build()?;
+    match capability::famfs_expected(&build, profile) {
+        Ok(why) => {
+            println!("{why}");
+            Ok(0)
+        }
+        Err(why) => {
+            println!("{why}");
+            Ok(3)
+        }
+    }
+}
+
+fn init_verdict(init_path: &str, p: &Profile) -> Result<i32> {
+    let rec = init_record(init_path)?;
+    let built = capability::famfs_expected(&famfs_build()?, p).is_ok();
+    let v = capability::init_verdict(&rec, p, Some(built));
+    eprintln!("init-verdict: {}", v.why);
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!(
+        "offered {}\noffer {}\nfamfs {}\nconnection {}",
+        yes(rec.offered & (1u64 << p.flag_bit) != 0),
+        yes(v.offer),
+        if v.famfs { "on" } else { "off" },
+        if v.connection { "up" } else { "refused" }
+    );
+    Ok(0)
+}
+
+fn profile_has(p: &Profile, feature: Feature) -> Result<i32> {
+    let (has, lacks) = match feature {
+        Feature::Interleave => (
+            p.interleave,
+            "interleaved extents (simple extents only: user space unrolls stripes)",
+        ),
+        Feature::Pull => (
+            !p.pushes_daxdevs(),
+            "GET_DAXDEV (the daemon pushes dax devices with FUSE_DEV_IOC_DAXDEV_OPEN)",
+        ),
+        Feature::Push => (
+            p.pushes_daxdevs(),
+            "FUSE_DEV_IOC_DAXDEV_OPEN (the kernel pulls dax devices with GET_DAXDEV)",
+        ),
+        Feature::FmapSize => (
+            p.has_fmap_size(),
+            "the GET_FMAP size probe (no fmap_size, one 4096-byte reply)",
+        ),
+    };
+    if has {
+        Ok(0)
+    } else {
+        println!("the {} famfs ABI has no {lacks}", p.name);
+        Ok(3)
+    }
+}
+
+fn push_expect(log_path: &str, profile: &Profile, init_path: Option<&str>) -> Result<i32> {
+    let log = std::fs::read_to_string(log_path).with_context(|| format!("reading {log_path}"))?;
+    // famfs after INIT as the build says, not as the kernel did.
+    let famfs = match init_path {
+        Some(path) => {
+            let built = capability::famfs_expected(&famfs_build()?, profile).is_ok();
+            Some(capability::init_verdict(&init_record(path)?, profile, Some(built)).famfs)
+        }
+        None => None,
+    };
+    out(Ok(server::expect::push_report(profile, &log, famfs)))
+}
+
+fn fmap_expect(scenario: &str, path: &str, profile: Option<&str>) -> Result<i32> {
+    let cfg = server::scenario::Config::load(std::path::Path::new(scenario), profile)?;
+    let e = server::expect::open_expectation(cfg, path)?;
+    eprintln!("fmap-expect: {}", e.why);
+    println!("{}", e.tokens());
+    Ok(0)
+}
+
 /// The kernel's famfs build, as the host computed it (a case's
 /// environment). Outside a harness run there is none, and saying so beats
 /// guessing.
@@ -70,7 +637,7 @@ fn famfs_build() -> Result<famfs_harness::contract::FamfsBuild> {
     })
 }
 
-fn init_record(path: &str) -> Result<famfs_harness::server::InitRecord> {
+fn init_record(path: &str) -> Result<server::InitRecord> {
     serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?)
         .with_context(|| format!("{path}: not an INIT record"))
 }
@@ -78,7 +645,7 @@ fn init_record(path: &str) -> Result<famfs_harness::server::InitRecord> {
 /// The famfs gate, decided once per boot and profile: the build and the
 /// kernel do not change between cases, and each probe costs a mount. Exit
 /// code 0 usable, 3 not run, 1 broken, and the reason.
-fn famfs_gate(profile: &famfs_proto::Profile) -> Result<(i32, String)> {
+fn famfs_gate(profile: &Profile) -> Result<(i32, String)> {
     use capability::Gate;
     let build = famfs_harness::contract::FamfsBuild::from_env();
     let memo = {
@@ -113,474 +680,168 @@ fn famfs_gate(profile: &famfs_proto::Profile) -> Result<(i32, String)> {
     Ok((code, text))
 }
 
-/// A number, decimal or 0x hex (seeds).
-fn parse_u64(s: &str) -> Result<u64> {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    }
-    .with_context(|| format!("`{s}` is not a number"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
 
-/// A command's arguments with its usage line, which every error names.
-struct Args<'a> {
-    v: &'a [String],
-    usage: &'static str,
-}
-
-impl<'a> Args<'a> {
-    fn new(v: &'a [String], usage: &'static str) -> Self {
-        Args { v, usage }
+    fn parse(line: &str) -> Result<Command, clap::Error> {
+        let args = std::iter::once("fh-guest").chain(line.split_whitespace());
+        Cli::try_parse_from(args).map(|c| c.command)
     }
 
-    fn s(&self, i: usize) -> Result<&'a str> {
-        self.v.get(i).map(String::as_str).context(self.usage)
-    }
-
-    /// A length or size (`2M`, `4096`).
-    fn len(&self, i: usize) -> Result<usize> {
-        parse_len(self.s(i)?).context(self.usage)
-    }
-
-    /// An offset, written like a length.
-    fn off(&self, i: usize) -> Result<u64> {
-        Ok(self.len(i)? as u64)
-    }
-
-    /// A number, decimal or 0x hex.
-    fn u64(&self, i: usize) -> Result<u64> {
-        parse_u64(self.s(i)?).context(self.usage)
-    }
-
-    fn num<T: std::str::FromStr>(&self, i: usize) -> Result<T>
-    where
-        T::Err: std::error::Error + Send + Sync + 'static,
-    {
-        self.s(i)?.parse().context(self.usage)
-    }
-}
-
-fn parse_len(s: &str) -> Result<usize> {
-    let n = famfs_proto::Size::parse(s).map_err(|e| anyhow::anyhow!("{e}"))?;
-    usize::try_from(n).with_context(|| format!("length `{s}` does not fit in memory"))
-}
-
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let is_init = std::process::id() == 1;
-    let r = real_main(&args);
-    match r {
-        Ok(code) => {
-            if is_init {
-                sys::leave_guest(sys::EXIT_RUNNER_DONE);
+    /// Every form the cases, common.sh and the initramfs call, with
+    /// stand-ins for their variables.
+    #[test]
+    fn the_cases_command_lines_parse() {
+        let lines = [
+            "run --plan /harness/plan.json",
+            "run --plan=/tmp/plan.json --channel /dev/vport0p1",
+            "exit 16",
+            "dax-info dax0.0",
+            "dax-bind dax0.0 fsdev_dax",
+            "dax-mmap /dev/dax0.0 2M",
+            "dax-mmap /dev/dax0.0 2M 2M",
+            "fuse-report init.json requests.jsonl",
+            "fuse-report init.json requests.jsonl --famfs-kernel",
+            "famfsd --scenario s.yaml --mountpoint /mnt --profile v10 --log l --ready r",
+            "famfsd --scenario s.yaml --check",
+            "file plain/plain.txt",
+            "dax-attr famfs/f",
+            "famfsd-log requests.jsonl GET_FMAP@/plain.txt GET_FMAP@/famfs/file GET_DAXDEV INIT",
+            "famfsd-log requests.jsonl",
+            "pattern-fill /dev/dax0.0 0 64M",
+            "pattern-check /mnt/f 0 2M 8M read",
+            "pattern-check /mnt/new 4K 2044K 4198400 mmap",
+            "pattern-check /mnt/f 0 2M 8M mmap 0x5a5a",
+            "fault-count /mnt/f 0 4M unaligned",
+            "mmap-probe /mnt/eof 2097240 read 18874456",
+            "mmap-probe /mnt/f 0 read",
+            "mmap-touch /mnt/f 0 poison 8388608",
+            "mmap-write /mnt/f 0 2M 8M 0x5a5a",
+            "mmap-random /mnt/f 21 4096 check",
+            "fuse-fmaps fuse /mnt /dev/dax0.0 v10",
+            "mmap-ops /mnt/f 8M",
+            "mmap-hold /mnt/f held",
+            "mmap-hold /mnt/f held go 8M",
+            "mmap-threads /mnt/f 4M 8M 8",
+            "size-change /mnt/f 8M truncate",
+            "bw key /mnt/f 64M read seq",
+            "open-rate key /mnt/f 1000",
+            "umount-errno /mnt",
+            "famfs-cap v10",
+            "famfs-probe famfs-6.14",
+            "famfs-expected v10",
+            "open-errno /mnt/f",
+            "open-errno /mnt/f trunc",
+            "init-verdict init.json v10",
+            "profile-has v10 push",
+            "profile-has v10 fmap-size",
+            "push-expect requests.jsonl v10 init.json",
+            "push-expect requests.jsonl v10",
+            "fmap-expect s.yaml /f v10",
+            "fmap-check s.yaml /f /mnt/f v10",
+            "sync-output",
+        ];
+        for l in lines {
+            if let Err(e) = parse(l) {
+                panic!("`{l}`: {e}");
             }
-            std::process::exit(code)
-        }
-        Err(e) => {
-            eprintln!("fh-guest: {e:#}");
-            if is_init {
-                sys::kmsg_write(&format!("fh-guest: runner failed: {e:#}\n"));
-                sys::leave_guest(sys::EXIT_RUNNER_ERROR);
-            }
-            std::process::exit(2)
         }
     }
-}
 
-fn real_main(args: &[String]) -> Result<i32> {
-    let cmd = args.get(1).map(String::as_str).unwrap_or("");
-    let rest = &args[args.len().min(2)..];
-    // `fh-guest COMMAND --help` is the usage, for every command (famfsd
-    // prints its own).
-    if cmd != "famfsd" && rest.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return Ok(0);
-    }
-    match cmd {
-        "run" => {
-            let (mut plan, mut channel) = (None, None);
-            let mut p = lexopt::Parser::from_args(rest);
-            while let Some(arg) = p.next()? {
-                match arg {
-                    lexopt::Arg::Long("plan") => {
-                        plan = Some(
-                            p.value()?
-                                .into_string()
-                                .map_err(|v| anyhow::anyhow!("bad --plan {v:?}"))?,
-                        )
-                    }
-                    lexopt::Arg::Long("channel") => {
-                        channel = Some(
-                            p.value()?
-                                .into_string()
-                                .map_err(|v| anyhow::anyhow!("bad --channel {v:?}"))?,
-                        )
-                    }
-                    other => bail!("run: {}\n{USAGE}", other.unexpected()),
-                }
-            }
-            let plan = plan.context("run: --plan FILE is required")?;
-            let tool = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/fh-guest"));
-            runner::main(&plan, channel.as_deref(), &tool)?;
-            // Under virtme-ng the runner is not PID 1; leave through the
-            // debug-exit device if present so the host sees the status.
-            sys::debug_exit(sys::EXIT_RUNNER_DONE);
-            Ok(0)
+    #[test]
+    fn defaults_and_raw_arguments() {
+        match parse("pattern-check f 4K 2M 8M read").unwrap() {
+            Command::PatternCheck {
+                foff,
+                len,
+                doff,
+                seed,
+                ..
+            } => assert_eq!((foff, len, doff, seed), (4096, 2 << 20, 8 << 20, 0)),
+            _ => panic!("not pattern-check"),
         }
-        "exit" => {
-            let code: u8 = rest.first().context("exit CODE")?.parse()?;
-            sys::leave_guest(code)
+        match parse("mmap-write f 0 2M 8M 0x5a5a").unwrap() {
+            Command::MmapWrite { seed, .. } => assert_eq!(seed, 0x5a5a),
+            _ => panic!("not mmap-write"),
         }
-        "dax-info" => {
-            let d = dax::device_info(rest.first().context("dax-info NAME")?)?;
-            println!(
-                "size {} align {} driver {}",
-                d.size,
-                d.align,
-                if d.driver.is_empty() {
-                    "(none)"
-                } else {
-                    &d.driver
-                }
-            );
-            Ok(0)
+        match parse("open-errno /f").unwrap() {
+            Command::OpenErrno { how, .. } => assert_eq!(how, "read"),
+            _ => panic!("not open-errno"),
         }
-        "dax-bind" => {
-            let (name, drv) = (
-                rest.first().context("dax-bind NAME DRIVER")?,
-                rest.get(1).context("dax-bind NAME DRIVER")?,
-            );
-            dax::bind(name, drv)?;
-            Ok(0)
-        }
-        "dax-mmap" => {
-            let dev = rest.first().context("dax-mmap DEV LEN [OFFSET]")?;
-            let len = parse_len(rest.get(1).context("dax-mmap DEV LEN [OFFSET]")?)?;
-            let off = rest.get(2).map(|s| parse_len(s)).transpose()?.unwrap_or(0) as i64;
-            println!("{}", dax::mmap_pattern(dev, len, off)?);
-            Ok(0)
-        }
-        "fuse-report" => {
-            let a = Args::new(rest, "fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]");
-            let init_p = a.s(0)?;
-            let log_p = a.s(1)?;
-            let init: famfs_harness::server::InitRecord = serde_json::from_str(
-                &std::fs::read_to_string(init_p).with_context(|| format!("reading {init_p}"))?,
-            )?;
-            let reqs = capability::read_log(std::path::Path::new(log_p))?;
-            let famfs_kernel = match rest.get(2).map(String::as_str) {
-                Some("--famfs-kernel") => true,
-                None => false,
-                Some(other) => bail!("fuse-report: unknown argument `{other}`\n{}", a.usage),
-            };
-            print!("{}", capability::report(&init, &reqs, famfs_kernel)?);
-            Ok(0)
-        }
-        "famfsd" => famfs_harness::server::cli_main(rest),
-        "file" => {
-            print!("{}", tools::file(rest.first().context("file PATH")?));
-            Ok(0)
-        }
-        "dax-attr" => {
-            print!(
-                "{}",
-                tools::dax_attr(rest.first().context("dax-attr PATH")?)
-            );
-            Ok(0)
-        }
-        "famfsd-log" => {
-            print!(
-                "{}",
-                tools::log_counts(rest.first().context("famfsd-log LOG NAME...")?, &rest[1..])?
-            );
-            Ok(0)
-        }
-        "pattern-fill" => {
-            let a = Args::new(rest, "pattern-fill DEV OFFSET LEN");
-            let off = a.off(1)?;
-            print!("{}", tools::pattern_fill(a.s(0)?, off, a.len(2)?)?);
-            Ok(0)
-        }
-        "pattern-check" => {
-            let a = Args::new(
-                rest,
-                "pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read [SEED]",
-            );
-            let (foff, len, doff) = (a.off(1)?, a.len(2)?, a.off(3)?);
-            print!(
-                "{}",
-                tools::pattern_check(
-                    a.s(0)?,
-                    foff,
-                    len,
-                    doff,
-                    a.s(4)?,
-                    rest.get(5).map(|s| parse_u64(s)).transpose()?.unwrap_or(0)
-                )?
-            );
-            Ok(0)
-        }
-        "fault-count" => {
-            let a = Args::new(rest, "fault-count FILE FILE_OFFSET LEN aligned|unaligned");
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::fault_count(a.s(0)?, a.off(1)?, a.len(2)?, a.s(3)?)?
-            );
-            Ok(0)
-        }
-        "mmap-probe" | "mmap-touch" => {
-            let a = Args::new(
-                rest,
-                "mmap-probe FILE OFFSET read|write|write-private|poison [DEV_OFFSET]",
-            );
-            let (file, off, op) = (a.s(0)?, a.off(1)?, a.s(2)?);
-            let dev = rest
-                .get(3)
-                .map(|s| parse_len(s))
-                .transpose()?
-                .map(|d| d as u64);
-            let f = if cmd == "mmap-probe" {
-                famfs_harness::guest::mmap::probe
-            } else {
-                famfs_harness::guest::mmap::touch
-            };
-            print!("{}", f(file, off, op, dev)?);
-            Ok(0)
-        }
-        "mmap-write" => {
-            let a = Args::new(rest, "mmap-write FILE FILE_OFFSET LEN DEV_OFFSET SEED");
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::write_pattern(
-                    a.s(0)?,
-                    a.off(1)?,
-                    a.len(2)?,
-                    a.off(3)?,
-                    a.u64(4)?
-                )?
-            );
-            Ok(0)
-        }
-        "mmap-random" => {
-            let a = Args::new(rest, "mmap-random FILE SEED N write|check");
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::random(a.s(0)?, a.u64(1)?, a.num(2)?, a.s(3)?)?
-            );
-            Ok(0)
-        }
-        "fuse-fmaps" => {
-            let a = Args::new(rest, "fuse-fmaps RECORDING_PREFIX MOUNT DAX PROFILE");
-            print!(
-                "{}",
-                famfs_harness::guest::fuse_record::fmaps(a.s(0)?, a.s(1)?, a.s(2)?, a.s(3)?)?
-            );
-            Ok(0)
-        }
-        "mmap-ops" => {
-            let a = Args::new(rest, "mmap-ops FILE DEV_OFFSET");
-            print!("{}", famfs_harness::guest::mmap::ops(a.s(0)?, a.off(1)?)?);
-            Ok(0)
-        }
-        "mmap-hold" => {
-            let a = Args::new(rest, "mmap-hold FILE READY_FILE [GO_FILE DEV_OFFSET]");
-            let go = match (rest.get(2), rest.get(3)) {
-                (Some(g), Some(d)) => Some((g.as_str(), parse_len(d)? as u64)),
-                (None, None) => None,
-                _ => bail!("{}", a.usage),
-            };
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::hold(a.s(0)?, a.s(1)?, go)?
-            );
-            Ok(0)
-        }
-        "mmap-threads" => {
-            let a = Args::new(rest, "mmap-threads FILE LEN DEV_OFFSET N");
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::threads(a.s(0)?, a.len(1)?, a.off(2)?, a.num(3)?)?
-            );
-            Ok(0)
-        }
-        "size-change" => {
-            let a = Args::new(rest, "size-change FILE DEV_OFFSET stat|chmod|truncate");
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::size_change(a.s(0)?, a.off(1)?, a.s(2)?)?
-            );
-            Ok(0)
-        }
-        "bw" => {
-            let a = Args::new(rest, "bw KEY PATH LEN read|mmap seq|rand");
-            print!(
-                "{}",
-                famfs_harness::guest::datapath::bandwidth(
-                    a.s(0)?,
-                    a.s(1)?,
-                    a.len(2)?,
-                    a.s(3)?,
-                    a.s(4)?
-                )?
-            );
-            Ok(0)
-        }
-        "open-rate" => {
-            let a = Args::new(rest, "open-rate KEY PATH N");
-            print!(
-                "{}",
-                famfs_harness::guest::datapath::open_rate(a.s(0)?, a.s(1)?, a.u64(2)? as u32)?
-            );
-            Ok(0)
-        }
-        "umount-errno" => {
-            print!(
-                "{}",
-                famfs_harness::guest::mmap::umount_errno(
-                    rest.first().context("umount-errno PATH")?
+        match parse("famfsd --scenario s.yaml --help -h --threads 2").unwrap() {
+            Command::Famfsd { args } => {
+                assert_eq!(
+                    args,
+                    ["--scenario", "s.yaml", "--help", "-h", "--threads", "2"]
                 )
-            );
-            Ok(0)
-        }
-        "famfs-cap" => {
-            let profile = famfs_proto::Profile::parse(Args::new(rest, "famfs-cap PROFILE").s(0)?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (code, text) = famfs_gate(&profile)?;
-            println!("{text}");
-            Ok(code)
-        }
-        "famfs-probe" => {
-            let profile = famfs_proto::Profile::parse(Args::new(rest, "famfs-probe PROFILE").s(0)?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let scratch =
-                std::env::temp_dir().join(format!("fh-famfs-probe-{}", std::process::id()));
-            let rec = capability::famfs_capability(&profile, &scratch);
-            let _ = std::fs::remove_dir_all(&scratch);
-            let cap = rec?;
-            println!("{}", cap.describe());
-            Ok(if cap.usable() { 0 } else { 3 })
-        }
-        "famfs-expected" => {
-            let profile =
-                famfs_proto::Profile::parse(Args::new(rest, "famfs-expected PROFILE").s(0)?)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let build = famfs_build()?;
-            match capability::famfs_expected(&build, &profile) {
-                Ok(why) => {
-                    println!("{why}");
-                    Ok(0)
-                }
-                Err(why) => {
-                    println!("{why}");
-                    Ok(3)
-                }
             }
+            _ => panic!("not famfsd"),
         }
-        "init-verdict" => {
-            let a = Args::new(rest, "init-verdict INIT_JSON PROFILE");
-            let rec = init_record(a.s(0)?)?;
-            let p = famfs_proto::Profile::parse(a.s(1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let built = capability::famfs_expected(&famfs_build()?, &p).is_ok();
-            let v = capability::init_verdict(&rec, &p, Some(built));
-            eprintln!("init-verdict: {}", v.why);
-            let yes = |b: bool| if b { "yes" } else { "no" };
-            println!(
-                "offered {}\noffer {}\nfamfs {}\nconnection {}",
-                yes(rec.offered & (1u64 << p.flag_bit) != 0),
-                yes(v.offer),
-                if v.famfs { "on" } else { "off" },
-                if v.connection { "up" } else { "refused" }
-            );
-            Ok(0)
-        }
-        "open-errno" => {
-            println!(
-                "{}",
-                tools::open_errno_with(
-                    rest.first().context("open-errno PATH [read|write|trunc]")?,
-                    rest.get(1).map(String::as_str).unwrap_or("read")
-                )?
-            );
-            Ok(0)
-        }
-        "fmap-expect" => {
-            let a = Args::new(rest, "fmap-expect SCENARIO PATH [PROFILE]");
-            let cfg = famfs_harness::server::scenario::Config::load(
-                std::path::Path::new(a.s(0)?),
-                rest.get(2).map(String::as_str),
-            )?;
-            let e = famfs_harness::server::expect::open_expectation(cfg, a.s(1)?)?;
-            eprintln!("fmap-expect: {}", e.why);
-            println!("{}", e.tokens());
-            Ok(0)
-        }
-        "profile-has" => {
-            let a = Args::new(rest, "profile-has PROFILE interleave|pull|push|fmap-size");
-            let p = famfs_proto::Profile::parse(a.s(0)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (has, lacks) = match a.s(1)? {
-                "interleave" => (
-                    p.interleave,
-                    "interleaved extents (simple extents only: user space unrolls stripes)",
-                ),
-                "pull" => (
-                    !p.pushes_daxdevs(),
-                    "GET_DAXDEV (the daemon pushes dax devices with FUSE_DEV_IOC_DAXDEV_OPEN)",
-                ),
-                "push" => (
-                    p.pushes_daxdevs(),
-                    "FUSE_DEV_IOC_DAXDEV_OPEN (the kernel pulls dax devices with GET_DAXDEV)",
-                ),
-                "fmap-size" => (
-                    p.has_fmap_size(),
-                    "the GET_FMAP size probe (no fmap_size, one 4096-byte reply)",
-                ),
-                other => anyhow::bail!(
-                    "profile-has: unknown feature '{other}' (interleave, pull, push, fmap-size)"
-                ),
-            };
-            if has {
-                Ok(0)
-            } else {
-                println!("the {} famfs ABI has no {lacks}", p.name);
-                Ok(3)
+        match parse("mmap-hold f ready go 8M").unwrap() {
+            Command::MmapHold { go, doff, .. } => {
+                assert_eq!((go.as_deref(), doff), (Some("go"), Some(8 << 20)))
             }
+            _ => panic!("not mmap-hold"),
         }
-        "push-expect" => {
-            let a = Args::new(rest, "push-expect LOG PROFILE [INIT_JSON]");
-            let profile =
-                famfs_proto::Profile::parse(a.s(1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let log = std::fs::read_to_string(a.s(0)?)
-                .with_context(|| format!("reading {}", a.s(0).unwrap_or_default()))?;
-            // famfs after INIT as the build says, not as the kernel did.
-            let famfs = match rest.get(2) {
-                Some(path) => {
-                    let built = capability::famfs_expected(&famfs_build()?, &profile).is_ok();
-                    Some(capability::init_verdict(&init_record(path)?, &profile, Some(built)).famfs)
-                }
-                None => None,
-            };
-            print!(
-                "{}",
-                famfs_harness::server::expect::push_report(&profile, &log, famfs)
-            );
-            Ok(0)
+    }
+
+    #[test]
+    fn bad_command_lines_are_errors() {
+        for l in [
+            "mmap-hold f ready go",
+            "dax-mmap /dev/dax0.0",
+            "dax-mmap /dev/dax0.0 2Q",
+            "mmap-random f seed 1 write",
+            "profile-has v10 wings",
+            "famfs-cap no-such-profile",
+            "run",
+            "exit 300",
+        ] {
+            assert!(parse(l).is_err(), "`{l}` parsed");
         }
-        "fmap-check" => {
-            let a = Args::new(rest, "fmap-check SCENARIO PATH FILE [PROFILE]");
-            print!(
-                "{}",
-                tools::fmap_check(a.s(0)?, a.s(1)?, a.s(2)?, rest.get(3).map(String::as_str))?
-            );
-            Ok(0)
+        let args: Vec<String> = ["fh-guest", "bogus"].map(String::from).to_vec();
+        let e = real_main(&args).unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown command `bogus`\nusage: fh-guest"),
+            "{e}"
+        );
+        let args: Vec<String> = ["fh-guest", "file"].map(String::from).to_vec();
+        let e = real_main(&args).unwrap_err().to_string();
+        assert!(e.contains("<PATH>") && !e.starts_with("error:"), "{e}");
+    }
+
+    #[test]
+    fn help_is_the_usage() {
+        for l in [
+            &[][..],
+            &["help"],
+            &["--help"],
+            &["dax-info", "--help"],
+            &["file", "x", "-h"],
+        ] {
+            let args: Vec<String> = std::iter::once("fh-guest")
+                .chain(l.iter().copied())
+                .map(String::from)
+                .collect();
+            assert_eq!(real_main(&args).unwrap(), 0, "{l:?}");
         }
-        "sync-output" => {
-            tools::sync_output()?;
-            Ok(0)
-        }
-        "" | "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(0)
-        }
-        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+
+    /// The usage names every command clap knows, and no other.
+    #[test]
+    fn the_usage_lists_every_command() {
+        let known: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        let listed: Vec<String> = USAGE
+            .lines()
+            .filter_map(|l| l.strip_prefix("  "))
+            .filter(|l| !l.starts_with(' '))
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect();
+        assert_eq!(known, listed);
     }
 }

@@ -3,8 +3,8 @@
 //! same kernel in one run, and how long a fully cached run takes to reach
 //! QEMU.
 
-use crate::report::results::CaseResult;
 use crate::events::note as say;
+use crate::report::results::CaseResult;
 use crate::run::{self, Options};
 use crate::vm::Backend;
 use anyhow::{Context, Result};
@@ -91,7 +91,7 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
             say("bench: vng not installed; skipping the virtme-ng column");
             continue;
         }
-        p.opts.backend = backend;
+        p.opts.exec.backend = backend;
         // Plan paths differ per backend: cases live in the temp dir.
         p.opts.root = tmp.path().to_path_buf();
         let mut firsts = Vec::new();
@@ -162,7 +162,7 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     run::ensure_host(&o)?;
 
     let t = Instant::now();
-    let base = run::kernel(&o, &cache)?;
+    let base = crate::kernel::resolve::resolve(&o.kernel, &o.root, &cache)?;
     let cold = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         base.built,
@@ -170,9 +170,9 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
     );
 
     let mut v = o.clone();
-    v.kernel = run::KernelChoice::Named(variant.to_string());
+    v.kernel.choice = crate::kernel::resolve::KernelChoice::Named(variant.to_string());
     let t = Instant::now();
-    let var = match run::kernel(&v, &cache) {
+    let var = match crate::kernel::resolve::resolve(&v.kernel, &v.root, &cache) {
         Ok(k) => Some((k, t.elapsed().as_secs_f64())),
         Err(e)
             if e.downcast_ref::<crate::kernel::named::Unavailable>()
@@ -340,7 +340,7 @@ pub fn famfs(opts: &Options) -> Result<()> {
         .unwrap_or_else(|| p.kernel.release.clone());
     println!(
         "\nfamfs data path on {kname} ({:?}, {} vCPUs, 64 MiB file on one 64 MiB extent)",
-        p.accel, p.opts.cpus
+        p.accel, p.opts.exec.cpus
     );
     println!("| measure | famfs | raw devdax / tmpfs | ratio |");
     println!("|---|---|---|---|");
@@ -460,12 +460,12 @@ pub const SUITE_TARGET_S: f64 = 150.0;
 /// fresh boots), the run time against [`SUITE_TARGET_S`], and the change
 /// against the last measurement of the same kernel and selection (kept in
 /// `target/famfs-harness/bench-suite/`). Printed, never asserted.
-pub fn suite(opts: &Options, sel: &crate::report::trials::Selection) -> Result<()> {
+pub fn suite(opts: &Options, sel: &crate::plan::select::Selection) -> Result<()> {
     use crate::report::timing;
     let mut o = opts.clone();
     o.results_root = opts.root.join("target/famfs-harness/bench-suite");
     let p = run::prepare(&o)?;
-    let cases = crate::report::trials::select(&o.cases_dir(), sel)?;
+    let cases = crate::plan::select::select(&o.cases_dir(), sel)?;
     anyhow::ensure!(!cases.is_empty(), "the selection has no case");
     let mut done = 0usize;
     let s = run::execute(&p, &cases, &mut |r: &CaseResult| {
@@ -495,7 +495,7 @@ pub fn suite(opts: &Options, sel: &crate::report::trials::Selection) -> Result<(
         t.trials.len(),
         t.boots,
         t.extra_boots,
-        p.opts.jobs,
+        p.opts.exec.jobs,
         p.accel
     );
     println!("time per column in s (busy time: with several jobs the columns add up to more than the run time)");

@@ -7,9 +7,10 @@
 //! title (or, without reports, fails at all); skip = the kernel does not
 //! build, the case is not run, or it fails another way.
 
+use crate::kernel::resolve::KernelChoice;
+use crate::plan::select::Selection;
 use crate::report::results::Summary;
-use crate::report::trials::{self, Selection};
-use crate::run::{KernelChoice, Options};
+use crate::run::Options;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,7 +104,7 @@ fn judge(
     let export = scratch.join("trees").join(&commit[..12]);
     match subject {
         Subject::Kernel(repo) => {
-            opts.kernel = KernelChoice::Git {
+            opts.kernel.choice = KernelChoice::Git {
                 repo: repo.clone(),
                 rev: commit.into(),
             }
@@ -137,7 +138,7 @@ fn judge(
         exact: true,
         ..Default::default()
     };
-    let cases = match trials::select(&opts.cases_dir(), &sel) {
+    let cases = match crate::plan::select::select(&opts.cases_dir(), &sel) {
         Ok(c) => c,
         Err(e) => return (Step::Skip, format!("no such case here: {e:#}")),
     };
@@ -146,7 +147,7 @@ fn judge(
         ..Default::default()
     };
     let run = match crate::run::prepare(&opts) {
-        Ok(p) => trials::run(p, cases, &args),
+        Ok(p) => crate::run::trials(p, cases, &args),
         Err(e) => return (Step::Skip, format!("the kernel did not build: {e:#}")),
     };
     let s: Summary = match run {

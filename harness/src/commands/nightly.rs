@@ -6,9 +6,10 @@
 //! Markdown and a static HTML page. With `--baseline` (an earlier nightly),
 //! each cell is compared with the same cell there.
 
+use crate::kernel::resolve::KernelChoice;
+use crate::plan::select::Selection;
 use crate::report::baseline::{self, Changes};
-use crate::report::trials::{self, Selection};
-use crate::run::{KernelChoice, Options};
+use crate::run::Options;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub struct Matrix {
 }
 
 fn default_profiles() -> Vec<String> {
-    vec![crate::run::AUTO_PROFILE.into()]
+    vec![crate::kernel::resolve::AUTO_PROFILE.into()]
 }
 
 /// One case selection, as test-vm's filters and groups.
@@ -101,7 +102,11 @@ impl Matrix {
                 );
             }
         }
-        for p in m.profiles.iter().filter(|p| *p != crate::run::AUTO_PROFILE) {
+        for p in m
+            .profiles
+            .iter()
+            .filter(|p| *p != crate::kernel::resolve::AUTO_PROFILE)
+        {
             famfs_proto::Profile::parse(p)
                 .map_err(|e| anyhow::anyhow!("{}: profile `{p}`: {e}", at(p)))?;
         }
@@ -225,20 +230,20 @@ pub fn run(
     base: &Options,
     root: &Path,
     baseline: Option<&Path>,
-    partition: Option<trials::Partition>,
+    partition: Option<crate::plan::select::Partition>,
     args: &libtest_mimic::Arguments,
 ) -> Result<(PathBuf, Night)> {
     let m = Matrix::load(matrix_path, &base.root)?;
     let before: Option<Night> = baseline.map(load_night).transpose()?;
     let before_root = baseline.map(b_root);
     let start = std::time::Instant::now();
-    let id = crate::run::run_id();
+    let id = crate::report::results::run_id();
     let mut cells = Vec::new();
     for cell in m.cells() {
         let s = &m.selections[cell.selection];
         crate::events::note(&format!("nightly: cell {}", cell.name));
         let mut opts = base.clone();
-        opts.kernel = KernelChoice::Named(cell.kernel.clone());
+        opts.kernel.choice = KernelChoice::Named(cell.kernel.clone());
         opts.profile = cell.profile.clone();
         opts.topology = cell.topology.clone();
         opts.results_root = root.join("cells").join(&cell.name);
@@ -248,7 +253,7 @@ pub fn run(
             skip: s.skip.clone(),
             ..Default::default()
         };
-        let mut cases = trials::select(&opts.cases_dir(), &sel)?;
+        let mut cases = crate::plan::select::select(&opts.cases_dir(), &sel)?;
         if let Some(p) = partition {
             cases = p.apply(cases);
         }
@@ -259,10 +264,10 @@ pub fn run(
             Ok(p) => {
                 prepare_s = p.prepare_time.as_secs_f64();
                 kernel_built = p.kernel.built;
-                trials::run(p, cases, args)?
+                crate::run::trials(p, cases, args)?
             }
             Err(e) => match e.downcast_ref::<crate::kernel::named::Unavailable>() {
-                Some(why) => trials::run_unavailable(&opts, &cases, &why.0, args)?,
+                Some(why) => crate::run::unavailable(&opts, &cases, &why.0, args)?,
                 None => return Err(e.context(format!("cell {}", cell.name))),
             },
         };

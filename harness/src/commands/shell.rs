@@ -47,7 +47,7 @@ pub fn topology(case: Option<&Case>, asked: Option<&Topology>) -> Topology {
 /// Boot, hand the terminal to the guest's shell, and return the exit
 /// status of the command (interactive: of the shell).
 pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
-    if p.opts.backend != Backend::Qemu {
+    if p.opts.exec.backend != Backend::Qemu {
         bail!("shell boots with direct QEMU (--backend qemu)");
     }
     let topo = topology(req.case, req.topology.as_ref());
@@ -56,7 +56,8 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
         .tempdir()
         .context("a directory for the shell's boot")?;
     let by_id = BTreeMap::new();
-    let mut plan = crate::run::make_plan(p, "shell", 1, &topo, &VecDeque::new(), &by_id);
+    let ereq = p.exec_request("shell", &by_id);
+    let mut plan = crate::exec::boot::make_plan(&ereq, "shell", 1, &topo, &VecDeque::new());
     plan.shell = Some(ShellPlan {
         command: req.command.clone(),
         case: req.case.map(|c| PlannedCase {
@@ -66,7 +67,7 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
             env: c.param_env(),
         }),
     });
-    let mut spec = crate::run::make_spec(p, dir.path(), &topo, &plan)?;
+    let mut spec = crate::exec::boot::make_spec(&ereq, dir.path(), &topo, &plan)?;
     // Kernel messages below warnings stay off the terminal.
     spec.kernel_args.push("quiet".into());
     let mut argv = spec.qemu_argv()?;

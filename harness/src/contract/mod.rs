@@ -10,6 +10,8 @@
 pub mod kmsg;
 pub mod taint;
 pub mod topology;
+#[cfg(feature = "host")]
+pub mod windows;
 
 use crate::contract::topology::Topology;
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,12 @@ use std::collections::BTreeMap;
 pub const PREFIX: &str = "FH1 ";
 /// Name of the virtio-serial port the runner writes to.
 pub const PORT_NAME: &str = "org.famfs.harness.0";
+
+/// The trial an id names, without its `#k` iteration (`--repeat`): ids
+/// are the names both sides and every report use.
+pub fn base_id(id: &str) -> &str {
+    id.split_once('#').map_or(id, |(base, _)| base)
+}
 
 /// What the guest runner is asked to do in one boot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

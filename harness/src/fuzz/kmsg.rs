@@ -8,9 +8,9 @@
 
 use super::{Fuzz, Outcome, Rng};
 use crate::contract::kmsg;
+use crate::contract::windows::Windows;
 use crate::judge::reports::{self, KernelReport};
 use crate::judge::triage;
-use crate::judge::windows::Windows;
 use anyhow::Result;
 
 const FUNCS: &[&str] = &[
@@ -235,7 +235,7 @@ impl Fuzz for Logs {
             let slice = w.slice(&lines, id);
             let _: Vec<KernelReport> = reports::parse(slice);
         }
-        let _ = w.outside(&rs);
+        let _ = crate::judge::outside(&w, &rs);
         let t = triage::Triage {
             log: "fuzz.log".into(),
             symbolized: false,

@@ -194,9 +194,10 @@ fn rule(with_path: bool) -> Schema {
     Schema::Map(fields)
 }
 
-/// The scenario grammar (cases/scenarios/README.md).
-pub fn schema() -> Schema {
-    let profile = Schema::OneOf(vec![
+/// The `profile:` value: a builtin or `custom:` name, or a map of
+/// overrides; kept apart so the top-level grammar reads as a list of keys.
+fn profile() -> Schema {
+    Schema::OneOf(vec![
         Schema::Str(&[
             "v10",
             "next",
@@ -230,19 +231,59 @@ pub fn schema() -> Schema {
             ("daxdev", Schema::Enum(&["pull", "push"])),
             ("daxdev_slots", Schema::Num(&["0", "1", "64", "65"])),
         ]),
-    ]);
-    let flags = || {
-        Schema::list(Schema::OneOf(vec![
-            Schema::Str(&[
-                "ATOMIC_O_TRUNC",
-                "FUSE_WRITEBACK_CACHE",
-                "writeback_cache",
-                "BOGUS",
+    ])
+}
+
+/// An `init:` flag list (`flags`, `force_flags`): names and raw bit
+/// numbers, both of which the resolver must accept or refuse cleanly.
+fn init_flags() -> Schema {
+    Schema::list(Schema::OneOf(vec![
+        Schema::Str(&[
+            "ATOMIC_O_TRUNC",
+            "FUSE_WRITEBACK_CACHE",
+            "writeback_cache",
+            "BOGUS",
+        ]),
+        Schema::Num(&["0", "44", "63", "64"]),
+    ]))
+}
+
+/// A node's `fmap:`: explicit extents, generated ones or interleaved
+/// strips; the deepest part of the grammar, so it gets its own function.
+fn fmap() -> Schema {
+    Schema::Map(vec![
+        ("extents", Schema::list(extent())),
+        (
+            "generate",
+            Schema::Map(vec![
+                (
+                    "count",
+                    Schema::Num(&["1", "2", "4", "64", "1000", "1000001", "0"]),
+                ),
+                ("lens", Schema::list(sizes())),
+                ("base", sizes()),
+                ("slots", small()),
+                ("step", small()),
+                ("slot", sizes()),
             ]),
-            Schema::Num(&["0", "44", "63", "64"]),
-        ]))
-    };
-    let node = Schema::Map(vec![
+        ),
+        (
+            "interleave",
+            Schema::list(Schema::Map(vec![
+                ("chunk_size", sizes()),
+                ("nbytes", sizes()),
+                ("strips", Schema::list(extent())),
+            ])),
+        ),
+        ("file_size", sizes()),
+        ("file_type", small()),
+    ])
+}
+
+/// One `tree:` entry: a file or directory with its attributes, fmap,
+/// content and per-node fault rules.
+fn node() -> Schema {
+    Schema::Map(vec![
         (
             "path",
             Schema::Str(&["/f", "/d", "/d/e", "/", "/d/", "rel", "/a/../b", "/f/g"]),
@@ -255,57 +296,35 @@ pub fn schema() -> Schema {
         ("uid", small()),
         ("gid", small()),
         ("size", sizes()),
-        (
-            "fmap",
-            Schema::Map(vec![
-                ("extents", Schema::list(extent())),
-                (
-                    "generate",
-                    Schema::Map(vec![
-                        (
-                            "count",
-                            Schema::Num(&["1", "2", "4", "64", "1000", "1000001", "0"]),
-                        ),
-                        ("lens", Schema::list(sizes())),
-                        ("base", sizes()),
-                        ("slots", small()),
-                        ("step", small()),
-                        ("slot", sizes()),
-                    ]),
-                ),
-                (
-                    "interleave",
-                    Schema::list(Schema::Map(vec![
-                        ("chunk_size", sizes()),
-                        ("nbytes", sizes()),
-                        ("strips", Schema::list(extent())),
-                    ])),
-                ),
-                ("file_size", sizes()),
-                ("file_type", small()),
-            ]),
-        ),
+        ("fmap", fmap()),
         ("content", Schema::Str(&["hello\n", ""])),
         ("faults", Schema::list(rule(false))),
         ("create", Schema::Bool),
-    ]);
+    ])
+}
+
+/// The `init:` section: how the server answers FUSE_INIT (famfs flag
+/// handling, forced flags, malformed replies).
+fn init() -> Schema {
+    Schema::Map(vec![
+        ("famfs", Schema::Enum(&["echo", "withhold", "force"])),
+        ("flags", init_flags()),
+        ("force_flags", init_flags()),
+        ("minor", Schema::Num(&["46", "0", "999"])),
+        ("max_write", Schema::Num(&["128K", "4294967296", "0"])),
+        (
+            "malformed",
+            Schema::Enum(&["too_short", "no_init_ext", "bad_major", "oversize"]),
+        ),
+    ])
+}
+
+/// The scenario grammar (cases/scenarios/README.md).
+pub fn schema() -> Schema {
     Schema::Map(vec![
         ("description", Schema::Str(&["a scenario"])),
-        ("profile", profile),
-        (
-            "init",
-            Schema::Map(vec![
-                ("famfs", Schema::Enum(&["echo", "withhold", "force"])),
-                ("flags", flags()),
-                ("force_flags", flags()),
-                ("minor", Schema::Num(&["46", "0", "999"])),
-                ("max_write", Schema::Num(&["128K", "4294967296", "0"])),
-                (
-                    "malformed",
-                    Schema::Enum(&["too_short", "no_init_ext", "bad_major", "oversize"]),
-                ),
-            ]),
-        ),
+        ("profile", profile()),
+        ("init", init()),
         (
             "daxdevs",
             Schema::dict(
@@ -314,7 +333,7 @@ pub fn schema() -> Schema {
             ),
         ),
         ("push", Schema::Enum(&["mount", "lookup", "never"])),
-        ("tree", Schema::list(node)),
+        ("tree", Schema::list(node())),
         ("faults", Schema::list(rule(true))),
         (
             "ttl",

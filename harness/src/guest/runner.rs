@@ -284,6 +284,76 @@ pub fn run_case(
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "start")));
     let start = Instant::now();
     let start_up = sys::uptime_ms();
+    let ran = execute_case(plan, case, devices, tool, port, &dir, &before);
+    let duration_ms = start.elapsed().as_millis() as u64;
+    let mut phases = super::phases::tally(
+        &std::fs::read_to_string(dir.join(".phases")).unwrap_or_default(),
+        start_up as f64 / 1000.0,
+        sys::uptime_ms() as f64 / 1000.0,
+    );
+    let reset_start = Instant::now();
+    let (reset, left) = after_case(ran.stray, ran.stuck, ran.left);
+    cleanup_mounts_under(&dir);
+    let reset_error = reset_devices(devices);
+    phases.insert("reset".into(), reset_start.elapsed().as_millis() as u64);
+    let tail_start = Instant::now();
+    sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
+    if first {
+        selftest_hook(plan, "tail");
+    }
+    std::thread::sleep(CASE_TAIL);
+    let done = marker::case(&case.id, "done");
+    sys::kmsg_write(&format!("{done}\n"));
+    let lines = kmsg
+        .as_mut()
+        .map(|k| read_until(k, &done))
+        .unwrap_or_default();
+    phases.insert("tail".into(), tail_start.elapsed().as_millis() as u64);
+    let notrun = std::fs::read_to_string(dir.join(".notrun"))
+        .ok()
+        .map(|s| s.trim().to_string());
+    (
+        CaseReport {
+            id: case.id.clone(),
+            exit: ran.exit,
+            output: ran.output,
+            notrun,
+            kmsg: lines,
+            taint_before,
+            taint_after: crate::contract::taint::read(),
+            reset,
+            reset_error,
+            duration_ms,
+            phases,
+            artifacts: collect_artifacts(&dir.join("artifacts")),
+        },
+        restart_reason(&left, &dir),
+    )
+}
+
+/// How a case's script ended, and what it left behind.
+struct CaseRun {
+    exit: CaseExit,
+    output: String,
+    /// Processes of its group that survived the kill.
+    left: Vec<String>,
+    /// Processes that escaped its group, killed (`comm[pid] state`).
+    stray: Vec<String>,
+    /// Of those, the ones that could not be killed.
+    stuck: Vec<String>,
+}
+
+/// Runs the case's script in `dir` with its timeout, streaming its output
+/// to the host. `before`: the processes alive before it started.
+fn execute_case(
+    plan: &RunPlan,
+    case: &PlannedCase,
+    devices: &[crate::contract::DaxDevice],
+    tool: &Path,
+    port: &SharedPort,
+    dir: &Path,
+    before: &std::collections::BTreeSet<u32>,
+) -> CaseRun {
     let timeout = Duration::from_secs_f64(case.timeout_s as f64 * plan.timeout_scale.max(1.0));
     let script = Path::new(&plan.cases_root).join(&case.script);
     let stream = {
@@ -311,12 +381,12 @@ pub fn run_case(
     let (mut stray, mut stuck) = (Vec::new(), Vec::new());
     let (exit, output, left) = match spawn_and_wait(
         &script,
-        &dir,
-        case_env(plan, case, devices, tool, &dir),
+        dir,
+        case_env(plan, case, devices, tool, dir),
         timeout,
         Box::new(stream),
         &on_timeout,
-        &mut || (stray, stuck) = kill_strays(&before),
+        &mut || (stray, stuck) = kill_strays(before),
     ) {
         Ok(r) => r,
         Err(e) => (
@@ -327,13 +397,22 @@ pub fn run_case(
             vec![],
         ),
     };
-    let duration_ms = start.elapsed().as_millis() as u64;
-    let mut phases = super::phases::tally(
-        &std::fs::read_to_string(dir.join(".phases")).unwrap_or_default(),
-        start_up as f64 / 1000.0,
-        sys::uptime_ms() as f64 / 1000.0,
-    );
-    let reset_start = Instant::now();
+    CaseRun {
+        exit,
+        output,
+        left,
+        stray,
+        stuck,
+    }
+}
+
+/// The reset's account of the processes a case left, and every process
+/// that could not be ended (`left` with the `stuck` strays).
+fn after_case(
+    stray: Vec<String>,
+    stuck: Vec<String>,
+    mut left: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
     let mut reset = Vec::new();
     if !stray.is_empty() {
         reset.push(format!(
@@ -341,7 +420,6 @@ pub fn run_case(
             stray.join(", ")
         ));
     }
-    let mut left = left;
     if !stuck.is_empty() {
         // The hung-task detector would name the same stuck task again after
         // the case's window, as if outside every case; the boot ends after
@@ -356,38 +434,29 @@ pub fn run_case(
             left.push(p);
         }
     }
-    cleanup_mounts_under(&dir);
-    let reset_error = reset_devices(devices);
-    phases.insert("reset".into(), reset_start.elapsed().as_millis() as u64);
-    let tail_start = Instant::now();
-    sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
-    if first {
-        selftest_hook(plan, "tail");
-    }
-    std::thread::sleep(CASE_TAIL);
-    let done = marker::case(&case.id, "done");
-    sys::kmsg_write(&format!("{done}\n"));
-    // Everything up to our own `done` record: the console's window for the
-    // case and this slice are the same lines.
+    (reset, left)
+}
+
+/// The kernel log up to our own `done` record: the console's window for
+/// the case and this slice are the same lines.
+fn read_until(k: &mut KmsgCursor, done: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(k) = kmsg.as_mut() {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            lines.extend(k.read_new());
-            if lines.iter().any(|l| l.ends_with(&done)) || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        lines.extend(k.read_new());
+        if lines.iter().any(|l: &String| l.ends_with(done)) || Instant::now() > deadline {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    phases.insert("tail".into(), tail_start.elapsed().as_millis() as u64);
-    let notrun = std::fs::read_to_string(dir.join(".notrun"))
-        .ok()
-        .map(|s| s.trim().to_string());
-    // The next case needs a fresh VM: a process the case left cannot be
-    // killed, or the case changed the machine for good (`_boot_spoiled`:
-    // poisoned memory stays poisoned).
-    let restart = if !left.is_empty() {
+    lines
+}
+
+/// Why the next case needs a fresh VM: a process the case left cannot be
+/// killed, or the case changed the machine for good (`_boot_spoiled`:
+/// poisoned memory stays poisoned).
+fn restart_reason(left: &[String], dir: &Path) -> Option<String> {
+    if !left.is_empty() {
         Some(format!(
             "left processes that cannot be killed: {}",
             left.join(", ")
@@ -396,24 +465,7 @@ pub fn run_case(
         std::fs::read_to_string(dir.join(".spoiled"))
             .ok()
             .map(|s| format!("asked for a fresh VM: {}", s.trim()))
-    };
-    (
-        CaseReport {
-            id: case.id.clone(),
-            exit,
-            output,
-            notrun,
-            kmsg: lines,
-            taint_before,
-            taint_after: crate::contract::taint::read(),
-            reset,
-            reset_error,
-            duration_ms,
-            phases,
-            artifacts: collect_artifacts(&dir.join("artifacts")),
-        },
-        restart,
-    )
+    }
 }
 
 /// `cargo xtask shell`: `sh -i` on the serial console as its controlling

@@ -588,18 +588,20 @@ fn culprit<'a>(cands: impl IntoIterator<Item = &'a Frame>) -> Option<&'a str> {
         .map(|f| f.func.as_str())
 }
 
-fn title(
+/// The function a report is named after. Which frames are looked at, and in
+/// what order, depends on the kind of report (the header's own frame for a
+/// WARNING or sanitizer, the RIP and task stack for a stall, the trace
+/// alone for lockdep, hung tasks and OOM), so it is chosen apart from the
+/// title text.
+fn title_culprit<'a>(
     head: Head,
-    header: &str,
-    subheads: &[(Head, String)],
-    access: Option<&str>,
-    r: &KernelReport,
-) -> String {
-    let header_frame = frame_in(header);
+    header_frame: &'a Option<Frame>,
+    r: &'a KernelReport,
+) -> Option<&'a str> {
     let trace = r.frames.iter();
     let task_trace = r.frames.iter().filter(|f| !f.interrupt);
     let rip = r.rip.iter();
-    let func = match head {
+    match head {
         Head::Warning | Head::Kasan | Head::Kfence => {
             culprit(header_frame.iter().chain(rip.clone()).chain(trace.clone()))
         }
@@ -610,22 +612,111 @@ fn title(
             culprit(rip.clone().chain(task_trace))
         }
         _ => culprit(rip.clone().chain(trace.clone())),
-    };
-    let with = |t: String| match func {
-        Some(f) => format!("{t} in {f}"),
-        None => t,
-    };
-    let list_corruption = r
-        .text
+    }
+}
+
+/// Does the report's text say a list was corrupted? Such a report is titled
+/// by the corruption, whatever header (WARNING, BUG) announced it.
+fn is_list_corruption(r: &KernelReport) -> bool {
+    r.text
         .iter()
-        .any(|l| l.contains("list_add corruption") || l.contains("list_del corruption"));
+        .any(|l| l.contains("list_add corruption") || l.contains("list_del corruption"))
+}
+
+/// The bug class a sanitizer header names (`use-after-free`,
+/// `out-of-bounds`, ...): capture `group` of the header pattern (1 KASAN,
+/// 2 KFENCE, 3 UBSAN), or `report` when the header has none.
+fn sanitizer_class(header: &str, group: usize) -> &str {
     static WORD: OnceLock<Regex> = OnceLock::new();
     let word = re(
         &WORD,
         r"^BUG: KASAN: ([\w-]+)|^BUG: KFENCE: ([\w -]+?) in |^UBSAN: ([\w-]+)",
     );
+    word.captures(header)
+        .and_then(|c| c.get(group))
+        .map(|m| m.as_str())
+        .unwrap_or("report")
+}
+
+/// A lockdep header reduced to its kind: every ordering problem is one
+/// `possible deadlock`, so that the same bug found through different lock
+/// pairs gets one title.
+fn lockdep_title(header: &str) -> String {
+    let what = header.trim_start_matches("WARNING: ");
+    if what.contains("circular")
+        || what.contains("recursive")
+        || what.contains("inversion")
+        || what.contains("lock order")
+    {
+        "possible deadlock".to_string()
+    } else if what.contains("still has locks held") {
+        "task still has locks held".to_string()
+    } else {
+        what.trim_end_matches('!').trim().to_string()
+    }
+}
+
+/// A `BUG: ...` header without its location and process details, which
+/// change between runs of the same bug.
+fn bug_title(header: &str) -> String {
+    let what = header.trim_start_matches("BUG: ");
+    let cut = [" at ", ":", ",", " in process", " (", "!"]
+        .iter()
+        .filter_map(|p| what.find(p))
+        .min()
+        .unwrap_or(what.len());
+    format!("BUG: {}", stable_text(what[..cut].trim()))
+}
+
+/// An `Oops:` header's reason; a bare error code (hex) says nothing stable,
+/// so it becomes plain `Oops`.
+fn oops_title(header: &str) -> String {
+    let what = header
+        .trim_start_matches("Oops: ")
+        .trim_start_matches("Oops: ");
+    let cut = what.find(':').unwrap_or(what.len());
+    let what = what[..cut].trim();
+    if what.chars().all(|c| c.is_ascii_hexdigit()) {
+        "Oops".into()
+    } else {
+        format!("Oops: {}", stable_text(what))
+    }
+}
+
+/// A panic's reason, without the exit code of the init that died.
+fn panic_title(header: &str) -> String {
+    let reason = header.trim_start_matches("Kernel panic - not syncing: ");
+    let reason = reason.split(" exitcode=").next().unwrap_or(reason);
+    format!("kernel panic: {}", stable_text(reason))
+}
+
+/// An OOM report names the process the killer chose, when one of its lines
+/// says (`Killed process N (comm)`); None when none does.
+fn oom_kill_title(header: &str, subheads: &[(Head, String)]) -> Option<String> {
+    static COMM: OnceLock<Regex> = OnceLock::new();
+    let kill = subheads
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .chain(std::iter::once(header))
+        .find_map(|s| re(&COMM, r"Killed process \d+ \((.+?)\)").captures(s));
+    kill.map(|c| format!("out of memory: killed {}", &c[1]))
+}
+
+fn title(
+    head: Head,
+    header: &str,
+    subheads: &[(Head, String)],
+    access: Option<&str>,
+    r: &KernelReport,
+) -> String {
+    let header_frame = frame_in(header);
+    let func = title_culprit(head, &header_frame, r);
+    let with = |t: String| match func {
+        Some(f) => format!("{t} in {f}"),
+        None => t,
+    };
     match head {
-        _ if list_corruption && head.kind() != ReportKind::Kasan => {
+        _ if is_list_corruption(r) && head.kind() != ReportKind::Kasan => {
             with("BUG: corrupted list".into())
         }
         Head::Warning => {
@@ -636,93 +727,29 @@ fn title(
             }
         }
         Head::Kasan => {
-            let what = word
-                .captures(header)
-                .and_then(|c| c.get(1))
-                .map(|m| m.as_str())
-                .unwrap_or("report");
+            let what = sanitizer_class(header, 1);
             let acc = access.map(|a| format!(" {a}")).unwrap_or_default();
             with(format!("KASAN: {what}{acc}"))
         }
-        Head::Kfence => {
-            let what = word
-                .captures(header)
-                .and_then(|c| c.get(2))
-                .map(|m| m.as_str())
-                .unwrap_or("report");
-            with(format!("KFENCE: {what}"))
-        }
-        Head::Ubsan => {
-            let what = word
-                .captures(header)
-                .and_then(|c| c.get(3))
-                .map(|m| m.as_str())
-                .unwrap_or("report");
-            with(format!("UBSAN: {what}"))
-        }
+        Head::Kfence => with(format!("KFENCE: {}", sanitizer_class(header, 2))),
+        Head::Ubsan => with(format!("UBSAN: {}", sanitizer_class(header, 3))),
         Head::SoftLockup => with("BUG: soft lockup".into()),
         Head::HardLockup => with("BUG: hard lockup".into()),
         Head::HungTask => with("INFO: task hung".into()),
         Head::RcuStall => with("INFO: rcu detected stall".into()),
-        Head::Lockdep => {
-            let what = header.trim_start_matches("WARNING: ");
-            let t = if what.contains("circular")
-                || what.contains("recursive")
-                || what.contains("inversion")
-                || what.contains("lock order")
-            {
-                "possible deadlock".to_string()
-            } else if what.contains("still has locks held") {
-                "task still has locks held".to_string()
-            } else {
-                what.trim_end_matches('!').trim().to_string()
-            };
-            with(t)
-        }
+        Head::Lockdep => with(lockdep_title(header)),
         Head::KernelBug => with("kernel BUG".into()),
         Head::NullDeref => with("BUG: kernel NULL pointer dereference".into()),
         Head::PageFault => with("BUG: unable to handle page fault".into()),
-        Head::Bug => {
-            let what = header.trim_start_matches("BUG: ");
-            let cut = [" at ", ":", ",", " in process", " (", "!"]
-                .iter()
-                .filter_map(|p| what.find(p))
-                .min()
-                .unwrap_or(what.len());
-            with(format!("BUG: {}", stable_text(what[..cut].trim())))
-        }
+        Head::Bug => with(bug_title(header)),
         Head::Gpf => with("general protection fault".into()),
         Head::DivideError => with("divide error".into()),
         Head::InvalidOpcode => with("invalid opcode".into()),
-        Head::Oops => {
-            let what = header
-                .trim_start_matches("Oops: ")
-                .trim_start_matches("Oops: ");
-            let cut = what.find(':').unwrap_or(what.len());
-            let what = what[..cut].trim();
-            if what.chars().all(|c| c.is_ascii_hexdigit()) {
-                with("Oops".into())
-            } else {
-                with(format!("Oops: {}", stable_text(what)))
-            }
-        }
-        Head::Panic => {
-            let reason = header.trim_start_matches("Kernel panic - not syncing: ");
-            let reason = reason.split(" exitcode=").next().unwrap_or(reason);
-            format!("kernel panic: {}", stable_text(reason))
-        }
+        Head::Oops => with(oops_title(header)),
+        Head::Panic => panic_title(header),
         Head::FatalSignal => fatal_signal_title(header),
         Head::OomStart | Head::OomKill => {
-            static COMM: OnceLock<Regex> = OnceLock::new();
-            let kill = subheads
-                .iter()
-                .map(|(_, s)| s.as_str())
-                .chain(std::iter::once(header))
-                .find_map(|s| re(&COMM, r"Killed process \d+ \((.+?)\)").captures(s));
-            match kill {
-                Some(c) => format!("out of memory: killed {}", &c[1]),
-                None => with("out of memory".into()),
-            }
+            oom_kill_title(header, subheads).unwrap_or_else(|| with("out of memory".into()))
         }
     }
 }

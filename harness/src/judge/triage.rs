@@ -2,7 +2,7 @@
 //! `cargo xtask triage` prints.
 
 use super::reports::{self, KernelReport};
-use super::windows::Windows;
+use crate::contract::windows::Windows;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;

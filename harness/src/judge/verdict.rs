@@ -57,7 +57,7 @@ pub fn report_reason(r: &KernelReport) -> String {
 }
 
 /// Judge a case from its report and the kernel reports of its window.
-pub fn judge(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
+pub fn from_report(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Verdict {
     let mut reasons = Vec::new();
     let mut diff = None;
     match &r.exit {
@@ -311,7 +311,7 @@ mod tests {
     }
 
     fn judge(c: &Case, r: &R) -> Verdict {
-        super::judge(c, &r.0, &r.1)
+        super::from_report(c, &r.0, &r.1)
     }
 
     fn kreport(kind: ReportKind, title: &str) -> KernelReport {

@@ -8,9 +8,9 @@
 //! in the same directory, which rebuilds incrementally.
 
 use crate::base::cache::Cache;
+use crate::events::{note, Stage};
 use crate::kernel::config::{self, DotConfig, KconfigIndex, Problem, Severity};
 use crate::kernel::source::{KernelSource, SourceIdentity};
-use crate::events::{note, Stage};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -143,76 +143,47 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     let compiler = compiler_version()?;
     let ident = &req.source.identity;
     let key = cache_key(ident, &merged.hash(), &compiler);
-    let dir = req
-        .cache
-        .dir("builds")?
-        .join(format!("{}-{key}", ident.version));
-    let obj = dir.join("obj");
+    let place = BuildDir {
+        req,
+        dir: req
+            .cache
+            .dir("builds")?
+            .join(format!("{}-{key}", ident.version)),
+        key,
+    };
+    let obj = place.obj();
     std::fs::create_dir_all(&obj)?;
     // One writer per build directory; a second run waits, then finds the
     // build done (or configured) by the first.
     let _lock = crate::base::cache::Lock::acquire(
-        &dir.join("lock"),
+        &place.dir.join("lock"),
         "this kernel build directory",
-        &mut |m| note(&format!("kernel: {m}")),
+        &mut |m| note(format!("kernel: {m}")),
     )?;
-    let meta_path = dir.join("meta.json");
-    let log_path = dir.join("build.log");
-    let bzimage = obj.join("arch/x86/boot/bzImage");
-    let mut meta = read_meta(&meta_path).unwrap_or_default();
-
-    let artifacts = |meta: &Meta, built: bool| -> Result<KernelArtifacts> {
-        let config_path = obj.join(".config");
-        Ok(KernelArtifacts {
-            name: None,
-            known_defects: vec![],
-            expunged: vec![],
-            bzimage: bzimage.clone(),
-            vmlinux: Some(obj.join("vmlinux")).filter(|p| p.exists()),
-            config: DotConfig::load(&config_path)?,
-            config_path,
-            release: meta.release.clone().unwrap_or_default(),
-            source: Some(ident.clone()),
-            build_dir: Some(dir.clone()),
-            build_log: Some(log_path.clone()),
-            key: Some(key.clone()),
-            fragments: req.fragments.clone(),
-            built,
-            warnings: meta.warnings.clone(),
-            famfs_abi: crate::kernel::abi::of_tree(&req.source.dir),
-        })
-    };
+    let meta_path = place.dir.join("meta.json");
+    let log_path = place.log_path();
+    let meta = read_meta(&meta_path).unwrap_or_default();
 
     if !req.config_only
         && meta.built_fingerprint.as_deref() == Some(ident.content_hash.as_str())
-        && bzimage.exists()
+        && place.bzimage().exists()
     {
-        note(&format!(
+        note(format!(
             "kernel: cached build {} ({}), no make needed",
-            dir.display(),
+            place.dir.display(),
             ident.version
         ));
-        return artifacts(&meta, false);
+        return place.artifacts(&meta, false);
     }
 
-    note(&format!(
+    note(format!(
         "kernel: building {} [{}] with fragments {} into {}",
         ident.version,
         ident.describe_line(),
         req.fragments.join(","),
-        dir.display()
+        place.dir.display()
     ));
-    let mut seeded_from = meta.seeded_from.clone();
-    // Never built here (at most configured by `kernel --check`, or a build
-    // that stopped): a neighbour's objects are the better start.
-    if !req.config_only && meta.built_fingerprint.is_none() {
-        if let Some(nb) = neighbour(req.cache, ident, &merged.hash(), &compiler)? {
-            let stage = Stage::start("kernel seed");
-            seed(&nb, &obj, ident)?;
-            stage.finish(&format!("copied {}", nb.display()));
-            seeded_from = Some(nb);
-        }
-    }
+    let seeded_from = seed_if_never_built(req, &meta, &merged.hash(), &compiler, &obj)?;
     let estimate = seeded_from
         .is_none()
         .then(|| object_estimate(req.cache, &merged.hash(), meta.objects))
@@ -220,70 +191,29 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
     for tool in ["make", "gcc", "flex", "bison", "bc"] {
         crate::base::hostdeps::require_tool(tool)?;
     }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
-    writeln!(
-        log,
-        "==== harness build, key {key}, fingerprint {}",
-        ident.content_hash
-    )?;
+    let mut log = open_build_log(&log_path, &place.key, ident)?;
 
-    // Configure: allnoconfig with the merged fragments preset, so the kernel
-    // contains what the fragments name and little else (fast builds).
-    let merged_path = dir.join("merged.config");
-    std::fs::write(&merged_path, merged.render())?;
-    let stage = Stage::start("kernel config");
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(&req.source.dir)
-        .arg(format!("O={}", obj.display()));
-    cmd.arg(format!("KCONFIG_ALLCONFIG={}", merged_path.display()))
-        .arg("allnoconfig");
-    run_make(cmd, &mut log, &log_path, stage, "configuring the kernel")?;
-
-    let cfg = DotConfig::load(&obj.join(".config"))?;
-    let index = KconfigIndex::scan(&req.source.dir)?;
-    let problems = config::verify(&merged, &cfg, &index);
-    for p in &problems {
-        writeln!(log, "verify: {p}")?;
-        if p.severity == Severity::Warning {
-            note(&format!("kernel config {p}"));
-        }
-    }
-    config::check_problems(&problems)?;
+    let problems = configure(&place, &merged, &mut log)?;
     if req.config_only {
-        note(&format!(
+        note(format!(
             "kernel config: every requested option holds ({} checked); .config at {}",
             merged.settings.len(),
             obj.join(".config").display()
         ));
         let m = Meta {
-            warnings: problems
-                .into_iter()
-                .filter(|p| p.severity == Severity::Warning)
-                .collect(),
+            warnings: warnings_of(problems),
             ..meta
         };
-        return artifacts(&m, false);
+        return place.artifacts(&m, false);
     }
 
-    let mut stage = Stage::start("kernel build");
-    stage.count_lines(&COMPILE_LINE, estimate);
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(&req.source.dir)
-        .arg(format!("O={}", obj.display()));
-    cmd.arg(format!("-j{}", req.jobs)).arg("bzImage");
-    let objects = run_make(cmd, &mut log, &log_path, stage, "building the kernel")?;
-
+    let objects = make_bzimage(&place, estimate, &mut log)?;
     let release = std::fs::read_to_string(obj.join("include/config/kernel.release"))
         .context("reading include/config/kernel.release after the build")?
         .trim()
         .to_string();
-    meta = Meta {
-        key: key.clone(),
+    let meta = Meta {
+        key: place.key.clone(),
         recipe: RECIPE.into(),
         source: Some(ident.clone()),
         merged_config_sha256: merged.hash(),
@@ -291,21 +221,169 @@ pub fn build(req: &BuildRequest) -> Result<KernelArtifacts> {
         fragments: req.fragments.clone(),
         built_fingerprint: Some(ident.content_hash.clone()),
         release: Some(release),
-        warnings: problems
-            .into_iter()
-            .filter(|p| p.severity == Severity::Warning)
-            .collect(),
-        // A seeded or incremental build compiles a few files: keep the
-        // estimate of the last full one.
-        objects: if seeded_from.is_none() && meta.built_fingerprint.is_none() {
-            Some(objects)
-        } else {
-            meta.objects.or(Some(objects))
-        },
+        warnings: warnings_of(problems),
+        objects: objects_to_record(&meta, seeded_from.is_some(), objects),
         seeded_from,
     };
     write_meta(&meta_path, &meta)?;
-    artifacts(&meta, true)
+    place.artifacts(&meta, true)
+}
+
+/// One build directory of the cache, for one request: names the files in
+/// it, so that the steps of [`build`] agree on where things are.
+struct BuildDir<'a> {
+    req: &'a BuildRequest<'a>,
+    dir: PathBuf,
+    key: String,
+}
+
+impl BuildDir<'_> {
+    /// The out-of-tree object directory (`make O=`).
+    fn obj(&self) -> PathBuf {
+        self.dir.join("obj")
+    }
+
+    fn bzimage(&self) -> PathBuf {
+        self.obj().join("arch/x86/boot/bzImage")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("build.log")
+    }
+
+    /// What the directory holds after a build, a cache hit or a
+    /// configure-only run, as the rest of the harness sees a kernel.
+    fn artifacts(&self, meta: &Meta, built: bool) -> Result<KernelArtifacts> {
+        let obj = self.obj();
+        let config_path = obj.join(".config");
+        Ok(KernelArtifacts {
+            name: None,
+            known_defects: vec![],
+            expunged: vec![],
+            bzimage: self.bzimage(),
+            vmlinux: Some(obj.join("vmlinux")).filter(|p| p.exists()),
+            config: DotConfig::load(&config_path)?,
+            config_path,
+            release: meta.release.clone().unwrap_or_default(),
+            source: Some(self.req.source.identity.clone()),
+            build_dir: Some(self.dir.clone()),
+            build_log: Some(self.log_path()),
+            key: Some(self.key.clone()),
+            fragments: self.req.fragments.clone(),
+            built,
+            warnings: meta.warnings.clone(),
+            famfs_abi: crate::kernel::abi::of_tree(&self.req.source.dir),
+        })
+    }
+
+    /// `make -C <source> O=<obj>`, the start of every make this directory
+    /// runs.
+    fn make(&self) -> Command {
+        let mut cmd = Command::new("make");
+        cmd.arg("-C")
+            .arg(&self.req.source.dir)
+            .arg(format!("O={}", self.obj().display()));
+        cmd
+    }
+}
+
+/// A directory never built in (at most configured by `kernel --check`, or
+/// a build that stopped) starts from a neighbour's objects when there is
+/// one: returns where this directory's objects came from (the one recorded
+/// before when no seeding happens now).
+fn seed_if_never_built(
+    req: &BuildRequest,
+    meta: &Meta,
+    merged_hash: &str,
+    compiler: &str,
+    obj: &Path,
+) -> Result<Option<PathBuf>> {
+    let mut seeded_from = meta.seeded_from.clone();
+    if !req.config_only && meta.built_fingerprint.is_none() {
+        let ident = &req.source.identity;
+        if let Some(nb) = neighbour(req.cache, ident, merged_hash, compiler)? {
+            let stage = Stage::start("kernel seed");
+            seed(&nb, obj, ident)?;
+            stage.finish(&format!("copied {}", nb.display()));
+            seeded_from = Some(nb);
+        }
+    }
+    Ok(seeded_from)
+}
+
+/// The build log, appended to across runs, opened with a line marking
+/// where this run starts.
+fn open_build_log(log_path: &Path, key: &str, ident: &SourceIdentity) -> Result<std::fs::File> {
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    writeln!(
+        log,
+        "==== harness build, key {key}, fingerprint {}",
+        ident.content_hash
+    )?;
+    Ok(log)
+}
+
+/// Configure: allnoconfig with the merged fragments preset, so the kernel
+/// contains what the fragments name and little else (fast builds); then
+/// verify the resulting .config, failing on an error and returning every
+/// problem found (the warnings are kept with the build).
+fn configure(
+    place: &BuildDir,
+    merged: &config::Merged,
+    log: &mut std::fs::File,
+) -> Result<Vec<Problem>> {
+    let merged_path = place.dir.join("merged.config");
+    std::fs::write(&merged_path, merged.render())?;
+    let stage = Stage::start("kernel config");
+    let mut cmd = place.make();
+    cmd.arg(format!("KCONFIG_ALLCONFIG={}", merged_path.display()))
+        .arg("allnoconfig");
+    run_make(cmd, log, &place.log_path(), stage, "configuring the kernel")?;
+
+    let cfg = DotConfig::load(&place.obj().join(".config"))?;
+    let index = KconfigIndex::scan(&place.req.source.dir)?;
+    let problems = config::verify(merged, &cfg, &index);
+    for p in &problems {
+        writeln!(log, "verify: {p}")?;
+        if p.severity == Severity::Warning {
+            note(format!("kernel config {p}"));
+        }
+    }
+    config::check_problems(&problems)?;
+    Ok(problems)
+}
+
+/// Build the bzImage with a progress line counting compiled objects
+/// against `estimate`; returns how many it compiled.
+fn make_bzimage(place: &BuildDir, estimate: Option<u64>, log: &mut std::fs::File) -> Result<u64> {
+    let mut stage = Stage::start("kernel build");
+    stage.count_lines(&COMPILE_LINE, estimate);
+    let mut cmd = place.make();
+    cmd.arg(format!("-j{}", place.req.jobs)).arg("bzImage");
+    run_make(cmd, log, &place.log_path(), stage, "building the kernel")
+}
+
+/// The verification problems worth keeping with a build: its warnings
+/// (errors have already stopped it).
+fn warnings_of(problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .collect()
+}
+
+/// The object count to record for the next build's progress estimate. A
+/// seeded or incremental build compiles a few files: keep the estimate of
+/// the last full one.
+fn objects_to_record(previous: &Meta, seeded: bool, objects: u64) -> Option<u64> {
+    if !seeded && previous.built_fingerprint.is_none() {
+        Some(objects)
+    } else {
+        previous.objects.or(Some(objects))
+    }
 }
 
 /// A make output line that stands for one compiled object (kbuild's short

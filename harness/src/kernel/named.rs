@@ -54,7 +54,7 @@ pub struct Expunged {
 impl Expunged {
     /// Does this entry cover the trial `id` (any iteration of it)?
     pub fn covers(&self, id: &str) -> bool {
-        let id = crate::plan::case::base_id(id);
+        let id = crate::contract::base_id(id);
         id == self.case
             || (!self.case.contains('[')
                 && id

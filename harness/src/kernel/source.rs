@@ -348,6 +348,34 @@ pub fn from_git(
     }
     let repo = repo.canonicalize()?;
     let sh = xshell::Shell::new()?;
+    let commit = resolve_kernel_commit(&sh, &repo, rev)?;
+    let base = cache
+        .dir("trees")?
+        .join(format!("git-{}", short_hash(&repo.display().to_string())));
+    std::fs::create_dir_all(&base)?;
+    let dest = base.join(&commit);
+    let describe = git_out(
+        xshell::cmd!(sh, "git -C {repo} describe --always --tags {commit}"),
+        "git describe",
+    )
+    .ok();
+    if !dest.join(".harness-exported").exists() {
+        let export = GitExport {
+            sh: &sh,
+            repo: &repo,
+            base: &base,
+            commit: &commit,
+        };
+        let label = describe.as_deref().unwrap_or(rev);
+        export.export(&dest, label, log)?;
+    }
+    exported_source(&dest, commit, describe)
+}
+
+/// `rev` of `repo` as a full commit id, refused unless the repository is
+/// one and the commit holds a kernel tree: checked before anything is
+/// written to the cache, with messages that name what the user gave.
+fn resolve_kernel_commit(sh: &xshell::Shell, repo: &Path, rev: &str) -> Result<String> {
     git_out(
         xshell::cmd!(sh, "git -C {repo} rev-parse --git-dir"),
         &format!("{} is not a git repository", repo.display()),
@@ -378,70 +406,32 @@ pub fn from_git(
             );
         }
     }
-    let base = cache
-        .dir("trees")?
-        .join(format!("git-{}", short_hash(&repo.display().to_string())));
-    std::fs::create_dir_all(&base)?;
-    let dest = base.join(&commit);
-    let describe = git_out(
-        xshell::cmd!(sh, "git -C {repo} describe --always --tags {commit}"),
-        "git describe",
-    )
-    .ok();
-    if !dest.join(".harness-exported").exists() {
-        let staging = base.join(format!(".staging-{}-{}", std::process::id(), &commit[..12]));
+    Ok(commit)
+}
+
+/// One commit being exported from `repo` into `base` (the cache directory
+/// of that repository's trees); groups what every export step needs.
+struct GitExport<'a> {
+    sh: &'a xshell::Shell,
+    repo: &'a Path,
+    base: &'a Path,
+    commit: &'a str,
+}
+
+impl GitExport<'_> {
+    /// Export into `dest` through a staging directory and a private index,
+    /// both removed whatever happens, so that a failed export leaves
+    /// nothing a later run could take for a tree; records the tree it was
+    /// copied from as `.harness-parent`.
+    fn export(&self, dest: &Path, label: &str, log: &mut dyn FnMut(&str)) -> Result<()> {
+        let staging = self.base.join(format!(
+            ".staging-{}-{}",
+            std::process::id(),
+            &self.commit[..12]
+        ));
         let _ = std::fs::remove_dir_all(&staging);
-        let index = base.join(format!(".index-{}", std::process::id()));
-        let result = (|| -> Result<Option<PathBuf>> {
-            git_out(
-                xshell::cmd!(sh, "git -C {repo} read-tree {commit}").env("GIT_INDEX_FILE", &index),
-                "git read-tree into a private index",
-            )?;
-            let neighbour = closest_export(&repo, &base, &commit)?;
-            let prefix = format!("{}/", staging.display());
-            match &neighbour {
-                Some((nb, changed)) => {
-                    log(&format!(
-                        "exporting {} from {}: {} files differ from the cached {}",
-                        &commit[..12],
-                        repo.display(),
-                        changed.len(),
-                        nb.display()
-                    ));
-                    crate::kernel::patches::link_copy(nb, &staging)?;
-                    let _ = std::fs::remove_file(staging.join(".harness-exported"));
-                    let mut write = Vec::new();
-                    for (status, path) in changed {
-                        let f = staging.join(path);
-                        if f.is_file() || f.is_symlink() {
-                            std::fs::remove_file(&f)
-                                .with_context(|| format!("removing {}", f.display()))?;
-                        }
-                        if status != "D" {
-                            write.push(path.clone());
-                        }
-                    }
-                    if !write.is_empty() {
-                        checkout_index(&repo, &index, &prefix, Some(&write))?;
-                    }
-                    let list: String = changed.iter().map(|(_, p)| format!("{p}\n")).collect();
-                    std::fs::write(staging.join(".harness-differs"), list)?;
-                }
-                None => {
-                    log(&format!(
-                        "exporting {} ({}) from {} into the cache",
-                        &commit[..12],
-                        describe.as_deref().unwrap_or(rev),
-                        repo.display()
-                    ));
-                    std::fs::create_dir_all(&staging)?;
-                    checkout_index(&repo, &index, &prefix, None)?;
-                }
-            }
-            std::fs::write(staging.join(".harness-exported"), &commit)?;
-            publish(&staging, &dest)?;
-            Ok(neighbour.map(|(p, _)| p))
-        })();
+        let index = self.base.join(format!(".index-{}", std::process::id()));
+        let result = self.stage(&staging, &index, dest, label, log);
         let _ = std::fs::remove_file(&index);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&staging);
@@ -449,9 +439,93 @@ pub fn from_git(
         if let Some(parent) = result? {
             std::fs::write(dest.join(".harness-parent"), parent.display().to_string())?;
         }
+        Ok(())
     }
-    let version = kernel_version(&dest)?;
-    let mut identity = SourceIdentity::plain("git", version, commit.clone(), dest.clone());
+
+    /// Fill `staging` from the closest cached export (or from scratch),
+    /// stamp it and publish it as `dest`; returns the export it was copied
+    /// from.
+    fn stage(
+        &self,
+        staging: &Path,
+        index: &Path,
+        dest: &Path,
+        label: &str,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Option<PathBuf>> {
+        let (sh, repo, commit) = (self.sh, self.repo, self.commit);
+        git_out(
+            xshell::cmd!(sh, "git -C {repo} read-tree {commit}").env("GIT_INDEX_FILE", index),
+            "git read-tree into a private index",
+        )?;
+        let neighbour = closest_export(repo, self.base, commit)?;
+        let prefix = format!("{}/", staging.display());
+        match &neighbour {
+            Some((nb, changed)) => {
+                log(&format!(
+                    "exporting {} from {}: {} files differ from the cached {}",
+                    &commit[..12],
+                    repo.display(),
+                    changed.len(),
+                    nb.display()
+                ));
+                self.stage_from_neighbour(nb, changed, staging, index, &prefix)?;
+            }
+            None => {
+                log(&format!(
+                    "exporting {} ({}) from {} into the cache",
+                    &commit[..12],
+                    label,
+                    repo.display()
+                ));
+                std::fs::create_dir_all(staging)?;
+                checkout_index(repo, index, &prefix, None)?;
+            }
+        }
+        std::fs::write(staging.join(".harness-exported"), commit)?;
+        publish(staging, dest)?;
+        Ok(neighbour.map(|(p, _)| p))
+    }
+
+    /// The incremental export: a hard-link copy of the neighbour `nb` with
+    /// the `changed` files (git's name-status pairs) removed and those that
+    /// still exist checked out; the list is kept as `.harness-differs` for
+    /// a seeded build.
+    fn stage_from_neighbour(
+        &self,
+        nb: &Path,
+        changed: &[(String, String)],
+        staging: &Path,
+        index: &Path,
+        prefix: &str,
+    ) -> Result<()> {
+        crate::kernel::patches::link_copy(nb, staging)?;
+        let _ = std::fs::remove_file(staging.join(".harness-exported"));
+        let mut write = Vec::new();
+        for (status, path) in changed {
+            let f = staging.join(path);
+            if f.is_file() || f.is_symlink() {
+                std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
+            }
+            if status != "D" {
+                write.push(path.clone());
+            }
+        }
+        if !write.is_empty() {
+            checkout_index(self.repo, index, prefix, Some(&write))?;
+        }
+        let list: String = changed.iter().map(|(_, p)| format!("{p}\n")).collect();
+        std::fs::write(staging.join(".harness-differs"), list)?;
+        Ok(())
+    }
+}
+
+/// The source an exported commit is: its identity is rebuilt from the
+/// export's stamp files, so a tree exported by an earlier run carries the
+/// same parent and differing files as a fresh one.
+fn exported_source(dest: &Path, commit: String, describe: Option<String>) -> Result<KernelSource> {
+    let version = kernel_version(dest)?;
+    let mut identity = SourceIdentity::plain("git", version, commit.clone(), dest.to_path_buf());
     identity.describe = describe;
     identity.commit = Some(commit);
     identity.parent = std::fs::read_to_string(dest.join(".harness-parent"))
@@ -463,7 +537,7 @@ pub fn from_git(
         .map(PathBuf::from)
         .collect();
     Ok(KernelSource {
-        dir: dest,
+        dir: dest.to_path_buf(),
         identity,
     })
 }

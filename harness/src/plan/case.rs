@@ -490,10 +490,7 @@ impl Case {
     }
 }
 
-/// The trial an id names, without its `#k` iteration (`--repeat`).
-pub fn base_id(id: &str) -> &str {
-    id.split_once('#').map_or(id, |(base, _)| base)
-}
+pub use crate::contract::base_id;
 
 #[cfg(test)]
 mod tests {

@@ -3,4 +3,6 @@
 //! and shards, and the schedule of boot groups and trials.
 
 pub mod case;
+pub mod schedule;
+pub mod select;
 pub mod topologies;

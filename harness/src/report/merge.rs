@@ -58,7 +58,7 @@ pub fn merge(shards: &[std::path::PathBuf], out: &Path) -> Result<(RunDir, Summa
             }
         }
     }
-    let dir = RunDir::create(out, &crate::run::run_id())?;
+    let dir = RunDir::create(out, &super::results::run_id())?;
     let mut merged = Summary {
         run_id: dir
             .root

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod merge;
+pub mod record;
 pub mod repeat;
 pub mod results;
 pub mod timing;

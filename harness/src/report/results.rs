@@ -75,7 +75,71 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+/// What a run in the background streams to a test list: each result as
+/// it is known, then the end (with the error that stopped the run).
+pub enum Streamed {
+    Result(CaseResult),
+    End(Option<String>),
+}
+
+/// A run id that sorts by time and cannot clash between concurrent runs.
+pub fn run_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    )
+}
+
 impl Summary {
+    /// The summary of a run starting in `dir`, before any result.
+    pub fn new(
+        dir: &RunDir,
+        kernel: &crate::kernel::build::KernelArtifacts,
+        backend: crate::vm::Backend,
+        accel: Option<crate::vm::Accel>,
+        profile: &str,
+    ) -> Result<Summary> {
+        Ok(Summary {
+            run_id: dir
+                .root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            kernel: serde_json::to_value(kernel)?,
+            backend,
+            accel,
+            profile: profile.to_string(),
+            boots: vec![],
+            cases: vec![],
+            counts: Default::default(),
+            duration_ms: 0,
+        })
+    }
+
+    /// Boots by number and trials in schedule order (`order`), however the
+    /// boot groups' results interleaved; counted, with the run's duration.
+    pub fn finish(&mut self, order: &[String], took: std::time::Duration) {
+        self.boots.sort_by_key(|b| b.index);
+        let pos: std::collections::HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        self.cases
+            .sort_by_key(|c| pos.get(c.id.as_str()).copied().unwrap_or(usize::MAX));
+        self.duration_ms = took.as_millis() as u64;
+        self.count();
+    }
+
+    /// The summary.json of the run directory `root`.
+    pub fn read(root: &Path) -> Result<Summary> {
+        let p = root.join("summary.json");
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    }
+
     /// A summary of these results alone (tests of what reads summaries).
     #[cfg(test)]
     pub fn of(cases: Vec<CaseResult>) -> Summary {
@@ -452,6 +516,14 @@ pub fn junit(s: &Summary, dir: &RunDir) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_name_the_process() {
+        let id = run_id();
+        let re = regex::Regex::new(r"^\d{8}-\d{6}-\d+$").unwrap();
+        assert!(re.is_match(&id), "{id}");
+        assert!(id.ends_with(&format!("-{}", std::process::id())));
+    }
 
     #[test]
     fn run_ids_never_share_a_directory_and_pruning_keeps_the_newest() {

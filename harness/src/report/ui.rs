@@ -6,6 +6,7 @@ use crate::events::{self, Event, Subscription};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,8 @@ impl Printer {
             Event::Note(m) => say(m),
             Event::Warning(m) => warn(m),
             Event::HostChange(m) => announce(m),
+            // A test list shows a trial's reports in its result.
+            Event::Finding { .. } if LISTING.load(Ordering::SeqCst) => {}
             Event::Finding { trial, title } => say(&format!("{trial}: kernel: {title}")),
             Event::StageStarted { stage } => {
                 let bar = if interactive() {
@@ -118,6 +121,14 @@ impl Printer {
             }
         }
     }
+}
+
+/// A test list is printing: its results carry the findings.
+static LISTING: AtomicBool = AtomicBool::new(false);
+
+/// Say whether a test list is printing (findings are then left to it).
+pub fn set_listing(on: bool) {
+    LISTING.store(on, Ordering::SeqCst);
 }
 
 /// How often a long stage prints a plain line when not on a terminal.

@@ -4,7 +4,7 @@
 //! /dev/fuse and a simulated kernel. Every request leaves one JSON line in
 //! the request log; INIT also leaves an [`InitRecord`].
 
-use super::fault::{finish_fmap, Fault, FaultClass, FmapPost};
+use super::fault::{finish_fmap, Fault, FaultClass, FmapPost, NotifyInval, NotifyStore, PushFault};
 use super::scenario::{Config, FamfsMode, InitMalformed, Node, NodeKind, Occurrence, PushMode};
 use famfs_proto::abi::{
     self, fattr, init_flags, notify, AttrOut, CreateIn, DaxdevOut, EntryOut, GetFmapIn, GetxattrIn,
@@ -157,6 +157,107 @@ enum Out {
     Error(i32),
     /// Requests that take no reply.
     None,
+}
+
+/// The reply as the handler made it and the faults left it, with what goes
+/// around it.
+struct Wrapped {
+    /// Before the reply (delays, pushes before it).
+    before: Vec<Action>,
+    /// After the reply (pushes, notifications).
+    after: Vec<Action>,
+    out: Out,
+    /// Instead of the reply: withhold it, or exit.
+    end: Option<Action>,
+    /// An error reply that carries 8 payload bytes.
+    error_payload: bool,
+    /// Header `len` off by this many bytes.
+    len_delta: i64,
+}
+
+impl Wrapped {
+    /// The actions in order, with the reply's account in `rec`; and where
+    /// the actions after the reply start.
+    fn into_actions(self, unique: u64, rec: &mut RequestRecord) -> (Vec<Action>, usize) {
+        let mut actions = self.before;
+        let mut reply_bytes = None;
+        match self.end {
+            Some(a) => {
+                rec.reply = if matches!(a, Action::Exit(_)) {
+                    "exit"
+                } else {
+                    "withheld"
+                }
+                .into();
+                actions.push(a);
+            }
+            None => match self.out {
+                Out::None => rec.reply = "none".into(),
+                Out::Data(p) => {
+                    rec.reply = "data".into();
+                    rec.bytes = Some(p.len());
+                    reply_bytes = Some(message(unique, 0, &p));
+                }
+                Out::Error(e) => {
+                    rec.reply = "error".into();
+                    rec.errno = Some(e.wrapping_neg());
+                    let p: &[u8] = if self.error_payload { &[0u8; 8] } else { &[] };
+                    rec.bytes = self.error_payload.then_some(p.len());
+                    reply_bytes = Some(message(unique, e, p));
+                }
+            },
+        }
+        if let Some(mut m) = reply_bytes {
+            if self.len_delta != 0 {
+                let len = (m.len() as i64 + self.len_delta) as u32;
+                m[..4].copy_from_slice(&len.to_le_bytes());
+            }
+            actions.push(Action::Write(m));
+        }
+        let after_reply = actions.len();
+        actions.extend(self.after);
+        (actions, after_reply)
+    }
+}
+
+/// A `notify_store` fault's NOTIFY_STORE into `node` (and the wait before it).
+fn notify_store(n: &NotifyStore, node: u64) -> Vec<Action> {
+    let data = match (&n.data, n.len) {
+        (Some(d), _) => d.as_bytes().to_vec(),
+        (None, Some(l)) => vec![0x5a; l.0 as usize],
+        (None, None) => vec![0x5a; 4096],
+    };
+    let mut p = NotifyStoreOut {
+        nodeid: node,
+        offset: n.offset.map_or(0, |o| o.0),
+        size: data.len() as u32,
+        padding: 0,
+    }
+    .to_bytes();
+    p.extend_from_slice(&data);
+    let mut out = Vec::new();
+    if let Some(ms) = n.after_ms {
+        out.push(Action::Sleep(Duration::from_millis(ms)));
+    }
+    out.push(Action::Write(abi::notification(notify::STORE, &p)));
+    out
+}
+
+/// A `notify_inval_inode` fault's NOTIFY_INVAL_INODE of `node` (and the
+/// wait before it).
+fn notify_inval_inode(n: &NotifyInval, node: u64) -> Vec<Action> {
+    let p = NotifyInvalInodeOut {
+        ino: node,
+        off: n.offset,
+        len: n.len,
+    }
+    .to_bytes();
+    let mut out = Vec::new();
+    if let Some(ms) = n.after_ms {
+        out.push(Action::Sleep(Duration::from_millis(ms)));
+    }
+    out.push(Action::Write(abi::notification(notify::INVAL_INODE, &p)));
+    out
 }
 
 /// The transport-independent server.
@@ -359,120 +460,29 @@ impl Server {
             Err(e) => return self.malformed_request(request, t_us, &e.to_string()),
         };
         let kind = self.classify(h.opcode);
-
-        // The node a rule's `path` refers to.
-        let mut path = None;
-        let subject = match kind {
-            OpKind::Std(Opcode::Lookup) => {
-                let name = cstr(payload);
-                let parent = self.node(h.nodeid);
-                path = parent.map(|p| join(&p.path, &String::from_utf8_lossy(name)));
-                parent.and_then(|p| child(p, name))
-            }
-            OpKind::GetDaxdev => None,
-            _ => {
-                let n = self.node(h.nodeid);
-                path = n.map(|n| n.path.clone());
-                n.map(|n| n.nodeid)
-            }
-        };
+        let (subject, path) = self.subject(kind, &h, payload);
         let fired = self.match_rules(h.opcode, kind, subject, h.nodeid);
         let mut applied: Vec<String> = Vec::new();
-
-        let mut pending_init = None;
-        let out = match kind {
-            OpKind::Std(Opcode::Init) => {
-                let (out, rec) = self.init(payload);
-                pending_init = rec;
-                out
-            }
-            OpKind::GetFmap => self.get_fmap(&h, payload, &fired, &mut applied),
-            OpKind::GetDaxdev => self.get_daxdev(&h, &fired, &mut applied),
-            OpKind::Std(op) => self.standard(op, &h, payload, &fired, &mut applied),
-            OpKind::Unknown(_) => err(ENOSYS),
-        };
+        let (out, pending_init) = self.answer(kind, &h, payload, &fired, &mut applied);
 
         // Faults that replace or wrap whatever the handler produced.
-        let mut actions = Vec::new();
+        let mut before = Vec::new();
         if kind == OpKind::Std(Opcode::Lookup) && self.famfs && self.pushing(PushMode::Lookup) {
             let devices = subject
                 .and_then(|n| self.node(n))
                 .map(|n| n.fmap_devices())
                 .unwrap_or_default();
-            actions.extend(self.pushes_for(devices, "lookup"));
+            before.extend(self.pushes_for(devices, "lookup"));
         }
-        let mut after = Vec::new();
-        let (mut error_payload, mut len_delta) = (false, 0i64);
-        let mut out = Some(out);
-        let mut end: Option<Action> = None;
-        for &i in &fired {
-            let rule = &self.cfg.rules[i];
-            let mut used = true;
-            match &rule.fault {
-                Fault::Delay(ms) => actions.push(Action::Sleep(Duration::from_millis(*ms))),
-                Fault::Error(e) => out = Some(Out::Error(e.0.wrapping_neg())),
-                Fault::RawError(v) => out = Some(Out::Error(*v)),
-                Fault::ErrorWithPayload(e) => {
-                    out = Some(Out::Error(e.0.wrapping_neg()));
-                    error_payload = true;
-                }
-                Fault::LenMismatch(d) => len_delta += i64::from(*d),
-                Fault::NeverReply => end = Some(Action::Withhold { unique: h.unique }),
-                Fault::Exit(code) => end = Some(Action::Exit(*code)),
-                Fault::Push(f) => {
-                    let req = PushReq {
-                        index: f.index,
-                        path: (!f.bad_fd)
-                            .then(|| f.path.clone().unwrap_or_else(|| self.daxdev_path(f.index))),
-                        why: rule.name.clone(),
-                        famfs_on: self.famfs,
-                        after_init: self.init.is_some(),
-                    };
-                    if f.before_reply {
-                        actions.push(Action::Push(req));
-                    } else {
-                        after.push(Action::Push(req));
-                    }
-                }
-                Fault::NotifyStore(n) => {
-                    let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
-                    let data = match (&n.data, n.len) {
-                        (Some(d), _) => d.as_bytes().to_vec(),
-                        (None, Some(l)) => vec![0x5a; l.0 as usize],
-                        (None, None) => vec![0x5a; 4096],
-                    };
-                    let mut p = NotifyStoreOut {
-                        nodeid: node,
-                        offset: n.offset.map_or(0, |o| o.0),
-                        size: data.len() as u32,
-                        padding: 0,
-                    }
-                    .to_bytes();
-                    p.extend_from_slice(&data);
-                    if let Some(ms) = n.after_ms {
-                        after.push(Action::Sleep(Duration::from_millis(ms)));
-                    }
-                    after.push(Action::Write(abi::notification(notify::STORE, &p)));
-                }
-                Fault::NotifyInvalInode(n) => {
-                    let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
-                    let p = NotifyInvalInodeOut {
-                        ino: node,
-                        off: n.offset,
-                        len: n.len,
-                    }
-                    .to_bytes();
-                    if let Some(ms) = n.after_ms {
-                        after.push(Action::Sleep(Duration::from_millis(ms)));
-                    }
-                    after.push(Action::Write(abi::notification(notify::INVAL_INODE, &p)));
-                }
-                _ => used = false,
-            }
-            if used {
-                applied.push(rule.name.clone());
-            }
-        }
+        let mut w = Wrapped {
+            before,
+            after: Vec::new(),
+            out,
+            end: None,
+            error_payload: false,
+            len_delta: 0,
+        };
+        self.wrap_faults(&fired, &h, subject, &mut w, &mut applied);
 
         let mut rec = RequestRecord {
             event: "request".into(),
@@ -488,76 +498,151 @@ impl Server {
             errno: None,
             faults: Vec::new(),
         };
-        let mut reply_bytes = None;
-        match end {
-            Some(a) => {
-                rec.reply = if matches!(a, Action::Exit(_)) {
-                    "exit"
-                } else {
-                    "withheld"
-                }
-                .into();
-                actions.push(a);
-            }
-            None => match out.take().expect("set above") {
-                Out::None => rec.reply = "none".into(),
-                Out::Data(p) => {
-                    rec.reply = "data".into();
-                    rec.bytes = Some(p.len());
-                    reply_bytes = Some(message(h.unique, 0, &p));
-                }
-                Out::Error(e) => {
-                    rec.reply = "error".into();
-                    rec.errno = Some(e.wrapping_neg());
-                    let p: &[u8] = if error_payload { &[0u8; 8] } else { &[] };
-                    rec.bytes = error_payload.then_some(p.len());
-                    reply_bytes = Some(message(h.unique, e, p));
-                }
-            },
-        }
-        if let Some(mut m) = reply_bytes {
-            if len_delta != 0 {
-                let len = (m.len() as i64 + len_delta) as u32;
-                m[..4].copy_from_slice(&len.to_le_bytes());
-            }
-            actions.push(Action::Write(m));
-        }
-        let after_reply = actions.len();
-        actions.extend(after);
-
-        if let Some(mut ir) = pending_init {
-            if rec.reply != "data" {
-                ir.famfs_enabled = false;
-                ir.reply_len = 0;
-                ir.replied = 0;
-                ir.replied_names.clear();
-            }
-            ir.faults = applied.clone();
-            self.famfs = ir.famfs_enabled;
-            // Pushes after the reply meet the connection the reply made.
-            for a in &mut actions[after_reply..] {
-                if let Action::Push(p) = a {
-                    p.famfs_on = self.famfs;
-                    p.after_init = true;
-                }
-            }
-            if self.famfs && self.pushing(PushMode::Mount) {
-                let all: Vec<u64> = self.cfg.daxdevs.keys().map(|&i| u64::from(i)).collect();
-                actions.extend(self.pushes_for(all, "mount"));
-            }
-            if let Some(p) = &self.init_path {
-                // Last: a case that sees the record may open files, so the
-                // pushes at mount are done by then.
-                let text = serde_json::to_string_pretty(&ir).expect("records serialize");
-                actions.push(Action::Record {
-                    path: p.clone(),
-                    text: text + "\n",
-                });
-            }
-            self.init = Some(ir);
+        let (mut actions, after_reply) = w.into_actions(h.unique, &mut rec);
+        if let Some(ir) = pending_init {
+            self.init_answered(ir, rec.reply == "data", &applied, &mut actions, after_reply);
         }
         rec.faults = applied;
         (actions, rec)
+    }
+
+    /// The node a rule's `path` refers to, and the path the request is
+    /// about (LOOKUP: the name looked up).
+    fn subject(&self, kind: OpKind, h: &InHeader, payload: &[u8]) -> (Option<u64>, Option<String>) {
+        match kind {
+            OpKind::Std(Opcode::Lookup) => {
+                let name = cstr(payload);
+                let parent = self.node(h.nodeid);
+                let path = parent.map(|p| join(&p.path, &String::from_utf8_lossy(name)));
+                (parent.and_then(|p| child(p, name)), path)
+            }
+            OpKind::GetDaxdev => (None, None),
+            _ => {
+                let n = self.node(h.nodeid);
+                (n.map(|n| n.nodeid), n.map(|n| n.path.clone()))
+            }
+        }
+    }
+
+    /// The handler's reply (INIT: with its record, written once the reply's
+    /// fate is known).
+    fn answer(
+        &mut self,
+        kind: OpKind,
+        h: &InHeader,
+        payload: &[u8],
+        fired: &[usize],
+        applied: &mut Vec<String>,
+    ) -> (Out, Option<InitRecord>) {
+        match kind {
+            OpKind::Std(Opcode::Init) => self.init(payload),
+            OpKind::GetFmap => (self.get_fmap(h, payload, fired, applied), None),
+            OpKind::GetDaxdev => (self.get_daxdev(h, fired, applied), None),
+            OpKind::Std(op) => (self.standard(op, h, payload, fired, applied), None),
+            OpKind::Unknown(_) => (err(ENOSYS), None),
+        }
+    }
+
+    /// Applies the faults of any request (errors, delays, no reply, pushes,
+    /// notifications) to the reply and what goes around it.
+    fn wrap_faults(
+        &self,
+        fired: &[usize],
+        h: &InHeader,
+        subject: Option<u64>,
+        w: &mut Wrapped,
+        applied: &mut Vec<String>,
+    ) {
+        for &i in fired {
+            let rule = &self.cfg.rules[i];
+            let mut used = true;
+            match &rule.fault {
+                Fault::Delay(ms) => w.before.push(Action::Sleep(Duration::from_millis(*ms))),
+                Fault::Error(e) => w.out = Out::Error(e.0.wrapping_neg()),
+                Fault::RawError(v) => w.out = Out::Error(*v),
+                Fault::ErrorWithPayload(e) => {
+                    w.out = Out::Error(e.0.wrapping_neg());
+                    w.error_payload = true;
+                }
+                Fault::LenMismatch(d) => w.len_delta += i64::from(*d),
+                Fault::NeverReply => w.end = Some(Action::Withhold { unique: h.unique }),
+                Fault::Exit(code) => w.end = Some(Action::Exit(*code)),
+                Fault::Push(f) => {
+                    let push = Action::Push(self.push_fault(f, &rule.name));
+                    if f.before_reply {
+                        w.before.push(push);
+                    } else {
+                        w.after.push(push);
+                    }
+                }
+                Fault::NotifyStore(n) => {
+                    let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
+                    w.after.extend(notify_store(n, node));
+                }
+                Fault::NotifyInvalInode(n) => {
+                    let node = rule.notify_node.or(subject).unwrap_or(h.nodeid);
+                    w.after.extend(notify_inval_inode(n, node));
+                }
+                _ => used = false,
+            }
+            if used {
+                applied.push(rule.name.clone());
+            }
+        }
+    }
+
+    /// The push a `push` fault makes (rule `why`).
+    fn push_fault(&self, f: &PushFault, why: &str) -> PushReq {
+        PushReq {
+            index: f.index,
+            path: (!f.bad_fd).then(|| f.path.clone().unwrap_or_else(|| self.daxdev_path(f.index))),
+            why: why.into(),
+            famfs_on: self.famfs,
+            after_init: self.init.is_some(),
+        }
+    }
+
+    /// INIT was answered (`replied_data`: with a data reply, or the
+    /// connection is not up): famfs as negotiated, the pushes at mount and
+    /// the INIT record. `after_reply`: where the actions after the reply
+    /// start.
+    fn init_answered(
+        &mut self,
+        mut ir: InitRecord,
+        replied_data: bool,
+        applied: &[String],
+        actions: &mut Vec<Action>,
+        after_reply: usize,
+    ) {
+        if !replied_data {
+            ir.famfs_enabled = false;
+            ir.reply_len = 0;
+            ir.replied = 0;
+            ir.replied_names.clear();
+        }
+        ir.faults = applied.to_vec();
+        self.famfs = ir.famfs_enabled;
+        // Pushes after the reply meet the connection the reply made.
+        for a in &mut actions[after_reply..] {
+            if let Action::Push(p) = a {
+                p.famfs_on = self.famfs;
+                p.after_init = true;
+            }
+        }
+        if self.famfs && self.pushing(PushMode::Mount) {
+            let all: Vec<u64> = self.cfg.daxdevs.keys().map(|&i| u64::from(i)).collect();
+            actions.extend(self.pushes_for(all, "mount"));
+        }
+        if let Some(p) = &self.init_path {
+            // Last: a case that sees the record may open files, so the
+            // pushes at mount are done by then.
+            let text = serde_json::to_string_pretty(&ir).expect("records serialize");
+            actions.push(Action::Record {
+                path: p.clone(),
+                text: text + "\n",
+            });
+        }
+        self.init = Some(ir);
     }
 
     /// Whether the profile pushes devices and the scenario pushes them
@@ -823,20 +908,7 @@ impl Server {
         applied: &mut Vec<String>,
     ) -> Out {
         match op {
-            Opcode::Lookup => {
-                let Some(parent) = self.node(h.nodeid) else {
-                    return err(ENOENT);
-                };
-                if !parent.is_dir() {
-                    return err(ENOTDIR);
-                }
-                let Some(c) = child(parent, cstr(payload)).and_then(|c| self.visible(c)) else {
-                    return err(ENOENT);
-                };
-                let mut e = self.entry(c);
-                self.attr_faults(&mut e.attr, fired, applied);
-                Out::Data(e.to_bytes())
-            }
+            Opcode::Lookup => self.lookup(h, payload, fired, applied),
             Opcode::Getattr => {
                 let Some(n) = self.node(h.nodeid) else {
                     return err(ENOENT);
@@ -846,110 +918,15 @@ impl Server {
                 Out::Data(a.to_bytes())
             }
             Opcode::Setattr => self.setattr(h, payload, fired, applied),
-            Opcode::Open | Opcode::Opendir => {
-                let Some(n) = self.node(h.nodeid) else {
-                    return err(ENOENT);
-                };
-                match (op, n.is_dir()) {
-                    (Opcode::Open, true) => return err(EISDIR),
-                    (Opcode::Opendir, false) => return err(ENOTDIR),
-                    _ => {}
-                }
-                let fh = self.next_fh;
-                self.next_fh += 1;
-                Out::Data(
-                    OpenOut {
-                        fh,
-                        open_flags: 0,
-                        backing_id: 0,
-                    }
-                    .to_bytes(),
-                )
-            }
-            Opcode::Read => {
-                let Ok(r) = ReadIn::decode(payload) else {
-                    return err(EINVAL);
-                };
-                let Some(n) = self.node(h.nodeid) else {
-                    return err(ENOENT);
-                };
-                match &n.kind {
-                    NodeKind::Dir { .. } => err(EISDIR),
-                    // famfs data never goes through READ; like famfs_fused,
-                    // there is no handler for it.
-                    NodeKind::File { fmap: Some(_), .. } => err(ENOSYS),
-                    NodeKind::File { content, .. } => {
-                        // A read never asks for more than max_read; the cap
-                        // only guards against a misbehaving peer.
-                        let want = u64::from(r.size).min(MAX_READ_REPLY);
-                        let end = n.size.min(r.offset.saturating_add(want));
-                        let start = r.offset.min(end);
-                        let mut data = vec![0u8; (end - start) as usize];
-                        if let Some(c) = content {
-                            let cs = (start as usize).min(c.len());
-                            let ce = (end as usize).min(c.len());
-                            data[..ce - cs].copy_from_slice(&c[cs..ce]);
-                        }
-                        Out::Data(data)
-                    }
-                }
-            }
-            Opcode::Readdir | Opcode::Readdirplus => {
-                let Ok(r) = ReadIn::decode(payload) else {
-                    return err(EINVAL);
-                };
-                let Some(n) = self.node(h.nodeid) else {
-                    return err(ENOENT);
-                };
-                let NodeKind::Dir { children } = &n.kind else {
-                    return err(ENOTDIR);
-                };
-                let mut list: Vec<(&str, &Node)> =
-                    vec![(".", n), ("..", self.node(n.parent).unwrap_or(n))];
-                list.extend(
-                    children
-                        .iter()
-                        .filter_map(|(name, id)| Some((name.as_str(), self.visible(*id)?))),
-                );
-                let mut buf = Vec::new();
-                for (i, (name, c)) in list.iter().enumerate().skip(r.offset as usize) {
-                    let mut one = Vec::new();
-                    let typ = abi::dirent_type(c.mode());
-                    if op == Opcode::Readdir {
-                        abi::push_dirent(&mut one, c.nodeid, i as u64 + 1, typ, name.as_bytes());
-                    } else {
-                        let mut e = self.entry(c);
-                        if i < 2 {
-                            // No lookup reference for "." and "..".
-                            e.nodeid = 0;
-                        }
-                        abi::push_direntplus(&mut one, &e, i as u64 + 1, typ, name.as_bytes());
-                    }
-                    if buf.len() + one.len() > r.size as usize {
-                        break;
-                    }
-                    buf.extend_from_slice(&one);
-                }
-                Out::Data(buf)
-            }
+            Opcode::Open | Opcode::Opendir => self.open(op, h),
+            Opcode::Read => self.read(h, payload),
+            Opcode::Readdir | Opcode::Readdirplus => self.readdir(op, h, payload),
             Opcode::Release
             | Opcode::Releasedir
             | Opcode::Flush
             | Opcode::Fsync
             | Opcode::Fsyncdir => Out::Data(Vec::new()),
-            Opcode::Statfs => {
-                let used = self
-                    .nodes
-                    .iter()
-                    .fold(0u64, |a, n| a.saturating_add(n.size.div_ceil(4096)));
-                let mut s = StatfsOut::default();
-                s.st.blocks = used.max(1);
-                s.st.files = self.nodes.len() as u64;
-                s.st.bsize = 4096;
-                s.st.frsize = 4096;
-                s.st.namelen = 255;
-                Out::Data(s.to_bytes())
-            }
+            Opcode::Statfs => self.statfs(),
             Opcode::Getxattr => err(ENODATA),
             Opcode::Listxattr => match GetxattrIn::decode(payload) {
                 Ok(g) if g.size == 0 => Out::Data(
@@ -962,33 +939,7 @@ impl Server {
                 Ok(_) => Out::Data(Vec::new()),
                 Err(_) => err(EINVAL),
             },
-            // famfs_fused refuses to create files (ENOTSUP); a scenario's
-            // `create: true` file comes into being here.
-            Opcode::Create => {
-                let name = payload.get(CreateIn::SIZE..).map(cstr);
-                let found = self
-                    .node(h.nodeid)
-                    .zip(name)
-                    .and_then(|(dir, name)| child(dir, name))
-                    .and_then(|id| self.node_index(id))
-                    .filter(|&i| self.hidden[i]);
-                let Some(i) = found else {
-                    return err(EOPNOTSUPP);
-                };
-                self.hidden[i] = false;
-                let fh = self.next_fh;
-                self.next_fh += 1;
-                let mut bytes = self.entry(&self.nodes[i]).to_bytes();
-                bytes.extend_from_slice(
-                    &OpenOut {
-                        fh,
-                        open_flags: 0,
-                        backing_id: 0,
-                    }
-                    .to_bytes(),
-                );
-                Out::Data(bytes)
-            }
+            Opcode::Create => self.create(h, payload),
             // Only files the kernel created take data (the page cache path
             // weak spot 6 needs); famfs data never goes through WRITE.
             Opcode::Write => match (WriteIn::decode(payload), self.node(h.nodeid)) {
@@ -1007,6 +958,159 @@ impl Server {
             Opcode::Destroy => Out::Data(Vec::new()),
             _ => err(ENOSYS),
         }
+    }
+
+    fn lookup(
+        &self,
+        h: &InHeader,
+        payload: &[u8],
+        fired: &[usize],
+        applied: &mut Vec<String>,
+    ) -> Out {
+        let Some(parent) = self.node(h.nodeid) else {
+            return err(ENOENT);
+        };
+        if !parent.is_dir() {
+            return err(ENOTDIR);
+        }
+        let Some(c) = child(parent, cstr(payload)).and_then(|c| self.visible(c)) else {
+            return err(ENOENT);
+        };
+        let mut e = self.entry(c);
+        self.attr_faults(&mut e.attr, fired, applied);
+        Out::Data(e.to_bytes())
+    }
+
+    /// OPEN and OPENDIR: a new file handle.
+    fn open(&mut self, op: Opcode, h: &InHeader) -> Out {
+        let Some(n) = self.node(h.nodeid) else {
+            return err(ENOENT);
+        };
+        match (op, n.is_dir()) {
+            (Opcode::Open, true) => return err(EISDIR),
+            (Opcode::Opendir, false) => return err(ENOTDIR),
+            _ => {}
+        }
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        Out::Data(
+            OpenOut {
+                fh,
+                open_flags: 0,
+                backing_id: 0,
+            }
+            .to_bytes(),
+        )
+    }
+
+    fn read(&self, h: &InHeader, payload: &[u8]) -> Out {
+        let Ok(r) = ReadIn::decode(payload) else {
+            return err(EINVAL);
+        };
+        let Some(n) = self.node(h.nodeid) else {
+            return err(ENOENT);
+        };
+        match &n.kind {
+            NodeKind::Dir { .. } => err(EISDIR),
+            // famfs data never goes through READ; like famfs_fused,
+            // there is no handler for it.
+            NodeKind::File { fmap: Some(_), .. } => err(ENOSYS),
+            NodeKind::File { content, .. } => {
+                // A read never asks for more than max_read; the cap
+                // only guards against a misbehaving peer.
+                let want = u64::from(r.size).min(MAX_READ_REPLY);
+                let end = n.size.min(r.offset.saturating_add(want));
+                let start = r.offset.min(end);
+                let mut data = vec![0u8; (end - start) as usize];
+                if let Some(c) = content {
+                    let cs = (start as usize).min(c.len());
+                    let ce = (end as usize).min(c.len());
+                    data[..ce - cs].copy_from_slice(&c[cs..ce]);
+                }
+                Out::Data(data)
+            }
+        }
+    }
+
+    /// READDIR and READDIRPLUS.
+    fn readdir(&self, op: Opcode, h: &InHeader, payload: &[u8]) -> Out {
+        let Ok(r) = ReadIn::decode(payload) else {
+            return err(EINVAL);
+        };
+        let Some(n) = self.node(h.nodeid) else {
+            return err(ENOENT);
+        };
+        let NodeKind::Dir { children } = &n.kind else {
+            return err(ENOTDIR);
+        };
+        let mut list: Vec<(&str, &Node)> = vec![(".", n), ("..", self.node(n.parent).unwrap_or(n))];
+        list.extend(
+            children
+                .iter()
+                .filter_map(|(name, id)| Some((name.as_str(), self.visible(*id)?))),
+        );
+        let mut buf = Vec::new();
+        for (i, (name, c)) in list.iter().enumerate().skip(r.offset as usize) {
+            let mut one = Vec::new();
+            let typ = abi::dirent_type(c.mode());
+            if op == Opcode::Readdir {
+                abi::push_dirent(&mut one, c.nodeid, i as u64 + 1, typ, name.as_bytes());
+            } else {
+                let mut e = self.entry(c);
+                if i < 2 {
+                    // No lookup reference for "." and "..".
+                    e.nodeid = 0;
+                }
+                abi::push_direntplus(&mut one, &e, i as u64 + 1, typ, name.as_bytes());
+            }
+            if buf.len() + one.len() > r.size as usize {
+                break;
+            }
+            buf.extend_from_slice(&one);
+        }
+        Out::Data(buf)
+    }
+
+    fn statfs(&self) -> Out {
+        let used = self
+            .nodes
+            .iter()
+            .fold(0u64, |a, n| a.saturating_add(n.size.div_ceil(4096)));
+        let mut s = StatfsOut::default();
+        s.st.blocks = used.max(1);
+        s.st.files = self.nodes.len() as u64;
+        s.st.bsize = 4096;
+        s.st.frsize = 4096;
+        s.st.namelen = 255;
+        Out::Data(s.to_bytes())
+    }
+
+    /// famfs_fused refuses to create files (ENOTSUP); a scenario's
+    /// `create: true` file comes into being here.
+    fn create(&mut self, h: &InHeader, payload: &[u8]) -> Out {
+        let name = payload.get(CreateIn::SIZE..).map(cstr);
+        let found = self
+            .node(h.nodeid)
+            .zip(name)
+            .and_then(|(dir, name)| child(dir, name))
+            .and_then(|id| self.node_index(id))
+            .filter(|&i| self.hidden[i]);
+        let Some(i) = found else {
+            return err(EOPNOTSUPP);
+        };
+        self.hidden[i] = false;
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        let mut bytes = self.entry(&self.nodes[i]).to_bytes();
+        bytes.extend_from_slice(
+            &OpenOut {
+                fh,
+                open_flags: 0,
+                backing_id: 0,
+            }
+            .to_bytes(),
+        );
+        Out::Data(bytes)
     }
 
     fn setattr(

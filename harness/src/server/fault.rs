@@ -290,6 +290,75 @@ fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// The sum of extent lengths (`nbytes` for interleaved extents), with
+/// 64-bit wrap-around like the kernel's.
+fn records_total(raw: &RawFmap) -> u64 {
+    raw.records.iter().fold(0u64, |a, r| match r {
+        Record::Extent(e) => a.wrapping_add(e.len),
+        Record::Interleave(h) => a.wrapping_add(h.nbytes),
+        Record::Strip(_) => a,
+    })
+}
+
+/// The last extent, or interleaved extent header, of `raw`.
+fn last_extent(raw: &mut RawFmap) -> Option<&mut Record> {
+    raw.records
+        .iter_mut()
+        .rev()
+        .find(|r| !matches!(r, Record::Strip(_)))
+}
+
+/// `huge_file_size`: a `file_size` of 2^63.
+fn huge_file_size(raw: &mut RawFmap, p: &Profile) {
+    // Stretch the last extent so the lengths still cover the size:
+    // otherwise the sum check rejects the fmap first and the unchecked
+    // size never reaches the kernel.
+    let huge = 1u64 << 63;
+    let others = {
+        let mut r = raw.clone();
+        match last_extent(&mut r) {
+            Some(Record::Extent(e)) => e.len = 0,
+            Some(Record::Interleave(h)) => h.nbytes = 0,
+            _ => {}
+        }
+        records_total(&r)
+    };
+    let need = huge
+        .wrapping_sub(others)
+        .checked_next_multiple_of(p.alignment)
+        .unwrap_or(huge);
+    match last_extent(raw) {
+        Some(Record::Extent(e)) => e.len = need,
+        Some(Record::Interleave(h)) => h.nbytes = need,
+        _ => {}
+    }
+    raw.set_file_size(huge);
+}
+
+/// `overlap`: simple, repeat extent 0; interleaved, repeat strip 0 of
+/// extent 0 right after it. Counts follow the new record. False if there
+/// is nothing to repeat.
+fn overlap(raw: &mut RawFmap) -> bool {
+    match raw.records.first().copied() {
+        Some(Record::Extent(e)) => {
+            raw.records.push(Record::Extent(e));
+            raw.header.nextents = raw.header.nextents.wrapping_add(1);
+        }
+        Some(Record::Interleave(_)) => {
+            let Some(Record::Strip(s)) = raw.records.get(1).copied() else {
+                return false;
+            };
+            raw.records.insert(2, Record::Strip(s));
+            let h = raw
+                .interleave_mut(0)
+                .expect("record 0 is an interleaved header");
+            h.nstrips = h.nstrips.wrapping_add(1);
+        }
+        _ => return false,
+    }
+    true
+}
+
 impl Fault {
     pub fn class(&self) -> FaultClass {
         use Fault::*;
@@ -408,13 +477,6 @@ impl Fault {
     /// Applies an fmap fault to `raw`; false if the fault found nothing to
     /// change (its target is missing in this fmap).
     pub fn apply_fmap(&self, raw: &mut RawFmap, p: &Profile, post: &mut FmapPost) -> bool {
-        let records_total = |raw: &RawFmap| {
-            raw.records.iter().fold(0u64, |a, r| match r {
-                Record::Extent(e) => a.wrapping_add(e.len),
-                Record::Interleave(h) => a.wrapping_add(h.nbytes),
-                Record::Strip(_) => a,
-            })
-        };
         match self {
             Fault::ShortPayload(n) => {
                 raw.truncate(*n);
@@ -434,59 +496,14 @@ impl Fault {
                 }
                 post.truncate_last = true;
             }
-            Fault::MisalignedOffset(m) => {
-                let by = m.by.map_or(4096, |b| b.0);
-                let Some(e) = target_record(raw, m.extent, m.strip) else {
-                    return false;
-                };
-                e.offset = e.offset.wrapping_add(by);
-            }
-            Fault::MisalignedLen(m) => {
-                let by = m.by.map_or(4096, |b| b.0);
-                let Some(e) = target_record(raw, m.extent, m.strip) else {
-                    return false;
-                };
-                e.len = e.len.wrapping_add(by);
-            }
-            Fault::Devindex(v) => {
-                let Some(e) = target_record(raw, v.extent, v.strip) else {
-                    return false;
-                };
-                e.devindex = v.value.0 as u32;
-            }
-            Fault::OffsetWrap(t) => {
-                let Some(e) = target_record(raw, t.extent, t.strip) else {
-                    return false;
-                };
-                e.offset = 0u64.wrapping_sub(p.alignment);
-                if e.len == 0 {
-                    e.len = p.alignment;
-                }
-            }
-            Fault::Nstrips(v) => {
-                let Some(h) = raw.interleave_mut(v.extent as usize) else {
-                    return false;
-                };
-                h.nstrips = v.value.0 as u32;
-            }
-            Fault::NstripsOverMax(e) => {
-                let Some(h) = raw.interleave_mut(e.extent as usize) else {
-                    return false;
-                };
-                h.nstrips = p.max_strips.saturating_add(1);
-            }
-            Fault::ChunkSize(v) => {
-                let Some(h) = raw.interleave_mut(v.extent as usize) else {
-                    return false;
-                };
-                h.chunk_size = v.value.0 as u32;
-            }
-            Fault::Nbytes(v) => {
-                let Some(h) = raw.interleave_mut(v.extent as usize) else {
-                    return false;
-                };
-                h.nbytes = v.value.0;
-            }
+            Fault::MisalignedOffset(_)
+            | Fault::MisalignedLen(_)
+            | Fault::Devindex(_)
+            | Fault::OffsetWrap(_) => return self.apply_record(raw, p),
+            Fault::Nstrips(_)
+            | Fault::NstripsOverMax(_)
+            | Fault::ChunkSize(_)
+            | Fault::Nbytes(_) => return self.apply_interleave(raw, p),
             Fault::ShortOfFileSize => {
                 let total = records_total(raw);
                 raw.set_file_size(total.wrapping_add(p.alignment));
@@ -494,64 +511,10 @@ impl Fault {
             Fault::FileSize(s) => {
                 raw.set_file_size(s.0);
             }
-            Fault::HugeFileSize => {
-                // Stretch the last extent so the lengths still cover the
-                // size: otherwise the sum check rejects the fmap first and
-                // the unchecked size never reaches the kernel.
-                let huge = 1u64 << 63;
-                let others = {
-                    let mut r = raw.clone();
-                    match r
-                        .records
-                        .iter_mut()
-                        .rev()
-                        .find(|r| !matches!(r, Record::Strip(_)))
-                    {
-                        Some(Record::Extent(e)) => e.len = 0,
-                        Some(Record::Interleave(h)) => h.nbytes = 0,
-                        _ => {}
-                    }
-                    records_total(&r)
-                };
-                let need = huge
-                    .wrapping_sub(others)
-                    .checked_next_multiple_of(p.alignment)
-                    .unwrap_or(huge);
-                match raw
-                    .records
-                    .iter_mut()
-                    .rev()
-                    .find(|r| !matches!(r, Record::Strip(_)))
-                {
-                    Some(Record::Extent(e)) => e.len = need,
-                    Some(Record::Interleave(h)) => h.nbytes = need,
-                    _ => {}
-                }
-                raw.set_file_size(huge);
-            }
+            Fault::HugeFileSize => huge_file_size(raw, p),
             Fault::Oversize => post.oversize = true,
             Fault::HeaderOnly => post.header_only = true,
-            Fault::Overlap => {
-                // Simple: repeat extent 0. Interleaved: repeat strip 0 of
-                // extent 0 right after it. Counts follow the new record.
-                match raw.records.first().copied() {
-                    Some(Record::Extent(e)) => {
-                        raw.records.push(Record::Extent(e));
-                        raw.header.nextents = raw.header.nextents.wrapping_add(1);
-                    }
-                    Some(Record::Interleave(_)) => {
-                        let Some(Record::Strip(s)) = raw.records.get(1).copied() else {
-                            return false;
-                        };
-                        raw.records.insert(2, Record::Strip(s));
-                        let h = raw
-                            .interleave_mut(0)
-                            .expect("record 0 is an interleaved header");
-                        h.nstrips = h.nstrips.wrapping_add(1);
-                    }
-                    _ => return false,
-                }
-            }
+            Fault::Overlap => return overlap(raw),
             Fault::TrailingBytes(n) => {
                 raw.append(&vec![FILL; *n]);
             }
@@ -565,6 +528,54 @@ impl Fault {
                 let bytes = hex_bytes(&pt.hex).expect("checked when the scenario was resolved");
                 raw.patch(pt.offset, &bytes);
             }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The faults on one simple extent or strip; false if it is missing.
+    fn apply_record(&self, raw: &mut RawFmap, p: &Profile) -> bool {
+        let (extent, strip) = match self {
+            Fault::MisalignedOffset(m) | Fault::MisalignedLen(m) => (m.extent, m.strip),
+            Fault::Devindex(v) => (v.extent, v.strip),
+            Fault::OffsetWrap(t) => (t.extent, t.strip),
+            _ => return false,
+        };
+        let Some(e) = target_record(raw, extent, strip) else {
+            return false;
+        };
+        match self {
+            Fault::MisalignedOffset(m) => {
+                e.offset = e.offset.wrapping_add(m.by.map_or(4096, |b| b.0))
+            }
+            Fault::MisalignedLen(m) => e.len = e.len.wrapping_add(m.by.map_or(4096, |b| b.0)),
+            Fault::Devindex(v) => e.devindex = v.value.0 as u32,
+            Fault::OffsetWrap(_) => {
+                e.offset = 0u64.wrapping_sub(p.alignment);
+                if e.len == 0 {
+                    e.len = p.alignment;
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The faults on an interleaved extent's header; false if it is missing.
+    fn apply_interleave(&self, raw: &mut RawFmap, p: &Profile) -> bool {
+        let extent = match self {
+            Fault::Nstrips(v) | Fault::ChunkSize(v) | Fault::Nbytes(v) => v.extent,
+            Fault::NstripsOverMax(e) => e.extent,
+            _ => return false,
+        };
+        let Some(h) = raw.interleave_mut(extent as usize) else {
+            return false;
+        };
+        match self {
+            Fault::Nstrips(v) => h.nstrips = v.value.0 as u32,
+            Fault::NstripsOverMax(_) => h.nstrips = p.max_strips.saturating_add(1),
+            Fault::ChunkSize(v) => h.chunk_size = v.value.0 as u32,
+            Fault::Nbytes(v) => h.nbytes = v.value.0,
             _ => return false,
         }
         true

@@ -875,7 +875,26 @@ fn build_fmap(file: &Path, spec: &Spanned<FmapSpec>, size: Option<u64>) -> Resul
 }
 
 fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
-    // Path -> (kind, entry) with parents filled in as plain directories.
+    let entries = tree_entries(file, specs)?;
+    let ids: BTreeMap<&str, u64> = entries
+        .keys()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i as u64 + 1))
+        .collect();
+    let mut nodes = Vec::with_capacity(entries.len());
+    for (path, spec) in &entries {
+        nodes.push(build_node(file, path, *spec, &ids)?);
+    }
+    link_children(file, &mut nodes, &entries)?;
+    Ok(nodes)
+}
+
+/// Path -> the entry's spec, with parents filled in as plain directories
+/// (`None`).
+fn tree_entries<'a>(
+    file: &Path,
+    specs: &'a [NodeSpec],
+) -> Result<BTreeMap<String, Option<&'a NodeSpec>>> {
     let mut entries: BTreeMap<String, Option<&NodeSpec>> = BTreeMap::new();
     entries.insert("/".into(), None);
     for spec in specs {
@@ -896,111 +915,130 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
         }
         entries.insert(path, Some(spec));
     }
-    let implied: Vec<String> = entries
-        .keys()
-        .flat_map(|p| {
-            let mut parents = Vec::new();
-            let mut cur = p.as_str();
-            while let Some(i) = cur.rfind('/') {
-                cur = &cur[..i];
-                parents.push(if cur.is_empty() {
-                    "/".to_string()
-                } else {
-                    cur.to_string()
-                });
-                if cur.is_empty() {
-                    break;
-                }
-            }
-            parents
-        })
-        .collect();
+    let implied: Vec<String> = entries.keys().flat_map(|p| parents(p)).collect();
     for p in implied {
         entries.entry(p).or_insert(None);
     }
+    Ok(entries)
+}
 
-    let ids: BTreeMap<&str, u64> = entries
-        .keys()
-        .enumerate()
-        .map(|(i, p)| (p.as_str(), i as u64 + 1))
-        .collect();
-    let mut nodes = Vec::with_capacity(entries.len());
-    for (path, spec) in &entries {
-        let (parent, name) = match path.rfind('/') {
-            _ if path == "/" => (1, String::new()),
-            Some(0) => (1, path[1..].to_string()),
-            Some(i) => (ids[&path[..i]], path[i + 1..].to_string()),
-            None => unreachable!("normalized paths are absolute"),
-        };
-        let is_file = match spec {
-            None => false,
-            Some(s) => match s.kind {
-                Some(NodeType::File) => true,
-                Some(NodeType::Dir) => {
-                    if s.size.is_some() || s.fmap.is_some() || s.content.is_some() {
-                        fail_at!(
-                            file,
-                            &s.path.referenced,
-                            "'{path}' is a directory but has size, fmap or content"
-                        );
-                    }
-                    false
-                }
-                None => s.size.is_some() || s.fmap.is_some() || s.content.is_some(),
-            },
-        };
-        if path == "/" && is_file {
-            let s = spec.expect("a file entry has a spec");
-            fail_at!(file, &s.path.referenced, "the root must be a directory");
-        }
-        let (kind, size) = if is_file {
-            let s = spec.expect("a file entry has a spec");
-            if s.fmap.is_some() && s.content.is_some() {
-                fail_at!(file, &s.path.referenced, "'{path}' has both fmap and content; famfs data goes through the fmap, READ serves content");
-            }
-            let declared = s.size.map(|z| z.0);
-            let fmap = match &s.fmap {
-                Some(f) => Some(build_fmap(file, f, declared)?),
-                None => None,
-            };
-            let content = s.content.as_ref().map(|c| c.as_bytes().to_vec());
-            let size = declared
-                .or(fmap.as_ref().map(|f| f.file_size))
-                .or(content.as_ref().map(|c| c.len() as u64))
-                .unwrap_or(0);
-            (NodeKind::File { content, fmap }, size)
+/// The directories above a normalized path, nearest first, up to `/`.
+fn parents(path: &str) -> Vec<String> {
+    let mut parents = Vec::new();
+    let mut cur = path;
+    while let Some(i) = cur.rfind('/') {
+        cur = &cur[..i];
+        parents.push(if cur.is_empty() {
+            "/".to_string()
         } else {
-            (
-                NodeKind::Dir {
-                    children: BTreeMap::new(),
-                },
-                0,
-            )
-        };
-        let create = spec.is_some_and(|s| s.create);
-        if create && !is_file {
-            let s = spec.expect("create comes from a spec");
-            fail_at!(
-                file,
-                &s.path.referenced,
-                "'{path}' has create: true but is not a file"
-            );
-        }
-        let default_perm = if is_file { 0o644 } else { 0o755 };
-        nodes.push(Node {
-            nodeid: ids[path.as_str()],
-            parent,
-            name,
-            path: path.clone(),
-            perm: spec.and_then(|s| s.mode).map_or(default_perm, |m| m.0),
-            uid: spec.and_then(|s| s.uid).unwrap_or(0),
-            gid: spec.and_then(|s| s.gid).unwrap_or(0),
-            size,
-            kind,
-            created_by_kernel: create,
+            cur.to_string()
         });
+        if cur.is_empty() {
+            break;
+        }
     }
-    // Link children; a file cannot be a parent.
+    parents
+}
+
+/// The node at `path` (`spec`: `None` for an implied directory); `ids`:
+/// every path's node id.
+fn build_node(
+    file: &Path,
+    path: &str,
+    spec: Option<&NodeSpec>,
+    ids: &BTreeMap<&str, u64>,
+) -> Result<Node> {
+    let (parent, name) = match path.rfind('/') {
+        _ if path == "/" => (1, String::new()),
+        Some(0) => (1, path[1..].to_string()),
+        Some(i) => (ids[&path[..i]], path[i + 1..].to_string()),
+        None => unreachable!("normalized paths are absolute"),
+    };
+    let is_file = match spec {
+        None => false,
+        Some(s) => spec_is_file(file, path, s)?,
+    };
+    if path == "/" && is_file {
+        let s = spec.expect("a file entry has a spec");
+        fail_at!(file, &s.path.referenced, "the root must be a directory");
+    }
+    let (kind, size) = if is_file {
+        file_kind(file, path, spec.expect("a file entry has a spec"))?
+    } else {
+        (
+            NodeKind::Dir {
+                children: BTreeMap::new(),
+            },
+            0,
+        )
+    };
+    let create = spec.is_some_and(|s| s.create);
+    if create && !is_file {
+        let s = spec.expect("create comes from a spec");
+        fail_at!(
+            file,
+            &s.path.referenced,
+            "'{path}' has create: true but is not a file"
+        );
+    }
+    let default_perm = if is_file { 0o644 } else { 0o755 };
+    Ok(Node {
+        nodeid: ids[path],
+        parent,
+        name,
+        path: path.to_string(),
+        perm: spec.and_then(|s| s.mode).map_or(default_perm, |m| m.0),
+        uid: spec.and_then(|s| s.uid).unwrap_or(0),
+        gid: spec.and_then(|s| s.gid).unwrap_or(0),
+        size,
+        kind,
+        created_by_kernel: create,
+    })
+}
+
+/// Whether a tree entry is a file: as its `type` says, else if it has a
+/// size, fmap or content.
+fn spec_is_file(file: &Path, path: &str, s: &NodeSpec) -> Result<bool> {
+    Ok(match s.kind {
+        Some(NodeType::File) => true,
+        Some(NodeType::Dir) => {
+            if s.size.is_some() || s.fmap.is_some() || s.content.is_some() {
+                fail_at!(
+                    file,
+                    &s.path.referenced,
+                    "'{path}' is a directory but has size, fmap or content"
+                );
+            }
+            false
+        }
+        None => s.size.is_some() || s.fmap.is_some() || s.content.is_some(),
+    })
+}
+
+/// A file entry's kind (fmap or content) and size.
+fn file_kind(file: &Path, path: &str, s: &NodeSpec) -> Result<(NodeKind, u64)> {
+    if s.fmap.is_some() && s.content.is_some() {
+        fail_at!(file, &s.path.referenced, "'{path}' has both fmap and content; famfs data goes through the fmap, READ serves content");
+    }
+    let declared = s.size.map(|z| z.0);
+    let fmap = match &s.fmap {
+        Some(f) => Some(build_fmap(file, f, declared)?),
+        None => None,
+    };
+    let content = s.content.as_ref().map(|c| c.as_bytes().to_vec());
+    let size = declared
+        .or(fmap.as_ref().map(|f| f.file_size))
+        .or(content.as_ref().map(|c| c.len() as u64))
+        .unwrap_or(0);
+    Ok((NodeKind::File { content, fmap }, size))
+}
+
+/// Links children into their directories; a file cannot be a parent.
+fn link_children(
+    file: &Path,
+    nodes: &mut [Node],
+    entries: &BTreeMap<String, Option<&NodeSpec>>,
+) -> Result<()> {
     for i in 1..nodes.len() {
         let (pid, name, nid) = (nodes[i].parent, nodes[i].name.clone(), nodes[i].nodeid);
         let parent_path = nodes[pid as usize - 1].path.clone();
@@ -1019,7 +1057,7 @@ fn build_tree(file: &Path, specs: &[NodeSpec]) -> Result<Vec<Node>> {
             }
         }
     }
-    Ok(nodes)
+    Ok(())
 }
 
 /// How far into a reply a fault may write (64 MiB).
@@ -1034,7 +1072,6 @@ fn resolve_rule(
 ) -> Result<Rule> {
     let fault = &r.fault.value;
     let floc = &r.fault.referenced;
-    let class = fault.class();
     let name = fault.name();
 
     let when = match (r.nth, r.from) {
@@ -1044,23 +1081,51 @@ fn resolve_rule(
         (None, Some(n)) => Occurrence::From(n),
         (None, None) => Occurrence::Every,
     };
+    let node = rule_node(file, r, entry, by_path)?;
+    let op = rule_op(file, r, entry, &name)?;
+    check_rule_op(file, r, op, node, &name)?;
+    check_fault(file, r, node, nodes, &name)?;
+    let notify_node = notify_node(file, r, op, by_path)?;
 
-    let mut node = entry;
-    if let Some(p) = &r.path {
-        if entry.is_some() {
-            fail_at!(
-                file,
-                &p.referenced,
-                "a rule on a tree entry has its path implied; remove `path`"
-            );
-        }
-        match normalize(&p.value).and_then(|n| by_path.get(n.as_str()).copied()) {
-            Some(id) => node = Some(id),
-            None => fail_at!(file, &p.referenced, "path '{}' is not in the tree", p.value),
-        }
+    Ok(Rule {
+        op,
+        node,
+        index: r.index,
+        when,
+        times: r.times,
+        fault: fault.clone(),
+        name,
+        notify_node,
+    })
+}
+
+/// The node a rule is about: its tree entry's, or its `path`'s.
+fn rule_node(
+    file: &Path,
+    r: &RuleSpec,
+    entry: Option<u64>,
+    by_path: &BTreeMap<&str, u64>,
+) -> Result<Option<u64>> {
+    let Some(p) = &r.path else {
+        return Ok(entry);
+    };
+    if entry.is_some() {
+        fail_at!(
+            file,
+            &p.referenced,
+            "a rule on a tree entry has its path implied; remove `path`"
+        );
     }
+    match normalize(&p.value).and_then(|n| by_path.get(n.as_str()).copied()) {
+        Some(id) => Ok(Some(id)),
+        None => fail_at!(file, &p.referenced, "path '{}' is not in the tree", p.value),
+    }
+}
 
-    let op = match (&r.op, class) {
+/// The requests a rule applies to: its `op`, else the one its fault's
+/// class implies (a generic fault under a tree entry: GET_FMAP).
+fn rule_op(file: &Path, r: &RuleSpec, entry: Option<u64>, name: &str) -> Result<OpSel> {
+    Ok(match (&r.op, r.fault.value.class()) {
         (Some(op), _) => op.value,
         (None, FaultClass::Fmap) => OpSel::GetFmap,
         (None, FaultClass::Daxdev) => OpSel::GetDaxdev,
@@ -1068,12 +1133,23 @@ fn resolve_rule(
         (None, FaultClass::Generic) if entry.is_some() => OpSel::GetFmap,
         (None, FaultClass::Generic) => fail_at!(
             file,
-            floc,
+            &r.fault.referenced,
             "fault `{name}` needs `op:` (the opcode name it applies to)"
         ),
-    };
-    let oploc = r.op.as_ref().map_or(floc, |o| &o.referenced);
+    })
+}
 
+/// The fault fits the replies of `op`, and `node` and `index` fit the
+/// requests of `op`.
+fn check_rule_op(
+    file: &Path,
+    r: &RuleSpec,
+    op: OpSel,
+    node: Option<u64>,
+    name: &str,
+) -> Result<()> {
+    let class = r.fault.value.class();
+    let oploc = r.op.as_ref().map_or(&r.fault.referenced, |o| &o.referenced);
     let fits = match class {
         FaultClass::Fmap => matches!(op, OpSel::GetFmap),
         FaultClass::Daxdev => matches!(op, OpSel::GetDaxdev),
@@ -1107,8 +1183,21 @@ fn resolve_rule(
             op.name()
         );
     }
+    Ok(())
+}
 
-    if let (FaultClass::Fmap, Some(id)) = (class, node) {
+/// The fault's own checks: its target in the node's fmap, its values, and
+/// how far into a reply it writes.
+fn check_fault(
+    file: &Path,
+    r: &RuleSpec,
+    node: Option<u64>,
+    nodes: &[Node],
+    name: &str,
+) -> Result<()> {
+    let fault = &r.fault.value;
+    let floc = &r.fault.referenced;
+    if let (FaultClass::Fmap, Some(id)) = (fault.class(), node) {
         let n = &nodes[id as usize - 1];
         let Some(fmap) = n.fmap() else {
             fail_at!(
@@ -1139,7 +1228,18 @@ fn resolve_rule(
             "fault `{name}` reaches byte {n} of the reply; replies end well before {MAX_REPLY_EDIT} (the largest kernel buffer is 16 MiB)"
         );
     }
+    Ok(())
+}
 
+/// The node a notification names (`node:`), if it names one.
+fn notify_node(
+    file: &Path,
+    r: &RuleSpec,
+    op: OpSel,
+    by_path: &BTreeMap<&str, u64>,
+) -> Result<Option<u64>> {
+    let fault = &r.fault.value;
+    let floc = &r.fault.referenced;
     let notify_node = match fault.notify_path() {
         Some(p) => match normalize(p).and_then(|n| by_path.get(n.as_str()).copied()) {
             Some(id) => Some(id),
@@ -1156,17 +1256,7 @@ fn resolve_rule(
             "a notification on GET_DAXDEV needs `node:` (a path)"
         );
     }
-
-    Ok(Rule {
-        op,
-        node,
-        index: r.index,
-        when,
-        times: r.times,
-        fault: fault.clone(),
-        name,
-        notify_node,
-    })
+    Ok(notify_node)
 }
 
 #[cfg(test)]

@@ -449,6 +449,13 @@ impl Running for GroupChild {
 }
 
 /// Start direct QEMU for `spec`.
+/// Say when the kernel cannot report the guest's exit status.
+pub fn check_exit_port(cfg: &crate::kernel::config::DotConfig) {
+    if !cfg.enabled("X86_IOPL_IOPERM") {
+        crate::events::warn("kernel lacks CONFIG_X86_IOPL_IOPERM; the guest cannot report its exit status through isa-debug-exit");
+    }
+}
+
 pub fn launch_qemu(spec: &VmSpec) -> Result<GroupChild> {
     std::fs::create_dir_all(&spec.dir)?;
     let argv = spec.qemu_argv()?;

@@ -1,11 +1,11 @@
 //! Which case was running when the kernel printed a console line: the
 //! runner's markers cut a console log into case windows (start to done) and
 //! the rest (boot, between cases, after the last case, shutdown). A report
-//! belongs to the window its header line is in; nothing falls between.
+//! belongs to the window its header line is in; nothing falls between. The
+//! markers are the guest runner's, so reading them is part of the contract.
 
-use super::reports::KernelReport;
-use crate::contract::kmsg;
-use crate::contract::marker;
+use super::kmsg;
+use super::marker;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Windows {
@@ -62,20 +62,12 @@ impl Windows {
             None => vec![],
         }
     }
-
-    /// Reports outside every case window.
-    pub fn outside(&self, reports: &[KernelReport]) -> Vec<KernelReport> {
-        reports
-            .iter()
-            .filter(|r| self.case_at(r.line).is_none())
-            .cloned()
-            .collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::reports::KernelReport;
 
     #[test]
     fn windows_cut_by_markers() {
@@ -98,9 +90,10 @@ mod tests {
             vec![("x/001".into(), 2, Some(6)), ("x/002".into(), 8, None)]
         );
         let reports = crate::judge::reports::parse(con);
+        let outside = crate::judge::outside(&w, &reports);
         let titles = |rs: &[KernelReport]| rs.iter().map(|r| r.title.clone()).collect::<Vec<_>>();
         assert_eq!(
-            titles(&w.outside(&reports)),
+            titles(&outside),
             vec!["WARNING in boot_fn", "WARNING in between_fn"]
         );
         let in_case: Vec<_> = reports

@@ -1,0 +1,177 @@
+//! The schedule: which cases the kernel, the machine and the run rule out
+//! (with why), and the boot groups the rest run in, one topology each.
+//! Decided once, before anything boots; the executor and the test list both
+//! read it, in the same order.
+
+use super::case::Case;
+use super::topologies::Choice;
+use crate::contract::topology::Topology;
+use crate::kernel::build::KernelArtifacts;
+use crate::vm::qemu::Qemu;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// Every `requires.kconfig` symbol of `cases` must exist: in the kernel
+/// source's Kconfig files or in a fragment of `kernel-configs/` (symbols
+/// only some sources have, such as `FUSE_FAMFS_DAX`, are named there). A
+/// misspelt symbol would otherwise make a case not run forever.
+pub fn check_case_symbols(root: &Path, kernel: &KernelArtifacts, cases: &[Case]) -> Result<()> {
+    let Some(src) = &kernel.source else {
+        return Ok(()); // a prebuilt kernel: no source to check against
+    };
+    let wanted: Vec<(&Case, &str)> = cases
+        .iter()
+        .flat_map(|c| {
+            c.meta.requires.kconfig.iter().map(move |k| {
+                let s = k.strip_prefix('!').unwrap_or(k);
+                (c, s.strip_prefix("CONFIG_").unwrap_or(s))
+            })
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let index = crate::kernel::config::KconfigIndex::scan(&src.path)?;
+    let frag_dir = root.join("kernel-configs");
+    let mut known: std::collections::BTreeSet<String> = index.symbols.keys().cloned().collect();
+    for name in crate::kernel::config::available_fragments(&frag_dir)? {
+        for f in crate::kernel::config::load_fragments(&frag_dir, &[name])? {
+            known.extend(f.settings.into_iter().map(|s| s.symbol));
+        }
+    }
+    for (case, sym) in wanted {
+        if known.contains(sym) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&case.path).unwrap_or_default();
+        let hint = crate::base::yaml::closest(sym, known.iter().map(String::as_str))
+            .map(|c| format!("; did you mean CONFIG_{c}?"))
+            .unwrap_or_default();
+        bail!(
+            "{}:{}: requires.kconfig: CONFIG_{sym} is not a symbol of {} nor of a fragment in {}{hint}",
+            case.path.display(),
+            crate::base::yaml::line_of(&text, 1, sym),
+            src.path.display(),
+            frag_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// One boot's worth of cases with a topology that serves them all.
+#[derive(Debug, Clone)]
+pub struct BootGroup {
+    pub topology: Topology,
+    pub cases: Vec<String>,
+}
+
+/// Group cases into as few topologies as possible, keeping case order
+/// within each group.
+pub fn plan_groups(cases: &[&Case]) -> Vec<BootGroup> {
+    let mut groups: Vec<BootGroup> = Vec::new();
+    for c in cases {
+        // A case that needs a fresh boot starts a group of its own, first in
+        // its boot; cases after it may join that group.
+        let slot = if c.fresh_boot() {
+            None
+        } else {
+            groups
+                .iter_mut()
+                .find_map(|g| g.topology.merge(&c.topology).map(|t| (g, t)))
+        };
+        match slot {
+            Some((g, t)) => {
+                g.topology = t;
+                g.cases.push(c.id.clone());
+            }
+            None => groups.push(BootGroup {
+                topology: c.topology.clone(),
+                cases: vec![c.id.clone()],
+            }),
+        }
+    }
+    groups
+}
+
+/// What a run will do, decided once before anything boots: the cases the
+/// kernel's config rules out (with why), then one boot group per topology.
+/// The executor and the test list both read it, in this order.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    pub not_run: Vec<(String, String)>,
+    pub groups: Vec<BootGroup>,
+}
+
+impl Schedule {
+    /// The kernel's config and expunge list rule cases out; a named
+    /// topology replaces each case's machine (or rules it out), and so does
+    /// a kind of pmem the QEMU cannot emulate or a famfs user space the run
+    /// does not have.
+    pub fn new(
+        kernel: &KernelArtifacts,
+        topology: Option<&Choice>,
+        qemu: &Qemu,
+        famfs_user: Result<(), &str>,
+        cases: &[Case],
+    ) -> Schedule {
+        let mut not_run = Vec::new();
+        let mut placed = Vec::new();
+        for c in cases {
+            let expunged = kernel.expunged.iter().find(|e| e.covers(&c.id)).map(|e| {
+                format!(
+                    "expunged on kernel {}: {} ({})",
+                    kernel.name.as_deref().unwrap_or("?"),
+                    e.why.trim(),
+                    e.at
+                )
+            });
+            let mut c = c.clone();
+            let why = expunged
+                .or_else(|| c.unmet_kconfig(&kernel.config))
+                .or_else(|| match topology.map(|t| t.apply(&c)) {
+                    Some(Ok(topo)) => {
+                        c.topology = topo;
+                        None
+                    }
+                    Some(Err(why)) => Some(why),
+                    None => None,
+                })
+                .or_else(|| c.topology.pmem.as_ref().and_then(|p| qemu.lacks(p.kind)))
+                .or_else(|| match (famfs_user, c.meta.requires.famfs_user) {
+                    (Err(why), true) => Some(why.to_string()),
+                    _ => None,
+                });
+            match why {
+                Some(why) => not_run.push((c.id.clone(), why)),
+                None => placed.push(c),
+            }
+        }
+        let runnable: Vec<&Case> = placed.iter().collect();
+        Schedule {
+            not_run,
+            groups: plan_groups(&runnable),
+        }
+    }
+
+    /// Trial names in the order their results arrive: each boot group's
+    /// cases, then its [`boot_trial`].
+    pub fn order(&self) -> Vec<String> {
+        self.not_run
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(self.groups.iter().enumerate().flat_map(|(g, grp)| {
+                grp.cases
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(boot_trial(g + 1)))
+            }))
+            .collect()
+    }
+}
+
+/// The trial that holds the kernel reports of the `n`-th boot group
+/// (restarts included) that fall outside every case: during boot, between
+/// cases, after the last one, at shutdown. It fails with their titles.
+pub fn boot_trial(n: usize) -> String {
+    format!("boot/{n}")
+}
