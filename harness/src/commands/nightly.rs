@@ -271,76 +271,19 @@ pub fn run(
                 None => return Err(e.context(format!("cell {}", cell.name))),
             },
         };
-        let sum = &outcome.summary;
-        let c = &sum.counts;
-        let mut titles: Vec<String> = sum
-            .cases
-            .iter()
-            .filter(|r| r.outcome.is_failure())
-            .flat_map(|r| r.reports.iter().map(|k| k.title.clone()))
-            .collect();
-        titles.sort();
-        titles.dedup();
-        let run = outcome
-            .dir
-            .strip_prefix(root)
-            .unwrap_or(&outcome.dir)
-            .display()
-            .to_string();
-        let changes = before.as_ref().map(|b| {
-            let old = b.cells.iter().find(|x| x.name == cell.name).and_then(|x| {
-                let r = before_root.as_ref()?.join(&x.run);
-                baseline::load(&r).ok()
-            });
-            match old {
-                Some(old) => baseline::compare(&old, sum, 50),
-                None => Changes {
-                    new_failures: sum
-                        .cases
-                        .iter()
-                        .filter(|r| r.outcome.is_failure())
-                        .map(|r| r.id.clone())
-                        .collect(),
-                    ..Default::default()
-                },
-            }
-        });
-        cells.push(CellResult {
-            name: cell.name.clone(),
-            kernel: cell.kernel.clone(),
-            profile: cell.profile.clone(),
-            selection: s.name.clone(),
-            topology: cell.topology.clone(),
-            run,
-            passed: c.passed + c.expected_fail,
-            failed: c.failed,
-            known: c.known_fail,
-            notrun: c.notrun,
-            errors: c.errors,
-            titles,
+        let cell_run = CellRun {
             wall_s: t0.elapsed().as_secs_f64(),
             prepare_s,
             kernel_built,
-            boots_s: sum
-                .boots
-                .iter()
-                .map(|b| b.duration_ms as f64 / 1000.0)
-                .sum(),
-            cases_s: sum
-                .cases
-                .iter()
-                .filter(|r| !r.id.starts_with("boot/"))
-                .map(|r| r.duration_ms as f64 / 1000.0)
-                .sum(),
-            changes,
-            outcomes: sum
-                .cases
-                .iter()
-                .filter(|r| !r.id.starts_with("boot/"))
-                .map(|r| (r.id.clone(), outcome_word(r.outcome.clone()).to_string()))
-                .collect(),
-            resolved_profile: Some(sum.profile.clone()),
-        });
+        };
+        cells.push(cell_result(
+            &cell,
+            &s.name,
+            &outcome,
+            root,
+            &cell_run,
+            before.as_ref().zip(before_root.as_deref()),
+        ));
     }
     let night = Night {
         id: id.clone(),
@@ -364,6 +307,95 @@ pub fn run(
     std::os::unix::fs::symlink(&id, &tmp)?;
     std::fs::rename(&tmp, &link)?;
     Ok((dir, night))
+}
+
+/// How long a cell took, and whether its kernel was built for it.
+struct CellRun {
+    wall_s: f64,
+    prepare_s: f64,
+    kernel_built: bool,
+}
+
+/// One cell's line of the night: counts, titles, timing and, against the
+/// baseline night (with its results root), what changed.
+fn cell_result(
+    cell: &Cell,
+    selection: &str,
+    outcome: &crate::report::trials::RunOutcome,
+    root: &Path,
+    timing: &CellRun,
+    before: Option<(&Night, &Path)>,
+) -> CellResult {
+    let sum = &outcome.summary;
+    let c = &sum.counts;
+    let mut titles: Vec<String> = sum
+        .cases
+        .iter()
+        .filter(|r| r.outcome.is_failure())
+        .flat_map(|r| r.reports.iter().map(|k| k.title.clone()))
+        .collect();
+    titles.sort();
+    titles.dedup();
+    let run = outcome
+        .dir
+        .strip_prefix(root)
+        .unwrap_or(&outcome.dir)
+        .display()
+        .to_string();
+    let changes = before.map(|(b, before_root)| {
+        let old = b.cells.iter().find(|x| x.name == cell.name).and_then(|x| {
+            let r = before_root.join(&x.run);
+            baseline::load(&r).ok()
+        });
+        match old {
+            Some(old) => baseline::compare(&old, sum, 50),
+            None => Changes {
+                new_failures: sum
+                    .cases
+                    .iter()
+                    .filter(|r| r.outcome.is_failure())
+                    .map(|r| r.id.clone())
+                    .collect(),
+                ..Default::default()
+            },
+        }
+    });
+    CellResult {
+        name: cell.name.clone(),
+        kernel: cell.kernel.clone(),
+        profile: cell.profile.clone(),
+        selection: selection.to_string(),
+        topology: cell.topology.clone(),
+        run,
+        passed: c.passed + c.expected_fail,
+        failed: c.failed,
+        known: c.known_fail,
+        notrun: c.notrun,
+        errors: c.errors,
+        titles,
+        wall_s: timing.wall_s,
+        prepare_s: timing.prepare_s,
+        kernel_built: timing.kernel_built,
+        boots_s: sum
+            .boots
+            .iter()
+            .map(|b| b.duration_ms as f64 / 1000.0)
+            .sum(),
+        cases_s: sum
+            .cases
+            .iter()
+            .filter(|r| !r.id.starts_with("boot/"))
+            .map(|r| r.duration_ms as f64 / 1000.0)
+            .sum(),
+        changes,
+        outcomes: sum
+            .cases
+            .iter()
+            .filter(|r| !r.id.starts_with("boot/"))
+            .map(|r| (r.id.clone(), outcome_word(r.outcome.clone()).to_string()))
+            .collect(),
+        resolved_profile: Some(sum.profile.clone()),
+    }
 }
 
 /// The results root of a nightly directory (`ROOT/nightly/ID` -> `ROOT`).

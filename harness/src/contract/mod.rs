@@ -7,6 +7,8 @@
 //! kernel output, and a line cut short by a crash fails to parse and is
 //! dropped rather than misread.
 
+#[cfg(feature = "host")]
+pub mod findings;
 pub mod kmsg;
 pub mod taint;
 pub mod topology;

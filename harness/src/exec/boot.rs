@@ -65,24 +65,7 @@ pub fn once(
             req.accel
         ));
     }
-    // Deleted by the watchdog if the harness dies with the VM running.
-    let images: Vec<PathBuf> = [
-        "nvdimm0.img",
-        "cxl-mem0.img",
-        "cxl-lsa0.img",
-        "initramfs.cpio",
-    ]
-    .iter()
-    .map(|f| spec.dir.join(f))
-    .collect();
-    images
-        .iter()
-        .for_each(|f| crate::base::proc::register_file(f));
-    let launched = Instant::now();
-    let mut child: Box<dyn Running> = match backend {
-        Backend::Qemu => Box::new(vm::launch_qemu(&spec)?),
-        Backend::Vng => Box::new(vm::vng::launch(&spec)?),
-    };
+    let (images, launched, mut child) = launch(&spec, backend)?;
     let scale = req.accel.timeout_scale();
     let cases = req.cases;
     let case_timeout = |id: &str| -> Duration {
@@ -167,6 +150,29 @@ pub fn once(
         console_text,
         outside,
     })
+}
+
+/// Start the VM, its large files registered with the watchdog (deleted if
+/// the harness dies with the VM running).
+fn launch(spec: &VmSpec, backend: Backend) -> Result<(Vec<PathBuf>, Instant, Box<dyn Running>)> {
+    let images: Vec<PathBuf> = [
+        "nvdimm0.img",
+        "cxl-mem0.img",
+        "cxl-lsa0.img",
+        "initramfs.cpio",
+    ]
+    .iter()
+    .map(|f| spec.dir.join(f))
+    .collect();
+    images
+        .iter()
+        .for_each(|f| crate::base::proc::register_file(f));
+    let launched = Instant::now();
+    let child: Box<dyn Running> = match backend {
+        Backend::Qemu => Box::new(vm::launch_qemu(spec)?),
+        Backend::Vng => Box::new(vm::vng::launch(spec)?),
+    };
+    Ok((images, launched, child))
 }
 
 /// How long a boot, the guest's device setup and a stuck guest may take.

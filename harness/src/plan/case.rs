@@ -217,7 +217,7 @@ pub fn parse_meta(path: &Path, text: &str) -> Result<CaseMeta> {
         );
     }
     if let Some(e) = &meta.expect {
-        crate::judge::reports::check_finding(&e.fail)
+        crate::contract::findings::check_finding(&e.fail)
             .map_err(|why| anyhow::anyhow!("{}: expect.fail: {why}", at("fail")))?;
     }
     for k in &meta.requires.kconfig {
