@@ -14,12 +14,13 @@ use crate::kernel::resolve::{self as kernel, AUTO_PROFILE};
 use crate::plan::case::Case;
 use crate::plan::schedule::{check_case_symbols, Schedule};
 use crate::report::record::{Recorded, RunRecorder};
-use crate::report::results::{run_id, CaseResult, RunDir, Summary};
+use crate::report::results::{run_id, CaseResult, RunDir, Streamed, Summary};
 use crate::report::trials::{present, RunOutcome};
 use crate::vm::{qemu::Qemu, Accel, Backend};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// What a run is asked for: one request per stage, and where things are.
@@ -125,19 +126,12 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
 impl Prepared {
     /// The schedule of `cases` on this kernel, machine and image.
     pub fn schedule(&self, cases: &[Case]) -> Schedule {
-        let famfs_user = self
-            .image
-            .famfs_user
-            .as_ref()
-            .map(|_| ())
-            .map_err(String::as_str);
-        Schedule::new(
+        let (k, t, u) = (
             &self.kernel,
             self.topology.as_ref(),
-            &self.qemu,
-            famfs_user,
-            cases,
-        )
+            self.image.lacks_famfs_user(),
+        );
+        Schedule::new(k, t, &self.qemu, u, cases)
     }
 
     /// What the exec stage needs for boots of `cases`.
@@ -230,26 +224,20 @@ pub fn execute_in(
     Ok(summary)
 }
 
-/// A run going on in the background, its results streaming in: what a
-/// test list consumes (`report::trials`).
-pub struct Started {
-    /// Trial names in the order their results arrive.
-    pub order: Vec<String>,
-    pub results: std::sync::mpsc::Receiver<Streamed>,
-    pub handle: RunHandle,
-}
-
 /// The background run itself.
 pub struct RunHandle {
     pub dir: PathBuf,
     join: std::thread::JoinHandle<Result<Summary>>,
 }
 
-pub use crate::report::results::Streamed;
-
 /// Start running `cases` in the background (the run directory announced),
-/// SIGINT/SIGTERM winding it down with a result for every trial.
-pub fn start(mut p: Prepared, cases: Vec<Case>) -> Result<Started> {
+/// SIGINT/SIGTERM winding it down with a result for every trial: the trial
+/// names in the order their results arrive, the stream of results (what a
+/// test list consumes, `report::trials`), and the run itself.
+pub fn start(
+    mut p: Prepared,
+    cases: Vec<Case>,
+) -> Result<(Vec<String>, Receiver<Streamed>, RunHandle)> {
     check_case_symbols(&p.opts.root, &p.kernel, &cases)?;
     p.opts.exec.quiet_boots = true;
     let dir = RunDir::create(&p.opts.results_root, &run_id())?;
@@ -267,14 +255,11 @@ pub fn start(mut p: Prepared, cases: Vec<Case>) -> Result<Started> {
         let _ = tx.send(Streamed::End(out.as_ref().err().map(|e| format!("{e:#}"))));
         out
     });
-    Ok(Started {
-        order,
-        results: rx,
-        handle: RunHandle {
-            dir: root,
-            join: handle,
-        },
-    })
+    let run = RunHandle {
+        dir: root,
+        join: handle,
+    };
+    Ok((order, rx, run))
 }
 
 impl RunHandle {
@@ -299,33 +284,14 @@ pub fn trials(
     cases: Vec<Case>,
     args: &libtest_mimic::Arguments,
 ) -> Result<RunOutcome> {
-    let started = start(p, cases)?;
-    let dir = started.handle.dir.clone();
-    let conclusion = present(started.order, started.results, &dir, args);
-    let (summary, error) = started.handle.finish()?;
+    let (order, results, run) = start(p, cases)?;
+    let dir = run.dir.clone();
+    let conclusion = present(order, results, &dir, args);
+    let (summary, error) = run.finish()?;
     Ok(RunOutcome {
         conclusion,
         summary,
         dir,
         error,
     })
-}
-
-/// Every case not run, with the reason (a named kernel whose fixture is
-/// absent): results are written as for a run.
-pub fn unavailable(
-    opts: &Options,
-    cases: &[Case],
-    why: &str,
-    args: &libtest_mimic::Arguments,
-) -> Result<RunOutcome> {
-    let backend = opts.exec.backend;
-    crate::report::trials::run_unavailable(
-        &opts.results_root,
-        backend,
-        &opts.profile,
-        cases,
-        why,
-        args,
-    )
 }

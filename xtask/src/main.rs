@@ -1,10 +1,9 @@
 //! `cargo xtask ...`: a thin command line over the famfs-harness library.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use famfs_harness::kernel::resolve::KernelChoice;
 use famfs_harness::plan::select::Selection;
-use famfs_harness::report::trials;
 use famfs_harness::run::Options;
 use famfs_harness::vm::Backend;
 use std::path::PathBuf;
@@ -38,13 +37,17 @@ enum Cmd {
         #[command(subcommand)]
         what: ScenarioCmd,
     },
-    /// Start a new case: cases/GROUP/NNN (the next free number) with a
-    /// header skeleton and an empty golden file.
+    /// Start a new case: cases/GROUP/NNN (the next free number) from a
+    /// skeleton, with its golden file.
     NewCase {
         group: String,
         /// What the case checks (the header's description).
         #[arg(long, default_value = "")]
         description: String,
+        /// `plain` (a header and one line of output) or `famfs` (a famfs
+        /// case that passes as written on a famfs kernel).
+        #[arg(long, default_value = "plain", value_parser = ["plain", "famfs"])]
+        template: String,
         /// The cases directory (default: the checkout's cases/).
         #[arg(long, value_name = "DIR")]
         cases: Option<PathBuf>,
@@ -552,52 +555,34 @@ fn main() {
 }
 
 fn real_main() -> Result<i32> {
-    let cli = Cli::parse();
-    match cli.cmd {
+    use famfs_harness::commands as c;
+    let root = famfs_harness::image::guest_program::workspace_root;
+    match Cli::parse().cmd {
+        Cmd::TestVm(t) => test_vm(*t),
         Cmd::FuzzParsers {
             duration,
             targets,
             inputs,
             seed,
             save,
-        } => {
-            use famfs_harness::fuzz;
-            let seed = seed.unwrap_or_else(fuzz::Rng::seed_from_time);
-            let root = famfs_harness::image::guest_program::workspace_root();
-            let save = save.unwrap_or_else(|| root.join("target/fuzz-parsers"));
-            eprintln!(
-                "[harness] fuzz-parsers: seed {seed}, {duration:?} or {} inputs per target",
-                inputs.map_or("unlimited".into(), |n| n.to_string())
-            );
-            let budget = fuzz::Budget {
-                duration: Some(duration),
-                inputs,
-            };
-            let stats = fuzz::campaign(&targets, seed, &budget, &save, &mut std::io::stdout())?;
-            Ok(if stats.iter().any(fuzz::Stats::failed) {
-                1
-            } else {
-                0
-            })
-        }
+        } => c::fuzz_parsers::main(&targets, duration, inputs, seed, save),
         Cmd::NewCase {
             group,
             description,
+            template,
             cases,
         } => {
-            let root = famfs_harness::image::guest_program::workspace_root();
-            let cases = cases.unwrap_or_else(|| root.join("cases"));
-            let p = famfs_harness::commands::authoring::new_case(&cases, &group, &description)?;
+            let cases = cases.unwrap_or_else(|| root().join("cases"));
+            let template = template.parse()?;
+            let p = c::authoring::new_case(&cases, &group, &description, template)?;
             println!("{}", p.display());
-            println!(
-                "{}",
-                p.with_file_name(format!(
-                    "{}.out",
-                    p.file_name().unwrap_or_default().to_string_lossy()
-                ))
-                .display()
-            );
+            println!("{}.out", p.display());
             Ok(0)
+        }
+        Cmd::Bless { ids, run, cases } => {
+            let run = run.unwrap_or_else(|| root().join("target/famfs-harness/latest"));
+            let cases = cases.unwrap_or_else(|| root().join("cases"));
+            c::bless::main(&cases, &run, &ids)
         }
         Cmd::Shell {
             kernel,
@@ -610,35 +595,8 @@ fn real_main() -> Result<i32> {
         } => {
             let mut opts = options(&kernel)?;
             opts.profile = profile_arg(&profile)?;
-            if let Some(c) = cases {
-                anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
-                opts.cases = Some(c);
-            }
-            let all = famfs_harness::plan::case::discover(&opts.cases_dir())?;
-            let case = match &case {
-                Some(id) => Some(all.iter().find(|c| &c.id == id).with_context(|| {
-                    format!("--case {id}: no such trial (cargo xtask test-vm --list names them)")
-                })?),
-                None => None,
-            };
-            let topology = match topology.as_deref() {
-                Some(t) => Some(
-                    famfs_harness::plan::topologies::Table::load(&opts.root)?
-                        .choose(t)?
-                        .topology(),
-                ),
-                None => None,
-            };
-            let prepared = famfs_harness::run::prepare(&opts)?;
-            famfs_harness::commands::shell::run(
-                &prepared,
-                &famfs_harness::commands::shell::Request {
-                    case,
-                    topology,
-                    command: run,
-                    gdb,
-                },
-            )
+            opts.cases = cases_dir(cases)?;
+            c::shell::main(&opts, case.as_deref(), topology.as_deref(), run, gdb)
         }
         Cmd::Nightly {
             matrix,
@@ -648,42 +606,11 @@ fn real_main() -> Result<i32> {
             partition,
             qemu,
         } => {
-            let partition = partition
-                .as_deref()
-                .map(famfs_harness::plan::select::Partition::parse)
-                .transpose()?;
-            let mut opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
-            if let Some(c) = cases {
-                anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
-                opts.cases = Some(c);
-            }
+            let mut opts = Options::new(&root());
+            opts.cases = cases_dir(cases)?;
             opts.qemu = qemu;
-            let root = results.unwrap_or_else(|| opts.results_root.clone());
-            let args = libtest_mimic::Arguments {
-                format: Some(libtest_mimic::FormatSetting::Terse),
-                ..Default::default()
-            };
-            let (dir, night) = famfs_harness::commands::nightly::run(
-                &matrix,
-                &opts,
-                &root,
-                baseline.as_deref(),
-                partition,
-                &args,
-            )?;
-            print!("{}", famfs_harness::commands::nightly::markdown(&night));
-            eprintln!("[harness] nightly: {}", dir.display());
-            Ok(if baseline.is_some() {
-                if night.regressed() {
-                    101
-                } else {
-                    0
-                }
-            } else if night.failed() {
-                101
-            } else {
-                0
-            })
+            let (baseline, partition) = (baseline.as_deref(), partition.as_deref());
+            c::nightly::main(&matrix, &opts, results, baseline, partition)
         }
         Cmd::Bisect {
             kernel_git,
@@ -692,190 +619,78 @@ fn real_main() -> Result<i32> {
             bad,
             case,
         } => {
-            use famfs_harness::commands::bisect::{self, Step, Subject};
-            let opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
+            use c::bisect::Subject;
             let subject = match (kernel_git, cases_git) {
                 (Some(k), _) => Subject::Kernel(k),
                 (None, Some(c)) => Subject::Cases(c),
                 (None, None) => unreachable!("clap requires one"),
             };
-            let mut n = 0;
-            let out = bisect::bisect(&opts, &subject, &good, &bad, &case, &mut |j| {
-                n += 1;
-                let what = match j.step {
-                    Step::Good => "good",
-                    Step::Bad => "bad",
-                    Step::Skip => "skip",
-                };
-                eprintln!(
-                    "[harness] bisect step {n}: {} {} -> {what} ({})",
-                    &j.commit[..12],
-                    j.subject,
-                    j.why
-                );
-            })?;
-            let f = &out.first_bad;
-            println!("first bad commit: {} {}", f.commit, f.subject);
-            println!("  {case}: {}", f.why);
-            if !out.maybe.is_empty() {
-                println!(
-                    "  (or one of the skipped commits before it: {})",
-                    out.maybe.join(", ")
-                );
-            }
-            Ok(0)
+            c::bisect::main(&subject, &good, &bad, &case)
         }
         Cmd::Compare {
             baseline,
             run,
             slower_than,
-        } => {
-            use famfs_harness::report::baseline as b;
-            let (before, now) = (b::load(&baseline)?, b::load(&run)?);
-            let changes = b::compare(&before, &now, slower_than);
-            print!("{}", changes.render());
-            Ok(if changes.regressed() { 101 } else { 0 })
-        }
-        Cmd::Merge { runs, out } => {
-            let (dir, s) = famfs_harness::report::merge::merge(&runs, &out)?;
-            let c = &s.counts;
-            println!(
-                "{}: {} trials from {} runs: {} passed, {} failed, {} not run, {} known failures, {} errors",
-                dir.root.display(),
-                s.cases.len(),
-                runs.len(),
-                c.passed,
-                c.failed,
-                c.notrun,
-                c.known_fail,
-                c.errors
-            );
-            Ok(if c.errors > 0 {
-                2
-            } else if c.failed > 0 {
-                101
-            } else {
-                0
-            })
-        }
-        Cmd::Bless { ids, run, cases } => {
-            let root = famfs_harness::image::guest_program::workspace_root();
-            let run = run.unwrap_or_else(|| root.join("target/famfs-harness/latest"));
-            let cases = cases.unwrap_or_else(|| root.join("cases"));
-            let done = famfs_harness::commands::authoring::bless(&cases, &run, &ids)?;
-            if done.is_empty() {
-                println!(
-                    "nothing to bless in {}: no trial failed on its output alone",
-                    run.display()
-                );
-            }
-            for b in done {
-                println!("{} <- {}", b.golden.display(), b.from.join(", "));
-            }
-            Ok(0)
-        }
+        } => c::compare::main(&baseline, &run, slower_than),
+        Cmd::Merge { runs, out } => c::merge::main(&runs, &out),
         Cmd::Triage {
             console_log,
             vmlinux,
             json,
-        } => {
-            let (t, note) = famfs_harness::judge::triage::triage(&console_log, vmlinux.as_deref())?;
-            if let Some(n) = note {
-                eprintln!("note: {n}");
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&t)?);
-            } else {
-                print!("{}", t.render());
-            }
-            Ok(if t.reports.is_empty() { 0 } else { 1 })
-        }
-        Cmd::TestVm(t) => test_vm(*t),
-        Cmd::Kernel { kernel: k, check } => {
-            let mut opts = options(&k)?;
-            opts.kernel.config_only = check;
-            famfs_harness::run::ensure_host(&opts)?;
-            let cache = famfs_harness::base::cache::Cache::open(opts.cache_root.as_deref())?;
-            let art = famfs_harness::kernel::resolve::resolve(&opts.kernel, &opts.root, &cache)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&art).context("printing the kernel description")?
-            );
-            Ok(0)
-        }
+        } => c::triage::main(&console_log, vmlinux.as_deref(), json),
+        Cmd::Kernel { kernel, check } => c::kernel::main(&options(&kernel)?, check),
         Cmd::Fmap {
             what: FmapCmd::Decode { file, profile },
-        } => {
-            let profile =
-                famfs_proto::Profile::parse(&profile).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let raw = if file.as_os_str() == "-" {
-                let mut b = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
-                b
-            } else {
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
-            };
-            let bytes = hex_or_raw(&raw).with_context(|| format!("{}", file.display()))?;
-            print!("{}", famfs_proto::describe(&profile, &bytes));
-            Ok(0)
-        }
+        } => c::fmap::decode(&file, &profile),
         Cmd::Scenario {
             what: ScenarioCmd::Check { file, profile },
         } => {
             let mut args = vec![
-                "--check".to_string(),
+                "--check".into(),
                 "--scenario".into(),
                 file.display().to_string(),
             ];
-            if let Some(p) = profile {
-                args.extend(["--profile".into(), p]);
-            }
+            args.extend(profile.into_iter().flat_map(|p| ["--profile".into(), p]));
             famfs_harness::server::cli_main(&args)
         }
-        Cmd::Bench {
-            what: BenchCmd::Server { requests },
+        Cmd::Bench { what } => bench(what),
+    }
+}
+
+/// `--cases DIR`, which must be a directory.
+fn cases_dir(cases: Option<PathBuf>) -> Result<Option<PathBuf>> {
+    if let Some(c) = &cases {
+        anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
+    }
+    Ok(cases)
+}
+
+fn bench(what: BenchCmd) -> Result<i32> {
+    use famfs_harness::commands::bench;
+    let root = famfs_harness::image::guest_program::workspace_root();
+    match what {
+        BenchCmd::Server { requests } => print!("{}", famfs_harness::server::bench(requests)),
+        BenchCmd::Nightly {
+            matrix,
+            results,
+            qemu,
         } => {
-            print!("{}", famfs_harness::server::bench(requests));
-            Ok(0)
-        }
-        Cmd::Bench {
-            what:
-                BenchCmd::Nightly {
-                    matrix,
-                    results,
-                    qemu,
-                },
-        } => {
-            let mut opts = Options::new(&famfs_harness::image::guest_program::workspace_root());
+            let mut opts = Options::new(&root);
             opts.qemu = qemu;
-            let matrix =
-                matrix.unwrap_or_else(|| opts.root.join("kernel-configs/matrix/default.yaml"));
-            let root =
-                results.unwrap_or_else(|| opts.root.join("target/famfs-harness/bench-nightly"));
-            famfs_harness::commands::bench::nightly(&matrix, &opts, &root)?;
-            Ok(0)
+            let matrix = matrix.unwrap_or_else(|| root.join("kernel-configs/matrix/default.yaml"));
+            let results =
+                results.unwrap_or_else(|| root.join("target/famfs-harness/bench-nightly"));
+            bench::nightly(&matrix, &opts, &results)?;
         }
-        Cmd::Bench {
-            what: BenchCmd::Kernel { kernel, variant },
-        } => {
-            let opts = options(&kernel)?;
-            famfs_harness::commands::bench::kernel(&opts, &variant)?;
-            Ok(0)
-        }
-        Cmd::Bench {
-            what: BenchCmd::Famfs { mut kernel },
-        } => {
+        BenchCmd::Kernel { kernel, variant } => bench::kernel(&options(&kernel)?, &variant)?,
+        BenchCmd::Famfs { mut kernel } => {
             famfs_kernel_unless_chosen(&mut kernel);
-            famfs_harness::commands::bench::famfs(&options(&kernel)?)?;
-            Ok(0)
+            bench::famfs(&options(&kernel)?)?;
         }
-        Cmd::Bench {
-            what:
-                BenchCmd::Suite {
-                    mut kernel,
-                    mut groups,
-                    jobs,
-                },
+        BenchCmd::Suite {
+            mut kernel,
+            mut groups,
+            jobs,
         } => {
             famfs_kernel_unless_chosen(&mut kernel);
             if groups.is_empty() {
@@ -887,22 +702,15 @@ fn real_main() -> Result<i32> {
                 groups,
                 ..Default::default()
             };
-            famfs_harness::commands::bench::suite(&opts, &sel)?;
-            Ok(0)
+            bench::suite(&opts, &sel)?;
         }
-        Cmd::Bench {
-            what:
-                BenchCmd::Boot {
-                    kernel,
-                    rounds,
-                    cases,
-                },
-        } => {
-            let opts = options(&kernel)?;
-            famfs_harness::commands::bench::boot(&opts, rounds, cases)?;
-            Ok(0)
-        }
+        BenchCmd::Boot {
+            kernel,
+            rounds,
+            cases,
+        } => bench::boot(&options(&kernel)?, rounds, cases)?,
     }
+    Ok(0)
 }
 
 /// A `--profile` value: `auto`, or a profile that parses.
@@ -917,7 +725,6 @@ fn profile_arg(p: &str) -> Result<String> {
 /// reason), 101 (a case failed), 2 (harness error, including a boot that
 /// never reached the guest runner), 128 + N (interrupted by signal N).
 fn test_vm(t: TestVm) -> Result<i32> {
-    use famfs_harness::judge::verdict::Outcome;
     let mut opts = options(&t.kernel)?;
     opts.exec.backend = t.backend.parse::<Backend>()?;
     opts.profile = profile_arg(&t.profile)?;
@@ -929,190 +736,26 @@ fn test_vm(t: TestVm) -> Result<i32> {
     if let Some(r) = &t.results {
         opts.results_root = r.clone();
     }
-    if let Some(c) = &t.cases {
-        anyhow::ensure!(c.is_dir(), "--cases {}: not a directory", c.display());
-        opts.cases = Some(c.clone());
-    }
-    let sel = Selection {
-        filters: t.filters.clone(),
-        exact: t.exact,
-        skip: t.skip.clone(),
-        groups: t.groups.clone(),
-        ignored: t.ignored,
-        include_ignored: t.include_ignored,
-    };
+    opts.cases = cases_dir(t.cases.clone())?;
     let args = t.libtest_args();
-    let partition = t
-        .partition
-        .as_deref()
-        .map(famfs_harness::plan::select::Partition::parse)
-        .transpose()?;
-    let baseline = t
-        .baseline
-        .as_deref()
-        .map(famfs_harness::report::baseline::load)
-        .transpose()?;
-    let mut cases = famfs_harness::plan::select::select(&opts.cases_dir(), &sel)?;
-    if let Some(p) = partition {
-        let of = cases.len();
-        cases = p.apply(cases);
-        eprintln!(
-            "[harness] partition {p}: {} of {of} selected cases",
-            cases.len()
-        );
-    }
-    if let Some(n) = t.repeat {
-        cases = famfs_harness::report::repeat::iterations(&cases, n);
-    }
-    if t.list {
-        let _ = trials::list(&cases, &args);
-        return Ok(0);
-    }
-    // One run of these cases; Err(code) when it ended before any ran.
-    let run_once =
-        |cases: Vec<famfs_harness::plan::case::Case>| -> Result<Result<trials::RunOutcome, i32>> {
-            Ok(Ok(match famfs_harness::run::prepare(&opts) {
-                Ok(prepared) => famfs_harness::run::trials(prepared, cases, &args)?,
-                Err(e) => {
-                    if let Some(sig) = famfs_harness::base::proc::interrupted() {
-                        eprintln!(
-                            "[harness] interrupted by {} before any case ran: {e:#}",
-                            famfs_harness::base::proc::signal_name(sig)
-                        );
-                        return Ok(Err(128 + sig));
-                    }
-                    match e.downcast_ref::<famfs_harness::kernel::named::Unavailable>() {
-                        Some(why) => famfs_harness::run::unavailable(&opts, &cases, &why.0, &args)?,
-                        None => return Err(e),
-                    }
-                }
-            }))
-        };
-    let mut earlier = Vec::new();
-    let outcome = if t.until_fail {
-        let mut k = 1;
-        loop {
-            let round = cases.iter().map(|c| c.iteration(k)).collect();
-            let o = match run_once(round)? {
-                Ok(o) => o,
-                Err(code) => return Ok(code),
-            };
-            let stop = o.conclusion.has_failed()
-                || o.error.is_some()
-                || o.summary.counts.errors > 0
-                || famfs_harness::base::proc::interrupted().is_some();
-            if stop || k == t.max {
-                eprintln!(
-                    "[harness] --until-fail: {} after iteration {k} (--max {})",
-                    if stop { "stopped" } else { "no failure" },
-                    t.max
-                );
-                break o;
-            }
-            earlier.extend(o.summary.cases);
-            k += 1;
-        }
-    } else {
-        match run_once(cases)? {
-            Ok(o) => o,
-            Err(code) => return Ok(code),
-        }
+    let req = famfs_harness::commands::test_vm::Request {
+        opts,
+        sel: Selection {
+            filters: t.filters,
+            exact: t.exact,
+            skip: t.skip,
+            groups: t.groups,
+            ignored: t.ignored,
+            include_ignored: t.include_ignored,
+        },
+        partition: t.partition,
+        repeat: t.repeat,
+        until_fail: t.until_fail,
+        max: t.max,
+        list: t.list,
+        keep: t.keep,
+        baseline: t.baseline,
+        slower_than: t.slower_than,
     };
-    let s = &outcome.summary;
-    if t.repeat.is_some() || t.until_fail {
-        use famfs_harness::report::repeat;
-        let tallies = repeat::tally(earlier.iter().chain(&s.cases));
-        eprint!(
-            "[harness] per trial over the iterations:\n{}",
-            repeat::render(&tallies)
-        );
-        if let Err(e) = repeat::write(&outcome.dir, &tallies) {
-            eprintln!("[harness] warning: {e:#}");
-        }
-    }
-    for r in s.cases.iter().filter(|r| r.outcome == Outcome::KnownFail) {
-        eprintln!(
-            "[harness] known failure {}: {}",
-            r.id,
-            r.reasons.first().map(String::as_str).unwrap_or("")
-        );
-    }
-    let c = &s.counts;
-    eprintln!(
-        "[harness] {} passed, {} failed, {} not run, {} expected failures, {} known failures, {} errors; results in {}",
-        c.passed,
-        c.failed,
-        c.notrun,
-        c.expected_fail,
-        c.known_fail,
-        c.errors,
-        outcome.dir.display()
-    );
-    match famfs_harness::report::results::prune(&opts.results_root, t.keep) {
-        Ok(gone) if !gone.is_empty() => eprintln!(
-            "[harness] deleted {} old run directories (--keep {})",
-            gone.len(),
-            t.keep
-        ),
-        Ok(_) => {}
-        Err(e) => eprintln!("[harness] warning: pruning old runs: {e:#}"),
-    }
-    if let Some(sig) = famfs_harness::base::proc::interrupted() {
-        eprintln!(
-            "[harness] interrupted by {}; results so far in {}",
-            famfs_harness::base::proc::signal_name(sig),
-            outcome.dir.display()
-        );
-        return Ok(128 + sig);
-    }
-    if let Some(e) = &outcome.error {
-        eprintln!("error: {e}");
-        return Ok(2);
-    }
-    if let Some(before) = &baseline {
-        use famfs_harness::report::baseline;
-        let changes = baseline::compare(before, s, t.slower_than);
-        eprint!(
-            "[harness] against the baseline (run {}):\n{}",
-            before.run_id,
-            changes.render()
-        );
-        if let Err(e) = baseline::write(&outcome.dir, &changes) {
-            eprintln!("[harness] warning: {e:#}");
-        }
-        if c.errors == 0 {
-            return Ok(if changes.regressed() { 101 } else { 0 });
-        }
-    }
-    Ok(if c.errors > 0 {
-        2
-    } else if outcome.conclusion.has_failed() {
-        101
-    } else {
-        0
-    })
-}
-
-/// Input that is only hex digits and white space (an `xxd -p` dump, a log
-/// excerpt) is hex; anything else is the bytes themselves.
-fn hex_or_raw(raw: &[u8]) -> Result<Vec<u8>> {
-    let text_hex = !raw.is_empty()
-        && raw
-            .iter()
-            .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace());
-    if !text_hex {
-        return Ok(raw.to_vec());
-    }
-    let digits: Vec<u8> = raw
-        .iter()
-        .copied()
-        .filter(|b| b.is_ascii_hexdigit())
-        .collect();
-    if !digits.len().is_multiple_of(2) {
-        anyhow::bail!("hex input has an odd number of digits ({})", digits.len());
-    }
-    Ok(digits
-        .chunks(2)
-        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
-        .collect())
+    famfs_harness::commands::test_vm::main(&req, &args)
 }

@@ -265,3 +265,34 @@ pub fn bisect(
         maybe,
     })
 }
+
+/// `cargo xtask bisect`: each step on stderr, the first bad commit on
+/// stdout.
+pub fn main(subject: &Subject, good: &str, bad: &str, case: &str) -> Result<i32> {
+    let opts = Options::new(&crate::image::guest_program::workspace_root());
+    let mut n = 0;
+    let out = bisect(&opts, subject, good, bad, case, &mut |j| {
+        n += 1;
+        let what = match j.step {
+            Step::Good => "good",
+            Step::Bad => "bad",
+            Step::Skip => "skip",
+        };
+        eprintln!(
+            "[harness] bisect step {n}: {} {} -> {what} ({})",
+            &j.commit[..12],
+            j.subject,
+            j.why
+        );
+    })?;
+    let f = &out.first_bad;
+    println!("first bad commit: {} {}", f.commit, f.subject);
+    println!("  {case}: {}", f.why);
+    if !out.maybe.is_empty() {
+        println!(
+            "  (or one of the skipped commits before it: {})",
+            out.maybe.join(", ")
+        );
+    }
+    Ok(0)
+}

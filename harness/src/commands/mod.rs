@@ -5,5 +5,13 @@
 pub mod authoring;
 pub mod bench;
 pub mod bisect;
+pub mod bless;
+pub mod compare;
+pub mod fmap;
+pub mod fuzz_parsers;
+pub mod kernel;
+pub mod merge;
 pub mod nightly;
 pub mod shell;
+pub mod test_vm;
+pub mod triage;

@@ -267,7 +267,7 @@ pub fn run(
                 crate::run::trials(p, cases, args)?
             }
             Err(e) => match e.downcast_ref::<crate::kernel::named::Unavailable>() {
-                Some(why) => crate::run::unavailable(&opts, &cases, &why.0, args)?,
+                Some(why) => super::test_vm::unavailable(&opts, &cases, &why.0, args)?,
                 None => return Err(e.context(format!("cell {}", cell.name))),
             },
         };
@@ -751,4 +751,31 @@ mod tests {
         );
         assert!(html(&n).contains(&g));
     }
+}
+
+/// `cargo xtask nightly`: the night's markdown on stdout; exit 101 when a
+/// cell failed (with a baseline: when one regressed).
+pub fn main(
+    matrix: &Path,
+    opts: &Options,
+    results: Option<PathBuf>,
+    baseline: Option<&Path>,
+    partition: Option<&str>,
+) -> Result<i32> {
+    let partition = partition
+        .map(crate::plan::select::Partition::parse)
+        .transpose()?;
+    let root = results.unwrap_or_else(|| opts.results_root.clone());
+    let args = libtest_mimic::Arguments {
+        format: Some(libtest_mimic::FormatSetting::Terse),
+        ..Default::default()
+    };
+    let (dir, night) = run(matrix, opts, &root, baseline, partition, &args)?;
+    print!("{}", markdown(&night));
+    eprintln!("[harness] nightly: {}", dir.display());
+    let bad = match baseline {
+        Some(_) => night.regressed(),
+        None => night.failed(),
+    };
+    Ok(if bad { 101 } else { 0 })
 }

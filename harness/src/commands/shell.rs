@@ -151,3 +151,38 @@ pub fn run(p: &Prepared, req: &Request) -> Result<i32> {
         ),
     }
 }
+
+/// `cargo xtask shell`: the case and topology by name, then [`run`].
+pub fn main(
+    opts: &crate::run::Options,
+    case: Option<&str>,
+    topology: Option<&str>,
+    command: Option<String>,
+    gdb: bool,
+) -> Result<i32> {
+    let all = crate::plan::case::discover(&opts.cases_dir())?;
+    let case = match case {
+        Some(id) => Some(all.iter().find(|c| c.id == id).with_context(|| {
+            format!("--case {id}: no such trial (cargo xtask test-vm --list names them)")
+        })?),
+        None => None,
+    };
+    let topology = match topology {
+        Some(t) => Some(
+            crate::plan::topologies::Table::load(&opts.root)?
+                .choose(t)?
+                .topology(),
+        ),
+        None => None,
+    };
+    let prepared = crate::run::prepare(opts)?;
+    run(
+        &prepared,
+        &Request {
+            case,
+            topology,
+            command,
+            gdb,
+        },
+    )
+}

@@ -46,6 +46,13 @@ pub struct Image {
     pub famfs_user: std::result::Result<famfs_user::FamfsUser, String>,
 }
 
+impl Image {
+    /// Ok when the image has a famfs user space, else why not.
+    pub fn lacks_famfs_user(&self) -> Result<(), &str> {
+        self.famfs_user.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+}
+
 /// Build the guest program and the base initramfs (`root`'s
 /// images/default.yaml), add the famfs user space when the run has one that
 /// can speak `profile`, and assemble the probe image with `cases_dir`.
