@@ -72,9 +72,11 @@ fn module_of(rel: &Path) -> String {
 /// Top-level modules a line of code names: `crate::x`, `famfs_harness::x`
 /// and each `x` of `crate::{x, y::z}`.
 fn named_modules(line: &str) -> Vec<String> {
-    let path = regex::Regex::new(r"\b(?:crate|famfs_harness)::(\w+|\{[^}]*)").unwrap();
+    static PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b(?:crate|famfs_harness)::(\w+|\{[^}]*)").unwrap()
+    });
     let mut out = Vec::new();
-    for c in path.captures_iter(line) {
+    for c in PATH.captures_iter(line) {
         let m = &c[1];
         if let Some(group) = m.strip_prefix('{') {
             out.extend(

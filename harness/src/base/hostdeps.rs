@@ -240,6 +240,24 @@ pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
     bail!("`{cmd}` did not give a `vng` on PATH; install virtme-ng and make sure vng is on PATH")
 }
 
+/// Host packages a run needs: booting always, building a kernel when it
+/// builds one, virtme-ng for its backend.
+pub fn ensure_for(building: bool, vng: bool) -> Result<()> {
+    let mut needs: Vec<&[Need]> = vec![BOOT];
+    if building {
+        needs.push(BUILD);
+    }
+    if vng {
+        needs.push(VNG);
+    }
+    let mut say = |m: &str| crate::events::note(m);
+    ensure(&needs, building, &mut say)?;
+    if vng {
+        ensure_vng(&mut say)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,22 +283,4 @@ mod tests {
         }];
         assert!(ensure_with(&[present], false, false, &mut |_| {}).is_ok());
     }
-}
-
-/// Host packages a run needs: booting always, building a kernel when it
-/// builds one, virtme-ng for its backend.
-pub fn ensure_for(building: bool, vng: bool) -> Result<()> {
-    let mut needs: Vec<&[Need]> = vec![BOOT];
-    if building {
-        needs.push(BUILD);
-    }
-    if vng {
-        needs.push(VNG);
-    }
-    let mut say = |m: &str| crate::events::note(m);
-    ensure(&needs, building, &mut say)?;
-    if vng {
-        ensure_vng(&mut say)?;
-    }
-    Ok(())
 }

@@ -98,7 +98,7 @@ pub fn boot(opts: &Options, rounds: u32, ncases: u32) -> Result<()> {
         let mut overheads = Vec::new();
         for r in 0..rounds {
             let s = sample(&p, &cases)?;
-            say(&format!(
+            say(format!(
                 "bench {backend:?} round {}: first result {:.2}s, per-case overhead {:.1} ms",
                 r + 1,
                 s.first_result_s,
@@ -178,7 +178,7 @@ pub fn kernel(opts: &Options, variant: &str) -> Result<()> {
             if e.downcast_ref::<crate::kernel::named::Unavailable>()
                 .is_some() =>
         {
-            say(&format!("variant not measured: {e}"));
+            say(format!("variant not measured: {e}"));
             None
         }
         Err(e) => return Err(e),
@@ -470,7 +470,7 @@ pub fn suite(opts: &Options, sel: &crate::plan::select::Selection) -> Result<()>
     let mut done = 0usize;
     let s = run::execute(&p, &cases, &mut |r: &CaseResult| {
         done += 1;
-        say(&format!(
+        say(format!(
             "bench suite: {done} results, {} {:?} {:.1} s",
             r.id,
             r.outcome,

@@ -241,7 +241,7 @@ pub fn run(
     let mut cells = Vec::new();
     for cell in m.cells() {
         let s = &m.selections[cell.selection];
-        crate::events::note(&format!("nightly: cell {}", cell.name));
+        crate::events::note(format!("nightly: cell {}", cell.name));
         let mut opts = base.clone();
         opts.kernel.choice = KernelChoice::Named(cell.kernel.clone());
         opts.profile = cell.profile.clone();
@@ -590,6 +590,33 @@ pub fn html(n: &Night) -> String {
     )
 }
 
+/// `cargo xtask nightly`: the night's markdown on stdout; exit 101 when a
+/// cell failed (with a baseline: when one regressed).
+pub fn main(
+    matrix: &Path,
+    opts: &Options,
+    results: Option<PathBuf>,
+    baseline: Option<&Path>,
+    partition: Option<&str>,
+) -> Result<i32> {
+    let partition = partition
+        .map(crate::plan::select::Partition::parse)
+        .transpose()?;
+    let root = results.unwrap_or_else(|| opts.results_root.clone());
+    let args = libtest_mimic::Arguments {
+        format: Some(libtest_mimic::FormatSetting::Terse),
+        ..Default::default()
+    };
+    let (dir, night) = run(matrix, opts, &root, baseline, partition, &args)?;
+    print!("{}", markdown(&night));
+    eprintln!("[harness] nightly: {}", dir.display());
+    let bad = match baseline {
+        Some(_) => night.regressed(),
+        None => night.failed(),
+    };
+    Ok(if bad { 101 } else { 0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,31 +778,4 @@ mod tests {
         );
         assert!(html(&n).contains(&g));
     }
-}
-
-/// `cargo xtask nightly`: the night's markdown on stdout; exit 101 when a
-/// cell failed (with a baseline: when one regressed).
-pub fn main(
-    matrix: &Path,
-    opts: &Options,
-    results: Option<PathBuf>,
-    baseline: Option<&Path>,
-    partition: Option<&str>,
-) -> Result<i32> {
-    let partition = partition
-        .map(crate::plan::select::Partition::parse)
-        .transpose()?;
-    let root = results.unwrap_or_else(|| opts.results_root.clone());
-    let args = libtest_mimic::Arguments {
-        format: Some(libtest_mimic::FormatSetting::Terse),
-        ..Default::default()
-    };
-    let (dir, night) = run(matrix, opts, &root, baseline, partition, &args)?;
-    print!("{}", markdown(&night));
-    eprintln!("[harness] nightly: {}", dir.display());
-    let bad = match baseline {
-        Some(_) => night.regressed(),
-        None => night.failed(),
-    };
-    Ok(if bad { 101 } else { 0 })
 }

@@ -193,7 +193,7 @@ pub fn run<'a>(
     };
     let jobs = req.opts.jobs.clamp(1, schedule.groups.len().max(1));
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..jobs).map(|_| scope.spawn(&worker)).collect();
+        let handles: Vec<_> = (0..jobs).map(|_| scope.spawn(worker)).collect();
         for h in handles {
             if let Err(e) = h
                 .join()

@@ -124,10 +124,7 @@ fn build(deps: &Path, tree: Option<&Path>, root: &Path, cache: &Cache) -> Result
     let base = cache.dir("famfs-user")?;
     let done = base.join(&key);
     if done.join("bin/famfs_fused").is_file() {
-        note(&format!(
-            "famfs user space: cached build {}",
-            done.display()
-        ));
+        note(format!("famfs user space: cached build {}", done.display()));
         return Ok(FamfsUser {
             prefix: done,
             identity: key,

@@ -377,7 +377,7 @@ pub fn discover(root: &Path) -> Result<Vec<Case>> {
             if is_case_name(&name) && f.path().is_file() {
                 out.extend(load(root, &f.path())?.expand());
             } else if !is_companion(&name) && f.path().is_file() {
-                crate::events::warn(&format!(
+                crate::events::warn(format!(
                     "{}: not a case and ignored: case files are named by three or more digits (001), their golden output NNN.out",
                     f.path().display()
                 ));

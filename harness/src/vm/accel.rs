@@ -21,7 +21,7 @@ pub fn probe(qemu: &Qemu, kernel: &Path, initrd: &Path, cache: &Cache) -> Result
             "tcg" => Accel::Tcg,
             _ => anyhow::bail!("FAMFS_HARNESS_ACCEL must be kvm or tcg, not `{v}`"),
         };
-        note(&format!("accelerator: {v} (from FAMFS_HARNESS_ACCEL)"));
+        note(format!("accelerator: {v} (from FAMFS_HARNESS_ACCEL)"));
         return Ok(a);
     }
     if !Path::new("/dev/kvm").exists() {

@@ -209,7 +209,7 @@ fn fetch_backports(cache: &Cache) -> Result<PathBuf> {
     }
     let q = Qemu::at(&unpacked.join("usr/bin").join(DEFAULT), None)
         .context("the unpacked backports QEMU does not run here")?;
-    crate::events::note(&format!("unpacked {}", q.describe()));
+    crate::events::note(format!("unpacked {}", q.describe()));
     std::fs::rename(&unpacked, &root)
         .with_context(|| format!("moving the unpacked QEMU to {}", root.display()))?;
     Ok(root)
