@@ -311,7 +311,10 @@ _cleanup_run() {
 _famfs_begin() {
 	_famfs_gates
 	_phase setup
-	"$FH_TOOL" pattern-fill "$FH_DAX" 0 "${1:-64M}" > /dev/null
+	# Every word names its own device address; a fill that did not happen
+	# would show only as wrong data later.
+	_fb=$("$FH_TOOL" pattern-fill "$FH_DAX" 0 "${1:-64M}" 2>&1) || _fail "pattern-fill: $_fb"
+	case $_fb in filled*) ;; *) _fail "pattern-fill: $_fb" ;; esac
 	_famfs_bind
 	_phase_end
 }
@@ -337,21 +340,50 @@ _famfs_bind() {
 # $FH_ARTIFACTS/requests.jsonl and INIT to init.json, and wait until it
 # serves. Stopped at exit if the case does not stop it.
 _famfsd_start() {
-	_scn=$1
-	shift
-	_phase daemon
 	MNT=$FH_CASE_DIR/mnt
-	mkdir -p "$MNT"
-	rm -f "$FH_CASE_DIR/.famfsd-ready"
-	"$FH_TOOL" famfsd --scenario "$_scn" --mountpoint "$MNT" --profile "$FH_PROFILE" \
-		--log "$FH_ARTIFACTS/requests.jsonl" --init-record "$FH_ARTIFACTS/init.json" \
-		--ready "$FH_CASE_DIR/.famfsd-ready" "$@" 2>> "$FH_ARTIFACTS/famfsd.stderr" &
-	FAMFSD_PID=$!
-	_cleanup_add '_famfsd_stop'
-	_wait_for "$FH_CASE_DIR/.famfsd-ready" 30 ||
-		_fail "famfsd did not come up: $(cat "$FH_ARTIFACTS/famfsd.stderr")"
+	_famfsd_serve "" "$@"
+}
+
+# _famfsd_start_as NAME SCENARIO [FAMFSD OPTIONS...]: another famfsd beside
+# the case's own, on $FH_CASE_DIR/mnt-NAME (mount source fh-famfsd-NAME),
+# requests logged to $FH_ARTIFACTS/requests-NAME.jsonl, INIT to
+# init-NAME.json (the pair _famfs_pushes reads), stderr in
+# famfsd-NAME.stderr; waits until it serves. NAME: letters, digits, `_`.
+# Its pid is $FAMFSD_PID_NAME; stopped at exit if the case does not stop
+# it (_famfsd_stop_as NAME).
+_famfsd_start_as() {
+	case $1 in
+	"" | *[!A-Za-z0-9_]*) _fail "_famfsd_start_as: \`$1\` is not a name (letters, digits, _)" ;;
+	esac
+	_famfsd_serve "$@"
+}
+
+# _famfsd_serve NAME SCENARIO [FAMFSD OPTIONS...]: both of the above (NAME
+# empty: the case's own famfsd).
+_famfsd_serve() {
+	_fd_name=$1 _fd_scn=$2
+	shift 2
+	_fd_tag=${_fd_name:+-$_fd_name}
+	_phase daemon
+	mkdir -p "$FH_CASE_DIR/mnt$_fd_tag"
+	rm -f "$FH_CASE_DIR/.famfsd$_fd_tag-ready"
+	# shellcheck disable=SC2086
+	"$FH_TOOL" famfsd --scenario "$_fd_scn" --mountpoint "$FH_CASE_DIR/mnt$_fd_tag" --profile "$FH_PROFILE" \
+		${_fd_name:+--fsname fh-famfsd-$_fd_name} \
+		--log "$FH_ARTIFACTS/requests$_fd_tag.jsonl" --init-record "$FH_ARTIFACTS/init$_fd_tag.json" \
+		--ready "$FH_CASE_DIR/.famfsd$_fd_tag-ready" "$@" 2>> "$FH_ARTIFACTS/famfsd$_fd_tag.stderr" &
+	if [ -z "$_fd_name" ]; then
+		FAMFSD_PID=$!
+		_cleanup_add '_famfsd_stop'
+	else
+		eval "FAMFSD_PID_$_fd_name=\$!"
+		_cleanup_add "_famfsd_stop_as $_fd_name"
+	fi
+	_wait_for "$FH_CASE_DIR/.famfsd$_fd_tag-ready" 30 ||
+		_fail "famfsd${_fd_name:+ $_fd_name} did not come up: $(cat "$FH_ARTIFACTS/famfsd$_fd_tag.stderr")"
 	# mount(2) returns before the kernel's INIT is answered.
-	_wait_for "$FH_ARTIFACTS/init.json" 30 || _fail "no INIT from the kernel within 30 s"
+	_wait_for "$FH_ARTIFACTS/init$_fd_tag.json" 30 ||
+		_fail "no INIT from the kernel${_fd_name:+ for famfsd $_fd_name} within 30 s"
 	_phase_end
 }
 
@@ -374,14 +406,26 @@ _famfsd_stop_or_blocks() {
 }
 
 # _famfsd_stop: SIGTERM famfsd and wait until it has unmounted and exited;
-# prints nothing unless it exits non-zero.
+# prints nothing unless it exits non-zero ("famfsd exit N").
 _famfsd_stop() {
-	[ -n "$FAMFSD_PID" ] || return 0
-	kill -TERM "$FAMFSD_PID" 2> /dev/null
-	wait "$FAMFSD_PID"
+	_famfsd_end FAMFSD_PID famfsd
+}
+
+# _famfsd_stop_as NAME: the same for _famfsd_start_as NAME's famfsd
+# ("famfsd NAME exit N").
+_famfsd_stop_as() {
+	_famfsd_end "FAMFSD_PID_$1" "famfsd $1"
+}
+
+# _famfsd_end PIDVAR WHAT: stop the famfsd whose pid is in PIDVAR.
+_famfsd_end() {
+	eval "_fe_pid=\$$1"
+	[ -n "$_fe_pid" ] || return 0
+	kill -TERM "$_fe_pid" 2> /dev/null
+	wait "$_fe_pid"
 	_st=$?
-	FAMFSD_PID=""
-	[ "$_st" = 0 ] || echo "famfsd exit $_st"
+	eval "$1="
+	[ "$_st" = 0 ] || echo "$2 exit $_st"
 }
 
 # _famfs_open PATH: `ok` or the errno name open(2) fails with.

@@ -170,3 +170,91 @@ fn parametrised_trials_share_their_golden_file_only_when_they_agree() {
         "x\n"
     );
 }
+
+#[test]
+fn new_case_writes_a_famfs_case_that_loads_and_serves_a_valid_scenario() {
+    let t = tempfile::tempdir().unwrap();
+    let cases = t.path().join("cases");
+    std::fs::create_dir_all(cases.join("famfs")).unwrap();
+    // The checkout's helpers: the script runs up to its scenario below.
+    let common = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/common.sh");
+    std::fs::copy(&common, cases.join("common.sh")).unwrap();
+    // A plain case first: the famfs one takes the next number.
+    let o = xtask(&["new-case", "famfs", "--cases", cases.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = xtask(&[
+        "new-case",
+        "famfs",
+        "--template",
+        "famfs",
+        "--description",
+        "/f reads through mmap",
+        "--cases",
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("cases/famfs/002\n") && out.contains("cases/famfs/002.out"),
+        "{out}"
+    );
+    let script = cases.join("famfs/002");
+    let c = famfs_harness::plan::case::load(&cases, &script).unwrap();
+    assert_eq!(c.id, "famfs/002");
+    assert_eq!(c.meta.description, "/f reads through mmap");
+    assert!(c.in_group("famfs"), "{:?}", c.meta.groups);
+    assert_eq!(c.meta.requires.pmem.as_deref(), Some("256M"));
+    assert!(c.meta.requires.kconfig.iter().any(|k| k == "DEV_DAX_FSDEV"));
+    let text = std::fs::read_to_string(&script).unwrap();
+    for helper in ["_famfs_begin", "_famfsd_start scenario.yaml", "_expect "] {
+        assert!(text.contains(helper), "no {helper} in\n{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(cases.join("famfs/002.out")).unwrap(),
+        "/f through mmap: as the kernel must\n"
+    );
+    // It is among the checkout's kind of cases: discovered with the rest.
+    let all = famfs_harness::plan::case::discover(&cases).unwrap();
+    assert!(all.iter().any(|c| c.id == "famfs/002"));
+
+    let st = Command::new("sh").arg("-n").arg(&script).status().unwrap();
+    assert!(st.success(), "sh -n {}", script.display());
+    // The scenario it writes resolves, and a correct kernel opens /f.
+    let scratch = t.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let st = Command::new("sh")
+        .arg(&script)
+        .current_dir(&scratch)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("FH_SCENARIO_ONLY", "1")
+        .env("FH_COMMON", cases.join("common.sh"))
+        .env("FH_DAX", "/dev/dax0.0")
+        .status()
+        .unwrap();
+    assert!(st.success(), "the script failed writing its scenario");
+    for profile in ["v10", "next"] {
+        let cfg = famfs_harness::server::scenario::Config::load(
+            &scratch.join("scenario.yaml"),
+            Some(profile),
+        )
+        .unwrap();
+        let e = famfs_harness::server::expect::open_expectation(cfg, "/f").unwrap();
+        assert_eq!(e.token(), "ok", "{profile}: {}", e.why);
+    }
+
+    // Only the templates there are.
+    let o = xtask(&[
+        "new-case",
+        "famfs",
+        "--template",
+        "nope",
+        "--cases",
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("plain, famfs"),
+        "{o:?}"
+    );
+}

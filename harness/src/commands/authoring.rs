@@ -148,7 +148,9 @@ _famfsd_start scenario.yaml --read-only
 # from the kernel under test. /f's bytes through mmap are the device's
 # at 4 MiB.
 M=1048576
-_expect "/f through mmap" "$("$FH_TOOL" pattern-check "$MNT/f" 0 2M 4M mmap)" 	"mmap $((2 * M)) bytes at file offset 0: device data from offset $((4 * M))"
+got=$("$FH_TOOL" pattern-check "$MNT/f" 0 2M 4M mmap)
+want="mmap $((2 * M)) bytes at file offset 0: device data from offset $((4 * M))"
+_expect "/f through mmap" "$got" "$want"
 
 # Prints famfsd's exit status unless it is 0; its request log is complete
 # after (`"$FH_TOOL" famfsd-log "$FH_ARTIFACTS/requests.jsonl" GET_FMAP`).
@@ -266,7 +268,12 @@ mod tests {
         assert_eq!(c.meta.description, "reads /f");
         assert_eq!(c.meta.groups, ["famfs"]);
         let script = std::fs::read_to_string(&p).unwrap();
-        for helper in ["_famfs_begin", "_famfsd_start scenario.yaml", "_expect ", "_famfsd_stop"] {
+        for helper in [
+            "_famfs_begin",
+            "_famfsd_start scenario.yaml",
+            "_expect ",
+            "_famfsd_stop",
+        ] {
             assert!(script.contains(helper), "{helper} in\n{script}");
         }
         assert_eq!(
