@@ -69,7 +69,8 @@ impl Options {
 
 /// Host packages the chosen backend and kernel need.
 pub fn ensure_host(opts: &Options) -> Result<()> {
-    crate::base::hostdeps::ensure_for(opts.kernel.builds(), opts.exec.backend == Backend::Vng)
+    let (k, vng) = (&opts.kernel, opts.exec.backend == Backend::Vng);
+    crate::base::hostdeps::ensure_for(k.builds(), vng, k.coverage)
 }
 
 /// Everything a run needs before the first boot.
@@ -215,6 +216,7 @@ pub fn execute_in(
     // Written even when the run stops early: what happened so far is kept.
     dir.write_summary(&summary)?;
     dir.mark_latest()?;
+    crate::report::coverage::write_run(&dir.root)?;
     ran.map_err(|e| {
         e.context(format!(
             "run stopped; partial results in {}",

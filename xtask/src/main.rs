@@ -32,6 +32,11 @@ enum Cmd {
         #[command(subcommand)]
         what: FmapCmd,
     },
+    /// Kernel coverage runs (`test-vm --coverage`).
+    Coverage {
+        #[command(subcommand)]
+        what: CoverageCmd,
+    },
     /// famfs server scenarios.
     Scenario {
         #[command(subcommand)]
@@ -229,6 +234,17 @@ enum FmapCmd {
 }
 
 #[derive(Subcommand)]
+enum CoverageCmd {
+    /// The kernel lines one run reached and the other did not, each way.
+    Diff {
+        /// A run directory of a coverage run.
+        run_a: PathBuf,
+        /// Another.
+        run_b: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ScenarioCmd {
     /// Parse a famfs server scenario and print what it resolves to.
     Check {
@@ -335,6 +351,11 @@ struct KernelArgs {
     /// Accept patches that apply only with fuzz or line offsets.
     #[arg(long, requires = "kernel_patches")]
     allow_fuzz: bool,
+    /// Build the kernel's coverage variant (gcov for fs/fuse/ and
+    /// fs/dax.c) and write each case's counts, the merged lcov tracefile,
+    /// an HTML report and a line per file into the results directory.
+    #[arg(long, conflicts_with = "kernel_image")]
+    coverage: bool,
     /// A prebuilt bzImage; its .config and vmlinux are looked for beside it.
     #[arg(long, value_name = "BZIMAGE")]
     kernel_image: Option<PathBuf>,
@@ -529,6 +550,7 @@ fn options(k: &KernelArgs) -> Result<Options> {
     o.kernel.fragments = k.fragments.clone();
     o.kernel.patches = k.kernel_patches.clone();
     o.kernel.allow_fuzz = k.allow_fuzz;
+    o.kernel.coverage = k.coverage;
     o.cache_root = k.cache.clone();
     o.qemu = k.qemu.clone();
     use famfs_harness::image::famfs_user::Source;
@@ -653,6 +675,9 @@ fn real_main() -> Result<i32> {
             args.extend(profile.into_iter().flat_map(|p| ["--profile".into(), p]));
             famfs_harness::server::cli_main(&args)
         }
+        Cmd::Coverage {
+            what: CoverageCmd::Diff { run_a, run_b },
+        } => c::coverage::main(&run_a, &run_b),
         Cmd::Bench { what } => bench(what),
     }
 }

@@ -79,6 +79,12 @@ pub const BOOT: &[Need] = &[
     },
 ];
 /// virtme-ng shares the host's user space, so the tools must be on the host.
+/// `--coverage`: lcov's genhtml draws the HTML report (gcov comes with gcc).
+pub const COVERAGE: &[Need] = &[Need {
+    program: "genhtml",
+    package: "lcov",
+}];
+
 pub const VNG: &[Need] = &[Need {
     program: "udevadm",
     package: "udev",
@@ -241,9 +247,12 @@ pub fn ensure_vng(log: &mut dyn FnMut(&str)) -> Result<()> {
 }
 
 /// Host packages a run needs: booting always, building a kernel when it
-/// builds one, virtme-ng for its backend.
-pub fn ensure_for(building: bool, vng: bool) -> Result<()> {
+/// builds one, virtme-ng for its backend, lcov for a coverage report.
+pub fn ensure_for(building: bool, vng: bool, coverage: bool) -> Result<()> {
     let mut needs: Vec<&[Need]> = vec![BOOT];
+    if coverage {
+        needs.push(COVERAGE);
+    }
     if building {
         needs.push(BUILD);
     }

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bisect;
 pub mod bless;
 pub mod compare;
+pub mod coverage;
 pub mod fmap;
 pub mod fuzz_parsers;
 pub mod kernel;

@@ -132,7 +132,7 @@ pub enum GuestMsg {
         id: String,
         text: String,
     },
-    CaseEnd(CaseReport),
+    CaseEnd(Box<CaseReport>),
     /// The runner ends the boot before its plan is done (a case left a
     /// process behind that cannot be killed); the host boots a fresh VM for
     /// the cases that did not run.
@@ -205,6 +205,11 @@ pub struct CaseReport {
     /// Files the case left in its artifact directory: name -> content
     /// (small text files only; see the runner).
     pub artifacts: BTreeMap<String, String>,
+    /// The kernel's gcov counts after the case (reset before it), when the
+    /// kernel has gcov: each `.gcda` under /sys/kernel/debug/gcov by its
+    /// path there, in hex.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub coverage: BTreeMap<String, String>,
 }
 
 impl CaseReport {
@@ -224,6 +229,7 @@ impl CaseReport {
             duration_ms: 0,
             phases: Default::default(),
             artifacts: Default::default(),
+            coverage: Default::default(),
         }
     }
 }
@@ -269,7 +275,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_framing() {
-        let m = GuestMsg::CaseEnd(CaseReport {
+        let m = GuestMsg::CaseEnd(Box::new(CaseReport {
             id: "dax/001".into(),
             exit: CaseExit::Exited { code: 0 },
             output: "line1\nline2 \"quoted\"\n".into(),
@@ -282,7 +288,8 @@ mod tests {
             duration_ms: 12,
             phases: [("body".to_string(), 10), ("tail".to_string(), 2)].into(),
             artifacts: Default::default(),
-        });
+            coverage: Default::default(),
+        }));
         let s = encode(&m);
         assert_eq!(s.matches('\n').count(), 1, "one message, one line");
         assert_eq!(decode_line(&s), Some(m.clone()));

@@ -3,6 +3,7 @@
 //! binary; the host side never calls it except in tests.
 
 pub mod capability;
+pub mod coverage;
 pub mod datapath;
 pub mod dax;
 pub mod fuse_record;

@@ -150,7 +150,7 @@ pub fn main(plan_path: &str, channel_path: Option<&str>, tool: &Path) -> Result<
                 },
             );
             let (report, restart) = run_case(&plan, case, &devices, tool, &port, ran == 0);
-            send(&port, &GuestMsg::CaseEnd(report));
+            send(&port, &GuestMsg::CaseEnd(Box::new(report)));
             if ran == 0 {
                 selftest_hook(&plan, "between");
             }
@@ -278,6 +278,7 @@ pub fn run_case(
     let _ = std::fs::create_dir_all(dir.join("artifacts"));
     // WARN_ON_ONCE sites fire once per boot; re-arm them so each case sees its own.
     let _ = std::fs::write("/sys/kernel/debug/clear_warn_once", "1");
+    super::coverage::reset();
     let taint_before = crate::contract::taint::read();
     let before = live_pids();
     let mut kmsg = KmsgCursor::at_end().ok();
@@ -295,6 +296,8 @@ pub fn run_case(
     let (reset, left) = after_case(ran.stray, ran.stuck, ran.left);
     cleanup_mounts_under(&dir);
     let reset_error = reset_devices(devices);
+    // The case's counts include its unmounts and the device reset.
+    let coverage = super::coverage::collect();
     phases.insert("reset".into(), reset_start.elapsed().as_millis() as u64);
     let tail_start = Instant::now();
     sys::kmsg_write(&format!("{}\n", marker::case(&case.id, "end")));
@@ -326,6 +329,7 @@ pub fn run_case(
             duration_ms,
             phases,
             artifacts: collect_artifacts(&dir.join("artifacts")),
+            coverage,
         },
         restart_reason(&left, &dir),
     )

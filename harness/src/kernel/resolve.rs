@@ -41,6 +41,9 @@ pub struct Request {
     pub allow_fuzz: bool,
     /// Configure and verify the kernel but do not build it.
     pub config_only: bool,
+    /// The coverage variant: the `coverage` fragment and patch series on
+    /// top of whatever else is chosen (gcov for fs/fuse/ and fs/dax.c).
+    pub coverage: bool,
 }
 
 impl Default for Request {
@@ -51,6 +54,7 @@ impl Default for Request {
             patches: vec![],
             allow_fuzz: false,
             config_only: false,
+            coverage: false,
         }
     }
 }
@@ -111,6 +115,11 @@ impl Request {
                 (base, self.patches.clone(), self.allow_fuzz, frags, None)
             }
         };
+        let (mut patches, mut fragments) = (patches, fragments);
+        if self.coverage {
+            patches.push(root.join(COVERAGE_SERIES));
+            fragments.push("coverage".into());
+        }
         let fragments =
             super::config::expand_fragment_names(&root.join("kernel-configs"), &fragments)?;
         Ok(KernelPlan {
@@ -224,6 +233,9 @@ pub fn fuse_dax_modes(cfg: &super::config::DotConfig) -> String {
         v("FUSE_FAMFS_DAX")
     )
 }
+
+/// The patch series of the coverage variant, below the checkout.
+pub const COVERAGE_SERIES: &str = "kernel-configs/patches/coverage/series";
 
 /// `--profile auto`: the profile of the famfs ABI the kernel source defines.
 pub const AUTO_PROFILE: &str = "auto";

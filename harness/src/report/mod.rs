@@ -3,6 +3,7 @@
 //! (`ui`). It writes down verdicts; it never decides one.
 
 pub mod baseline;
+pub mod coverage;
 pub mod merge;
 pub mod record;
 pub mod repeat;

@@ -54,6 +54,12 @@ impl<'a> RunRecorder<'a> {
             .case_of(id)
             .with_context(|| format!("unknown case {id}"))?;
         let res = self.dir.write_case(case, v, report, boot, reports)?;
+        if let Some(r) = report.filter(|r| !r.coverage.is_empty()) {
+            let dir = self.dir.root.join(&res.dir);
+            if let Err(e) = super::coverage::write_case(&dir, &r.coverage, id) {
+                note(format!("{id}: coverage not kept: {e:#}"));
+            }
+        }
         for r in reports {
             emit(Event::Finding {
                 trial: id.to_string(),
