@@ -49,8 +49,12 @@ fn pct((hit, all): (usize, usize)) -> f64 {
 
 impl FileSummary {
     /// `fs/fuse/famfs.c: lines 812/903 (89.9%), branches ..., functions ...`
-    pub fn render(&self, strip: &str) -> String {
-        let p = self.path.strip_prefix(strip).unwrap_or(&self.path);
+    /// (the path from the kernel tree's `fs/` on).
+    pub fn render(&self) -> String {
+        let p = self
+            .path
+            .rfind("/fs/")
+            .map_or(self.path.as_str(), |i| &self.path[i + 1..]);
         let f = |(h, a): (usize, usize)| format!("{h}/{a} ({:.1}%)", pct((h, a)));
         format!(
             "{p}: lines {}, branches {}, functions {}",
@@ -351,9 +355,9 @@ pub fn write_run(run_dir: &Path) -> Result<Vec<FileSummary>> {
     let info = dir.join("total.info");
     std::fs::write(&info, total.to_lcov("total"))?;
     let summary = total.summary();
-    let text: String = summary.iter().map(|s| s.render("") + "\n").collect();
+    let text: String = summary.iter().map(|s| s.render() + "\n").collect();
     for s in &summary {
-        crate::events::note(format!("coverage: {}", s.render("")));
+        crate::events::note(format!("coverage: {}", s.render()));
     }
     std::fs::write(dir.join("summary.txt"), &text)?;
     if let Some(genhtml) = crate::base::hostdeps::which("genhtml") {
@@ -399,7 +403,7 @@ mod tests {
         let s = &c.summary()[0];
         assert_eq!((s.lines, s.branches, s.functions), ((1, 2), (1, 2), (1, 1)));
         assert_eq!(
-            s.render("/b/src/"),
+            s.render(),
             "fs/fuse/famfs.c: lines 1/2 (50.0%), branches 1/2 (50.0%), functions 1/1 (100.0%)"
         );
         let lcov = c.to_lcov("famfs/010[x]");
