@@ -136,6 +136,10 @@ enum Cmd {
         /// topologies it cannot emulate are not run, with the reason.
         #[arg(long, value_name = "PATH|backports")]
         qemu: Option<String>,
+        /// Every cell on its kernel's coverage variant (as test-vm's
+        /// --coverage, or `coverage: true` in the matrix).
+        #[arg(long)]
+        coverage: bool,
     },
     /// Find the first commit at which a case fails the way it fails at the
     /// bad end (git bisect with the harness as the judge). Exit 0: found;
@@ -627,10 +631,12 @@ fn real_main() -> Result<i32> {
             cases,
             partition,
             qemu,
+            coverage,
         } => {
             let mut opts = Options::new(&root());
             opts.cases = cases_dir(cases)?;
             opts.qemu = qemu;
+            opts.kernel.coverage = coverage;
             let (baseline, partition) = (baseline.as_deref(), partition.as_deref());
             c::nightly::main(&matrix, &opts, results, baseline, partition)
         }

@@ -28,6 +28,10 @@ pub struct Matrix {
     /// none: each case on the machine it asks for.
     #[serde(default)]
     pub topologies: Vec<String>,
+    /// Every cell on its kernel's coverage variant (`--coverage`): the
+    /// night's pages show each cell's famfs.c figure and link its report.
+    #[serde(default)]
+    pub coverage: bool,
 }
 
 fn default_profiles() -> Vec<String> {
@@ -199,6 +203,9 @@ pub struct CellResult {
     /// The profile the cell ran with (`auto` resolved from the kernel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_profile: Option<String>,
+    /// famfs.c's line figure of a coverage cell (`366/421 (86.9%)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub famfs_c_lines: Option<String>,
 }
 
 /// The whole night.
@@ -244,6 +251,7 @@ pub fn run(
         crate::events::note(format!("nightly: cell {}", cell.name));
         let mut opts = base.clone();
         opts.kernel.choice = KernelChoice::Named(cell.kernel.clone());
+        opts.kernel.coverage |= m.coverage;
         opts.profile = cell.profile.clone();
         opts.topology = cell.topology.clone();
         opts.results_root = root.join("cells").join(&cell.name);
@@ -395,6 +403,7 @@ fn cell_result(
             .map(|r| (r.id.clone(), outcome_word(r.outcome.clone()).to_string()))
             .collect(),
         resolved_profile: Some(sum.profile.clone()),
+        famfs_c_lines: famfs_c_lines(&outcome.dir),
     }
 }
 
@@ -461,6 +470,44 @@ pub fn markdown(n: &Night) -> String {
             c.cases_s,
             c.titles.join("<br>"),
             changes_text(c)
+        );
+    }
+    s + &coverage_markdown(n)
+}
+
+/// famfs.c's line figure in a coverage run's summary, if it has one.
+fn famfs_c_lines(run: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run.join("coverage/summary.txt")).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("fs/fuse/famfs.c: lines "))?;
+    Some(
+        line["fs/fuse/famfs.c: lines ".len()..]
+            .split(',')
+            .next()?
+            .to_string(),
+    )
+}
+
+/// The coverage of the night's cells that have one: famfs.c's lines and
+/// the HTML report, a line a cell (markdown).
+fn coverage_markdown(n: &Night) -> String {
+    let cells: Vec<&CellResult> = n
+        .cells
+        .iter()
+        .filter(|c| c.famfs_c_lines.is_some())
+        .collect();
+    if cells.is_empty() {
+        return String::new();
+    }
+    let mut s =
+        "\n## Coverage\n\n| cell | fs/fuse/famfs.c lines | report |\n|---|---|---|\n".to_string();
+    for c in cells {
+        s += &format!(
+            "| {} | {} | [html]({}/coverage/html/index.html) |\n",
+            c.name,
+            c.famfs_c_lines.as_deref().unwrap_or(""),
+            c.run
         );
     }
     s
@@ -581,13 +628,35 @@ pub fn html(n: &Night) -> String {
         );
     }
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>topology</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table>\n{generations}</body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Nightly {id}</title>\n<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}tr.pass td:first-child{{background:#9d9}}tr.fail td:first-child{{background:#e88}}tr.notrun td:first-child{{background:#ddd}}</style></head>\n<body><h1>Nightly {id}</h1><p>Matrix <code>{matrix}</code>, {cells} cells, {wall:.0} s.</p>\n<table><thead><tr><th>kernel</th><th>profile</th><th>selection</th><th>topology</th><th>passed</th><th>failed</th><th>known</th><th>not run</th><th>errors</th><th>wall</th><th>results</th><th>reports</th><th>changes</th></tr></thead><tbody>\n{rows}</tbody></table>\n{coverage}{generations}</body></html>\n",
+        coverage = coverage_html(n),
         generations = generations_html(n),
         id = esc(&n.id),
         matrix = esc(&n.matrix),
         cells = n.cells.len(),
         wall = n.wall_s,
     )
+}
+
+/// Each coverage cell's famfs.c lines, linked to its HTML report.
+fn coverage_html(n: &Night) -> String {
+    let rows: String = n
+        .cells
+        .iter()
+        .filter_map(|c| {
+            let f = c.famfs_c_lines.as_deref()?;
+            Some(format!(
+                "<tr><td>{}</td><td>{}</td><td><a href=\"../../{}/coverage/html/index.html\">html</a></td></tr>\n",
+                esc(&c.name),
+                esc(f),
+                esc(&c.run)
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("<h2>Coverage</h2><table><thead><tr><th>cell</th><th>fs/fuse/famfs.c lines</th><th>report</th></tr></thead><tbody>\n{rows}</tbody></table>\n")
 }
 
 /// `cargo xtask nightly`: the night's markdown on stdout; exit 101 when a
@@ -708,9 +777,11 @@ mod tests {
                 changes: None,
                 outcomes: Default::default(),
                 resolved_profile: None,
+                famfs_c_lines: None,
             }],
         };
         let h = html(&n);
+        assert!(!h.contains("Coverage"), "{h}");
         assert!(h.contains("<tr class=\"fail\">"), "{h}");
         assert!(
             h.contains("href=\"../../cells/default.v10.smoke/runs/r1/junit.xml\""),
@@ -719,6 +790,21 @@ mod tests {
         assert!(h.contains("Read in &lt;f&gt;") && !h.contains("<f>"), "{h}");
         let md = markdown(&n);
         assert!(md.contains("| [default.v10.smoke](cells/default.v10.smoke/runs/r1/summary.json) | 3 | 1 | 0 | 2 | 0 | 2 s | 0 / 1 / 1 s |"), "{md}");
+        // A coverage cell: its famfs.c figure, from its run's summary.txt,
+        // linked to its report on both pages.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("coverage")).unwrap();
+        std::fs::write(
+            t.path().join("coverage/summary.txt"),
+            "fs/dax.c: lines 1/2 (50.0%), branches 0/0 (100.0%), functions 1/1 (100.0%)\nfs/fuse/famfs.c: lines 366/421 (86.9%), branches 167/220 (75.9%), functions 22/24 (91.7%)\n",
+        )
+        .unwrap();
+        let mut n = n;
+        n.cells[0].famfs_c_lines = famfs_c_lines(t.path());
+        assert_eq!(n.cells[0].famfs_c_lines.as_deref(), Some("366/421 (86.9%)"));
+        assert!(markdown(&n).contains("| default.v10.smoke | 366/421 (86.9%) | [html](cells/default.v10.smoke/runs/r1/coverage/html/index.html) |"));
+        assert!(html(&n).contains("<td>366/421 (86.9%)</td><td><a href=\"../../cells/default.v10.smoke/runs/r1/coverage/html/index.html\">"));
+        assert_eq!(famfs_c_lines(&t.path().join("none")), None);
     }
 
     #[test]
@@ -730,6 +816,7 @@ mod tests {
             selection: "famfs".into(),
             topology: None,
             run: "r".into(),
+            famfs_c_lines: None,
             passed: 1,
             failed: 0,
             known: 0,
