@@ -12,6 +12,7 @@ pub mod fmap;
 pub mod fuzz_parsers;
 pub mod kernel;
 pub mod merge;
+pub mod mutants;
 pub mod nightly;
 pub mod shell;
 pub mod test_vm;
