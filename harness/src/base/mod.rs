@@ -9,3 +9,9 @@ pub mod yaml;
 pub mod cache;
 #[cfg(feature = "host")]
 pub mod hostdeps;
+
+/// Bytes as lower-case hex: cache keys and digests on the host, gcov data
+/// the guest sends.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -32,16 +32,12 @@ fn collect_under(root: &Path) -> BTreeMap<String, String> {
                 dirs.push(p);
             } else if ft.is_file() && p.extension().is_some_and(|x| x == "gcda") {
                 if let (Ok(data), Ok(rel)) = (std::fs::read(&p), p.strip_prefix(root)) {
-                    out.insert(rel.display().to_string(), hex(&data));
+                    out.insert(rel.display().to_string(), crate::base::hex(&data));
                 }
             }
         }
     }
     out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
