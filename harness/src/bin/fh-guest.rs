@@ -144,6 +144,19 @@ enum Command {
         #[arg(value_parser = parse_u64, default_value = "0")]
         seed: u64,
     },
+    /// write(2) the pattern of DOFF XOR SEED at FOFF of FILE (one pwrite):
+    /// the count returned, or the errno.
+    FileWrite {
+        file: String,
+        #[arg(value_parser = parse_off)]
+        foff: u64,
+        #[arg(value_parser = parse_len)]
+        len: usize,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+        #[arg(value_parser = parse_u64)]
+        seed: u64,
+    },
     /// Map at a 2 MiB-aligned address (or a page past it), read every
     /// page, print this process's PMD and PTE DAX faults.
     FaultCount {
@@ -430,6 +443,13 @@ fn dispatch(command: Command) -> Result<i32> {
         } => out(mmap::fault_count(&file, foff, len, &how)),
         C::MmapProbe(a) => out(mmap::probe(&a.file, a.off, &a.op, a.doff)),
         C::MmapTouch(a) => out(mmap::touch(&a.file, a.off, &a.op, a.doff)),
+        C::FileWrite {
+            file,
+            foff,
+            len,
+            doff,
+            seed,
+        } => out(tools::file_write(&file, foff, len, doff, seed)),
         C::MmapWrite {
             file,
             foff,

@@ -114,6 +114,40 @@ pub fn pattern_fill(dev: &str, off: u64, len: usize) -> Result<String> {
     Ok(format!("filled {len} bytes at device offset {off}\n"))
 }
 
+/// `file-write FILE FILE_OFFSET LEN DEV_OFFSET SEED`: write(2) the pattern
+/// of the device at DEV_OFFSET XOR SEED at FILE_OFFSET (one pwrite): the
+/// count the kernel returned, or the errno. `pattern-check` with the same
+/// seed finds the bytes.
+pub fn file_write(
+    path: &str,
+    file_off: u64,
+    len: usize,
+    dev_off: u64,
+    seed: u64,
+) -> Result<String> {
+    let f = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(format!(
+                "open {path} for writing: failed {}\n",
+                errno_of(&e)
+            ))
+        }
+    };
+    let buf: Vec<u8> = (0..len as u64)
+        .step_by(8)
+        .flat_map(|i| (pattern_word(dev_off + i) ^ seed).to_le_bytes())
+        .take(len)
+        .collect();
+    Ok(match rustix::io::pwrite(&f, &buf, file_off) {
+        Ok(n) => format!("write {len} bytes at file offset {file_off}: {n}\n"),
+        Err(e) => format!(
+            "write {len} bytes at file offset {file_off}: {}\n",
+            errno_name(e.raw_os_error())
+        ),
+    })
+}
+
 /// `pattern-check FILE FILE_OFFSET LEN DEV_OFFSET mmap|read [SEED]`: the
 /// bytes of FILE at FILE_OFFSET must be the pattern of the device at
 /// DEV_OFFSET (XOR SEED: what `mmap-write` wrote there).
