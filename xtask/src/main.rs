@@ -37,6 +37,13 @@ enum Cmd {
         #[command(subcommand)]
         what: CoverageCmd,
     },
+    /// Mutation testing: single-point mutants of a kernel file's reached
+    /// lines, each built on top of the kernel's series and run with the
+    /// trials that reached its line; a mutant is killed when a verdict
+    /// differs from the unmutated kernel's. Exit 0: every planned mutant
+    /// has a result; 3: the budget ran out first (the same command goes
+    /// on); 2: error; 128 + N: interrupted by signal N.
+    Mutate(Box<Mutate>),
     /// famfs server scenarios.
     Scenario {
         #[command(subcommand)]
@@ -399,6 +406,111 @@ struct KernelArgs {
 }
 
 #[derive(Args)]
+struct Mutate {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// The file to mutate, relative to the kernel tree.
+    #[arg(long, value_name = "PATH")]
+    file: String,
+    /// Only these lines (inclusive), e.g. 1200-1260 (repeatable).
+    #[arg(long, value_name = "A-B", value_parser = line_range)]
+    lines: Vec<(u32, u32)>,
+    /// Start no mutant after this long (`30m`, `2h`); the results kept go
+    /// on with the same command.
+    #[arg(long, value_name = "DURATION", value_parser = famfs_harness::fuzz::parse_duration)]
+    budget: Option<std::time::Duration>,
+    /// Only this shard of the mutants: `count:K/N` or `hash:K/N`.
+    #[arg(long, value_name = "KIND:K/N")]
+    partition: Option<String>,
+    /// Only cases in this group (repeatable); default: famfs.
+    #[arg(long = "group", short = 'g')]
+    groups: Vec<String>,
+    /// Filters: cases whose name contains any of them.
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
+    /// The mutants' order (and so which --max keeps).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// At most this many mutants (the first in the seed's order).
+    #[arg(long, value_name = "N")]
+    max: Option<usize>,
+    /// Where results are kept (default:
+    /// target/famfs-harness/mutate/KERNEL-FILE); the same directory resumes.
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
+    /// Take the reached lines from this `test-vm --coverage` run instead of
+    /// running one.
+    #[arg(long, value_name = "RUN")]
+    coverage_run: Option<PathBuf>,
+    /// Fold the results of another shard's --results into these (repeatable).
+    #[arg(long, value_name = "DIR")]
+    merge: Vec<PathBuf>,
+    /// Keep each mutant's patched tree and build (removed by default).
+    #[arg(long)]
+    keep_builds: bool,
+    /// The cases directory (default: the checkout's cases/).
+    #[arg(long, value_name = "DIR")]
+    cases: Option<PathBuf>,
+}
+
+/// `A-B`, 1 <= A <= B.
+fn line_range(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("`{s}`: lines are A-B with 1 <= A <= B (e.g. 1200-1260)");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u32, u32) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+fn mutate(m: Mutate) -> Result<i32> {
+    let mut opts = options(&m.kernel)?;
+    opts.cases = cases_dir(m.cases)?;
+    let kernel = m.kernel.kernel.clone().unwrap_or_else(|| "kernel".into());
+    let results = m.results.unwrap_or_else(|| {
+        famfs_harness::image::guest_program::workspace_root()
+            .join("target/famfs-harness/mutate")
+            .join(format!(
+                "{}-{}",
+                kernel.replace('/', "_"),
+                m.file.replace('/', "_")
+            ))
+    });
+    let groups = if m.groups.is_empty() && m.filters.is_empty() {
+        vec!["famfs".into()]
+    } else {
+        m.groups
+    };
+    let req = famfs_harness::commands::mutate::Request {
+        opts,
+        sel: Selection {
+            groups,
+            filters: m.filters,
+            ..Default::default()
+        },
+        file: m.file,
+        lines: m.lines,
+        budget: m.budget,
+        partition: m
+            .partition
+            .as_deref()
+            .map(famfs_harness::plan::select::Partition::parse)
+            .transpose()?,
+        seed: m.seed,
+        max: m.max,
+        results,
+        coverage_run: m.coverage_run,
+        merge: m.merge,
+        keep_builds: m.keep_builds,
+    };
+    famfs_harness::commands::mutate::main(&req)
+}
+
+#[derive(Args)]
 struct TestVm {
     #[command(flatten)]
     kernel: KernelArgs,
@@ -685,6 +797,7 @@ fn real_main() -> Result<i32> {
             what: CoverageCmd::Diff { run_a, run_b },
         } => c::coverage::main(&run_a, &run_b),
         Cmd::Bench { what } => bench(what),
+        Cmd::Mutate(m) => mutate(*m),
     }
 }
 

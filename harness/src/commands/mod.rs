@@ -13,6 +13,7 @@ pub mod fuzz_parsers;
 pub mod kernel;
 pub mod merge;
 pub mod mutants;
+pub mod mutate;
 pub mod nightly;
 pub mod shell;
 pub mod test_vm;

@@ -197,6 +197,13 @@ pub fn of_line(n: u32, line: &str) -> Vec<Mutant> {
     }
     let t = line.trim_start();
     let indent = &line[..line.len() - t.len()];
+    // A constant changed: the value assigned or returned (`= 1;`,
+    // `return 0;`): 0 and 1 swap, others grow by one.
+    if let Some(spans) = code_spans(line) {
+        for (s, e) in spans {
+            constant(&mut out, n, line, s, &line[s..e]);
+        }
+    }
     // A condition negated.
     if let Some(rest) = t.strip_prefix("if (") {
         if let Some(cond) = rest.strip_suffix(')').or_else(|| rest.strip_suffix(") {")) {
@@ -226,6 +233,28 @@ pub fn of_line(n: u32, line: &str) -> Vec<Mutant> {
     out
 }
 
+/// The `constant` mutants of one code span at offset `s` of `line`.
+fn constant(out: &mut Vec<Mutant>, n: u32, line: &str, s: usize, code: &str) {
+    for (i, len) in regex_lite_numbers(code) {
+        let (pre, post) = (code[..i].trim_end(), code[i + len..].trim_start());
+        let assigned =
+            pre.ends_with('=') && !["==", "!=", "<=", ">="].iter().any(|o| pre.ends_with(o));
+        let returned = pre.ends_with("return");
+        if !(assigned || returned) || !post.starts_with(';') {
+            continue;
+        }
+        let lit = &code[i..i + len];
+        let Ok(v) = lit.parse::<u64>() else { continue };
+        let to = match v {
+            0 => 1,
+            1 => 0,
+            v => v + 1,
+        };
+        let after = format!("{}{to}{}", &line[..s + i], &line[s + i + len..]);
+        push(out, n, "constant", format!("{lit} -> {to}"), line, after);
+    }
+}
+
 /// Decimal integer literals of a code span: (offset, length).
 fn regex_lite_numbers(code: &str) -> Vec<(usize, usize)> {
     let b = code.as_bytes();
@@ -250,17 +279,13 @@ fn regex_lite_numbers(code: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// The mutants of a file's lines in `lines` (inclusive) that `covered`
-/// holds (all lines when None).
-pub fn of_file(
-    text: &str,
-    lines: Option<(u32, u32)>,
-    covered: Option<&BTreeSet<u32>>,
-) -> Vec<Mutant> {
+/// The mutants of a file's lines in `lines` (inclusive ranges; every line
+/// when empty) that `covered` holds (all lines when None).
+pub fn of_file(text: &str, lines: &[(u32, u32)], covered: Option<&BTreeSet<u32>>) -> Vec<Mutant> {
     text.lines()
         .enumerate()
         .map(|(i, l)| (i as u32 + 1, l))
-        .filter(|(n, _)| lines.is_none_or(|(a, b)| *n >= a && *n <= b))
+        .filter(|(n, _)| lines.is_empty() || lines.iter().any(|(a, b)| n >= a && n <= b))
         .filter(|(n, _)| covered.is_none_or(|c| c.contains(n)))
         .flat_map(|(n, l)| of_line(n, l))
         .collect()
@@ -324,12 +349,21 @@ mod tests {
         assert!(changes("#include <linux/fs.h>").is_empty());
         assert!(changes(" * if (a < b) in a comment").is_empty());
         assert!(changes("\terr = -EINVALX;").is_empty());
+        assert_eq!(
+            changes("\tfc->famfs_iomap = 1;"),
+            ["constant: \tfc->famfs_iomap = 0;"]
+        );
+        assert_eq!(changes("\treturn 0;"), ["constant: \treturn 1;"]);
+        assert_eq!(changes("\tx = 4096;"), ["constant: \tx = 4097;"]);
+        // Not a constant assigned: an argument, a comparison, an index.
+        assert!(changes("\tf(x, 1);").is_empty());
+        assert!(changes("\ty = a[2] + 3 * b;").is_empty());
     }
 
     #[test]
     fn a_mutant_is_a_patch_that_applies_to_its_file() {
         let text = "a\nb\nc\nif (x == 1)\nd\ne\nf\ng\n";
-        let ms = of_file(text, Some((4, 4)), None);
+        let ms = of_file(text, &[(4, 4)], None);
         assert_eq!(ms.len(), 3, "{ms:?}");
         let p = patch("fs/fuse/famfs.c", text, &ms[0]);
         assert!(
@@ -355,7 +389,7 @@ mod tests {
         assert_eq!(got, "a\nb\nc\nif (x != 1)\nd\ne\nf\ng\n");
         // Only covered lines are mutated.
         let covered: BTreeSet<u32> = [2].into();
-        assert!(of_file(text, None, Some(&covered)).is_empty());
+        assert!(of_file(text, &[], Some(&covered)).is_empty());
         assert_eq!(ms[0].id(1), "L4-relational-1");
     }
 }

@@ -534,6 +534,20 @@ pub fn rewrite_cmd_files(dir: &Path, pairs: &[(String, String)]) -> Result<usize
     Ok(changed)
 }
 
+/// make itself failed (the source does not configure or compile), as
+/// opposed to the harness failing around it: `mutate` counts such a
+/// mutant apart.
+#[derive(Debug)]
+pub struct MakeFailed(pub String);
+
+impl std::fmt::Display for MakeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MakeFailed {}
+
 /// Run make, teeing its output into the build log and the progress line;
 /// returns how many objects it compiled.
 fn run_make(
@@ -575,11 +589,12 @@ fn run_make(
     if !status.success() {
         stage.finish("failed");
         let lines: Vec<String> = tail.into_iter().collect();
-        bail!(
+        return Err(MakeFailed(format!(
             "{what} failed ({status}); full log: {}\n  {}",
             log_path.display(),
             lines.join("\n  ")
-        );
+        ))
+        .into());
     }
     let n = stage.counted();
     stage.finish("done");

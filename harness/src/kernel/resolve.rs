@@ -35,7 +35,7 @@ pub struct Request {
     /// Fragment names; None means kernel-configs/default.
     pub fragments: Option<Vec<String>>,
     /// Patch series applied on the base in this order (`--kernel-patches`,
-    /// repeated).
+    /// repeated); for a named kernel, after its own series (a mutant).
     pub patches: Vec<PathBuf>,
     /// Accept patches that apply only with fuzz or offsets.
     pub allow_fuzz: bool,
@@ -93,7 +93,7 @@ impl Request {
                 k.check_available()?;
                 let (b, p, f, fr) = (
                     k.base.clone(),
-                    k.patches.clone(),
+                    [k.patches.clone(), self.patches.clone()].concat(),
                     k.allow_fuzz,
                     k.fragments.clone(),
                 );
