@@ -183,6 +183,10 @@ enum Command {
         doff: u64,
         #[arg(value_parser = parse_u64)]
         seed: u64,
+        /// Read each page before writing it: the read fault maps it
+        /// read-only, so each store is a write-protect fault (mkwrite).
+        #[arg(long)]
+        read_first: bool,
     },
     /// Stamp N random pages through an aligned mapping, or find the stamps
     /// through an unaligned one.
@@ -456,7 +460,10 @@ fn dispatch(command: Command) -> Result<i32> {
             len,
             doff,
             seed,
-        } => out(mmap::write_pattern(&file, foff, len, doff, seed)),
+            read_first,
+        } => out(mmap::write_pattern(
+            &file, foff, len, doff, seed, read_first,
+        )),
         C::MmapRandom { file, seed, n, how } => out(mmap::random(&file, seed, n, &how)),
         C::FuseFmaps {
             prefix,

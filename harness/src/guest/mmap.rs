@@ -185,7 +185,14 @@ pub fn probe(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<Str
 /// `mmap-write FILE OFF LEN SEED`: fill LEN bytes at OFF through a shared
 /// writable mapping with the pattern XOR SEED (as `pattern-check` with a
 /// seed expects it at the same device offsets), then msync.
-pub fn write_pattern(file: &str, off: u64, len: usize, dev_off: u64, seed: u64) -> Result<String> {
+pub fn write_pattern(
+    file: &str,
+    off: u64,
+    len: usize,
+    dev_off: u64,
+    seed: u64,
+    read_first: bool,
+) -> Result<String> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -195,14 +202,23 @@ pub fn write_pattern(file: &str, off: u64, len: usize, dev_off: u64, seed: u64) 
         Ok(m) => m,
         Err(e) => return Ok(format!("mmap: failed {e}\n")),
     };
+    if read_first {
+        let sum = (0..len).step_by(PAGE).fold(0u64, |a, i| a ^ m.word(i));
+        std::hint::black_box(sum);
+    }
     for i in (0..len).step_by(8) {
         m.set_word(i, pattern_word(dev_off + i as u64) ^ seed);
     }
     // SAFETY: the range is this mapping.
     unsafe { rustix::mm::msync(m.as_ptr().cast(), len, rustix::mm::MsyncFlags::SYNC) }
         .map_err(|e| anyhow::anyhow!("msync: {}", errno_name(e.raw_os_error())))?;
+    let how = if read_first {
+        ", each page read first"
+    } else {
+        ""
+    };
     Ok(format!(
-        "wrote {len} bytes at file offset {off} through MAP_SHARED\n"
+        "wrote {len} bytes at file offset {off} through MAP_SHARED{how}\n"
     ))
 }
 
