@@ -43,6 +43,9 @@ pub struct Options {
     pub results_root: PathBuf,
     /// The cases directory, when not the checkout's `cases/`.
     pub cases: Option<PathBuf>,
+    /// The accelerator, when a probe of a sibling kernel already said it
+    /// (a mutant of a probed kernel): no probe boot.
+    pub accel: Option<Accel>,
 }
 
 impl Options {
@@ -58,6 +61,7 @@ impl Options {
             cache_root: None,
             results_root: root.join("target/famfs-harness"),
             cases: None,
+            accel: None,
         }
     }
     pub fn cases_dir(&self) -> PathBuf {
@@ -111,7 +115,10 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
         &opts.profile,
         &cache,
     )?;
-    let accel = crate::vm::accel::probe(&qemu, &kernel.bzimage, &image.probe, &cache)?;
+    let accel = match opts.accel {
+        Some(a) => a,
+        None => crate::vm::accel::probe(&qemu, &kernel.bzimage, &image.probe, &cache)?,
+    };
     Ok(Prepared {
         opts,
         kernel,

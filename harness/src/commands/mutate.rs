@@ -110,6 +110,7 @@ pub struct MutantResult {
     pub detail: String,
     /// The trials run on it (the most focused first; none after a kill).
     pub trials: Vec<String>,
+    /// Patch, build and boot preparation.
     pub build_s: f64,
     pub run_s: f64,
     /// Its run directory (kept whatever became of the mutant).
@@ -469,6 +470,7 @@ fn one(
     cases: &[Case],
     id: &str,
     m: &Mutant,
+    accel: &mut Option<crate::vm::Accel>,
 ) -> Result<MutantResult> {
     let dir = req.results.join("mutants").join(id);
     let series = dir.join("patch");
@@ -495,6 +497,9 @@ fn one(
     opts.kernel.patches.push(series);
     opts.kernel.coverage = false;
     opts.results_root = dir.clone();
+    // The machine's accelerator does not change with one line of famfs.c:
+    // the first mutant's probe answers for the rest.
+    opts.accel = *accel;
     let mut r = MutantResult {
         id: id.into(),
         mutant: m.clone(),
@@ -509,6 +514,8 @@ fn one(
     let t0 = Instant::now();
     let p = match crate::run::prepare(&opts) {
         Ok(p) => p,
+        // A signal stops make too: that is no verdict on the mutant.
+        Err(e) if crate::base::proc::interrupted().is_some() => return Err(e),
         Err(e)
             if e.downcast_ref::<crate::kernel::build::MakeFailed>()
                 .is_some() =>
@@ -521,6 +528,7 @@ fn one(
         Err(e) => return Err(e.context(format!("building mutant {id}"))),
     };
     r.build_s = t0.elapsed().as_secs_f64();
+    *accel = Some(p.accel);
     let t1 = Instant::now();
     let first = chosen.len().min(FIRST_BATCH);
     for batch in [&chosen[..first], &chosen[first..]] {
@@ -529,6 +537,10 @@ fn one(
         }
         r.trials.extend(batch.iter().map(|c| c.id.clone()));
         let ran = crate::run::execute(&p, batch, &mut |_| {});
+        if let Some(sig) = crate::base::proc::interrupted() {
+            // Cut short: no verdict on this mutant; the next command redoes it.
+            bail!("interrupted by signal {sig} while mutant {id} ran");
+        }
         match ran {
             Ok(s) => {
                 r.run = Some(dir.join("runs").join(&s.run_id));
@@ -536,7 +548,6 @@ fn one(
                     (r.status, r.killed_by, r.detail) = (Status::Killed, Some(t), why);
                 }
             }
-            Err(e) if crate::base::proc::interrupted().is_some() => return Err(e),
             // The kernel did not get through the run: the suite saw it.
             Err(e) => {
                 r.status = Status::Killed;
@@ -595,6 +606,9 @@ fn merge(req: &Request, subject: &Subject) -> Result<()> {
 }
 
 pub fn main(req: &Request) -> Result<i32> {
+    // The first Ctrl-C stops the mutant's VMs or build; what finished is
+    // kept and reported.
+    let _wind_down = crate::base::proc::WindDown::begin();
     std::fs::create_dir_all(&req.results)?;
     let triage = load_triage(&req.opts.root)?;
     let cases = select(&req.opts.cases_dir(), &req.sel)?;
@@ -620,6 +634,7 @@ pub fn main(req: &Request) -> Result<i32> {
         );
     }
     let start = Instant::now();
+    let mut accel = None;
     let mut results = results_in(&req.results)?;
     let todo = planned
         .iter()
@@ -659,7 +674,14 @@ pub fn main(req: &Request) -> Result<i32> {
                 run_s: 0.0,
                 run: None,
             },
-            None => one(req, &base, &text, &cases, id, m)?,
+            None => match one(req, &base, &text, &cases, id, m, &mut accel) {
+                Ok(r) => r,
+                Err(e) if crate::base::proc::interrupted().is_some() => {
+                    note(format!("mutate: {e:#}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            },
         };
         note(format!(
             "mutant {}/{} {id} ({}): {}{}",
@@ -688,8 +710,8 @@ pub fn main(req: &Request) -> Result<i32> {
         req.results.join("report.txt").display()
     );
     let done = results.len() == planned.len();
-    Ok(if crate::base::proc::interrupted().is_some() {
-        130
+    Ok(if let Some(sig) = crate::base::proc::interrupted() {
+        128 + sig
     } else if done {
         0
     } else {
