@@ -174,6 +174,10 @@ fn close(req: &Request, outcome: &RunOutcome, earlier: &[crate::report::results:
             r.reasons.first().map(String::as_str).unwrap_or("")
         );
     }
+    eprint!(
+        "{}",
+        crate::report::notrun::render(&crate::report::notrun::causes(s, &req.opts.root))
+    );
     let c = &s.counts;
     eprintln!(
         "[harness] {} passed, {} failed, {} not run, {} expected failures, {} known failures, {} errors; results in {}",

@@ -127,7 +127,10 @@ impl Schedule {
             });
             let mut c = c.clone();
             let why = expunged
-                .or_else(|| c.unmet_kconfig(&kernel.config))
+                .or_else(|| {
+                    c.unmet_kconfig(&kernel.config)
+                        .map(|w| absent_in_source(w, kernel))
+                })
                 .or_else(|| match topology.map(|t| t.apply(&c)) {
                     Some(Ok(topo)) => {
                         c.topology = topo;
@@ -174,4 +177,58 @@ impl Schedule {
 /// cases, after the last one, at shutdown. It fails with their titles.
 pub fn boot_trial(n: usize) -> String {
     format!("boot/{n}")
+}
+
+/// A symbol "not set" that the kernel's source does not have at all says
+/// so (upstream 7.3 has no CONFIG_FUSE_FAMFS_DAX: not a build choice).
+fn absent_in_source(why: String, kernel: &KernelArtifacts) -> String {
+    let source = kernel
+        .source
+        .as_ref()
+        .map(|s| s.describe_line())
+        .unwrap_or_else(|| "this kernel source".into());
+    let mut out = why;
+    for w in &kernel.warnings {
+        let Some(sym) = w
+            .message
+            .strip_prefix("CONFIG_")
+            .and_then(|m| m.split(" does not exist in this kernel source").next())
+            .filter(|s| w.message.contains(" does not exist in ") && !s.contains(' '))
+        else {
+            continue;
+        };
+        out = out.replace(
+            &format!("CONFIG_{sym} is not set"),
+            &format!("CONFIG_{sym} does not exist in {source}"),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symbol_the_source_lacks_is_said_to_be_absent_not_unset() {
+        let mut k: KernelArtifacts = serde_json::from_value(serde_json::json!({
+            "bzimage": "b", "vmlinux": null, "config_path": "c", "release": "7.3.4",
+            "source": {"kind": "debian-package", "version": "7.3.4",
+                       "package": "linux-source-7.3 7.3.4", "describe": null,
+                       "content_hash": "0", "path": "/s"},
+            "build_dir": null, "build_log": null, "key": null, "fragments": [],
+            "built": false, "warnings": [
+                {"severity": "Warning", "location": "kernel-configs/fuse.config:3",
+                 "message": "CONFIG_FUSE_FAMFS_DAX does not exist in this kernel source (optional: ignored)"}
+            ]
+        }))
+        .unwrap();
+        let why = "kernel config: CONFIG_FUSE_FAMFS_DAX is not set, CONFIG_DEV_DAX is not set";
+        assert_eq!(
+            absent_in_source(why.into(), &k),
+            "kernel config: CONFIG_FUSE_FAMFS_DAX does not exist in linux-source-7.3 7.3.4, CONFIG_DEV_DAX is not set"
+        );
+        k.warnings.clear();
+        assert_eq!(absent_in_source(why.into(), &k), why);
+    }
 }

@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod coverage;
 pub mod merge;
+pub mod notrun;
 pub mod record;
 pub mod repeat;
 pub mod results;
