@@ -16,19 +16,32 @@ pub fn interactive() -> bool {
 
 /// Print a harness status line (stderr, so stdout stays the test report).
 pub fn say(msg: &str) {
-    eprintln!("[harness] {msg}");
+    line(format!("[harness] {msg}"));
 }
 
 /// A change to the host (packages installed): written to the terminal
 /// directly, so that a test harness capturing output does not hide it.
 pub fn announce(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "[harness] {msg}");
+    line(format!("[harness] {msg}"));
 }
 
 /// A warning: something was accepted or ignored that the user should fix.
 pub fn warn(msg: &str) {
-    eprintln!("[harness] warning: {msg}");
+    line(format!("[harness] warning: {msg}"));
+}
+
+/// Lines said while a test list prints: libtest writes `test NAME ... `
+/// and the result on one line, with the trial running in between, so a
+/// line printed then would split it. They wait for the list's end.
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn line(l: String) {
+    use std::io::Write;
+    if LISTING.load(Ordering::SeqCst) {
+        HELD.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+    } else {
+        let _ = writeln!(std::io::stderr(), "{l}");
+    }
 }
 
 /// The terminal printer: every [`Event`] as a `[harness]` line on stderr,
@@ -126,9 +139,16 @@ impl Printer {
 /// A test list is printing: its results carry the findings.
 static LISTING: AtomicBool = AtomicBool::new(false);
 
-/// Say whether a test list is printing (findings are then left to it).
+/// Say whether a test list is printing (findings are then left to it, and
+/// other lines are held until it ends, then printed in order).
 pub fn set_listing(on: bool) {
     LISTING.store(on, Ordering::SeqCst);
+    if !on {
+        let held = std::mem::take(&mut *HELD.lock().unwrap_or_else(|p| p.into_inner()));
+        for l in held {
+            line(l);
+        }
+    }
 }
 
 /// How often a long stage prints a plain line when not on a terminal.
@@ -137,6 +157,18 @@ const PLAIN_EVERY: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_said_while_a_list_prints_wait_for_its_end() {
+        set_listing(true);
+        say("boot 1: the VM stopped");
+        assert_eq!(
+            HELD.lock().unwrap().as_slice(),
+            ["[harness] boot 1: the VM stopped"]
+        );
+        set_listing(false);
+        assert!(HELD.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn the_printer_forgets_a_finished_stage() {
