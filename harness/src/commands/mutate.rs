@@ -125,6 +125,10 @@ pub struct Equivalent {
     pub file: String,
     pub before: String,
     pub after: String,
+    /// The nearest non-blank line above (trimmed), for a line whose text
+    /// alone is too common (`return 0;`).
+    #[serde(default)]
+    pub previous: Option<String>,
     pub why: String,
 }
 
@@ -147,9 +151,21 @@ pub fn load_triage(root: &Path) -> Result<Vec<Equivalent>> {
     }
 }
 
-fn equivalent<'a>(list: &'a [Equivalent], file: &str, m: &Mutant) -> Option<&'a Equivalent> {
+fn equivalent<'a>(
+    list: &'a [Equivalent],
+    file: &str,
+    text: &str,
+    m: &Mutant,
+) -> Option<&'a Equivalent> {
+    let above: Vec<&str> = text.lines().take(m.line as usize - 1).collect();
+    let previous = above.iter().map(|l| l.trim()).rfind(|l| !l.is_empty());
     list.iter().find(|e| {
-        e.file == file && e.before.trim() == m.before.trim() && e.after.trim() == m.after.trim()
+        e.file == file
+            && e.before.trim() == m.before.trim()
+            && e.after.trim() == m.after.trim()
+            && e.previous
+                .as_deref()
+                .is_none_or(|p| Some(p.trim()) == previous)
     })
 }
 
@@ -662,7 +678,7 @@ pub fn main(req: &Request) -> Result<i32> {
             ));
             break;
         }
-        let r = match equivalent(&triage, &req.file, m) {
+        let r = match equivalent(&triage, &req.file, &text, m) {
             Some(e) => MutantResult {
                 id: id.clone(),
                 mutant: m.clone(),
@@ -702,6 +718,19 @@ pub fn main(req: &Request) -> Result<i32> {
     }
     let ids: BTreeSet<&String> = planned.iter().map(|(id, _)| id).collect();
     results.retain(|id, _| ids.contains(id));
+    // A survivor triaged since it ran is equivalent from now on.
+    for r in results.values_mut() {
+        if r.status != Status::Survived {
+            continue;
+        }
+        if let Some(e) = equivalent(&triage, &req.file, &text, &r.mutant) {
+            (r.status, r.detail) = (Status::Equivalent, e.why.clone());
+            write_json(
+                &req.results.join("mutants").join(&r.id).join("result.json"),
+                &*r,
+            )?;
+        }
+    }
     let report = render(&base.subject, &base, &results, planned.len());
     std::fs::write(req.results.join("report.txt"), &report)?;
     print!("{report}");
@@ -863,12 +892,23 @@ mod tests {
         )
         .unwrap();
         let t = load_triage(root.path()).unwrap();
-        let m = &mutants::of_line(30, "\t\tif (a < 4)")[0];
+        let m = &mutants::of_line(3, "\t\tif (a < 4)")[0];
         assert_eq!(
-            equivalent(&t, "fs/fuse/famfs.c", m).unwrap().why,
+            equivalent(&t, "fs/fuse/famfs.c", TEXT, m).unwrap().why,
             "a is never 4"
         );
-        assert!(equivalent(&t, "fs/fuse/inode.c", m).is_none());
+        assert!(equivalent(&t, "fs/fuse/inode.c", TEXT, m).is_none());
+        // `previous` narrows a common line to one place.
+        std::fs::write(
+            root.path().join(TRIAGE),
+            "equivalent:\n  - file: f.c\n    before: return 0;\n    after: return 1;\n    previous: if (a == 9)\n    why: w\n",
+        )
+        .unwrap();
+        let t = load_triage(root.path()).unwrap();
+        let at = |n: u32, l: &str| mutants::of_line(n, l).remove(0);
+        assert!(equivalent(&t, "f.c", TEXT, &at(6, "\t\treturn 0;")).is_some());
+        let other = "x;\nreturn 0;\n";
+        assert!(equivalent(&t, "f.c", other, &at(2, "return 0;")).is_none());
         std::fs::write(
             root.path().join(TRIAGE),
             "equivalent:\n  - file: x\n    whence: y\n",
