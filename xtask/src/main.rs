@@ -32,6 +32,11 @@ enum Cmd {
         #[command(subcommand)]
         what: FmapCmd,
     },
+    /// A run's results in another format.
+    Report {
+        #[command(subcommand)]
+        what: ReportCmd,
+    },
     /// Kernel coverage runs (`test-vm --coverage`).
     Coverage {
         #[command(subcommand)]
@@ -252,6 +257,20 @@ enum CoverageCmd {
         run_a: PathBuf,
         /// Another.
         run_b: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// The run as KernelCI KCIDB report data (schema 5.3) on stdout, for
+    /// `kci-dev submit`: the checkout, the build, a test per trial, and
+    /// each known defect met as an issue with its incident.
+    Kcidb {
+        /// The run directory (default: the latest run).
+        run: Option<PathBuf>,
+        /// The CI system's name in KCIDB ids.
+        #[arg(long, default_value = "famfs_harness")]
+        origin: String,
     },
 }
 
@@ -792,6 +811,17 @@ fn real_main() -> Result<i32> {
             ];
             args.extend(profile.into_iter().flat_map(|p| ["--profile".into(), p]));
             famfs_harness::server::cli_main(&args)
+        }
+        Cmd::Report {
+            what: ReportCmd::Kcidb { run, origin },
+        } => {
+            let run = run.unwrap_or_else(|| {
+                famfs_harness::image::guest_program::workspace_root()
+                    .join("target/famfs-harness/latest")
+            });
+            let v = famfs_harness::report::kcidb::export(&run, &origin)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
         }
         Cmd::Coverage {
             what: CoverageCmd::Diff { run_a, run_b },

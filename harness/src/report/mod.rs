@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod coverage;
+pub mod kcidb;
 pub mod merge;
 pub mod notrun;
 pub mod record;
