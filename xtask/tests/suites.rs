@@ -448,6 +448,62 @@ fn famfs_kernel_suite(name: &str, g: &Generation) {
             && junit.contains(&format!("kernel.name\" value=\"{name}")),
         "{junit}"
     );
+    check_kcidb(&r, s);
+}
+
+/// `report kcidb` of the run validates against kcidb-io's schema (the
+/// package KernelCI's tools use), has a test per trial, and each known
+/// failure is a FAIL with its report title and an incident of its issue.
+fn check_kcidb(r: &Ran, s: &Summary) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["report", "kcidb"])
+        .arg(&r.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = r.dir.join("kcidb.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, kcidb_io; kcidb_io.schema.LATEST.validate(json.load(open(sys.argv[1])))",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{} against kcidb-io's schema (pip install kcidb-io; .ci/run does):\n{}",
+        file.display(),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tests = v["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), s.cases.len());
+    for c in s.cases.iter().filter(|c| c.outcome == Outcome::KnownFail) {
+        let t = tests
+            .iter()
+            .find(|t| t["misc"]["trial"] == c.id.as_str())
+            .unwrap();
+        assert_eq!(t["status"], "FAIL", "{}", c.id);
+        if let Some(k) = c.reports.first() {
+            assert_eq!(t["comment"], k.title.as_str(), "{}", c.id);
+            assert!(t["log_excerpt"].as_str().unwrap().starts_with(&k.title));
+        }
+        assert!(
+            v["incidents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["test_id"] == t["id"] && i["present"] == true),
+            "{}: no incident",
+            c.id
+        );
+    }
 }
 
 #[test]
