@@ -926,6 +926,18 @@ fn a_nightly_matrix_runs_its_cells_and_compares_with_the_last_night() {
     for f in ["summary.json", "summary.md", "index.html"] {
         assert!(latest.join(f).is_file(), "{f}");
     }
+    // Each cell's run has its KCIDB report data beside its summary.
+    let cell_runs = results.path().join("cells/default.auto.one/runs");
+    let run = std::fs::read_dir(&cell_runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let kcidb: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("kcidb.json")).unwrap()).unwrap();
+    assert_eq!(kcidb["version"]["major"], 5, "{kcidb}");
+    assert_eq!(kcidb["tests"].as_array().unwrap().len(), 2, "{kcidb}");
     let page = std::fs::read_to_string(latest.join("index.html")).unwrap();
     assert!(
         page.contains("<tr class=\"fail\">") && page.contains("<tr class=\"pass\">"),

@@ -279,6 +279,17 @@ pub fn run(
                 None => return Err(e.context(format!("cell {}", cell.name))),
             },
         };
+        // Each cell's results as KernelCI report data too, beside its
+        // summary.json, for `kci-dev submit`.
+        let kcidb = crate::report::kcidb::export(&outcome.dir, "famfs_harness").and_then(|v| {
+            Ok(std::fs::write(
+                outcome.dir.join("kcidb.json"),
+                serde_json::to_string_pretty(&v)?,
+            )?)
+        });
+        if let Err(e) = kcidb {
+            crate::events::warn(format!("cell {}: kcidb.json: {e:#}", cell.name));
+        }
         let cell_run = CellRun {
             wall_s: t0.elapsed().as_secs_f64(),
             prepare_s,
