@@ -115,6 +115,7 @@ pub fn render(causes: &[Cause]) -> String {
         return String::new();
     }
     let mut s = String::from("[harness] not run, by cause:\n");
+    let mut last: Option<&str> = None;
     for c in causes {
         let shown: Vec<&str> = c.trials.iter().take(3).map(String::as_str).collect();
         let more = if c.trials.len() > 3 { ", ..." } else { "" };
@@ -124,9 +125,12 @@ pub fn render(causes: &[Cause]) -> String {
             c.reason,
             shown.join(", ")
         );
-        if let Some(cmd) = &c.command {
-            s += &format!("        to run them: {cmd}\n");
+        match c.command.as_deref() {
+            Some(cmd) if last == Some(cmd) => s += "        to run them: the same\n",
+            Some(cmd) => s += &format!("        to run them: {cmd}\n"),
+            None => {}
         }
+        last = c.command.as_deref();
     }
     s
 }
