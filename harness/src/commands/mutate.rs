@@ -117,6 +117,23 @@ pub struct MutantResult {
     pub run: Option<PathBuf>,
 }
 
+impl MutantResult {
+    /// A result not judged yet: survived until a trial says otherwise.
+    fn new(id: &str, m: &Mutant, status: Status, detail: String) -> MutantResult {
+        MutantResult {
+            id: id.into(),
+            mutant: m.clone(),
+            status,
+            killed_by: None,
+            detail,
+            trials: vec![],
+            build_s: 0.0,
+            run_s: 0.0,
+            run: None,
+        }
+    }
+}
+
 /// A mutant triaged as equivalent: matched by its line's text before and
 /// after (trimmed), so the entry holds wherever the line moves.
 #[derive(Debug, Clone, Deserialize)]
@@ -516,17 +533,7 @@ fn one(
     // The machine's accelerator does not change with one line of famfs.c:
     // the first mutant's probe answers for the rest.
     opts.accel = *accel;
-    let mut r = MutantResult {
-        id: id.into(),
-        mutant: m.clone(),
-        status: Status::Survived,
-        killed_by: None,
-        detail: String::new(),
-        trials: vec![],
-        build_s: 0.0,
-        run_s: 0.0,
-        run: None,
-    };
+    let mut r = MutantResult::new(id, m, Status::Survived, String::new());
     let t0 = Instant::now();
     let p = match crate::run::prepare(&opts) {
         Ok(p) => p,
@@ -679,17 +686,7 @@ pub fn main(req: &Request) -> Result<i32> {
             break;
         }
         let r = match equivalent(&triage, &req.file, &text, m) {
-            Some(e) => MutantResult {
-                id: id.clone(),
-                mutant: m.clone(),
-                status: Status::Equivalent,
-                killed_by: None,
-                detail: e.why.clone(),
-                trials: vec![],
-                build_s: 0.0,
-                run_s: 0.0,
-                run: None,
-            },
+            Some(e) => MutantResult::new(id, m, Status::Equivalent, e.why.clone()),
             None => match one(req, &base, &text, &cases, id, m, &mut accel) {
                 Ok(r) => r,
                 Err(e) if crate::base::proc::interrupted().is_some() => {
@@ -756,17 +753,7 @@ mod tests {
 
     fn result(id: &str, line: u32, status: Status) -> MutantResult {
         let m = mutants::of_line(line, "\tif (a < 4)").remove(0);
-        MutantResult {
-            id: id.into(),
-            mutant: m,
-            status,
-            killed_by: None,
-            detail: String::new(),
-            trials: vec![],
-            build_s: 0.0,
-            run_s: 0.0,
-            run: None,
-        }
+        MutantResult::new(id, &m, status, String::new())
     }
 
     #[test]
