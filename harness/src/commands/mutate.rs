@@ -491,6 +491,34 @@ fn baseline(req: &Request, cases: &[Case]) -> Result<(Baseline, String)> {
     Ok((b, text))
 }
 
+/// What each trial of the unmutated kernel's run took (ms).
+fn baseline_durations(run: &Path) -> BTreeMap<String, u64> {
+    Summary::read(run)
+        .map(|s| {
+            s.cases
+                .iter()
+                .map(|c| (c.id.clone(), c.duration_ms))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A mutant that hangs a trial is killed by its timeout: the case's own
+/// (minutes under TCG) would make one such mutant cost more than the rest
+/// together. The trial gets four times what it took on the unmutated
+/// kernel, at least 20 s, never more than its own timeout.
+fn with_timeout_of(c: &Case, took_ms: Option<u64>, scale: f64) -> Case {
+    let mut c = c.clone();
+    if let Some(ms) = took_ms {
+        // The header's timeout is scaled by the accelerator (x4 under
+        // TCG); this one is real time, so it is given unscaled.
+        let real = (4 * ms).div_ceil(1000).max(20) as f64;
+        let unscaled = (real / scale.max(1.0)).ceil() as u64;
+        c.meta.timeout = c.meta.timeout.min(unscaled.max(5));
+    }
+    c
+}
+
 /// Trials run on a mutant before the rest: the ones that reach the fewest
 /// other lines of the file.
 const FIRST_BATCH: usize = 6;
@@ -521,11 +549,6 @@ fn one(
             t.clone(),
         )
     });
-    let chosen: Vec<Case> = trials
-        .iter()
-        .filter_map(|t| cases.iter().find(|c| &c.id == t))
-        .cloned()
-        .collect();
     let mut opts = req.opts.clone();
     opts.kernel.patches.push(series);
     opts.kernel.coverage = false;
@@ -552,6 +575,13 @@ fn one(
     };
     r.build_s = t0.elapsed().as_secs_f64();
     *accel = Some(p.accel);
+    let took = baseline_durations(&base.run);
+    let scale = p.accel.timeout_scale();
+    let chosen: Vec<Case> = trials
+        .iter()
+        .filter_map(|t| cases.iter().find(|c| &c.id == t))
+        .map(|c| with_timeout_of(c, took.get(&c.id).copied(), scale))
+        .collect();
     let t1 = Instant::now();
     let first = chosen.len().min(FIRST_BATCH);
     for batch in [&chosen[..first], &chosen[first..]] {
@@ -866,6 +896,28 @@ mod tests {
             r.contains("untested behaviour (survivors):\n  fs/fuse/famfs.c:3: relational (< -> <=): `if (a <= 4)`; nearest case famfs/010[a]\n"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn a_trial_on_a_mutant_gets_four_times_what_it_took_before() {
+        let c = &crate::plan::case::discover(
+            &crate::image::guest_program::workspace_root().join("cases"),
+        )
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == "famfs/001")
+        .unwrap();
+        let own = c.meta.timeout;
+        // 12 s before: 48 s of real time, 12 s of header time under TCG (x4).
+        assert_eq!(
+            with_timeout_of(c, Some(12_000), 4.0).meta.timeout,
+            12.min(own)
+        );
+        // Quick trials get 20 s at least; KVM does not scale.
+        assert_eq!(with_timeout_of(c, Some(100), 1.0).meta.timeout, 20.min(own));
+        // Never longer than the case's own, nor changed without a figure.
+        assert_eq!(with_timeout_of(c, Some(10_000_000), 4.0).meta.timeout, own);
+        assert_eq!(with_timeout_of(c, None, 4.0).meta.timeout, own);
     }
 
     #[test]
