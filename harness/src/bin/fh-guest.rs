@@ -27,11 +27,13 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   famfsd-log LOG NAME[@PATH]...       count famfsd requests by opcode name (for one file with @PATH)
   pattern-fill DEV OFFSET LEN         write the address pattern into a devdax device
   pattern-check FILE FOFF LEN DOFF mmap|read [SEED]   FILE's bytes at FOFF must be the device pattern at DOFF (XOR SEED)
+  file-write FILE FOFF LEN DOFF SEED  write(2) the pattern of DOFF XOR SEED at FOFF (one pwrite): the count or the errno
   fault-count FILE FOFF LEN aligned|unaligned   map at a 2 MiB-aligned address (or a page past it), read every
                                       page, print this process's PMD and PTE DAX faults (fs_dax tracepoints)
   mmap-probe FILE OFF read|write|write-private|poison [DOFF]   one access in a child: 'ok' or the signal it died of
   mmap-touch FILE OFF OP [DOFF]       the access itself (what mmap-probe runs)
-  mmap-write FILE FOFF LEN DOFF SEED  write the pattern of DOFF XOR SEED through MAP_SHARED, msync
+  mmap-write FILE FOFF LEN DOFF SEED [--read-first]  write the pattern of DOFF XOR SEED through MAP_SHARED,
+                                      msync (--read-first: each page read first, so each store is a write-protect fault)
   mmap-random FILE SEED N write|check  stamp N random pages through an aligned mapping, or find the stamps through an unaligned one
   fuse-fmaps PREFIX MOUNT DAX PROFILE  the GET_FMAP/GET_DAXDEV replies in an strace recording PREFIX.*,
                                       checked against the shadow YAML of the famfs mounted at MOUNT

@@ -694,12 +694,13 @@ pub fn main(req: &Request) -> Result<i32> {
         .filter(|(id, _)| !results.contains_key(id))
         .count();
     note(format!(
-        "mutate: {} mutants of {} ({} to do, {} kept in {})",
+        "mutate: {} mutants of {} ({} to do, {} kept in {}), first {}",
         planned.len(),
         req.file,
         todo,
         planned.len() - todo,
-        req.results.display()
+        req.results.display(),
+        planned[0].0
     ));
     for (i, (id, m)) in planned.iter().enumerate() {
         if results.contains_key(id) {
