@@ -132,14 +132,22 @@ pub fn prepare(opts: &Options) -> Result<Prepared> {
 }
 
 impl Prepared {
-    /// The schedule of `cases` on this kernel, machine and image.
+    /// The schedule of `cases` on this kernel, machine and image, spread
+    /// over the run's VMs with two shares of the cases each (groups of 8
+    /// or fewer stay whole).
     pub fn schedule(&self, cases: &[Case]) -> Schedule {
+        self.schedule_spread(cases, 2, 8)
+    }
+
+    /// [`Prepared::schedule`] with `per_job` shares per VM and pieces of at
+    /// least `min_piece` cases (1, 1: one boot per VM, however few cases).
+    pub fn schedule_spread(&self, cases: &[Case], per_job: usize, min_piece: usize) -> Schedule {
         let (k, t, u) = (
             &self.kernel,
             self.topology.as_ref(),
             self.image.lacks_famfs_user(),
         );
-        Schedule::new(k, t, &self.qemu, u, cases)
+        Schedule::new(k, t, &self.qemu, u, cases).balanced(self.opts.exec.jobs, per_job, min_piece)
     }
 
     /// What the exec stage needs for boots of `cases`.

@@ -156,6 +156,36 @@ impl Schedule {
         }
     }
 
+    /// Spread the groups over `jobs` VMs. One topology usually serves most
+    /// cases, so its single boot would run alone long after the small
+    /// groups are done: a group with more than a share of the run's cases
+    /// (`ceil(total / (per_job * jobs))`; two shares per VM let the queue
+    /// even out cases of unequal cost) is cut into even pieces of at most
+    /// a share, each its own boot, and the largest groups boot first.
+    /// Order within a piece is kept; `jobs` 1 changes nothing, nor does
+    /// a group of at most `min_piece` cases (a boot costs more than a few
+    /// short cases).
+    pub fn balanced(mut self, jobs: usize, per_job: usize, min_piece: usize) -> Schedule {
+        if jobs <= 1 {
+            return self;
+        }
+        let total: usize = self.groups.iter().map(|g| g.cases.len()).sum();
+        let share = total.div_ceil(per_job.max(1) * jobs).max(min_piece).max(1);
+        let mut groups = Vec::new();
+        for g in self.groups {
+            let pieces = g.cases.len().div_ceil(share).max(1);
+            let size = g.cases.len().div_ceil(pieces).max(1);
+            groups.extend(g.cases.chunks(size).map(|c| BootGroup {
+                topology: g.topology.clone(),
+                cases: c.to_vec(),
+            }));
+        }
+        // Stable: equal sizes keep the planner's order.
+        groups.sort_by_key(|g| std::cmp::Reverse(g.cases.len()));
+        self.groups = groups;
+        self
+    }
+
     /// Trial names in the order their results arrive: each boot group's
     /// cases, then its [`boot_trial`].
     pub fn order(&self) -> Vec<String> {
@@ -208,6 +238,53 @@ fn absent_in_source(why: String, kernel: &KernelArtifacts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn group(n: usize, tag: &str) -> BootGroup {
+        BootGroup {
+            topology: Topology::default(),
+            cases: (0..n).map(|i| format!("{tag}/{i:03}")).collect(),
+        }
+    }
+
+    #[test]
+    fn a_group_larger_than_its_share_is_cut_and_the_largest_boot_first() {
+        let s = Schedule {
+            not_run: vec![],
+            groups: vec![
+                group(1, "a"),
+                group(98, "b"),
+                group(26, "c"),
+                group(11, "d"),
+            ],
+        };
+        let one = s.clone().balanced(1, 2, 8);
+        assert_eq!(one.order(), s.order(), "one VM: nothing changes");
+        let two = s.clone().balanced(2, 2, 8);
+        let sizes: Vec<usize> = two.groups.iter().map(|g| g.cases.len()).collect();
+        assert_eq!(sizes, [33, 33, 32, 26, 11, 1]);
+        // Every case once, and a piece keeps the planner's order.
+        let mut all: Vec<&String> = two.groups.iter().flat_map(|g| &g.cases).collect();
+        assert_eq!(two.groups[0].cases[..2], ["b/000", "b/001"]);
+        assert_eq!(two.groups[1].cases[0], "b/033");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 136);
+        // One share per VM: the big group in two.
+        let sizes: Vec<usize> = s
+            .clone()
+            .balanced(2, 1, 8)
+            .groups
+            .iter()
+            .map(|g| g.cases.len())
+            .collect();
+        assert_eq!(sizes, [49, 49, 26, 11, 1]);
+        // A small selection stays in one boot.
+        let small = Schedule {
+            not_run: vec![],
+            groups: vec![group(4, "t")],
+        };
+        assert_eq!(small.balanced(2, 2, 8).groups.len(), 1);
+    }
 
     #[test]
     fn a_symbol_the_source_lacks_is_said_to_be_absent_not_unset() {
