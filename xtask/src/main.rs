@@ -49,6 +49,11 @@ enum Cmd {
     /// has a result; 3: the budget ran out first (the same command goes
     /// on); 2: error; 128 + N: interrupted by signal N.
     Mutate(Box<Mutate>),
+    /// Fuzz a famfs kernel through the protocol (`fuzz fmap`).
+    Fuzz {
+        #[command(subcommand)]
+        what: FuzzCmd,
+    },
     /// famfs server scenarios.
     Scenario {
         #[command(subcommand)]
@@ -238,6 +243,98 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum FuzzCmd {
+    /// famfsd serves generated fmaps (valid ones of random geometry, and
+    /// ones broken one field at a time towards its limits, with framing,
+    /// server-error and GET_DAXDEV faults) to the kernel in the VM; the
+    /// guest opens, stats, reads and faults each file; the kernel model
+    /// says what a correct kernel does. A finding (kernel report, hang,
+    /// wrong data, other verdict) is minimised and written as a case
+    /// (RESULTS/replay). Exit 0: no finding; 1: findings (report.txt);
+    /// 2: error; 128 + N: interrupted by signal N (the report is written).
+    Fmap(Box<FuzzFmap>),
+}
+
+#[derive(Args)]
+struct FuzzFmap {
+    #[command(flatten)]
+    kernel: KernelArgs,
+    /// famfs protocol profile: auto (the kernel source's), v10, next.
+    #[arg(long, default_value = "auto")]
+    profile: String,
+    /// How long to fuzz (`30s`, `10m`, `1h`).
+    #[arg(long, value_name = "TIME", default_value = "10m", value_parser = famfs_harness::fuzz::parse_duration)]
+    duration: std::time::Duration,
+    /// Seed of the inputs (default: from the clock; printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Interesting inputs, read at the start and added to (default:
+    /// RESULTS/corpus).
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// This machine's share: K/N (its own stream of inputs).
+    #[arg(long, value_name = "K/N")]
+    partition: Option<String>,
+    /// Files per mount.
+    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=64))]
+    batch: u32,
+    /// VMs at once (default: one per host core, at most 4).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    jobs: Option<u32>,
+    /// Where results go (default: target/famfs-harness/fuzz/KERNEL).
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
+}
+
+/// `scenario check`: famfsd's own `--check`.
+fn scenario_check(file: &std::path::Path, profile: Option<String>) -> Result<i32> {
+    let mut args = vec![
+        "--check".into(),
+        "--scenario".into(),
+        file.display().to_string(),
+    ];
+    args.extend(profile.into_iter().flat_map(|p| ["--profile".into(), p]));
+    famfs_harness::server::cli_main(&args)
+}
+
+fn fuzz_fmap(mut f: FuzzFmap) -> Result<i32> {
+    famfs_kernel_unless_chosen(&mut f.kernel);
+    let mut opts = options(&f.kernel)?;
+    opts.profile = profile_arg(&f.profile)?;
+    opts.exec.jobs = f
+        .jobs
+        .map_or_else(famfs_harness::exec::default_jobs, |j| j as usize);
+    let partition = f
+        .partition
+        .as_deref()
+        .map(famfs_harness::plan::select::Partition::parse)
+        .transpose()?
+        .map(|p| match p {
+            famfs_harness::plan::select::Partition::Count { k, n }
+            | famfs_harness::plan::select::Partition::Hash { k, n } => (k, n),
+        });
+    let name = f.kernel.kernel.clone().unwrap_or_else(|| "kernel".into());
+    let results = f.results.unwrap_or_else(|| {
+        famfs_harness::image::guest_program::workspace_root()
+            .join("target/famfs-harness/fuzz")
+            .join(name.replace('/', "_"))
+    });
+    let seed = f
+        .seed
+        .unwrap_or_else(famfs_harness::fuzz::Rng::seed_from_time);
+    let req = famfs_harness::commands::fuzz_fmap::Request {
+        opts,
+        duration: f.duration,
+        seed,
+        corpus: f.corpus.unwrap_or_else(|| results.join("corpus")),
+        results,
+        partition,
+        batch: f.batch as usize,
+    };
+    famfs_harness::commands::fuzz_fmap::main(&req)
+}
+
+#[derive(Subcommand)]
 enum FmapCmd {
     /// Decode and pretty-print an fmap (a GET_FMAP reply payload): raw bytes,
     /// or hex text; `-` reads standard input. Shows the kernel's verdict.
@@ -335,6 +432,16 @@ enum BenchCmd {
         /// Trivial cases per boot (for the per-case overhead).
         #[arg(long, default_value_t = 20)]
         cases: u32,
+    },
+    /// The famfs fmap fuzzer's throughput (files judged per second) and
+    /// the kernel model's rules it reaches, one file per mount against
+    /// batches of 12, with the ratio (default kernel: famfs-v10).
+    Fuzz {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// How long each setting fuzzes.
+        #[arg(long, value_name = "TIME", default_value = "60s", value_parser = famfs_harness::fuzz::parse_duration)]
+        duration: std::time::Duration,
     },
     /// A nightly matrix: each cell's wall time split into getting ready
     /// (kernel builds included), boots and cases, the night against its
@@ -803,15 +910,7 @@ fn real_main() -> Result<i32> {
         } => c::fmap::decode(&file, &profile),
         Cmd::Scenario {
             what: ScenarioCmd::Check { file, profile },
-        } => {
-            let mut args = vec![
-                "--check".into(),
-                "--scenario".into(),
-                file.display().to_string(),
-            ];
-            args.extend(profile.into_iter().flat_map(|p| ["--profile".into(), p]));
-            famfs_harness::server::cli_main(&args)
-        }
+        } => scenario_check(&file, profile),
         Cmd::Report {
             what: ReportCmd::Kcidb { run, origin },
         } => {
@@ -828,6 +927,9 @@ fn real_main() -> Result<i32> {
         } => c::coverage::main(&run_a, &run_b),
         Cmd::Bench { what } => bench(what),
         Cmd::Mutate(m) => mutate(*m),
+        Cmd::Fuzz {
+            what: FuzzCmd::Fmap(f),
+        } => fuzz_fmap(*f),
     }
 }
 
@@ -883,6 +985,15 @@ fn bench(what: BenchCmd) -> Result<i32> {
             rounds,
             cases,
         } => bench::boot(&options(&kernel)?, rounds, cases)?,
+        BenchCmd::Fuzz {
+            mut kernel,
+            duration,
+        } => {
+            famfs_kernel_unless_chosen(&mut kernel);
+            let mut opts = options(&kernel)?;
+            opts.exec.jobs = famfs_harness::exec::default_jobs();
+            bench::fuzz(&opts, duration)?;
+        }
     }
     Ok(0)
 }

@@ -84,6 +84,25 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, in the order the kernel checks them.
+    pub const ALL: [Rule; 15] = [
+        Rule::ShortHeader,
+        Rule::ShortReply,
+        Rule::FmapTooBig,
+        Rule::FmapGrew,
+        Rule::ExtentCount,
+        Rule::ExtType,
+        Rule::InterleaveUnsupported,
+        Rule::PastPayload,
+        Rule::ChunkSize,
+        Rule::ZeroNbytes,
+        Rule::StripCount,
+        Rule::DevIndex,
+        Rule::MisalignedOffset,
+        Rule::MisalignedLen,
+        Rule::ShortOfFileSize,
+    ];
+
     /// The errno open() sees when this rule fires.
     pub fn errno(self) -> i32 {
         match self {
@@ -205,6 +224,41 @@ pub enum Unchecked {
         nbytes: u64,
         strips_total: u64,
     },
+}
+
+impl Unchecked {
+    /// Every [`Unchecked::kind`].
+    pub const KINDS: [&'static str; 11] = [
+        "fmap-version",
+        "file-type",
+        "reserved",
+        "trailing-bytes",
+        "fmap-size-mismatch",
+        "huge-file-size",
+        "offset-wrap",
+        "overlap",
+        "chunk-size-zero",
+        "zero-length",
+        "strips-short",
+    ];
+
+    /// Stable kebab-case name of the condition, without its values: what
+    /// findings about it are grouped by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unchecked::FmapVersion(_) => "fmap-version",
+            Unchecked::FileType(_) => "file-type",
+            Unchecked::Reserved { .. } => "reserved",
+            Unchecked::TrailingBytes { .. } => "trailing-bytes",
+            Unchecked::FmapSizeMismatch { .. } => "fmap-size-mismatch",
+            Unchecked::HugeFileSize(_) => "huge-file-size",
+            Unchecked::Overflow { .. } => "offset-wrap",
+            Unchecked::Overlap { .. } => "overlap",
+            Unchecked::ChunkSizeZero { .. } => "chunk-size-zero",
+            Unchecked::ZeroLength { .. } => "zero-length",
+            Unchecked::StripsShort { .. } => "strips-short",
+        }
+    }
 }
 
 impl fmt::Display for Unchecked {

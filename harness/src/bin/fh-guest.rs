@@ -65,6 +65,10 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
                                       name, then any other correct answer: 'ok EINVAL'), from the kernel
                                       model of the fmap famfsd serves; why on stderr
   fmap-check SCENARIO PATH FILE [PROFILE]   FILE reads (read and mmap) as the device data PATH's fmap names
+  fuzz-files SCENARIO MOUNT [PROFILE] [--judge]   exercise each fmap file of a fuzzed scenario (open,
+                                      stat, reads and faults at extent boundaries, reopen): one observation
+                                      line each, or with --judge the kernel model's verdict; exit 4 if a task hung
+  fuzz-file SCENARIO PATH MOUNT [PROFILE]   one file of fuzz-files (run in a watched child)
   sync-output                         wait until the host has every line the case printed so far";
 
 /// The command line.
@@ -314,6 +318,22 @@ enum Command {
         file: String,
         profile: Option<String>,
     },
+    /// Exercise every fmap file of a fuzzed scenario: one observation line
+    /// each (or, with --judge, the model's verdict on it).
+    FuzzFiles {
+        scenario: String,
+        mount: String,
+        profile: Option<String>,
+        #[arg(long)]
+        judge: bool,
+    },
+    /// One file of `fuzz-files` (what it runs in a child).
+    FuzzFile {
+        scenario: String,
+        path: String,
+        mount: String,
+        profile: Option<String>,
+    },
     /// Wait until the host has every line the case printed so far.
     SyncOutput,
 }
@@ -521,7 +541,28 @@ fn dispatch(command: Command) -> Result<i32> {
             &file,
             profile.as_deref(),
         )),
+        c @ (C::FuzzFiles { .. } | C::FuzzFile { .. }) => fuzz(c),
         C::SyncOutput => tools::sync_output().map(|()| 0),
+    }
+}
+
+/// The fmap fuzzer's guest side.
+fn fuzz(c: Command) -> Result<i32> {
+    use famfs_harness::guest::fuzz;
+    match c {
+        Command::FuzzFiles {
+            scenario,
+            mount,
+            profile,
+            judge,
+        } => fuzz::files(&scenario, &mount, profile.as_deref(), judge),
+        Command::FuzzFile {
+            scenario,
+            path,
+            mount,
+            profile,
+        } => out(fuzz::file(&scenario, &path, &mount, profile.as_deref()).map(|l| l + "\n")),
+        _ => unreachable!("only the fuzz commands come here"),
     }
 }
 

@@ -538,3 +538,44 @@ pub fn suite(opts: &Options, sel: &crate::plan::select::Selection) -> Result<()>
     );
     Ok(())
 }
+
+/// `bench fuzz`: the fmap fuzzer for `duration` with one file per mount,
+/// then with batches of 12 (same seed), and what each judged per second
+/// and reached of the kernel model.
+pub fn fuzz(opts: &Options, duration: std::time::Duration) -> Result<()> {
+    let root = opts.root.join("target/famfs-harness/bench-fuzz");
+    let mut rows = Vec::new();
+    for batch in [1usize, 12] {
+        let results = root.join(format!("batch-{batch}"));
+        let _ = std::fs::remove_dir_all(&results);
+        let req = super::fuzz_fmap::Request {
+            opts: opts.clone(),
+            duration,
+            seed: 1,
+            corpus: results.join("corpus"),
+            results: results.clone(),
+            partition: None,
+            batch,
+        };
+        let (stats, _) = super::fuzz_fmap::run(&req)?;
+        let hit = stats.reached.values().filter(|n| **n > 0).count();
+        rows.push((
+            batch,
+            stats.files,
+            stats.files_per_s,
+            hit,
+            stats.reached.len(),
+            stats.findings.len(),
+        ));
+    }
+    println!("| files per mount | files | files/s | model rules reached | findings |");
+    println!("|---|---|---|---|---|");
+    for (b, n, r, hit, all, f) in &rows {
+        println!("| {b} | {n} | {r:.2} | {hit}/{all} | {f} |");
+    }
+    println!(
+        "batches of 12 judge {:.2}x the files per second of one file per mount",
+        rows[1].2 / rows[0].2.max(1e-9)
+    );
+    Ok(())
+}

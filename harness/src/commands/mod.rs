@@ -9,6 +9,8 @@ pub mod bless;
 pub mod compare;
 pub mod coverage;
 pub mod fmap;
+pub mod fuzz_fmap;
+pub mod fuzz_fmap_report;
 pub mod fuzz_parsers;
 pub mod kernel;
 pub mod merge;

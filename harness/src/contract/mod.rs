@@ -9,6 +9,7 @@
 
 #[cfg(feature = "host")]
 pub mod findings;
+pub mod fuzz;
 pub mod kmsg;
 pub mod taint;
 pub mod topology;

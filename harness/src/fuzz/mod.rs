@@ -18,6 +18,7 @@
 //! parser live in `tests/fuzz-regressions/<target>/`.
 
 pub mod mutate;
+pub mod protocol;
 pub mod rng;
 pub mod yamlgen;
 

@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod datapath;
 pub mod dax;
 pub mod fuse_record;
+pub mod fuzz;
 pub mod mmap;
 pub mod phases;
 pub mod runner;

@@ -31,6 +31,10 @@ pub struct Expectation {
     /// Other errnos a correct kernel may give instead (refusing what the
     /// protocol does not require it to accept).
     pub also: Vec<i32>,
+    /// What decided it, as a stable name without values: the rule that
+    /// fires (`devindex`), the unchecked condition a correct kernel
+    /// refuses (`chunk-size-zero`), `server-error`, or `accepted`.
+    pub cause: String,
 }
 
 fn errno_token(e: Option<i32>) -> String {
@@ -43,11 +47,12 @@ fn errno_token(e: Option<i32>) -> String {
 }
 
 impl Expectation {
-    fn only(errno: Option<i32>, why: String) -> Expectation {
+    fn only(errno: Option<i32>, why: String, cause: &str) -> Expectation {
         Expectation {
             errno,
             why,
             also: vec![],
+            cause: cause.into(),
         }
     }
 
@@ -93,12 +98,12 @@ fn refused_by_a_correct_kernel(u: &Unchecked) -> bool {
 }
 
 /// One GET_FMAP exchange as the simulated kernel saw it.
-struct Exchange {
+pub(super) struct Exchange {
     /// The server's error reply (negative errno), if it sent one.
-    error: i32,
+    pub error: i32,
     /// The payload the verdict was made on (the retry's, after a retry).
-    payload: Vec<u8>,
-    verdict: KernelVerdict,
+    pub payload: Vec<u8>,
+    pub verdict: KernelVerdict,
 }
 
 /// The dispatcher asked directly, as a kernel of the server's profile
@@ -132,7 +137,7 @@ impl Asker {
 
 /// Ask famfsd for `path`'s fmap as a kernel of its profile does (retrying
 /// when the profile says so) and judge the reply.
-fn exchange(cfg: Config, path: &str) -> Result<Exchange> {
+pub(super) fn exchange(cfg: Config, path: &str) -> Result<Exchange> {
     use famfs_proto::abi::{EntryOut, Wire};
     use famfs_proto::Opcode;
     let profile = cfg.profile.clone();
@@ -191,13 +196,34 @@ pub fn served_fmap(cfg: Config, path: &str) -> Result<Option<famfs_proto::Fmap>>
         .map(|d| d.fmap))
 }
 
+/// The attribute size famfsd gives `path` when no kernel can take it: a
+/// FUSE kernel refuses any attribute whose size is above 2^63 - 1 (a
+/// negative loff_t), so the file cannot even be looked up.
+pub fn invalid_attr_size(cfg: &Config, path: &str) -> Option<u64> {
+    cfg.nodes
+        .iter()
+        .find(|n| n.path == path)
+        .map(|n| n.size)
+        .filter(|&s| s > i64::MAX as u64)
+}
+
 /// What open(2) of `path` does on a correct kernel.
 pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
+    if let Some(size) = invalid_attr_size(&cfg, path) {
+        return Ok(Expectation::only(
+            Some(libc::EIO),
+            format!(
+                "attribute size {size:#x} is above 2^63 - 1: FUSE refuses the LOOKUP reply (EIO) before any GET_FMAP"
+            ),
+            "attr-size",
+        ));
+    }
     let x = exchange(cfg, path)?;
     if x.error != 0 {
         return Ok(Expectation::only(
             Some(-x.error),
             format!("the server answers GET_FMAP with error {}", x.error),
+            "server-error",
         ));
     }
     Ok(match &x.verdict {
@@ -206,6 +232,7 @@ pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
                 Some(u) => Expectation::only(
                     Some(libc::EINVAL),
                     format!("{u}: V10 does not check it; a correct kernel refuses"),
+                    u.kind(),
                 ),
                 None => {
                     let mut e = Expectation::only(
@@ -214,6 +241,7 @@ pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
                             "accepted: {} extent(s), file size {}",
                             s.nextents, s.file_size
                         ),
+                        "accepted",
                     );
                     if let Some(u) = s.unchecked.iter().find(|u| may_be_refused(u)) {
                         e.also.push(libc::EINVAL);
@@ -231,8 +259,14 @@ pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
                 Some(p) => format!("{} ({p}, value {:#x})", rej.rule, rej.value),
                 None => format!("{} (value {:#x})", rej.rule, rej.value),
             },
+            rej.rule.as_str(),
         ),
-        other => Expectation::only(other.open_errno(), format!("{other:?}")),
+        KernelVerdict::ReplyRejected { .. } => Expectation::only(
+            x.verdict.open_errno(),
+            format!("{:?}", x.verdict),
+            "reply-rejected",
+        ),
+        other => Expectation::only(other.open_errno(), format!("{other:?}"), "retry"),
     })
 }
 
@@ -320,6 +354,23 @@ mod tests {
     }
 
     const FILE: &str = "daxdevs: {0: /dev/dax0.0}\ntree:\n  - path: /f\n    fmap: {extents: [{offset: 0, len: 2M}]}\n";
+
+    #[test]
+    fn an_attribute_size_above_2_63_fails_the_lookup_with_eio() {
+        // Found by the fmap fuzzer: famfsd's default attribute size is the
+        // fmap's file_size, and FUSE refuses 2^64 - 1 before GET_FMAP.
+        let y = "daxdevs: {0: /dev/dax0.0}\ntree:\n  - path: /f\n    fmap: {extents: [{offset: 0, len: 2M}], file_size: \"0xffffffffffffffff\"}\n";
+        let e = expect(y);
+        assert_eq!(
+            (e.token().as_str(), e.cause.as_str()),
+            ("EIO", "attr-size"),
+            "{e:?}"
+        );
+        // The same fmap file_size behind a sane attribute size reaches the
+        // fmap checks: short of file size.
+        let y = y.replace("    fmap:", "    size: 2M\n    fmap:");
+        assert_eq!(expect(&y).token(), "EINVAL");
+    }
 
     #[test]
     fn a_good_fmap_opens_and_rules_give_their_errno() {

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod dispatch;
 pub mod expect;
 pub mod fault;
+pub mod oracle;
 pub mod scenario;
 pub mod sim;
 pub mod transport;
