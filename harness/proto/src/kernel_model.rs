@@ -224,11 +224,14 @@ pub enum Unchecked {
         nbytes: u64,
         strips_total: u64,
     },
+    /// Interleaved extents whose `nbytes` add up to less than the file
+    /// size while their strips cover it: offsets past `nbytes` map nothing.
+    NbytesShort { nbytes: u64, file_size: u64 },
 }
 
 impl Unchecked {
     /// Every [`Unchecked::kind`].
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "fmap-version",
         "file-type",
         "reserved",
@@ -240,6 +243,7 @@ impl Unchecked {
         "chunk-size-zero",
         "zero-length",
         "strips-short",
+        "nbytes-short",
     ];
 
     /// Stable kebab-case name of the condition, without its values: what
@@ -257,6 +261,7 @@ impl Unchecked {
             Unchecked::ChunkSizeZero { .. } => "chunk-size-zero",
             Unchecked::ZeroLength { .. } => "zero-length",
             Unchecked::StripsShort { .. } => "strips-short",
+            Unchecked::NbytesShort { .. } => "nbytes-short",
         }
     }
 }
@@ -288,6 +293,10 @@ impl fmt::Display for Unchecked {
             }
             Unchecked::ChunkSizeZero { extent } => write!(f, "extent {extent}: chunk_size 0"),
             Unchecked::ZeroLength { place } => write!(f, "{place}: length 0"),
+            Unchecked::NbytesShort { nbytes, file_size } => write!(
+                f,
+                "interleaved extents map {nbytes:#x} bytes of a {file_size:#x}-byte file"
+            ),
             Unchecked::StripsShort {
                 extent,
                 nbytes,
@@ -480,6 +489,7 @@ fn judge_reply(p: &Profile, b: &[u8], limit: usize, may_retry: bool) -> KernelVe
         b,
         at: HEADER_SIZE,
         sum: 0,
+        file_size: h.file_size,
         notes: Vec::new(),
         ranges: Vec::new(),
     };
@@ -554,6 +564,8 @@ struct Walk<'a> {
     b: &'a [u8],
     at: usize,
     sum: u64,
+    /// The header's `file_size`.
+    file_size: u64,
     notes: Vec<Unchecked>,
     ranges: Vec<Range>,
 }
@@ -623,22 +635,35 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// V10 checks the file size against the sum of the strips' lengths,
+    /// not of `nbytes` (famfs_fuse_meta_alloc); `nbytes` decides which
+    /// file offsets an interleaved extent maps.
     fn interleaved_extents(&mut self, nextents: u32) -> Result<(), KernelVerdict> {
+        let mut start = 0u64;
         for i in 0..nextents {
             let ih = self.interleave_header(i)?;
             let mut strips_total = 0u64;
             for s in 0..ih.nstrips {
                 let e = self.range(Place::strip(i, s))?;
                 strips_total = strips_total.saturating_add(e.len);
+                self.sum = self.sum.wrapping_add(e.len);
             }
-            if strips_total < ih.nbytes {
+            // Offsets past the strips matter only inside the file.
+            let mapped = start.saturating_add(strips_total);
+            if strips_total < ih.nbytes && mapped < self.file_size {
                 self.notes.push(Unchecked::StripsShort {
                     extent: i,
                     nbytes: ih.nbytes,
                     strips_total,
                 });
             }
-            self.sum = self.sum.wrapping_add(ih.nbytes);
+            start = start.saturating_add(ih.nbytes);
+        }
+        if start < self.file_size && self.sum >= self.file_size {
+            self.notes.push(Unchecked::NbytesShort {
+                nbytes: start,
+                file_size: self.file_size,
+            });
         }
         Ok(())
     }

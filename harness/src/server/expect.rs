@@ -77,6 +77,7 @@ fn may_be_refused(u: &Unchecked) -> bool {
     matches!(
         u,
         Unchecked::Overlap { .. }
+            | Unchecked::NbytesShort { .. }
             | Unchecked::FmapVersion(_)
             | Unchecked::FileType(_)
             | Unchecked::Reserved { .. }

@@ -44,7 +44,7 @@ pub fn model_keys(p: &famfs_proto::Profile) -> Vec<String> {
         _ => true,
     });
     let kinds = Unchecked::KINDS.into_iter().filter(|k| match *k {
-        "chunk-size-zero" | "strips-short" => p.interleave,
+        "chunk-size-zero" | "strips-short" | "nbytes-short" => p.interleave,
         "fmap-size-mismatch" => sized,
         _ => true,
     });
