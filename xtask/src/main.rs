@@ -278,6 +278,9 @@ struct FuzzFmap {
     /// Files per mount.
     #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=64))]
     batch: u32,
+    /// The known findings (default: kernel-configs/fuzz-known.yaml).
+    #[arg(long, value_name = "FILE")]
+    known: Option<PathBuf>,
     /// VMs at once (default: one per host core, at most 4).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     jobs: Option<u32>,
@@ -330,6 +333,7 @@ fn fuzz_fmap(mut f: FuzzFmap) -> Result<i32> {
         results,
         partition,
         batch: f.batch as usize,
+        known: f.known,
     };
     famfs_harness::commands::fuzz_fmap::main(&req)
 }

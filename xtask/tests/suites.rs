@@ -356,7 +356,7 @@ fn checks_next_rules(id: &str) -> bool {
 /// defect of the kernel shows as a known failure with its title. Where the
 /// fixture is absent the binary must report every case as not run with the
 /// reason, which is asserted instead.
-fn famfs_kernel_suite(name: &str, g: &Generation) {
+fn famfs_kernel_suite(name: &str, g: &Generation) -> Summary {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fixture = root()
         .join("../shared/kernels")
@@ -376,7 +376,7 @@ fn famfs_kernel_suite(name: &str, g: &Generation) {
             .cases
             .iter()
             .all(|c| c.outcome == Outcome::NotRun && c.reasons[0].contains("not available here")));
-        return;
+        return r.summary;
     }
     let mut opts = Options::new(&root());
     opts.kernel.choice = KernelChoice::Named(name.into());
@@ -453,6 +453,7 @@ fn famfs_kernel_suite(name: &str, g: &Generation) {
         "{junit}"
     );
     check_kcidb(&r, s);
+    r.summary
 }
 
 /// `report kcidb` of the run validates against kcidb-io's schema (the
@@ -517,7 +518,24 @@ fn famfs_v10_kernel_runs_the_suite() {
 
 #[test]
 fn famfs_v10_debug_kernel_runs_the_suite() {
-    famfs_kernel_suite("famfs-v10-debug", &V10);
+    let s = famfs_kernel_suite("famfs-v10-debug", &V10);
+    // A real report of the famfs code, symbolized from the debug kernel's
+    // vmlinux: the title's function and its frame at a famfs.c line.
+    let t = outcome(&s, "famfs/010[devindex-32]");
+    let r = t
+        .reports
+        .iter()
+        .find(|r| r.title == "UBSAN: shift-out-of-bounds in famfs_file_init_dax")
+        .unwrap_or_else(|| panic!("famfs/010[devindex-32]: {:#?}", t.reports));
+    let f = r
+        .frames
+        .iter()
+        .find(|f| f.func == "famfs_file_init_dax")
+        .unwrap_or_else(|| panic!("no famfs_file_init_dax frame: {:#?}", r.frames));
+    assert!(
+        f.source.iter().any(|l| l.starts_with("fs/fuse/famfs.c:")),
+        "{f:#?}"
+    );
 }
 
 #[test]

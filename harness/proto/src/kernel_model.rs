@@ -227,11 +227,14 @@ pub enum Unchecked {
     /// Interleaved extents whose `nbytes` add up to less than the file
     /// size while their strips cover it: offsets past `nbytes` map nothing.
     NbytesShort { nbytes: u64, file_size: u64 },
+    /// An interleaved extent other than the last whose `nbytes` is not a
+    /// multiple of the alignment: the next one starts mid-page.
+    NbytesUnaligned { extent: u32, nbytes: u64 },
 }
 
 impl Unchecked {
     /// Every [`Unchecked::kind`].
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "fmap-version",
         "file-type",
         "reserved",
@@ -244,6 +247,7 @@ impl Unchecked {
         "zero-length",
         "strips-short",
         "nbytes-short",
+        "nbytes-unaligned",
     ];
 
     /// Stable kebab-case name of the condition, without its values: what
@@ -262,6 +266,7 @@ impl Unchecked {
             Unchecked::ZeroLength { .. } => "zero-length",
             Unchecked::StripsShort { .. } => "strips-short",
             Unchecked::NbytesShort { .. } => "nbytes-short",
+            Unchecked::NbytesUnaligned { .. } => "nbytes-unaligned",
         }
     }
 }
@@ -293,6 +298,10 @@ impl fmt::Display for Unchecked {
             }
             Unchecked::ChunkSizeZero { extent } => write!(f, "extent {extent}: chunk_size 0"),
             Unchecked::ZeroLength { place } => write!(f, "{place}: length 0"),
+            Unchecked::NbytesUnaligned { extent, nbytes } => write!(
+                f,
+                "extent {extent}: nbytes {nbytes:#x} is not a multiple of the alignment and an extent follows"
+            ),
             Unchecked::NbytesShort { nbytes, file_size } => write!(
                 f,
                 "interleaved extents map {nbytes:#x} bytes of a {file_size:#x}-byte file"
@@ -655,6 +664,14 @@ impl Walk<'_> {
                     extent: i,
                     nbytes: ih.nbytes,
                     strips_total,
+                });
+            }
+            // A following extent starts mid-page: no DAX mapping can put
+            // its file pages where the fmap says.
+            if i + 1 < nextents && ih.nbytes % self.p.alignment != 0 {
+                self.notes.push(Unchecked::NbytesUnaligned {
+                    extent: i,
+                    nbytes: ih.nbytes,
                 });
             }
             start = start.saturating_add(ih.nbytes);

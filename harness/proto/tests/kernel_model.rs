@@ -584,6 +584,27 @@ fn unchecked_overlapping_extents() {
 }
 
 #[test]
+fn unchecked_nbytes_unaligned_before_another_extent() {
+    // Found by the fmap fuzzer on famfs-v10: nbytes 1 then a second
+    // extent, which then starts at file offset 1 (WARNING in
+    // dax_iomap_pte_fault, and the wrong bytes at every page).
+    let e = |off: u64, nbytes: u64| {
+        InterleavedExtent::new(2 << 20, nbytes, vec![SimpleExtent::new(off, 4 * MIB)])
+    };
+    let f = Fmap::interleaved(4 * MIB + 1, vec![e(0, 1), e(64 * MIB, 4 * MIB)]);
+    assert_eq!(
+        accepted(&kernel_verdict(&v10(), &f.encode(&v10()))),
+        vec![Unchecked::NbytesUnaligned {
+            extent: 0,
+            nbytes: 1
+        }]
+    );
+    // The last extent may end anywhere.
+    let f = Fmap::interleaved(4 * MIB + 1, vec![e(0, 4 * MIB), e(64 * MIB, 1)]);
+    assert_eq!(accepted(&kernel_verdict(&v10(), &f.encode(&v10()))), vec![]);
+}
+
+#[test]
 fn unchecked_chunk_size_zero() {
     let mut raw = interleaved(2).to_raw(&v10());
     raw.interleave_mut(0).unwrap().chunk_size = 0;

@@ -556,6 +556,7 @@ pub fn fuzz(opts: &Options, duration: std::time::Duration) -> Result<()> {
             results: results.clone(),
             partition: None,
             batch,
+            known: None,
         };
         let (stats, _) = super::fuzz_fmap::run(&req)?;
         let hit = stats.reached.values().filter(|n| **n > 0).count();

@@ -33,6 +33,8 @@ pub struct Request {
     pub partition: Option<(u32, u32)>,
     /// Files per mount.
     pub batch: usize,
+    /// The known findings (None: `kernel-configs/fuzz-known.yaml`).
+    pub known: Option<PathBuf>,
 }
 
 /// The device path famfsd's scenarios name in the guest (the case's
@@ -432,6 +434,12 @@ pub fn run(req: &Request) -> Result<(super::fuzz_fmap_report::Stats, String)> {
     opts.cases = Some(req.results.join("work/cases"));
     opts.results_root = req.results.join("rounds");
     cases_dir(&opts.cases_dir(), &opts.root)?;
+    let known = req
+        .known
+        .clone()
+        .unwrap_or_else(|| opts.root.join("kernel-configs/fuzz-known.yaml"));
+    // A bad list is refused before anything boots.
+    super::fuzz_fmap_report::load_known(&known)?;
     let p = crate::run::prepare(&opts)?;
     let profile = famfs_proto::Profile::by_name(&p.opts.profile)
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -40,12 +40,17 @@ pub struct KnownFinding {
     pub why: String,
 }
 
-/// The known findings of `root`'s `kernel-configs/fuzz-known.yaml`.
-pub fn load_known(root: &std::path::Path) -> Result<Vec<KnownFinding>> {
-    let path = root.join("kernel-configs/fuzz-known.yaml");
+/// The known findings of `path` (`kernel-configs/fuzz-known.yaml`).
+pub fn load_known(path: &std::path::Path) -> Result<Vec<KnownFinding>> {
     let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    crate::base::yaml::parse(&path, &text, 0)
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(vec![]);
+    }
+    crate::base::yaml::parse(path, &text, 0)
 }
 
 /// The case a finding is replayed by, and the name it is written under.
@@ -87,7 +92,11 @@ pub fn write(
     )?;
     let fdir = req.results.join("findings");
     let _ = std::fs::remove_dir_all(&fdir);
-    let known = load_known(&p.opts.root)?;
+    let known = load_known(
+        &req.known
+            .clone()
+            .unwrap_or_else(|| p.opts.root.join("kernel-configs/fuzz-known.yaml")),
+    )?;
     let mut new = Vec::new();
     let secs = took.as_secs_f64();
     let mut text = format!(
@@ -185,7 +194,7 @@ mod tests {
     #[test]
     fn the_shipped_known_findings_load_and_name_named_kernels() {
         let root = crate::image::guest_program::workspace_root();
-        let known = super::load_known(&root).unwrap();
+        let known = super::load_known(&root.join("kernel-configs/fuzz-known.yaml")).unwrap();
         assert!(!known.is_empty());
         for k in &known {
             for n in &k.kernels {

@@ -95,6 +95,7 @@ fn refused_by_a_correct_kernel(u: &Unchecked) -> bool {
             | Unchecked::ChunkSizeZero { .. }
             | Unchecked::ZeroLength { .. }
             | Unchecked::StripsShort { .. }
+            | Unchecked::NbytesUnaligned { .. }
     )
 }
 

@@ -44,7 +44,7 @@ pub fn model_keys(p: &famfs_proto::Profile) -> Vec<String> {
         _ => true,
     });
     let kinds = Unchecked::KINDS.into_iter().filter(|k| match *k {
-        "chunk-size-zero" | "strips-short" | "nbytes-short" => p.interleave,
+        "chunk-size-zero" | "strips-short" | "nbytes-short" | "nbytes-unaligned" => p.interleave,
         "fmap-size-mismatch" => sized,
         _ => true,
     });
@@ -165,10 +165,15 @@ fn past_device(cfg: Config, obs: &Observation) -> Result<bool> {
     let (Some(end), Some(fmap)) = (obs.dev_size, served_fmap(cfg, &obs.path)?) else {
         return Ok(false);
     };
-    Ok(fmap
-        .segments(1 << 16)
+    // Whole extents and strips, as the kernel sees them, not only the
+    // part the file size reaches.
+    let all: Vec<&famfs_proto::SimpleExtent> = match &fmap.extents {
+        famfs_proto::Extents::Simple(v) => v.iter().collect(),
+        famfs_proto::Extents::Interleave(v) => v.iter().flat_map(|x| &x.strips).collect(),
+    };
+    Ok(all
         .iter()
-        .any(|s| s.dev_offset.checked_add(s.len).is_none_or(|e| e > end)))
+        .any(|e| e.offset.checked_add(e.len).is_none_or(|x| x > end)))
 }
 
 /// Whether the extent holding file offset `off` (for interleaved fmaps:
@@ -395,6 +400,12 @@ mod tests {
         let mut refused = obs("EINVAL", &[]);
         refused.dev_size = Some(512 << 20);
         let j = judge(cfg(far, ""), &refused, false).unwrap();
+        assert!(j.disagreements.is_empty(), "{:?}", j.disagreements);
+        // A strip of 2^63 bytes the file size never reaches still runs
+        // past the device: refusing the fmap is right (found by the fuzzer:
+        // V10 refuses it through its signed size arithmetic).
+        let strip = "{interleave: [{chunk_size: 2M, nbytes: 4M, strips: [{offset: 60M, len: \"0x8000000000000000\"}]}], file_size: 2M}";
+        let j = judge(cfg(strip, ""), &refused, false).unwrap();
         assert!(j.disagreements.is_empty(), "{:?}", j.disagreements);
         // Without the device's size the refusal is wrong.
         let j = judge(cfg(far, ""), &obs("EINVAL", &[]), false).unwrap();
