@@ -1,5 +1,5 @@
 //! The famfs protocol fuzzer through the real binary on the famfs V10
-//! kernel (cached): a short run with a fixed seed must find what V10's
+//! kernel (cached): a 40-second run with a fixed seed must find what V10's
 //! weak spots make of generated fmaps, minimise each finding, and write
 //! cases that `test-vm --cases` replays (and that fail as the finding
 //! says); bad arguments are refused before anything boots.
@@ -33,7 +33,7 @@ fn a_short_run_finds_minimises_and_writes_replayable_cases() {
         "--kernel",
         "famfs-v10",
         "--duration",
-        "75s",
+        "40s",
         "--seed",
         "5",
         "--known",

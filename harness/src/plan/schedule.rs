@@ -63,6 +63,9 @@ pub fn check_case_symbols(root: &Path, kernel: &KernelArtifacts, cases: &[Case])
 pub struct BootGroup {
     pub topology: Topology,
     pub cases: Vec<String>,
+    /// Each case's timeout in seconds, beside `cases`: what a case may
+    /// cost, the only estimate there is before it ran.
+    pub costs: Vec<u64>,
 }
 
 /// Group cases into as few topologies as possible, keeping case order
@@ -83,10 +86,12 @@ pub fn plan_groups(cases: &[&Case]) -> Vec<BootGroup> {
             Some((g, t)) => {
                 g.topology = t;
                 g.cases.push(c.id.clone());
+                g.costs.push(c.meta.timeout);
             }
             None => groups.push(BootGroup {
                 topology: c.topology.clone(),
                 cases: vec![c.id.clone()],
+                costs: vec![c.meta.timeout],
             }),
         }
     }
@@ -161,7 +166,8 @@ impl Schedule {
     /// groups are done: a group with more than a share of the run's cases
     /// (`ceil(total / (per_job * jobs))`; two shares per VM let the queue
     /// even out cases of unequal cost) is cut into even pieces of at most
-    /// a share, each its own boot, and the largest groups boot first.
+    /// a share, each its own boot, and the costliest groups (by their
+    /// cases' timeouts) boot first.
     /// Order within a piece is kept; `jobs` 1 changes nothing, nor does
     /// a group of at most `min_piece` cases (a boot costs more than a few
     /// short cases).
@@ -175,13 +181,19 @@ impl Schedule {
         for g in self.groups {
             let pieces = g.cases.len().div_ceil(share).max(1);
             let size = g.cases.len().div_ceil(pieces).max(1);
-            groups.extend(g.cases.chunks(size).map(|c| BootGroup {
-                topology: g.topology.clone(),
-                cases: c.to_vec(),
-            }));
+            groups.extend(
+                g.cases
+                    .chunks(size)
+                    .zip(g.costs.chunks(size))
+                    .map(|(c, w)| BootGroup {
+                        topology: g.topology.clone(),
+                        cases: c.to_vec(),
+                        costs: w.to_vec(),
+                    }),
+            );
         }
-        // Stable: equal sizes keep the planner's order.
-        groups.sort_by_key(|g| std::cmp::Reverse(g.cases.len()));
+        // Stable: equal costs keep the planner's order.
+        groups.sort_by_key(|g| std::cmp::Reverse(g.costs.iter().sum::<u64>()));
         self.groups = groups;
         self
     }
@@ -243,6 +255,7 @@ mod tests {
         BootGroup {
             topology: Topology::default(),
             cases: (0..n).map(|i| format!("{tag}/{i:03}")).collect(),
+            costs: vec![60; n],
         }
     }
 
@@ -278,6 +291,16 @@ mod tests {
             .map(|g| g.cases.len())
             .collect();
         assert_eq!(sizes, [49, 49, 26, 11, 1]);
+        // A group of few long cases boots before longer groups of short
+        // ones.
+        let mut heavy = group(11, "u");
+        heavy.costs = vec![600; 11];
+        let s2 = Schedule {
+            not_run: vec![],
+            groups: vec![group(98, "b"), heavy],
+        };
+        let first = &s2.balanced(2, 2, 8).groups[0];
+        assert_eq!(first.cases[0], "u/000");
         // A small selection stays in one boot.
         let small = Schedule {
             not_run: vec![],
