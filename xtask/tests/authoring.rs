@@ -2,18 +2,14 @@
 //! on a scratch cases directory and a run directory written by the
 //! harness's own results code.
 
+mod common;
+use common::xtask;
+
 use famfs_harness::contract::{CaseExit, CaseReport};
 use famfs_harness::judge::verdict;
 use famfs_harness::report::results::{RunDir, Summary};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("running xtask")
-}
+use std::process::Command;
 
 /// A run of `cases` in which each trial printed `outputs[id]`, judged as
 /// the harness judges it.

@@ -4,20 +4,10 @@
 //! run with one more case reaches lines the first did not, and `coverage
 //! diff` names them.
 
+mod common;
+use common::{text, xtask};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .expect("running xtask")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A coverage run of `filters` on famfs-v10 into `results`: its directory.
 fn coverage_run(results: &Path, filters: &[&str]) -> PathBuf {

@@ -4,19 +4,8 @@
 //! cases that `test-vm --cases` replays (and that fail as the finding
 //! says); bad arguments are refused before anything boots.
 
-use std::process::{Command, Output};
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .expect("running xtask")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{text, xtask};
 
 #[test]
 fn a_short_run_finds_minimises_and_writes_replayable_cases() {

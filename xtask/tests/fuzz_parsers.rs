@@ -2,14 +2,8 @@
 //! status of a clean run (0), of a parser that breaks (1: the `selftest`
 //! target, which fails on purpose) and of bad arguments (2).
 
-use std::process::{Command, Output};
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("running xtask")
-}
+mod common;
+use common::xtask;
 
 #[test]
 fn a_short_run_prints_its_figures_and_exits_0() {

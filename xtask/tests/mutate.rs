@@ -4,20 +4,11 @@
 //! SIGBUS), a second command that resumes without building, a budget that
 //! runs out (exit 3), shards folded with --merge, and bad input.
 
+mod common;
+use common::{text, xtask};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .expect("running xtask")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use std::process::Output;
 
 fn mutate(results: &Path, extra: &[&str]) -> Output {
     let r = results.display().to_string();

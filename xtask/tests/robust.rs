@@ -2,8 +2,10 @@
 //! default kernel (built once into the cache, reused): signals, SIGKILL,
 //! two runs at once, bad input, exit statuses and the documented options.
 
+mod common;
+use common::{text, xtask, xtask_cmd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,20 +15,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn xtask_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.args(args).env("CI", "1");
-    c
-}
-
-fn xtask(args: &[&str]) -> Output {
-    xtask_cmd(args).output().expect("running xtask")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// A cases directory with these `(id, script, golden)` cases.

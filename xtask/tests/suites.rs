@@ -9,6 +9,8 @@
 //! `.ci/run` runs none of these selections again. Results are kept under
 //! target/famfs-harness/ci/NAME for a person to read.
 
+mod common;
+use common::root;
 use famfs_harness::judge::reports::ReportKind;
 use famfs_harness::judge::verdict::Outcome;
 use famfs_harness::kernel::resolve::KernelChoice;
@@ -20,10 +22,6 @@ use std::sync::Mutex;
 
 /// One VM run at a time: they share the kernel cache and the two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn root() -> PathBuf {
-    famfs_harness::image::guest_program::workspace_root()
-}
 
 /// The cases a run without filters selects.
 fn shipped_cases() -> Vec<Case> {

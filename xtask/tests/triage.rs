@@ -1,15 +1,11 @@
 //! `cargo xtask triage` through the real binary: its output, JSON, and each
 //! documented exit status (0 no report, 1 reports, 2 unreadable input).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::xtask;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("running xtask")
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

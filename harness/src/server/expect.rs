@@ -189,13 +189,17 @@ pub(super) fn exchange(cfg: Config, path: &str) -> Result<Exchange> {
 /// structure of one.
 pub fn served_fmap(cfg: Config, path: &str) -> Result<Option<famfs_proto::Fmap>> {
     let profile = cfg.profile.clone();
-    let x = exchange(cfg, path)?;
+    Ok(fmap_of(&profile, &exchange(cfg, path)?))
+}
+
+/// The fmap an exchange carried, when it has the structure of one.
+pub(super) fn fmap_of(profile: &famfs_proto::Profile, x: &Exchange) -> Option<famfs_proto::Fmap> {
     if x.error != 0 {
-        return Ok(None);
+        return None;
     }
-    Ok(famfs_proto::Fmap::decode(&profile, &x.payload)
+    famfs_proto::Fmap::decode(profile, &x.payload)
         .ok()
-        .map(|d| d.fmap))
+        .map(|d| d.fmap)
 }
 
 /// The attribute size famfsd gives `path` when no kernel can take it: a
@@ -211,24 +215,36 @@ pub fn invalid_attr_size(cfg: &Config, path: &str) -> Option<u64> {
 
 /// What open(2) of `path` does on a correct kernel.
 pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
-    if let Some(size) = invalid_attr_size(&cfg, path) {
-        return Ok(Expectation::only(
+    match attr_size_expectation(&cfg, path) {
+        Some(e) => Ok(e),
+        None => Ok(expectation_of(&exchange(cfg, path)?)),
+    }
+}
+
+/// The expectation for a file whose attributes no kernel takes (no
+/// GET_FMAP is ever sent for it).
+pub fn attr_size_expectation(cfg: &Config, path: &str) -> Option<Expectation> {
+    invalid_attr_size(cfg, path).map(|size| {
+        Expectation::only(
             Some(libc::EIO),
             format!(
                 "attribute size {size:#x} is above 2^63 - 1: FUSE refuses the LOOKUP reply (EIO) before any GET_FMAP"
             ),
             "attr-size",
-        ));
-    }
-    let x = exchange(cfg, path)?;
+        )
+    })
+}
+
+/// What open(2) does on a correct kernel after this GET_FMAP exchange.
+pub(super) fn expectation_of(x: &Exchange) -> Expectation {
     if x.error != 0 {
-        return Ok(Expectation::only(
+        return Expectation::only(
             Some(-x.error),
             format!("the server answers GET_FMAP with error {}", x.error),
             "server-error",
-        ));
+        );
     }
-    Ok(match &x.verdict {
+    match &x.verdict {
         KernelVerdict::Accept(s) => {
             match s.unchecked.iter().find(|u| refused_by_a_correct_kernel(u)) {
                 Some(u) => Expectation::only(
@@ -269,7 +285,7 @@ pub fn open_expectation(cfg: Config, path: &str) -> Result<Expectation> {
             "reply-rejected",
         ),
         other => Expectation::only(other.open_errno(), format!("{other:?}"), "retry"),
-    })
+    }
 }
 
 /// The push lines of a request log, each judged against what a correct

@@ -5,7 +5,9 @@
 //! judge alike. Kernel reports are judged by the host's crash detector,
 //! not here.
 
-use super::expect::{exchange, open_expectation, served_fmap, Expectation};
+use super::expect::{
+    attr_size_expectation, exchange, expectation_of, fmap_of, Exchange, Expectation,
+};
 use super::scenario::Config;
 use crate::contract::fuzz::Observation;
 use anyhow::Result;
@@ -60,16 +62,16 @@ pub fn model_keys(p: &famfs_proto::Profile) -> Vec<String> {
         .collect()
 }
 
-/// Rules and conditions of the model that `cfg`'s fmap for `path` reaches.
-fn reached(cfg: Config, path: &str) -> Result<Vec<String>> {
-    if super::expect::invalid_attr_size(&cfg, path).is_some() {
-        return Ok(vec!["attr-size".into()]);
-    }
-    let x = exchange(cfg, path)?;
+/// Rules and conditions of the model that a file's exchange reaches (None:
+/// a file whose attributes no kernel takes).
+fn reached(x: Option<&Exchange>) -> Vec<String> {
+    let Some(x) = x else {
+        return vec!["attr-size".into()];
+    };
     if x.error != 0 {
-        return Ok(vec!["server-error".into()]);
+        return vec!["server-error".into()];
     }
-    Ok(match &x.verdict {
+    match &x.verdict {
         KernelVerdict::Accept(s) => std::iter::once("accept".to_string())
             .chain(
                 s.unchecked
@@ -80,7 +82,7 @@ fn reached(cfg: Config, path: &str) -> Result<Vec<String>> {
         KernelVerdict::Reject(r) => vec![format!("rule:{}", r.rule.as_str())],
         KernelVerdict::ReplyRejected { .. } => vec!["reply-rejected".into()],
         KernelVerdict::Retry { .. } => vec!["retry".into()],
-    })
+    }
 }
 
 /// Judge `obs` against the model. `daxdev_refused`: the scenario's
@@ -88,8 +90,17 @@ fn reached(cfg: Config, path: &str) -> Result<Vec<String>> {
 /// (open fails, or every access does), whatever its fmap.
 pub fn judge(cfg: Config, obs: &Observation, daxdev_refused: bool) -> Result<Judged> {
     let path = obs.path.as_str();
-    let expect = open_expectation(cfg.clone(), path)?;
-    let mut reached = reached(cfg.clone(), path)?;
+    // One simulated exchange per file: the expectation, the rules reached
+    // and the served fmap all come from it.
+    let (expect, x) = match attr_size_expectation(&cfg, path) {
+        Some(e) => (e, None),
+        None => {
+            let x = exchange(cfg.clone(), path)?;
+            (expectation_of(&x), Some(x))
+        }
+    };
+    let mut reached = reached(x.as_ref());
+    let fmap = x.as_ref().and_then(|x| fmap_of(&cfg.profile, x));
     let mut d = Vec::new();
     let mut say = |class: String, text: String| d.push(Disagreement { class, text });
     if let Some(e) = &obs.error {
@@ -116,7 +127,7 @@ pub fn judge(cfg: Config, obs: &Observation, daxdev_refused: bool) -> Result<Jud
                 format!("{path}: readable, but the GET_DAXDEV reply names no usable device"),
             );
         }
-    } else if obs.open == "EINVAL" && expect.errno.is_none() && past_device(cfg.clone(), obs)? {
+    } else if obs.open == "EINVAL" && expect.errno.is_none() && past_device(fmap.as_ref(), obs) {
         // The protocol leaves extents past the device's end to the I/O
         // path (EFAULT, SIGBUS); a kernel that checks them at open is
         // right too.
@@ -138,7 +149,7 @@ pub fn judge(cfg: Config, obs: &Observation, daxdev_refused: bool) -> Result<Jud
                 obs.open, expect.why
             ),
         );
-    } else if obs.open == "ok" && data(cfg, obs, &mut say)? {
+    } else if obs.open == "ok" && data(fmap.as_ref(), obs, &mut say) {
         reached.push("past-device-end".into());
     }
     if let Some(again) = &obs.reopen {
@@ -161,9 +172,9 @@ pub fn judge(cfg: Config, obs: &Observation, daxdev_refused: bool) -> Result<Jud
 
 /// Whether the fmap served for the observed file maps bytes past the end
 /// of its device (known only from the guest's `dev_size`).
-fn past_device(cfg: Config, obs: &Observation) -> Result<bool> {
-    let (Some(end), Some(fmap)) = (obs.dev_size, served_fmap(cfg, &obs.path)?) else {
-        return Ok(false);
+fn past_device(fmap: Option<&famfs_proto::Fmap>, obs: &Observation) -> bool {
+    let (Some(end), Some(fmap)) = (obs.dev_size, fmap) else {
+        return false;
     };
     // Whole extents and strips, as the kernel sees them, not only the
     // part the file size reaches.
@@ -171,9 +182,8 @@ fn past_device(cfg: Config, obs: &Observation) -> Result<bool> {
         famfs_proto::Extents::Simple(v) => v.iter().collect(),
         famfs_proto::Extents::Interleave(v) => v.iter().flat_map(|x| &x.strips).collect(),
     };
-    Ok(all
-        .iter()
-        .any(|e| e.offset.checked_add(e.len).is_none_or(|x| x > end)))
+    all.iter()
+        .any(|e| e.offset.checked_add(e.len).is_none_or(|x| x > end))
 }
 
 /// Whether the extent holding file offset `off` (for interleaved fmaps:
@@ -195,10 +205,14 @@ fn runs_past(fmap: &famfs_proto::Fmap, off: u64, end: u64) -> bool {
 
 /// An accepted fmap: the size, the DAX attribute and every probe. True
 /// when a probe was past the device's end.
-fn data(cfg: Config, obs: &Observation, say: &mut dyn FnMut(String, String)) -> Result<bool> {
+fn data(
+    fmap: Option<&famfs_proto::Fmap>,
+    obs: &Observation,
+    say: &mut dyn FnMut(String, String),
+) -> bool {
     let path = obs.path.as_str();
-    let Some(fmap) = served_fmap(cfg, path)? else {
-        return Ok(false);
+    let Some(fmap) = fmap else {
+        return false;
     };
     let mut past = false;
     if let Some(size) = obs.size {
@@ -265,7 +279,7 @@ fn data(cfg: Config, obs: &Observation, say: &mut dyn FnMut(String, String)) -> 
             );
         }
     }
-    Ok(past)
+    past
 }
 
 #[cfg(test)]
