@@ -62,7 +62,7 @@ fn commit_patch(repo: &Path, patch: &Path) -> String {
         Some(rest) => rest.split_once("] ").map_or(subject, |(_, s)| s),
         None => subject,
     };
-    git(repo, None, &["commit", "-q", "-m", &subject]);
+    git(repo, None, &["commit", "-q", "-m", subject]);
     git(repo, None, &["rev-parse", "HEAD"])
 }
 

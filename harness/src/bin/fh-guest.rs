@@ -19,6 +19,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   dax-info NAME                       print size, align and driver of a dax device
   dax-bind NAME device_dax|fsdev_dax  bind a dax device to a driver through sysfs
   dax-mmap DEV LEN [OFFSET]           mmap DEV, write a pattern, read it back
+  hwpoison-inject NAME DOFF UNTIL     report the page at DOFF of dax device NAME failed (corrupt-pfn)
+                                      every 5 ms until UNTIL exists; each result on stderr
   fuse-report INIT_JSON LOG_JSONL [--famfs-kernel]   judge a famfsd session against the kernel's kind
   famfsd --scenario FILE --mountpoint DIR [--log F] [--init-record F] [--threads N] [--profile P] [--ready F]
                                       the fault-injecting famfs FUSE server (see cases/scenarios/README.md)
@@ -30,7 +32,8 @@ const USAGE: &str = "usage: fh-guest COMMAND [ARGS]
   file-write FILE FOFF LEN DOFF SEED  write(2) the pattern of DOFF XOR SEED at FOFF (one pwrite): the count or the errno
   fault-count FILE FOFF LEN aligned|unaligned   map at a 2 MiB-aligned address (or a page past it), read every
                                       page, print this process's PMD and PTE DAX faults (fs_dax tracepoints)
-  mmap-probe FILE OFF read|write|write-private|poison [DOFF]   one access in a child: 'ok' or the signal it died of
+  mmap-probe FILE OFF read|watch|write|write-private|poison [DOFF]   one access in a child: 'ok' or the
+                                      signal it died of (watch: read, create ./watching, wait for ./go, read)
   mmap-touch FILE OFF OP [DOFF]       the access itself (what mmap-probe runs)
   mmap-write FILE FOFF LEN DOFF SEED [--read-first]  write the pattern of DOFF XOR SEED through MAP_SHARED,
                                       msync (--read-first: each page read first, so each store is a write-protect fault)
@@ -109,6 +112,14 @@ enum Command {
         len: usize,
         #[arg(value_parser = parse_len)]
         offset: Option<usize>,
+    },
+    /// Report a page of a dax device failed (HWPOISON_INJECT's
+    /// corrupt-pfn) every 5 ms until a file exists.
+    HwpoisonInject {
+        name: String,
+        #[arg(value_parser = parse_off)]
+        doff: u64,
+        until: String,
     },
     /// Judge a famfsd session against the kernel's kind.
     FuseReport {
@@ -438,6 +449,7 @@ fn dispatch(command: Command) -> Result<i32> {
         C::Exit { code } => sys::leave_guest(code),
         C::DaxInfo { name } => dax_info(&name),
         C::DaxBind { name, driver } => dax::bind(&name, &driver).map(|()| 0),
+        C::HwpoisonInject { name, doff, until } => out(dax::hwpoison_inject(&name, doff, &until)),
         C::DaxMmap { dev, len, offset } => {
             let off = offset.unwrap_or(0) as i64;
             println!("{}", dax::mmap_pattern(&dev, len, off)?);
@@ -772,6 +784,7 @@ mod tests {
             "dax-bind dax0.0 fsdev_dax",
             "dax-mmap /dev/dax0.0 2M",
             "dax-mmap /dev/dax0.0 2M 2M",
+            "hwpoison-inject dax0.0 8M gone",
             "fuse-report init.json requests.jsonl",
             "fuse-report init.json requests.jsonl --famfs-kernel",
             "famfsd --scenario s.yaml --mountpoint /mnt --profile v10 --log l --ready r",

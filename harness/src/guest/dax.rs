@@ -345,3 +345,45 @@ pub fn mmap_pattern(dev: &str, len: usize, offset: i64) -> Result<String> {
         }
     })
 }
+
+/// `hwpoison-inject NAME DOFF UNTIL`: report the page at device offset
+/// DOFF of dax device NAME failed, through HWPOISON_INJECT's corrupt-pfn
+/// (the page frame from the device's physical start in sysfs), every 5 ms
+/// until the file UNTIL exists (at most 300 s): a memory failure that can
+/// meet whatever the case does meanwhile. What each injection returned goes
+/// to stderr as a tally; stdout says whether injections ran.
+pub fn hwpoison_inject(name: &str, doff: u64, until: &str) -> Result<String> {
+    const CORRUPT: &str = "/sys/kernel/debug/hwpoison/corrupt-pfn";
+    let res = format!("{DAX_BUS}/devices/{name}/resource");
+    let start = std::fs::read_to_string(&res).with_context(|| format!("reading {res}"))?;
+    let start = u64::from_str_radix(start.trim().trim_start_matches("0x"), 16)
+        .with_context(|| format!("{res}: not a hex address: {start:?}"))?;
+    let pfn = (start + doff) >> 12;
+    let mut tally = std::collections::BTreeMap::<String, u32>::new();
+    let t = std::time::Instant::now();
+    while !std::path::Path::new(until).exists() && t.elapsed().as_secs() < 300 {
+        let r = match std::fs::write(CORRUPT, format!("{pfn:#x}\n")) {
+            Ok(()) => "ok".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("{CORRUPT} does not exist (CONFIG_HWPOISON_INJECT, debugfs)")
+            }
+            Err(e) => super::sys::errno_name(e.raw_os_error().unwrap_or(0)),
+        };
+        *tally.entry(r).or_default() += 1;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let n: u32 = tally.values().sum();
+    eprintln!(
+        "hwpoison-inject {name} pfn {pfn:#x}: {n} injections: {}",
+        tally
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(if n >= 2 {
+        format!("injector: injected until {until}\n")
+    } else {
+        format!("injector: {n} injections\n")
+    })
+}

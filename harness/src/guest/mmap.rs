@@ -112,9 +112,14 @@ fn describe_word(w: u64, dev_guess: u64) -> String {
 /// access through a mapping of the page holding OFF (the process dies of
 /// the signal the kernel sends; `mmap-probe` reports it). A read prints
 /// whether the word is the device data at DEV_OFF; `poison` reads the page,
-/// reports a memory failure of it (MADV_HWPOISON) and reads it again.
+/// reports a memory failure of it (MADV_HWPOISON) and reads it again;
+/// `watch` asks for early memory-failure signals (PR_MCE_KILL_EARLY: a
+/// failure reported by another process signals this one at once, as it
+/// would not by default), reads the page, creates `watching` in the working
+/// directory, waits there for `go` (something else happens to the page
+/// meanwhile) and reads it again.
 pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<String> {
-    let write = !matches!(op, "read" | "poison");
+    let write = !matches!(op, "read" | "poison" | "watch");
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(write && op != "write-private")
@@ -126,8 +131,35 @@ pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<Str
         Err(e) => return Ok(format!("mmap failed {e}\n")),
     };
     let at = (off - page) as usize & !7;
+    if op == "watch" {
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_MCE_KILL,
+                libc::PR_MCE_KILL_SET,
+                libc::PR_MCE_KILL_EARLY,
+                0,
+                0,
+            )
+        };
+        if r != 0 {
+            bail!(
+                "prctl(PR_MCE_KILL_EARLY): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        m.word(at);
+        std::fs::write("watching", "").context("creating `watching`")?;
+        let t = std::time::Instant::now();
+        while !std::path::Path::new("go").exists() {
+            if t.elapsed() > std::time::Duration::from_secs(300) {
+                bail!("mmap-touch watch: no `go` after 300 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     Ok(match op {
-        "read" => {
+        "read" | "watch" => {
             let w = m.word(at);
             match dev_off {
                 Some(d) => format!("ok, {}\n", describe_word(w, d)),
@@ -159,7 +191,7 @@ pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<Str
                 None => "poisoned page still readable\n".into(),
             }
         }
-        other => bail!("mmap-touch: `{other}` is not read, write, write-private or poison"),
+        other => bail!("mmap-touch: `{other}` is not read, watch, write, write-private or poison"),
     })
 }
 

@@ -164,16 +164,28 @@ pub fn from_report(case: &Case, r: &CaseReport, reports: &[KernelReport]) -> Ver
 /// the crash itself aside), no diff line the entries do not list. A
 /// different or extra report or line, or a listed one that did not appear
 /// (the defect was fixed, or the case no longer reaches it), fails it.
+/// An intermittent entry (a race) counts only in a run where its report
+/// appeared; then the output entries are not required, since the crash
+/// cut the case short.
 pub fn apply_known_defects(
     v: Verdict,
     findings: &[KernelReport],
     lost: bool,
     known: &[&crate::kernel::named::KnownDefect],
 ) -> Verdict {
+    let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
+    let raced = |k: &&&crate::kernel::named::KnownDefect| {
+        k.intermittent && k.title.as_deref().is_some_and(|t| titles.contains(&t))
+    };
+    let race_seen = known.iter().any(|k| raced(&k));
+    let known: Vec<&crate::kernel::named::KnownDefect> = known
+        .iter()
+        .filter(|k| !k.intermittent || raced(k))
+        .copied()
+        .collect();
     if known.is_empty() || v.outcome == Outcome::NotRun {
         return v;
     }
-    let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
     let known_titles: Vec<&str> = known.iter().filter_map(|k| k.title.as_deref()).collect();
     let added: Vec<&str> = v
         .diff
@@ -184,9 +196,9 @@ pub fn apply_known_defects(
         .map(|l| &l[1..])
         .collect();
     let mut reasons = Vec::new();
-    for k in known {
+    for k in &known {
         let gone = k.title.as_deref().is_some_and(|t| !titles.contains(&t))
-            || k.output.iter().any(|o| !added.contains(&o.as_str()));
+            || !race_seen && k.output.iter().any(|o| !added.contains(&o.as_str()));
         if gone {
             let what = match (&k.title, k.output.is_empty()) {
                 (Some(t), true) => format!("the report `{t}`"),
@@ -487,9 +499,61 @@ mod tests {
             case: "c/001".into(),
             title: Some(title.into()),
             output: vec![],
+            intermittent: false,
             why: "V10 defect".into(),
             at: "k.yaml:7".into(),
         }
+    }
+
+    #[test]
+    fn an_intermittent_defect_counts_only_when_its_report_appears() {
+        let c = case(None);
+        let w = warn();
+        let mut race = defect(&w.title);
+        race.intermittent = true;
+        let wrong = crate::kernel::named::KnownDefect {
+            case: "c/001".into(),
+            title: None,
+            output: vec!["bye".into()],
+            intermittent: false,
+            why: "no SIGBUS".into(),
+            at: "k.yaml:9".into(),
+        };
+        // The race not hit: the entry asks nothing; the case passes, or
+        // fails only as its other entries say.
+        let v = apply_known_defects(
+            judge(&c, &report(0, "hello pid 1\n", vec![])),
+            &[],
+            false,
+            &[&race],
+        );
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        let v = apply_known_defects(
+            judge(&c, &report(0, "bye\n", vec![])),
+            &[],
+            false,
+            &[&race, &wrong],
+        );
+        assert_eq!(v.outcome, Outcome::KnownFail, "{:?}", v.reasons);
+        // The race hit: its report, and the output the crash cut short is
+        // not required.
+        let v = apply_known_defects(
+            judge(&c, &report(0, "", vec![w.clone()])),
+            std::slice::from_ref(&w),
+            true,
+            &[&race, &wrong],
+        );
+        assert_eq!(v.outcome, Outcome::KnownFail, "{:?}", v.reasons);
+        // Another report in its place still fails.
+        let mut other = warn();
+        other.title = "WARNING in something_else".into();
+        let v = apply_known_defects(
+            judge(&c, &report(0, "bye\n", vec![other.clone()])),
+            &[other],
+            false,
+            &[&race, &wrong],
+        );
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     }
 
     #[test]
@@ -566,6 +630,7 @@ mod tests {
             case: "c/001".into(),
             title: None,
             output: vec!["bye".into()],
+            intermittent: false,
             why: "V10 accepts it".into(),
             at: "k.yaml:9".into(),
         };

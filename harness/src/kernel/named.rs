@@ -34,6 +34,12 @@ pub struct KnownDefect {
     /// a wrong result rather than a kernel report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output: Vec<String>,
+    /// A race: the report may or may not appear in a run. When it does,
+    /// it must have this title, and the case's other output entries are
+    /// not required (the crash cut the case short); when it does not, the
+    /// entry asks nothing. Needs a title and no output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intermittent: bool,
     /// What the defect is, for the person who reads a failure.
     pub why: String,
     /// `file:line` of the entry.
@@ -147,6 +153,8 @@ struct DefectEntry {
     title: Option<String>,
     #[serde(default)]
     output: Vec<String>,
+    #[serde(default)]
+    intermittent: bool,
     why: String,
 }
 
@@ -266,10 +274,16 @@ pub fn load(root: &Path, name: &str) -> Result<NamedKernel> {
                 "{at}: a known defect needs a title (the report the case must produce) or output (the lines it puts in the case's diff), and a why"
             );
         }
+        if d.intermittent && (no_title || !d.output.is_empty()) {
+            bail!(
+                "{at}: an intermittent known defect is a report that may or may not appear: give its title and no output"
+            );
+        }
         known_defects.push(KnownDefect {
             case: d.case.clone(),
             title: d.title.clone().filter(|t| !t.trim().is_empty()),
             output: d.output.clone(),
+            intermittent: d.intermittent,
             why: d.why.clone(),
             at,
         });
@@ -475,6 +489,13 @@ mod tests {
         );
         let e = load(t.path(), "k").unwrap_err().to_string();
         assert!(e.contains("k.yaml:2") && e.contains("git:REPO@REF"), "{e}");
+        // An intermittent entry is a report: a title, no output.
+        let t = root_with(
+            "k",
+            "description: x\nfragments: [default]\nknown-defects:\n  - case: a/001\n    output: [x]\n    intermittent: true\n    why: a race\n",
+        );
+        let e = load(t.path(), "k").unwrap_err().to_string();
+        assert!(e.contains("k.yaml:4") && e.contains("intermittent"), "{e}");
     }
 
     #[test]

@@ -262,7 +262,7 @@ fn data(
             // Inside the device, on an extent that runs past its end: a
             // kernel may refuse the whole extent at I/O time (EIO,
             // SIGBUS) as well as serve the bytes.
-            if runs_past(&fmap, p.off, end)
+            if runs_past(fmap, p.off, end)
                 && matches!((how, kind), ("read", "EIO") | ("fault", "SIGBUS"))
             {
                 past = true;
