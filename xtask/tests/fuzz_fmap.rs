@@ -22,7 +22,7 @@ fn a_short_run_finds_minimises_and_writes_replayable_cases() {
         "--kernel",
         "famfs-v10",
         "--duration",
-        "40s",
+        "30s",
         "--seed",
         "5",
         "--known",
