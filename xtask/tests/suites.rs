@@ -1,10 +1,11 @@
 //! The main job end to end, through the real binary, once per kernel CI
 //! tests: `cargo xtask test-vm` on the default kernel (direct QEMU and
 //! virtme-ng), on the famfs V10 and famfs next kernels with the default and
-//! the debug fragments, the famfs groups on the project's fixed V10, V10
+//! the debug fragments, V10
 //! variants broken by patches of the tests' own (famfs never engaging, the
 //! capability offered without CAP_SYS_RAWIO) through each kernel input,
-//! and the LKDTM group on the debug kernel. Each asserts on what
+//! and the LKDTM group on the debug kernel; nightly, the famfs groups on
+//! the project's fixed V10 (ignored here). Each asserts on what
 //! the run wrote (exit status, summary.json, junit.xml, the test list);
 //! `.ci/run` runs none of these selections again. Results are kept under
 //! target/famfs-harness/ci/NAME for a person to read.
@@ -370,9 +371,11 @@ fn checks_next_rules(id: &str) -> bool {
 /// without that fragment, and says so; on a kernel with it, it runs.
 fn needs_the_debug_fragment(kernel: &str, why: &str) -> bool {
     let k = famfs_harness::kernel::named::load(&root(), kernel).unwrap();
-    if k.fragments.iter().any(|f| f == "debug") {
-        return false;
-    }
+    !k.fragments.iter().any(|f| f == "debug") && debug_only_option(why)
+}
+
+/// `why` is the not-run reason for an option only the debug fragment sets.
+fn debug_only_option(why: &str) -> bool {
     let debug = std::fs::read_to_string(root().join("kernel-configs/debug.config")).unwrap();
     debug
         .lines()
@@ -575,21 +578,23 @@ fn famfs_next_debug_kernel_runs_the_suite() {
     famfs_kernel_suite("famfs-next-debug", &NEXT);
 }
 
-/// The famfs group on `famfs-v10-fixed` (V10 with the project's fixes of
-/// every known kernel defect): every famfs trial passes with no kernel
-/// report and no known-defect entry, or is not run only where the v10 ABI
-/// lacks what it checks (pushed devices); its known defects are only of
-/// famfs's own user space (whose group runs on famfs-v10 and
-/// famfs-v10-debug here, and on the fixed kernels in the nightly matrix).
-/// A failure here is the harness's fault.
+/// The famfs and famfs-user groups on `famfs-v10-fixed` (V10 with the
+/// project's fixes of every known kernel defect): every famfs trial passes
+/// with no kernel report and no known-defect entry, or is not run only
+/// where the v10 ABI lacks what it checks (pushed devices) or the debug
+/// fragment's options are missing; its known defects are only of famfs's
+/// own user space. A failure here is the harness's fault. Nightly (CI's
+/// 35 minutes do not hold it): `cargo test -p xtask --test suites --
+/// --ignored famfs_v10_fixed`.
 #[test]
+#[ignore = "nightly: the fixed V10 kernel's famfs and famfs-user groups (about 2.5 min warm)"]
 fn famfs_v10_fixed_kernel_passes_every_famfs_trial() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !root().join(V10_SERIES).exists() {
         return;
     }
     let name = "famfs-v10-fixed";
-    let r = test_vm(name, &["--kernel", name, "-g", "famfs"]);
+    let r = test_vm(name, &["--kernel", name, "-g", "famfs", "-g", "famfs-user"]);
     let s = &r.summary;
     assert_eq!(r.code, Some(0), "results in {}", r.dir.display());
     let mut bad = Vec::new();
@@ -667,6 +672,11 @@ fn check_famfs_never_engages(r: &Ran, input: &str, min: usize) {
         .collect();
     assert!(famfs.len() >= min, "{input}: {} famfs trials", famfs.len());
     for c in famfs {
+        // Built without the debug fragment: famfs/043 needs one of its
+        // options and is not run before any gate.
+        if c.outcome == Outcome::NotRun && debug_only_option(&c.reasons[0]) {
+            continue;
+        }
         // The gate's `FAIL: famfs is broken: ...` line is in the case's
         // output, and is the reason a person reads.
         let out = case_output(r, c);

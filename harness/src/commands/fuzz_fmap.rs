@@ -164,6 +164,8 @@ fn read_case(
     use crate::contract::fuzz::{Observation, BEGIN};
     let out = std::fs::read_to_string(run.join(&r.dir).join("output")).unwrap_or_default();
     let refs: Vec<&Input> = work.files.iter().collect();
+    // The batch's scenario, parsed once for all its observations.
+    let cfg = host_config(&refs, p)?;
     let mut seen = BTreeMap::new();
     let mut last_begun = None;
     let index = |path: &str| {
@@ -175,7 +177,7 @@ fn read_case(
             last_begun = index(path);
         } else if let Some(obs) = Observation::parse(line) {
             let Some(k) = index(&obs.path) else { continue };
-            seen.insert(k, judge_obs(host_config(&refs, p)?, &obs)?);
+            seen.insert(k, judge_obs(cfg.clone(), &obs)?);
         }
     }
     // A file begun and never reported took the VM (or the case) down with
@@ -426,6 +428,15 @@ pub fn main(req: &Request) -> Result<i32> {
     })
 }
 
+impl Request {
+    /// The known-findings file: `--known`, or the checkout's list.
+    pub fn known_list(&self, root: &Path) -> PathBuf {
+        self.known
+            .clone()
+            .unwrap_or_else(|| root.join("kernel-configs/fuzz-known.yaml"))
+    }
+}
+
 /// Fuzz for the request's duration: the statistics and the report.
 pub fn run(req: &Request) -> Result<(super::fuzz_fmap_report::Stats, String)> {
     let _wind_down = crate::base::proc::WindDown::begin();
@@ -434,12 +445,8 @@ pub fn run(req: &Request) -> Result<(super::fuzz_fmap_report::Stats, String)> {
     opts.cases = Some(req.results.join("work/cases"));
     opts.results_root = req.results.join("rounds");
     cases_dir(&opts.cases_dir(), &opts.root)?;
-    let known = req
-        .known
-        .clone()
-        .unwrap_or_else(|| opts.root.join("kernel-configs/fuzz-known.yaml"));
     // A bad list is refused before anything boots.
-    super::fuzz_fmap_report::load_known(&known)?;
+    super::fuzz_fmap_report::load_known(&req.known_list(&opts.root))?;
     let p = crate::run::prepare(&opts)?;
     let profile = famfs_proto::Profile::by_name(&p.opts.profile)
         .map_err(|e| anyhow::anyhow!("{e}"))

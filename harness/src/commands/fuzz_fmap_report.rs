@@ -92,11 +92,7 @@ pub fn write(
     )?;
     let fdir = req.results.join("findings");
     let _ = std::fs::remove_dir_all(&fdir);
-    let known = load_known(
-        &req.known
-            .clone()
-            .unwrap_or_else(|| p.opts.root.join("kernel-configs/fuzz-known.yaml")),
-    )?;
+    let known = load_known(&req.known_list(&p.opts.root))?;
     let mut new = Vec::new();
     let secs = took.as_secs_f64();
     let mut text = format!(
