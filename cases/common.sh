@@ -405,6 +405,12 @@ _famfsd_stop_or_blocks() {
 	fi
 }
 
+# _famfs_mount_state: `still mounted` while $MNT is a FUSE mount, else
+# `unmounted` (what a case prints after famfsd's stop).
+_famfs_mount_state() {
+	if grep -qF " $MNT fuse" /proc/mounts; then echo "still mounted"; else echo unmounted; fi
+}
+
 # _famfsd_stop: SIGTERM famfsd and wait until it has unmounted and exited;
 # prints nothing unless it exits non-zero ("famfsd exit N").
 _famfsd_stop() {

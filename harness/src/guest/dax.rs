@@ -3,6 +3,7 @@
 
 use crate::contract::topology::{DaxMode, PmemSpec};
 use crate::contract::DaxDevice;
+use crate::guest::sys::wait_for;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
@@ -45,17 +46,6 @@ pub fn device_info(name: &str) -> Result<DaxDevice> {
             .unwrap_or(0),
         driver: driver_of(name),
     })
-}
-
-fn wait_for(path: &str, timeout: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if Path::new(path).exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Path::new(path).exists()
 }
 
 fn run_tool(argv: &[&str]) -> Result<String> {

@@ -150,12 +150,8 @@ pub fn touch(file: &str, off: u64, op: &str, dev_off: Option<u64>) -> Result<Str
         }
         m.word(at);
         std::fs::write("watching", "").context("creating `watching`")?;
-        let t = std::time::Instant::now();
-        while !std::path::Path::new("go").exists() {
-            if t.elapsed() > std::time::Duration::from_secs(300) {
-                bail!("mmap-touch watch: no `go` after 300 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        if !crate::guest::sys::wait_for("go", std::time::Duration::from_secs(300)) {
+            bail!("mmap-touch watch: no `go` after 300 s");
         }
     }
     Ok(match op {

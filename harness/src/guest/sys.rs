@@ -135,6 +135,18 @@ pub fn uptime_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Wait until `path` exists, at most `timeout`: whether it does.
+pub fn wait_for(path: &str, timeout: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if std::path::Path::new(path).exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::path::Path::new(path).exists()
+}
+
 /// Errno name for messages that cases compare against golden output.
 pub fn errno_name(e: i32) -> String {
     famfs_proto::errno::errno_name(e)

@@ -174,14 +174,14 @@ pub fn apply_known_defects(
     known: &[&crate::kernel::named::KnownDefect],
 ) -> Verdict {
     let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
-    let raced = |k: &&&crate::kernel::named::KnownDefect| {
-        k.intermittent && k.title.as_deref().is_some_and(|t| titles.contains(&t))
+    let appeared = |k: &crate::kernel::named::KnownDefect| {
+        k.title.as_deref().is_some_and(|t| titles.contains(&t))
     };
-    let race_seen = known.iter().any(|k| raced(&k));
+    let race_seen = known.iter().any(|k| k.intermittent && appeared(k));
     let known: Vec<&crate::kernel::named::KnownDefect> = known
         .iter()
-        .filter(|k| !k.intermittent || raced(k))
         .copied()
+        .filter(|k| !k.intermittent || appeared(k))
         .collect();
     if known.is_empty() || v.outcome == Outcome::NotRun {
         return v;

@@ -182,24 +182,30 @@ fn past_device(fmap: Option<&famfs_proto::Fmap>, obs: &Observation) -> bool {
         famfs_proto::Extents::Simple(v) => v.iter().collect(),
         famfs_proto::Extents::Interleave(v) => v.iter().flat_map(|x| &x.strips).collect(),
     };
-    all.iter()
-        .any(|e| e.offset.checked_add(e.len).is_none_or(|x| x > end))
+    all.into_iter().any(|e| past_end(e, end))
+}
+
+/// Whether an extent (or strip) runs past a device of `end` bytes, or its
+/// end wraps.
+fn past_end(e: &famfs_proto::SimpleExtent, end: u64) -> bool {
+    e.offset.checked_add(e.len).is_none_or(|x| x > end)
 }
 
 /// Whether the extent holding file offset `off` (for interleaved fmaps:
 /// any strip) runs past a device of `end` bytes.
 fn runs_past(fmap: &famfs_proto::Fmap, off: u64, end: u64) -> bool {
-    let past = |e: &famfs_proto::SimpleExtent| e.offset.checked_add(e.len).is_none_or(|x| x > end);
     match &fmap.extents {
         famfs_proto::Extents::Simple(v) => {
             let mut at = 0u64;
             v.iter().any(|e| {
                 let here = off >= at && off - at < e.len;
                 at = at.saturating_add(e.len);
-                here && past(e)
+                here && past_end(e, end)
             })
         }
-        famfs_proto::Extents::Interleave(v) => v.iter().flat_map(|x| &x.strips).any(past),
+        famfs_proto::Extents::Interleave(v) => {
+            v.iter().flat_map(|x| &x.strips).any(|e| past_end(e, end))
+        }
     }
 }
 
